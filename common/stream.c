@@ -1,0 +1,232 @@
+/* stream.c - frames in and out over files and pipes. */
+#define _GNU_SOURCE
+#include "stream.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tk.h"
+
+/* Memory grows with the bytes that actually arrive, never by what a header
+ * claims, so a lying header cannot make us allocate before it is caught
+ * by the end of the stream. */
+#define CHUNK ((size_t)64 << 20)
+
+void tk_stream_from(struct tk_stream *s, FILE *fp, const char *name)
+{
+	memset(s, 0, sizeof *s);
+	s->fp = fp;
+	s->name = xstrdup(name);
+}
+
+void tk_stream_open(struct tk_stream *s, const char *path)
+{
+	if (!path || strcmp(path, "-") == 0) {
+		tk_stream_from(s, stdin, "<stdin>");
+		return;
+	}
+	FILE *fp = fopen(path, "rb");
+	if (!fp)
+		die_io("cannot open %s:", path);
+	tk_stream_from(s, fp, path);
+	s->owns_fp = 1;
+}
+
+void tk_stream_close(struct tk_stream *s)
+{
+	if (s->owns_fp)
+		fclose(s->fp);
+	free(s->name);
+	free(s->hbuf);
+	memset(s, 0, sizeof *s);
+}
+
+static int sfail(struct tk_stream *s, const struct st_doc *d, int io,
+		 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int sfail(struct tk_stream *s, const struct st_doc *d, int io,
+		 const char *fmt, ...)
+{
+	char what[768];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	const char *key = d ? st_meta_get(d, "key") : NULL;
+	if (key)
+		snprintf(s->err, sizeof s->err, "%s: frame %ld (key %.128s): %s",
+			 s->name, s->frame, key, what);
+	else
+		snprintf(s->err, sizeof s->err, "%s: frame %ld: %s", s->name,
+			 s->frame, what);
+	s->io_error = io;
+	return -1;
+}
+
+/* Read exactly n bytes into *buf (grown as they arrive). Returns the
+ * number read: less than n at end of file or on error. */
+static size_t read_grow(FILE *fp, uint8_t **buf, size_t *cap, size_t n)
+{
+	size_t got = 0;
+	while (got < n) {
+		size_t want = n - got < CHUNK ? n - got : CHUNK;
+		if (got + want > *cap) {
+			size_t c = *cap ? *cap : 4096;
+			while (c < got + want)
+				c = c < CHUNK ? 2 * c : c + CHUNK;
+			*buf = xrealloc(*buf, c);
+			*cap = c;
+		}
+		size_t r = fread(*buf + got, 1, want, fp);
+		got += r;
+		if (r < want)
+			break;
+	}
+	return got;
+}
+
+int tk_stream_read(struct tk_stream *s, struct st_doc *d)
+{
+	st_clear(d);
+	s->io_error = 0;
+	uint8_t len8[8];
+	size_t got = fread(len8, 1, 8, s->fp);
+	if (got == 0) {
+		if (ferror(s->fp))
+			return sfail(s, NULL, 1, "read error: %s", strerror(errno));
+		return 0;
+	}
+	if (got < 8)
+		return sfail(s, NULL, ferror(s->fp),
+			     "truncated: the stream ends after %zu of the 8 "
+			     "bytes of the header length",
+			     got);
+	uint64_t n = 0;
+	for (int i = 7; i >= 0; i--)
+		n = n << 8 | len8[i];
+	if (n > ST_MAX_HEADER)
+		return sfail(s, NULL, 0,
+			     "header length %llu exceeds the %u-byte limit",
+			     (unsigned long long)n, ST_MAX_HEADER);
+	got = read_grow(s->fp, (uint8_t **)&s->hbuf, &s->hcap, n);
+	if (got < n)
+		return sfail(s, NULL, ferror(s->fp),
+			     "truncated: the stream ends after %zu of the %llu "
+			     "header bytes",
+			     got, (unsigned long long)n);
+	if (st_parse_header(d, s->hbuf, n, s->err, sizeof s->err) < 0) {
+		char what[sizeof s->err];
+		memcpy(what, s->err, sizeof what);
+		return sfail(s, d, 0, "%s", what);
+	}
+	got = read_grow(s->fp, &d->buf, &d->bufcap, d->data_size);
+	if (got < d->data_size)
+		return sfail(s, d, ferror(s->fp),
+			     "truncated: the stream ends after %zu of the %zu "
+			     "data bytes",
+			     got, d->data_size);
+	st_bind_data(d, d->buf);
+	s->frame++;
+	return 1;
+}
+
+int tk_read_frame(struct tk_stream *s, struct st_doc *d)
+{
+	int r = tk_stream_read(s, d);
+	if (r < 0)
+		tk_die(s->io_error ? TK_EXIT_IO : TK_EXIT_DATA, "%s", s->err);
+	return r;
+}
+
+void tk_frame_die(const struct tk_stream *s, const struct st_doc *d,
+		  const char *fmt, ...)
+{
+	char what[768];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	const char *key = d ? st_meta_get(d, "key") : NULL;
+	/* s->frame was advanced past the frame just read. */
+	long i = s->frame > 0 ? s->frame - 1 : 0;
+	if (key)
+		die_data("%s: frame %ld (key %s): %s", s->name, i, key, what);
+	die_data("%s: frame %ld: %s", s->name, i, what);
+}
+
+struct st_tensor *tk_frame_tensor(const struct tk_stream *s,
+				  const struct st_doc *d, const char *name,
+				  int dtype, int rank)
+{
+	struct st_tensor *t = st_find(d, name);
+	if (!t)
+		tk_frame_die(s, d, "no tensor '%s'", name);
+	if (dtype >= 0 && (int)t->dtype != dtype)
+		tk_frame_die(s, d, "tensor '%s' is %s, expected %s", name,
+			     st_dtype_name(t->dtype), st_dtype_name(dtype));
+	if (rank >= 0 && t->rank != rank)
+		tk_frame_die(s, d, "tensor '%s' has rank %d, expected %d",
+			     name, t->rank, rank);
+	return t;
+}
+
+void tk_write_frame_to(FILE *fp, const struct st_doc *d, const char *what)
+{
+	if (st_write(fp, d) < 0)
+		tk_write_failed(what);
+}
+
+void tk_write_frame(const struct st_doc *d)
+{
+	tk_write_frame_to(stdout, d, "standard output");
+}
+
+int tk_map_file(const char *path, struct tk_mapped *m, struct st_doc *d,
+		char *err, size_t errlen)
+{
+	memset(m, 0, sizeof *m);
+	int fd = open(path, O_RDONLY);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", path);
+		close(fd);
+		return -1;
+	}
+	if (st.st_size < 8) {
+		snprintf(err, errlen, "%s: file of %lld bytes is too short",
+			 path, (long long)st.st_size);
+		close(fd);
+		return -1;
+	}
+	void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED) {
+		snprintf(err, errlen, "%s: mmap: %s", path, strerror(errno));
+		return -1;
+	}
+	m->addr = p;
+	m->len = (size_t)st.st_size;
+	char what[768];
+	if (st_parse_buffer(d, p, m->len, what, sizeof what) < 0) {
+		snprintf(err, errlen, "%s: %s", path, what);
+		tk_unmap_file(m);
+		return -1;
+	}
+	return 0;
+}
+
+void tk_unmap_file(struct tk_mapped *m)
+{
+	if (m->addr)
+		munmap(m->addr, m->len);
+	memset(m, 0, sizeof *m);
+}

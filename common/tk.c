@@ -1,0 +1,352 @@
+/* tk.c - program name, errors, common options, atomic output files,
+ * progress. */
+#define _GNU_SOURCE
+#include "tk.h"
+
+#include "kernels/device.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *tk_progname = "tk";
+int tk_quiet, tk_force_progress;
+
+/* Temporary files to remove if we die before renaming them. */
+#define MAX_TMP 16
+static char *tmp_files[MAX_TMP];
+
+static void remove_tmp_files(void)
+{
+	for (int i = 0; i < MAX_TMP; i++)
+		if (tmp_files[i]) {
+			unlink(tmp_files[i]);
+			tmp_files[i] = NULL;
+		}
+}
+
+static void on_fatal_signal(int sig)
+{
+	/* unlink is async-signal-safe. */
+	for (int i = 0; i < MAX_TMP; i++)
+		if (tmp_files[i])
+			unlink(tmp_files[i]);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+void tk_init(const char *argv0)
+{
+	const char *slash = argv0 ? strrchr(argv0, '/') : NULL;
+	tk_progname = slash ? slash + 1 : (argv0 ? argv0 : "tk");
+	/* A closed downstream pipe shows up as EPIPE from write, which ends
+	 * the program quietly (tk_write_failed). */
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGINT, on_fatal_signal);
+	signal(SIGTERM, on_fatal_signal);
+	signal(SIGHUP, on_fatal_signal);
+	/* Streams are written in large pieces. */
+	static char outbuf[1 << 20];
+	if (!isatty(STDOUT_FILENO))
+		setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
+}
+
+static void vmsg(const char *kind, const char *fmt, va_list ap)
+{
+	int saved = errno;
+	char buf[4096];
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	size_t n = strlen(buf);
+	if (n && buf[n - 1] == ':')
+		fprintf(stderr, "%s: %s%s %s\n", tk_progname, kind, buf,
+			strerror(saved));
+	else
+		fprintf(stderr, "%s: %s%s\n", tk_progname, kind, buf);
+}
+
+void tk_die(int status, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vmsg("error: ", fmt, ap);
+	va_end(ap);
+	remove_tmp_files();
+	exit(status);
+}
+
+void tk_warn(const char *fmt, ...)
+{
+	if (tk_quiet)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vmsg("warning: ", fmt, ap);
+	va_end(ap);
+}
+
+void tk_note(const char *fmt, ...)
+{
+	if (tk_quiet)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vmsg("", fmt, ap);
+	va_end(ap);
+}
+
+void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		die_io("out of memory allocating %zu bytes", n);
+	return p;
+}
+
+void *xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+	if (!p)
+		die_io("out of memory allocating %zu x %zu bytes", n, size);
+	return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n ? n : 1);
+	if (!p)
+		die_io("out of memory allocating %zu bytes", n);
+	return p;
+}
+
+char *xstrdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	return memcpy(xmalloc(n), s, n);
+}
+
+size_t xmul(size_t n, size_t size)
+{
+	size_t r;
+	if (__builtin_mul_overflow(n, size, &r))
+		die_io("size overflow (%zu x %zu)", n, size);
+	return r;
+}
+
+/* This file and kernels/ are the only ones that know about devices. */
+int tk_have_cuda(void)
+{
+#ifdef TK_CUDA
+	return 1;
+#else
+	return 0;
+#endif
+}
+
+#ifndef TK_CUDA
+const char *tk_cuda_versions(void)
+{
+	return NULL;
+}
+#endif
+
+void tk_common_option(int c, const char *usage)
+{
+	switch (c) {
+	case 'h':
+		fputs(usage, stdout);
+		exit(fflush(stdout) ? TK_EXIT_IO : 0);
+	case TK_OPT_VERSION:
+		if (tk_have_cuda())
+			printf("%s (tk) %s, CUDA support: built in (%s)\n",
+			       tk_progname, TK_VERSION, tk_cuda_versions());
+		else
+			printf("%s (tk) %s, CUDA support: not built in\n",
+			       tk_progname, TK_VERSION);
+		exit(fflush(stdout) ? TK_EXIT_IO : 0);
+	case 'q':
+		tk_quiet = 1;
+		return;
+	case TK_OPT_PROGRESS:
+		tk_force_progress = 1;
+		return;
+	default:
+		fprintf(stderr, "Try '%s --help' for more information.\n",
+			tk_progname);
+		exit(TK_EXIT_USAGE);
+	}
+}
+
+long tk_parse_long(const char *opt, const char *s, long lo, long hi)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi)
+		die_usage("%s: '%s' is not an integer in [%ld, %ld]", opt, s,
+			  lo, hi);
+	return v;
+}
+
+double tk_parse_double(const char *opt, const char *s)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end || !isfinite(v))
+		die_usage("%s: '%s' is not a number", opt, s);
+	return v;
+}
+
+uint64_t tk_parse_size(const char *opt, const char *s)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	uint64_t mul = 1;
+	switch (*end) {
+	case 'k': case 'K': mul = 1ull << 10; end++; break;
+	case 'm': case 'M': mul = 1ull << 20; end++; break;
+	case 'g': case 'G': mul = 1ull << 30; end++; break;
+	case 't': case 'T': mul = 1ull << 40; end++; break;
+	}
+	if (*end == 'B' || *end == 'b')
+		end++;
+	if (errno || end == s || *end || !(v >= 0) || v * mul > 1e19)
+		die_usage("%s: '%s' is not a size (like 512M or 2G)", opt, s);
+	return (uint64_t)(v * (double)mul);
+}
+
+void tk_binary_stdout(void)
+{
+	if (isatty(STDOUT_FILENO))
+		die_usage("refusing to write a binary stream to a terminal "
+			  "(redirect stdout to a file or a pipe)");
+}
+
+void tk_write_failed(const char *what)
+{
+	if (errno == EPIPE) {
+		remove_tmp_files();
+		/* Downstream stopped reading: that is not our failure. */
+		_exit(0);
+	}
+	die_io("writing %s:", what);
+}
+
+void tk_close_stdout(void)
+{
+	if (fflush(stdout) != 0 || ferror(stdout))
+		tk_write_failed("standard output");
+	if (fclose(stdout) != 0 && errno != EBADF)
+		tk_write_failed("standard output");
+}
+
+FILE *tk_outfile_open(struct tk_outfile *o, const char *path)
+{
+	int slot = -1;
+	for (int i = 0; i < MAX_TMP; i++)
+		if (!tmp_files[i]) {
+			slot = i;
+			break;
+		}
+	if (slot < 0)
+		die_io("too many output files open at once");
+	o->path = xstrdup(path);
+	if (asprintf(&o->tmp, "%s.tmp.%ld", path, (long)getpid()) < 0)
+		die_io("out of memory");
+	o->fp = fopen(o->tmp, "wb");
+	if (!o->fp)
+		die_io("cannot create %s:", o->tmp);
+	tmp_files[slot] = o->tmp;
+	return o->fp;
+}
+
+static void forget_outfile(struct tk_outfile *o)
+{
+	for (int i = 0; i < MAX_TMP; i++)
+		if (tmp_files[i] == o->tmp)
+			tmp_files[i] = NULL;
+	free(o->tmp);
+	free(o->path);
+	o->tmp = o->path = NULL;
+}
+
+void tk_outfile_commit(struct tk_outfile *o)
+{
+	if (fflush(o->fp) != 0 || ferror(o->fp))
+		die_io("writing %s:", o->path);
+	if (fsync(fileno(o->fp)) != 0 && errno != EINVAL && errno != EROFS)
+		die_io("writing %s:", o->path);
+	if (fclose(o->fp) != 0)
+		die_io("writing %s:", o->path);
+	o->fp = NULL;
+	if (rename(o->tmp, o->path) != 0)
+		die_io("renaming %s to %s:", o->tmp, o->path);
+	forget_outfile(o);
+}
+
+void tk_outfile_discard(struct tk_outfile *o)
+{
+	if (o->fp)
+		fclose(o->fp);
+	o->fp = NULL;
+	unlink(o->tmp);
+	forget_outfile(o);
+}
+
+double tk_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void tk_progress_start(struct tk_progress *p, const char *what, long total)
+{
+	p->what = what;
+	p->total = total;
+	p->count = 0;
+	p->start = p->last = tk_now();
+	p->on = !tk_quiet && (tk_force_progress || isatty(STDERR_FILENO));
+}
+
+static void progress_print(struct tk_progress *p, double now, int final)
+{
+	double dt = now - p->start;
+	double rate = dt > 0 ? p->count / dt : 0;
+	if (p->total > 0 && rate > 0 && !final)
+		fprintf(stderr, "\r%s: %ld/%ld %s, %.1f/s, ETA %.0fs   ",
+			tk_progname, p->count, p->total, p->what, rate,
+			(p->total - p->count) / rate);
+	else
+		fprintf(stderr, "\r%s: %ld %s, %.1f/s, %.1fs   ", tk_progname,
+			p->count, p->what, rate, dt);
+	if (final)
+		fputc('\n', stderr);
+}
+
+void tk_progress_step(struct tk_progress *p, long n)
+{
+	p->count += n;
+	if (!p->on)
+		return;
+	double now = tk_now();
+	if (now - p->last >= 0.5) {
+		p->last = now;
+		progress_print(p, now, 0);
+	}
+}
+
+void tk_progress_end(struct tk_progress *p)
+{
+	if (p->on)
+		progress_print(p, tk_now(), 1);
+	p->on = 0;
+}

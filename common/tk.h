@@ -1,0 +1,94 @@
+/* tk.h - what every tk program shares: its name, errors, exit codes,
+ * common options, output files written atomically, progress. */
+#ifndef TK_H
+#define TK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define TK_VERSION "0.1.0"
+
+/* Exit statuses (DESIGN.md, Errors). */
+enum { TK_EXIT_OK = 0, TK_EXIT_USAGE = 1, TK_EXIT_DATA = 2, TK_EXIT_IO = 3 };
+
+/* Set by tk_init from argv[0]; "tk-cat", ... */
+extern const char *tk_progname;
+/* --quiet: nothing but errors on stderr. --progress: progress even when
+ * stderr is not a terminal. */
+extern int tk_quiet, tk_force_progress;
+
+void tk_init(const char *argv0);
+
+/* Print "tk-NAME: error: <msg>" to stderr and exit with status.  A message
+ * ending in ':' gets ": strerror(errno)" appended. Temporary output files
+ * are removed first. */
+_Noreturn void tk_die(int status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+#define die_usage(...) tk_die(TK_EXIT_USAGE, __VA_ARGS__)
+#define die_data(...) tk_die(TK_EXIT_DATA, __VA_ARGS__)
+#define die_io(...) tk_die(TK_EXIT_IO, __VA_ARGS__)
+/* "tk-NAME: warning: <msg>" unless --quiet. */
+void tk_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "tk-NAME: <msg>" unless --quiet: summaries and notes. */
+void tk_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+/* n * size, dying on overflow. */
+size_t xmul(size_t n, size_t size);
+
+/* Common long options: add TK_COMMON_OPTIONS to each tool's table and
+ * pass unhandled getopt results to tk_common_option, which handles
+ * --help (prints usage, exits 0), --version, --quiet, --progress and
+ * usage errors (exit 1). */
+enum { TK_OPT_VERSION = 0x1000, TK_OPT_PROGRESS, TK_OPT_FIRST_TOOL };
+#define TK_COMMON_OPTIONS                                                    \
+	{"help", no_argument, 0, 'h'}, {"version", no_argument, 0, TK_OPT_VERSION}, \
+	    {"quiet", no_argument, 0, 'q'},                                        \
+	    {"progress", no_argument, 0, TK_OPT_PROGRESS }
+void tk_common_option(int c, const char *usage);
+/* Strict numeric option parsing; die with a usage error naming the option. */
+long tk_parse_long(const char *opt, const char *s, long lo, long hi);
+double tk_parse_double(const char *opt, const char *s);
+/* "2G", "512M", "100k", plain bytes. */
+uint64_t tk_parse_size(const char *opt, const char *s);
+/* Whether CUDA support was compiled in. */
+int tk_have_cuda(void);
+
+/* Refuse to write a binary stream to a terminal (usage error). */
+void tk_binary_stdout(void);
+/* Flush and close stdout, dying if that fails (a full disk shows up here);
+ * a closed pipe ends quietly with status 0. */
+void tk_close_stdout(void);
+/* Called when a write fails: EPIPE exits 0 quietly, others die (exit 3). */
+_Noreturn void tk_write_failed(const char *what);
+
+/* Output file written to "<path>.tmp.<pid>" and renamed on commit; removed
+ * if the program dies before that. */
+struct tk_outfile {
+	char *path, *tmp;
+	FILE *fp;
+};
+FILE *tk_outfile_open(struct tk_outfile *o, const char *path);
+void tk_outfile_commit(struct tk_outfile *o);
+/* Close and remove the temporary file: nothing is written. */
+void tk_outfile_discard(struct tk_outfile *o);
+
+/* Progress on stderr: count, rate and, when total > 0, ETA.  Shown when
+ * stderr is a terminal or --progress, never with --quiet. */
+struct tk_progress {
+	const char *what;
+	long total, count;
+	double start, last;
+	int on;
+};
+void tk_progress_start(struct tk_progress *p, const char *what, long total);
+void tk_progress_step(struct tk_progress *p, long n);
+void tk_progress_end(struct tk_progress *p);
+
+double tk_now(void); /* seconds, monotonic */
+
+#endif

@@ -1,0 +1,25 @@
+/* fuzz_safetensors - libFuzzer target for whole-document parsing, as weight
+ * files are read (st_parse_buffer over a mapped file). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/safetensors.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	uint8_t *buf = malloc(size ? size : 1);
+	memcpy(buf, data, size);
+	struct st_doc d;
+	char err[512];
+	st_init(&d);
+	if (st_parse_buffer(&d, buf, size, err, sizeof err) == 0)
+		for (int i = 0; i < d.n; i++) {
+			volatile double x = 0;
+			size_t n = st_numel(&d.t[i]);
+			if (n)
+				x += st_get(&d.t[i], n - 1);
+		}
+	st_free(&d);
+	free(buf);
+	return 0;
+}

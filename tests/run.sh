@@ -1,0 +1,81 @@
+#!/bin/bash
+# tests/run.sh - run tk's tests: C unit tests (TK_UNIT/test_*), and the
+# shell tests tests/tools/*.test.  Each test passes (exit 0), is skipped
+# (exit 77, its last line says why) or fails (anything else; its output is
+# shown).  Ends with the line "N passed, N failed"; exits 1 on any failure.
+#
+#   tests/run.sh [TEST...]      TEST: a path or a name like cat-roundtrip
+#   TK_TEST_JOBS=n              tests run n at a time (default: cores)
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+export TK_ROOT=$(dirname "$here")
+export TK_BIN=${TK_BIN:-$TK_ROOT/bin}
+export TK_UNIT=${TK_UNIT:-$TK_ROOT/build/cpu/tests}
+export PY=${PY:-/usr/bin/python3}
+export PATH="$TK_BIN:$PATH"
+# The shared data folder beside a developer's checkout; absent in a user's
+# clone, where the tests that need it skip.
+if [ -z "${TK_SHARED:-}" ] && [ -d "$TK_ROOT/../shared/data" ]; then
+	export TK_SHARED=$(cd "$TK_ROOT/../shared" && pwd)
+fi
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=99}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:exitcode=99}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+
+tests=()
+if [ $# -gt 0 ]; then
+	for t in "$@"; do
+		if [ -e "$t" ]; then tests+=("$t")
+		elif [ -e "$here/tools/$t.test" ]; then tests+=("$here/tools/$t.test")
+		elif [ -e "$TK_UNIT/$t" ]; then tests+=("$TK_UNIT/$t")
+		else echo "no such test: $t" >&2; exit 1; fi
+	done
+else
+	for t in "$TK_UNIT"/test_*; do [ -x "$t" ] && tests+=("$t"); done
+	for t in "$here"/tools/*.test; do [ -e "$t" ] && tests+=("$t"); done
+fi
+
+logdir=$(mktemp -d "${TMPDIR:-/tmp}/tk-tests.XXXXXX")
+trap 'rm -rf "$logdir"' EXIT
+jobs_max=${TK_TEST_JOBS:-$(nproc 2>/dev/null || echo 2)}
+
+run_one() {
+	local t=$1 name log rc start
+	name=$(basename "$t" .test)
+	log="$logdir/$name.log"
+	start=$(date +%s)
+	case "$t" in
+	*.test) timeout "${TK_TEST_TIMEOUT:-1800}" bash "$t" >"$log" 2>&1 ;;
+	*) timeout "${TK_TEST_TIMEOUT:-1800}" "$t" >"$log" 2>&1 ;;
+	esac
+	rc=$?
+	echo "$rc $(( $(date +%s) - start ))" >"$logdir/$name.rc"
+}
+
+running=0
+for t in "${tests[@]}"; do
+	run_one "$t" &
+	running=$((running + 1))
+	if [ "$running" -ge "$jobs_max" ]; then
+		wait -n
+		running=$((running - 1))
+	fi
+done
+wait
+
+pass=0 fail=0 skip=0
+for t in "${tests[@]}"; do
+	name=$(basename "$t" .test)
+	read -r rc secs <"$logdir/$name.rc"
+	if [ "$rc" = 0 ]; then
+		pass=$((pass + 1)); echo "PASS $name (${secs}s)"
+	elif [ "$rc" = 77 ]; then
+		skip=$((skip + 1)); echo "SKIP $name: $(tail -n 1 "$logdir/$name.log")"
+	else
+		fail=$((fail + 1)); echo "FAIL $name (exit $rc, ${secs}s)"
+		tail -n 40 "$logdir/$name.log" | sed 's/^/    /'
+	fi
+done
+[ "$skip" -gt 0 ] && echo "($skip skipped)"
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
