@@ -1,0 +1,519 @@
+/* model.c - the model table: names and shapes of the reference Token model
+ * for an architecture, one allocation, loading and saving. */
+#define _GNU_SOURCE
+#include "model.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stream.h"
+#include "tk.h"
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* ---- architecture ---- */
+
+static const struct {
+	const char *key;
+	size_t off;
+	int is_float;
+} arch_fields[] = {
+	{"depth", offsetof(struct tk_arch, depth), 0},
+	{"width", offsetof(struct tk_arch, width), 0},
+	{"mid_dim", offsetof(struct tk_arch, mid_dim), 0},
+	{"tokens", offsetof(struct tk_arch, tokens), 0},
+	{"heads", offsetof(struct tk_arch, heads), 0},
+	{"encoder_layers", offsetof(struct tk_arch, enc_layers), 0},
+	{"decoder_layers", offsetof(struct tk_arch, dec_layers), 0},
+	{"out_dim", offsetof(struct tk_arch, out_dim), 0},
+	{"classes", offsetof(struct tk_arch, classes), 0},
+	{"arcface_s", offsetof(struct tk_arch, arc_s), 1},
+	{"arcface_m", offsetof(struct tk_arch, arc_m), 1},
+};
+#define NFIELDS (sizeof arch_fields / sizeof *arch_fields)
+
+static int set_field(struct tk_arch *a, const char *key, const char *val,
+		     char *err, size_t errlen)
+{
+	for (size_t i = 0; i < NFIELDS; i++) {
+		if (strcmp(arch_fields[i].key, key) != 0)
+			continue;
+		char *end;
+		double v = strtod(val, &end);
+		if (end == val || *end || !isfinite(v))
+			return fail(err, errlen, "architecture: %s='%s' is not a number",
+				    key, val);
+		if (arch_fields[i].is_float) {
+			*(float *)((char *)a + arch_fields[i].off) = (float)v;
+		} else {
+			if (v != floor(v) || v < 0 || v > 1e9)
+				return fail(err, errlen,
+					    "architecture: %s='%s' is not a count",
+					    key, val);
+			*(int *)((char *)a + arch_fields[i].off) = (int)v;
+		}
+		return 0;
+	}
+	return fail(err, errlen, "architecture: unknown field '%s'", key);
+}
+
+static int check_arch(const struct tk_arch *a, char *err, size_t errlen)
+{
+	if (a->depth != 50 && a->depth != 101)
+		return fail(err, errlen, "architecture: depth %d (50 or 101)",
+			    a->depth);
+	if (a->width < 1 || a->mid_dim < 1 || a->tokens < 1 || a->heads < 1 ||
+	    a->out_dim < 1 || a->enc_layers < 0 || a->dec_layers < 0)
+		return fail(err, errlen, "architecture: a size is zero");
+	if (a->mid_dim % a->heads)
+		return fail(err, errlen,
+			    "architecture: mid_dim %d is not a multiple of %d heads",
+			    a->mid_dim, a->heads);
+	return 0;
+}
+
+int tk_arch_parse(struct tk_arch *a, const char *spec, char *err, size_t errlen)
+{
+	memset(a, 0, sizeof *a);
+	const char *colon = strchr(spec, ':');
+	size_t n = colon ? (size_t)(colon - spec) : strlen(spec);
+	if (n == 3 && strncmp(spec, "r50", 3) == 0)
+		a->depth = 50;
+	else if (n == 4 && strncmp(spec, "r101", 4) == 0)
+		a->depth = 101;
+	else
+		return fail(err, errlen, "unknown architecture '%.*s' (r50, r101)",
+			    (int)n, spec);
+	a->width = 64;
+	a->mid_dim = 1024;
+	a->tokens = 4;
+	a->heads = 8;
+	a->enc_layers = 1;
+	a->dec_layers = 2;
+	a->out_dim = 1024;
+	a->classes = 0;
+	a->arc_m = 0.2f;
+	int have_s = 0;
+	if (colon) {
+		char *list = xstrdup(colon + 1), *save = NULL;
+		for (char *kv = strtok_r(list, ",", &save); kv;
+		     kv = strtok_r(NULL, ",", &save)) {
+			char *eq = strchr(kv, '=');
+			if (!eq) {
+				free(list);
+				return fail(err, errlen,
+					    "architecture: '%s' is not key=value", kv);
+			}
+			*eq = 0;
+			have_s |= strcmp(kv, "arcface_s") == 0;
+			if (set_field(a, kv, eq + 1, err, errlen) < 0) {
+				free(list);
+				return -1;
+			}
+		}
+		free(list);
+	}
+	if (!have_s)
+		a->arc_s = sqrtf((float)a->out_dim);
+	return check_arch(a, err, errlen);
+}
+
+void tk_arch_to_meta(const struct tk_arch *a, struct st_doc *d)
+{
+	st_meta_set(d, "format", "tk-model");
+	st_meta_set(d, "backbone", a->depth == 50 ? "resnet50" : "resnet101");
+	for (size_t i = 0; i < NFIELDS; i++) {
+		const char *p = (const char *)a + arch_fields[i].off;
+		if (arch_fields[i].is_float)
+			st_meta_setf(d, arch_fields[i].key, "%.9g",
+				     (double)*(const float *)p);
+		else
+			st_meta_setf(d, arch_fields[i].key, "%d", *(const int *)p);
+	}
+}
+
+int tk_arch_from_meta(struct tk_arch *a, const struct st_doc *d, char *err,
+		      size_t errlen)
+{
+	memset(a, 0, sizeof *a);
+	for (size_t i = 0; i < NFIELDS; i++) {
+		const char *v = st_meta_get(d, arch_fields[i].key);
+		if (!v)
+			return fail(err, errlen,
+				    "no architecture: metadata key '%s' is missing "
+				    "(import PyTorch files with tk-import)",
+				    arch_fields[i].key);
+		if (set_field(a, arch_fields[i].key, v, err, errlen) < 0)
+			return -1;
+	}
+	return check_arch(a, err, errlen);
+}
+
+/* ---- the table ---- */
+
+static const char *xname(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static const char *xname(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= len)
+		die_io("tensor name too long");
+	return buf;
+}
+
+struct builder {
+	struct tk_model *m;
+	int cap;
+};
+
+static void add(struct builder *b, enum tk_param_kind kind, int rank,
+		const int64_t *shape, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void add(struct builder *b, enum tk_param_kind kind, int rank,
+		const int64_t *shape, const char *fmt, ...)
+{
+	struct tk_model *m = b->m;
+	if (m->n == b->cap) {
+		b->cap = b->cap ? 2 * b->cap : 256;
+		m->p = xrealloc(m->p, xmul(b->cap, sizeof *m->p));
+	}
+	struct tk_param *p = &m->p[m->n++];
+	memset(p, 0, sizeof *p);
+	va_list ap;
+	va_start(ap, fmt);
+	if (vasprintf(&p->name, fmt, ap) < 0)
+		die_io("out of memory");
+	va_end(ap);
+	p->kind = kind;
+	p->rank = rank;
+	p->numel = 1;
+	for (int i = 0; i < rank; i++) {
+		p->shape[i] = shape[i];
+		p->numel *= (size_t)shape[i];
+	}
+	/* Keep every tensor 64-byte aligned for vector loads. */
+	p->offset = m->numel;
+	m->numel += (p->numel + 15) & ~(size_t)15;
+	const char *dot = strrchr(p->name, '.');
+	p->decay = kind == TK_PARAM && rank > 1 && !(dot && strcmp(dot, ".bias") == 0);
+}
+
+#define SHAPE(...) (sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__}
+
+static void conv(struct builder *b, int cout, int cin, int k, int bias,
+		 const char *name)
+{
+	add(b, TK_PARAM, SHAPE(cout, cin, k, k), "%s.weight", name);
+	if (bias)
+		add(b, TK_PARAM, SHAPE(cout), "%s.bias", name);
+}
+
+static void batchnorm(struct builder *b, int c, const char *name)
+{
+	add(b, TK_PARAM, SHAPE(c), "%s.weight", name);
+	add(b, TK_PARAM, SHAPE(c), "%s.bias", name);
+	add(b, TK_BUFFER, SHAPE(c), "%s.running_mean", name);
+	add(b, TK_BUFFER, SHAPE(c), "%s.running_var", name);
+	add(b, TK_COUNTER, 0, NULL, "%s.num_batches_tracked", name);
+}
+
+static void linear(struct builder *b, int out, int in, const char *name)
+{
+	add(b, TK_PARAM, SHAPE(out, in), "%s.weight", name);
+	add(b, TK_PARAM, SHAPE(out), "%s.bias", name);
+}
+
+static void layernorm(struct builder *b, int c, const char *name)
+{
+	add(b, TK_PARAM, SHAPE(c), "%s.weight", name);
+	add(b, TK_PARAM, SHAPE(c), "%s.bias", name);
+}
+
+static void attention(struct builder *b, int d, const char *prefix)
+{
+	static const char *const parts[] = {"q", "k", "v", "proj"};
+	char name[128];
+	for (int i = 0; i < 4; i++) {
+		xname(name, sizeof name, "%s.%s", prefix, parts[i]);
+		linear(b, d, d, name);
+	}
+}
+
+/* ResNet stage sizes (torchvision Bottleneck, stride in the 3x3 conv). */
+static const int blocks50[4] = {3, 4, 6, 3}, blocks101[4] = {3, 4, 23, 3};
+
+static const char *block_name(char *buf, size_t len, int stage, int i,
+			      const char *part)
+{
+	return xname(buf, len, "backbone.block%d.%d.%s", stage, i, part);
+}
+
+static void backbone(struct builder *b, const struct tk_arch *a)
+{
+	int w = a->width;
+	const int *nb = a->depth == 50 ? blocks50 : blocks101;
+	char n[128];
+	conv(b, w, 3, 7, 0, "backbone.block1.0");
+	batchnorm(b, w, "backbone.block1.1");
+	int cin = w;
+	for (int s = 0; s < 4; s++) {
+		int planes = w << s, cout = planes * 4, st = s + 2;
+		for (int i = 0; i < nb[s]; i++) {
+			conv(b, planes, cin, 1, 0, block_name(n, sizeof n, st, i, "conv1"));
+			batchnorm(b, planes, block_name(n, sizeof n, st, i, "bn1"));
+			conv(b, planes, planes, 3, 0, block_name(n, sizeof n, st, i, "conv2"));
+			batchnorm(b, planes, block_name(n, sizeof n, st, i, "bn2"));
+			conv(b, cout, planes, 1, 0, block_name(n, sizeof n, st, i, "conv3"));
+			batchnorm(b, cout, block_name(n, sizeof n, st, i, "bn3"));
+			if (i == 0) {
+				conv(b, cout, cin, 1, 0,
+				     block_name(n, sizeof n, st, i, "downsample.0"));
+				batchnorm(b, cout,
+					  block_name(n, sizeof n, st, i, "downsample.1"));
+			}
+			cin = cout;
+		}
+	}
+}
+
+static void token_head(struct builder *b, const struct tk_arch *a)
+{
+	int d = a->mid_dim;
+	char name[128];
+	conv(b, d, 32 * a->width, 1, 1, "tr.conv.0");
+	batchnorm(b, d, "tr.conv.1");
+	for (int l = 0; l < a->enc_layers; l++) {
+		xname(name, sizeof name, "tr.encoder.%d.attn", l);
+		attention(b, d, name);
+		xname(name, sizeof name, "tr.encoder.%d.bn", l);
+		batchnorm(b, d, name);
+		xname(name, sizeof name, "tr.encoder.%d.mlp", l);
+		linear(b, d, d, name);
+	}
+	add(b, TK_PARAM, SHAPE(1, a->tokens, d), "tr.query");
+	linear(b, d, d, "tr.token_norm.0");
+	layernorm(b, d, "tr.token_norm.1");
+	for (int l = 0; l < a->dec_layers; l++) {
+		static const char *const parts[] = {"self_attn", "cross_attn"};
+		for (int i = 0; i < 2; i++) {
+			xname(name, sizeof name, "tr.decoder.%d.%s", l, parts[i]);
+			attention(b, d, name);
+		}
+		xname(name, sizeof name, "tr.decoder.%d.bn1", l);
+		layernorm(b, d, name);
+		xname(name, sizeof name, "tr.decoder.%d.bn2", l);
+		layernorm(b, d, name);
+		xname(name, sizeof name, "tr.decoder.%d.mlp.fc1", l);
+		linear(b, 2 * d, d, name);
+		xname(name, sizeof name, "tr.decoder.%d.mlp.fc2", l);
+		linear(b, d, 2 * d, name);
+	}
+	linear(b, a->out_dim, d * a->tokens, "tr.proj.0");
+	batchnorm(b, a->out_dim, "tr.proj.1");
+	if (a->classes > 0)
+		add(b, TK_PARAM, SHAPE(a->classes, a->out_dim), "classifier.weight");
+}
+
+void tk_model_init(struct tk_model *m, const struct tk_arch *a)
+{
+	memset(m, 0, sizeof *m);
+	m->arch = *a;
+	struct builder b = {m, 0};
+	backbone(&b, a);
+	token_head(&b, a);
+	m->data = aligned_alloc(64, xmul((m->numel + 15) & ~(size_t)15, sizeof(float)));
+	if (!m->data)
+		die_io("out of memory for %zu parameters", m->numel);
+	memset(m->data, 0, m->numel * sizeof(float));
+	m->counters = xcalloc(m->n, sizeof *m->counters);
+}
+
+void tk_model_free(struct tk_model *m)
+{
+	for (int i = 0; i < m->n; i++)
+		free(m->p[i].name);
+	free(m->p);
+	free(m->data);
+	free(m->counters);
+	memset(m, 0, sizeof *m);
+}
+
+const struct tk_param *tk_model_param(const struct tk_model *m,
+				      const char *name)
+{
+	/* Hundreds of names, looked up at load time only: a scan will do. */
+	for (int i = 0; i < m->n; i++)
+		if (strcmp(m->p[i].name, name) == 0)
+			return &m->p[i];
+	return NULL;
+}
+
+float *tk_model_tensor(const struct tk_model *m, const char *name)
+{
+	const struct tk_param *p = tk_model_param(m, name);
+	return p ? m->data + p->offset : NULL;
+}
+
+size_t tk_model_count_params(const struct tk_model *m)
+{
+	size_t n = 0;
+	for (int i = 0; i < m->n; i++)
+		if (m->p[i].kind == TK_PARAM)
+			n += m->p[i].numel;
+	return n;
+}
+
+void tk_arch_describe(const struct tk_arch *a, char *buf, size_t len)
+{
+	struct tk_model m;
+	tk_model_init(&m, a);
+	snprintf(buf, len,
+		 "resnet%d width %d, mid %d, %d tokens, %d heads, %d+%d layers, "
+		 "out %d, %d classes, %.1fM parameters",
+		 a->depth, a->width, a->mid_dim, a->tokens, a->heads,
+		 a->enc_layers, a->dec_layers, a->out_dim, a->classes,
+		 tk_model_count_params(&m) / 1e6);
+	tk_model_free(&m);
+}
+
+/* ---- loading and saving ---- */
+
+static int is_state(const char *name)
+{
+	return strncmp(name, "optim.", 6) == 0 || strncmp(name, "state.", 6) == 0;
+}
+
+static int convert(float *dst, const struct st_tensor *t, char *err,
+		   size_t errlen)
+{
+	size_t n = st_numel(t);
+	switch (t->dtype) {
+	case ST_F32:
+		memcpy(dst, t->data, n * sizeof(float));
+		return 0;
+	case ST_F16:
+	case ST_BF16:
+	case ST_F64:
+	case ST_I64:
+	case ST_I32:
+		for (size_t i = 0; i < n; i++)
+			dst[i] = (float)st_get(t, i);
+		return 0;
+	default:
+		return fail(err, errlen, "tensor '%s': dtype %s is not a float",
+			    t->name, st_dtype_name(t->dtype));
+	}
+}
+
+int tk_model_from_doc(struct tk_model *m, const struct st_doc *d, char *err,
+		      size_t errlen)
+{
+	struct tk_arch a;
+	if (tk_arch_from_meta(&a, d, err, errlen) < 0)
+		return -1;
+	tk_model_init(m, &a);
+	char *seen = xcalloc(m->n, 1);
+	int rc = 0;
+	for (int i = 0; i < d->n && !rc; i++) {
+		const struct st_tensor *t = &d->t[i];
+		if (is_state(t->name))
+			continue;
+		const struct tk_param *p = tk_model_param(m, t->name);
+		if (!p) {
+			rc = fail(err, errlen,
+				  "unexpected tensor '%s' for this architecture",
+				  t->name);
+			break;
+		}
+		int same = t->rank == p->rank;
+		for (int k = 0; same && k < p->rank; k++)
+			same = t->shape[k] == p->shape[k];
+		/* A counter may also come as a 1-element vector. */
+		if (p->kind == TK_COUNTER && st_numel(t) == 1)
+			same = 1;
+		if (!same) {
+			char want[96] = "", got[96] = "";
+			for (int k = 0; k < p->rank; k++)
+				snprintf(want + strlen(want), sizeof want - strlen(want),
+					 "%s%lld", k ? "," : "", (long long)p->shape[k]);
+			for (int k = 0; k < t->rank; k++)
+				snprintf(got + strlen(got), sizeof got - strlen(got),
+					 "%s%lld", k ? "," : "", (long long)t->shape[k]);
+			rc = fail(err, errlen,
+				  "tensor '%s' has shape [%s], the architecture "
+				  "needs [%s]",
+				  t->name, got, want);
+			break;
+		}
+		rc = convert(m->data + p->offset, t, err, errlen);
+		seen[p - m->p] = 1;
+	}
+	for (int i = 0; i < m->n && !rc; i++)
+		if (!seen[i])
+			rc = fail(err, errlen, "missing tensor '%s'", m->p[i].name);
+	free(seen);
+	if (rc)
+		tk_model_free(m);
+	return rc;
+}
+
+int tk_model_load(struct tk_model *m, const char *path, char *err,
+		  size_t errlen)
+{
+	struct tk_mapped map;
+	struct st_doc d;
+	st_init(&d);
+	if (tk_map_file(path, &map, &d, err, errlen) < 0) {
+		st_free(&d);
+		return -1;
+	}
+	char what[768];
+	int rc = tk_model_from_doc(m, &d, what, sizeof what);
+	if (rc < 0)
+		snprintf(err, errlen, "%s: %s", path, what);
+	st_free(&d);
+	tk_unmap_file(&map);
+	return rc;
+}
+
+void tk_model_to_doc(const struct tk_model *m, struct st_doc *d)
+{
+	tk_arch_to_meta(&m->arch, d);
+	for (int i = 0; i < m->n; i++) {
+		const struct tk_param *p = &m->p[i];
+		if (p->kind == TK_COUNTER) {
+			m->counters[i] = (int64_t)m->data[p->offset];
+			st_add(d, p->name, ST_I64, 0, NULL, &m->counters[i]);
+		} else {
+			st_add(d, p->name, ST_F32, p->rank, p->shape,
+			       m->data + p->offset);
+		}
+	}
+}
+
+void tk_model_save(const struct tk_model *m, const char *path)
+{
+	struct st_doc d;
+	st_init(&d);
+	tk_model_to_doc(m, &d);
+	struct tk_outfile o;
+	FILE *fp = tk_outfile_open(&o, path);
+	if (st_write(fp, &d) < 0)
+		die_io("writing %s:", path);
+	tk_outfile_commit(&o);
+	st_free(&d);
+}

@@ -1,0 +1,76 @@
+/* pickle.h - a restricted unpickler: Python pickles (protocols 0-5) read
+ * into a tree of plain values, with nothing ever executed.
+ *
+ * Plain data (None, bool, int incl. long, float, str, bytes, bytearray,
+ * list, tuple, dict, set, frozenset) and the memo opcodes are always
+ * accepted.  GLOBAL/STACK_GLOBAL, REDUCE, NEWOBJ(_EX), BUILD, INST, OBJ and
+ * PERSID/BINPERSID are refused with an error naming the global, unless the
+ * caller allows that global (torch checkpoints: collections.OrderedDict,
+ * torch._utils._rebuild_tensor_v2, ...) or persistent ids.  Even then
+ * nothing runs: a call of an allowed global becomes a PK_CALL node that
+ * the caller interprets. */
+#ifndef TK_PICKLE_H
+#define TK_PICKLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum pk_type {
+	PK_NONE, PK_BOOL, PK_INT, PK_FLOAT, PK_STR, PK_BYTES,
+	PK_LIST, PK_TUPLE, PK_DICT, PK_SET,
+	PK_GLOBAL, /* an allowed global: "module.name" */
+	PK_CALL,   /* REDUCE/NEWOBJ of an allowed global, BUILD state attached */
+	PK_PERSID, /* a persistent id (torch storages), when allowed */
+};
+
+struct pk_value {
+	enum pk_type type;
+	union {
+		int64_t i; /* PK_BOOL, PK_INT (ints beyond 64 bits: error) */
+		double f;  /* PK_FLOAT */
+		struct {   /* PK_STR (UTF-8, NUL-terminated), PK_BYTES */
+			char *p;
+			size_t len;
+		} str;
+		struct { /* PK_LIST, PK_TUPLE, PK_SET; PK_DICT: k0,v0,k1,v1.. */
+			struct pk_value **v;
+			size_t n;
+		} seq;
+		char *global; /* PK_GLOBAL */
+		struct {      /* PK_CALL */
+			struct pk_value *fn;    /* a PK_GLOBAL */
+			struct pk_value *args;  /* a PK_TUPLE */
+			struct pk_value *state; /* from BUILD, or NULL */
+			struct pk_value *items; /* SETITEM(S) on it: a PK_DICT, or NULL */
+			struct pk_value *list;  /* APPEND(S) on it: a PK_LIST, or NULL */
+		} call;
+		struct pk_value *pid; /* PK_PERSID: the id (a tuple for torch) */
+	};
+};
+
+struct pk_options {
+	/* NULL-terminated "module.name" globals that may appear; NULL: none. */
+	const char *const *allow;
+	int allow_persid; /* accept PERSID/BINPERSID */
+};
+
+/* Everything a load allocates; freed at once. */
+struct pk_arena;
+
+/* Unpickle one pickle from buf[0..len).  Returns its root, and in *used
+ * the bytes it took (so pickles back to back, as in torch's legacy format,
+ * can be read in turn); NULL with a one-line message in err on any
+ * malformed, truncated or refused input.  *arena receives the memory,
+ * also on failure; free it with pk_free. */
+struct pk_value *pk_load(const void *buf, size_t len,
+			 const struct pk_options *opt, struct pk_arena **arena,
+			 size_t *used, char *err, size_t errlen);
+void pk_free(struct pk_arena *arena);
+
+/* Value of a dict (or of a PK_CALL's items) under a str key; NULL if absent. */
+const struct pk_value *pk_dict_get(const struct pk_value *d, const char *key);
+/* Number as double (PK_INT, PK_BOOL, PK_FLOAT); NAN otherwise. */
+double pk_number(const struct pk_value *v);
+const char *pk_type_name(enum pk_type t);
+
+#endif
