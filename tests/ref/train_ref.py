@@ -299,13 +299,21 @@ def load_model(path):
 
 def init_random(model, seed):
     """Every tensor random (no zero projections, norms away from 1), so
-    that every gradient is exercised."""
+    that every gradient is exercised; convolutions Kaiming-normal and the
+    last norm of each residual branch small, as in a trained ResNet, so
+    that the network is well conditioned and float32 rounding stays
+    small."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if p.dim() > 1:
+            if p.dim() == 4:
                 fan = p[0].numel()
+                p.copy_(torch.randn(p.shape, generator=g) * math.sqrt(2.0 / fan))
+            elif p.dim() > 1:
+                fan = p.shape[-1]
                 p.copy_(torch.randn(p.shape, generator=g) * math.sqrt(1.0 / fan))
+            elif name.endswith("bn3.weight"):
+                p.copy_(0.2 + 0.05 * torch.randn(p.shape, generator=g))
             elif name.endswith("weight"):
                 p.copy_(1 + 0.2 * torch.randn(p.shape, generator=g))
             else:
@@ -385,19 +393,28 @@ def cmd_frames(args):
 
 
 def cmd_grads(args):
+    """One training forward and backward pass of all the frames as one
+    batch: the loss, logits, every gradient and the updated buffers; in
+    float64 with --f64 (the yardstick for float32 rounding)."""
     torch.set_num_threads(args.threads)
     model, a, _, _ = load_model(args.model)
     imgs, labels = read_batches(args.frames, 0)
+    x = normalise(imgs)
+    if args.f64:
+        model = model.double()
+        x = x.double()
     model.train()
     Ctx.p, Ctx.seed = args.dropout, args.seed
-    loss, logits = model(normalise(imgs), torch.from_numpy(labels))
+    loss, logits = model(x, torch.from_numpy(labels))
     loss.backward()
-    out = {"loss": np.array([loss.item()], np.float32),
-           "logits": logits.detach().numpy().astype(np.float32)}
+    out = {"loss": np.array([loss.item()], np.float64),
+           "logits": logits.detach().numpy().astype(np.float64)}
     for name, p in model.named_parameters():
-        out["grad." + name] = p.grad.numpy().astype(np.float32)
+        out["grad." + name] = p.grad.numpy().astype(np.float64)
     for name, b in model.named_buffers():
-        out["state." + name] = b.numpy().astype(np.float32)
+        out["state." + name] = b.numpy().astype(np.float64)
+    if not args.f64:
+        out = {k: v.astype(np.float32) for k, v in out.items()}
     with open(args.out, "wb") as f:
         tkio.write_doc(f, {}, out)
 
@@ -407,6 +424,8 @@ def cmd_train(args):
     epoch after epoch (each epoch the next epoch_size frames)."""
     torch.set_num_threads(args.threads)
     model, a, _, _ = load_model(args.model)
+    if args.f64:
+        model = model.double()
     imgs, labels = read_batches(args.frames, 0)
     B, ue = args.batch, args.update_every
     scale = B * ue / 256
@@ -419,7 +438,7 @@ def cmd_train(args):
                           dampening=0.0)
     step, micro, pos = 0, 0, 0
     log = open(args.log, "w")
-    for epoch in range(args.epochs):
+    for epoch in range(args.stop_after or args.epochs):
         opt.zero_grad()
         for idx in range(nbatches):
             lo = epoch * args.epoch_size + idx * B
@@ -427,6 +446,8 @@ def cmd_train(args):
             model.train()
             Ctx.p, Ctx.seed = args.dropout, micro_seed(args.seed, micro)
             x = normalise(imgs[lo:hi])
+            if args.f64:
+                x = x.double()
             y = torch.from_numpy(labels[lo:hi])
             loss, logits = model(x, y)
             loss.backward()
@@ -474,6 +495,7 @@ def main():
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--f64", action="store_true")
     p = sub.add_parser("train")
     p.add_argument("model")
     p.add_argument("frames")
@@ -492,6 +514,9 @@ def main():
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--f64", action="store_true")
+    p.add_argument("--stop-after", type=int, default=0,
+                   help="stop after this many epochs (the schedule is --epochs')")
     args = ap.parse_args()
     {"model": cmd_model, "frames": cmd_frames, "grads": cmd_grads,
      "train": cmd_train}[args.cmd](args)
