@@ -42,7 +42,19 @@ void conv2d_forward(float *out,            /* [B, OC, OH, OW] */
 		    const float *residual, /* [B, OC, OH, OW] or NULL */
 		    int relu, struct conv2d_dims d);
 
-/* Floats of scratch conv2d_backward needs for d. */
+/* Training's forward: conv2d_forward without the fast algorithms whose
+ * rounding differs from a direct convolution's (Winograd), so that the
+ * values that fall on a ReLU's kink fall as torch's do and the gradients
+ * follow the same branches. */
+void conv2d_train_forward(float *out,            /* [B, OC, OH, OW] */
+			  float *work,           /* scratch */
+			  const float *in,       /* [B, C, H, W] */
+			  const float *weight,   /* [OC, C, K, K] */
+			  const float *bias,     /* [OC] or NULL */
+			  const float *residual, /* [B, OC, OH, OW] or NULL */
+			  int relu, struct conv2d_dims d);
+
+/* Floats of scratch conv2d_backward and conv2d_train_forward need for d. */
 size_t conv2d_backward_workspace(struct conv2d_dims d, int threads);
 
 /* Gradients of conv2d_forward without its fused bias/residual/ReLU (the

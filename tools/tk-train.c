@@ -360,6 +360,12 @@ struct run {
 
 static void save(struct run *r)
 {
+	/* A step that overflowed the weights leaves the last checkpoint be. */
+	for (size_t i = 0; i < r->m.numel; i++)
+		if (!isfinite(r->m.data[i]))
+			die_data("non-finite weights after step %ld: %s", r->st.step,
+				 r->last_saved >= 0 ? "the last checkpoint is kept"
+						    : "no checkpoint was written");
 	tk_checkpoint_save(r->o->out, &r->m, r->momentum, &r->st);
 	r->last_saved = r->st.step;
 	if (r->o->plot && r->o->log) {
@@ -474,7 +480,7 @@ static void train(struct run *r)
 			double loss = loss_sum / nimg, e1 = 100.0 * (nimg - hit1) / nimg;
 			double e5 = 100.0 * (nimg - hit5) / nimg;
 			tk_trainlog_write(&r->log,
-					  "{\"step\": %ld, \"epoch\": %ld, \"lr\": %.9g, "
+					  "{\"step\": %ld, \"epoch\": %ld, \"lr\": %.17g, "
 					  "\"loss\": %.6f, \"top1\": %.4f, \"top5\": %.4f, "
 					  "\"grad_norm\": %.6g, \"images\": %ld, "
 					  "\"images_per_s\": %.3f}",

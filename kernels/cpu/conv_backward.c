@@ -9,6 +9,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "kernels/cpu/conv_algo.h"
 #include "kernels/linear.h"
 
 static int is_direct(struct conv2d_dims d)
@@ -18,12 +19,20 @@ static int is_direct(struct conv2d_dims d)
 
 size_t conv2d_backward_workspace(struct conv2d_dims d, int threads)
 {
-	(void)threads;
+	size_t fwd = conv2d_gemm_workspace(d, threads);
 	if (is_direct(d))
-		return 0;
+		return fwd;
 	int oh = conv2d_out_size(d.H, d.K, d.stride, d.pad);
 	int ow = conv2d_out_size(d.W, d.K, d.stride, d.pad);
-	return 2 * (size_t)d.C * d.K * d.K * oh * ow;
+	size_t bwd = 2 * (size_t)d.C * d.K * d.K * oh * ow;
+	return bwd > fwd ? bwd : fwd;
+}
+
+void conv2d_train_forward(float *out, float *work, const float *in,
+			  const float *weight, const float *bias,
+			  const float *residual, int relu, struct conv2d_dims d)
+{
+	conv2d_gemm_forward(out, work, in, weight, bias, residual, relu, d);
 }
 
 /* col[(c*K + ky)*K + kx][oy*ow + ox] = in[c][oy*s - pad + ky][ox*s - pad + kx] */

@@ -9,8 +9,13 @@ and exits 1 when a tolerance is exceeded.
 
 With --baseline, OTHER (torch in float32) is compared with REF (torch in
 float64) the same way, and TK must be no further from REF than F times
-OTHER's worst tensor: as accurate as torch's own float32, whatever the
-conditioning of the model."""
+OTHER's worst tensor plus 1e-4: as accurate as torch's own float32,
+whatever the conditioning of the model.  --outliers N lets up to N
+tensors beyond that, if none is beyond 1e-2: where float32 rounding tips
+a ReLU of one block over (the gradient of its element jumps from zero to
+its full value), that block's gradients and, more faintly, those before
+it move by about one part in the number of positions; a wrong formula
+moves far more, or by far more."""
 import argparse
 import sys
 
@@ -56,6 +61,7 @@ def main():
     ap.add_argument("--show", type=int, default=6)
     ap.add_argument("--baseline")
     ap.add_argument("--factor", type=float, default=2.0)
+    ap.add_argument("--outliers", type=int, default=0)
     args = ap.parse_args()
     a, b = load(args.tk), load(args.ref)
     e = errors(a, b, args.only, args.floor)
@@ -81,10 +87,15 @@ def main():
         eb = errors(load(args.baseline), b, args.only, args.floor)
         wb = max(r for r, _, _ in eb.values())
         nb = max(eb, key=lambda n: eb[n][0])
-        ok = worst <= args.factor * wb
-        print("%s: worst rel %.3g, torch float32's %.3g (%s): %s %g times it" %
-              ("ok" if ok else "FAIL", worst, wb, nb,
-               "within" if ok else "beyond", args.factor))
+        bound = args.factor * wb + 1e-4
+        out = [(r, n) for r, n, _, _ in rows if r > bound]
+        ok = len(out) <= args.outliers and worst <= 1e-2
+        for r, n in out:
+            print("  beyond %.3g: %s rel %.3g" % (bound, n, r))
+        print("%s: worst rel %.3g, torch float32's %.3g (%s); %d tensors beyond "
+              "%g times it + 1e-4 (%d allowed, none past 1e-2)" %
+              ("ok" if ok else "FAIL", worst, wb, nb, len(out), args.factor,
+               args.outliers))
         bad += not ok
     sys.exit(1 if bad else 0)
 

@@ -405,10 +405,25 @@ def cmd_grads(args):
         x = x.double()
     model.train()
     Ctx.p, Ctx.seed = args.dropout, args.seed
+    seen = {}
+
+    def keep(name):
+        def hook(mod, inp, out):
+            out.retain_grad()
+            seen[name] = out
+        return hook
+    model.tr.proj[0].register_forward_hook(keep("pj"))
+    model.tr.proj[0].register_forward_pre_hook(
+        lambda mod, inp: seen.__setitem__("pin", inp[0]))
+    model.tr.proj[1].register_forward_hook(keep("e"))
     loss, logits = model(x, torch.from_numpy(labels))
     loss.backward()
     out = {"loss": np.array([loss.item()], np.float64),
-           "logits": logits.detach().numpy().astype(np.float64)}
+           "logits": logits.detach().numpy().astype(np.float64),
+           "net.e": seen["e"].detach().numpy().astype(np.float64),
+           "net.de": seen["e"].grad.numpy().astype(np.float64),
+           "net.pj": seen["pj"].detach().numpy().astype(np.float64),
+           "net.pin": seen["pin"].detach().numpy().astype(np.float64)}
     for name, p in model.named_parameters():
         out["grad." + name] = p.grad.numpy().astype(np.float64)
     for name, b in model.named_buffers():
