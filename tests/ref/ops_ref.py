@@ -163,6 +163,7 @@ def small_cases():
     resize(c, 2, 7, 9, scale=2**0.5)
     resize(c, 2, 9, 7, scale=0.5**0.5)
     resize(c, 1, 5, 6, size=(8, 3))
+    resize(c, 1, 2, 3, scale=2**0.5)                         # 2 rows stay 2
     normalize(c, 5, 4)
     return c
 
@@ -204,6 +205,7 @@ def full_cases():
         resize(c, 3, 333, 517, scale=s)
         resize(c, 3, 768, 1024, scale=s)
         resize(c, 3, 1, 7, scale=s * 2)
+        resize(c, 2, 3, 2, scale=s)
     resize(c, 2, 31, 17, size=(64, 9))
     normalize(c, 333, 517)
     return c
