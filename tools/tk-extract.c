@@ -179,8 +179,9 @@ int main(int argc, char **argv)
 		tk_stream_close(&s);
 	}
 	double dt = tk_now() - p.start;
+	int summary = p.on && p.count;
 	tk_progress_end(&p);
-	if (p.on && p.count)
+	if (summary)
 		tk_note("%ld images, %.3f s/image, %.1f GFLOP/s; activations %.0f MB, "
 			"peak RSS %.0f MB",
 			p.count, dt / p.count, flops / dt / 1e9,

@@ -152,6 +152,7 @@ def small_cases():
     bnfold(c, 6, 5, 5, 4, 1, 1, 0, conv_bias=True)
     maxpool(c, 3, 9, 7)
     maxpool(c, 2, 8, 8)
+    maxpool(c, 2, 7, 9, K=2, s=2, p=0)                        # generic path
     linear(c, 5, 7, 3)
     attention(c, 1, 4, 9, 8, 2)
     rows(c, "softmax", 3, 5, lambda x: F.softmax(x, dim=-1))
@@ -186,6 +187,8 @@ def full_cases():
     maxpool(c, 16, 67, 45)
     maxpool(c, 8, 64, 48)
     maxpool(c, 4, 5, 4)
+    maxpool(c, 3, 11, 10, K=3, s=1, p=1)
+    maxpool(c, 3, 12, 13, K=5, s=3, p=2)
     linear(c, 333, 96, 128)
     linear(c, 4, 1024, 1024)
     linear(c, 1, 256, 64, bias=False)
