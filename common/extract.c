@@ -13,12 +13,11 @@
 void tk_extractor_init(struct tk_extractor *e, const char *model_path)
 {
 	memset(e, 0, sizeof *e);
-	tk_infer_load(&e->model, model_path);
-	tk_resnet_init(&e->backbone, &e->model);
-	tk_lfsa_init(&e->lfsa, &e->model);
 	static const char *const keep[] = {"backbone.", "tr.conv.", "tr.encoder.",
 					   NULL};
-	tk_model_release(&e->model, keep);
+	tk_infer_load(&e->model, model_path, keep);
+	tk_resnet_init(&e->backbone, &e->model);
+	tk_lfsa_init(&e->lfsa, &e->model);
 }
 
 void tk_extractor_free(struct tk_extractor *e)

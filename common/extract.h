@@ -18,7 +18,8 @@ struct tk_extractor {
 	double flops;               /* of the last forward */
 };
 
-/* Load, fold the batch norms, give back the head's weights. */
+/* Load the backbone's and LFSA's weights (not the rest of the head's),
+ * fold the batch norms. */
 void tk_extractor_init(struct tk_extractor *e, const char *model_path);
 void tk_extractor_free(struct tk_extractor *e);
 

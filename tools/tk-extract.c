@@ -183,9 +183,10 @@ int main(int argc, char **argv)
 	tk_progress_end(&p);
 	if (summary)
 		tk_note("%ld images, %.3f s/image, %.1f GFLOP/s; activations %.0f MB, "
-			"peak RSS %.0f MB",
+			"resident %.0f MB, peak %.0f MB",
 			p.count, dt / p.count, flops / dt / 1e9,
-			tk_extractor_bytes(&e) / 1048576.0, tk_peak_rss() / 1048576.0);
+			tk_extractor_bytes(&e) / 1048576.0, tk_rss() / 1048576.0,
+			tk_peak_rss() / 1048576.0);
 	tk_close_stdout();
 	st_free(&d);
 	st_free(&out);
