@@ -64,9 +64,10 @@ static void lin(float *out, const struct tk_linear *l, const float *in, int n)
 	linear_forward(out, in, l->w, l->b, n, l->in, l->out);
 }
 
-/* Scratch of an attention module for Nq queries and Nk keys. */
+/* Scratch of an attention module for Nq queries and Nk keys (the
+ * probabilities are not kept: inference). */
 struct attn_bufs {
-	float *q, *k, *v, *a, *att;
+	float *q, *k, *v, *a;
 };
 
 static size_t round16(size_t n)
@@ -75,14 +76,13 @@ static size_t round16(size_t n)
 }
 
 static size_t attn_layout(struct attn_bufs *b, float *base, int Nq, int Nk,
-			  int d, int heads)
+			  int d)
 {
-	size_t sz[5] = {round16((size_t)Nq * d), round16((size_t)Nk * d),
-			round16((size_t)Nk * d), round16((size_t)Nq * d),
-			round16((size_t)heads * Nq * Nk)};
-	float **p[5] = {&b->q, &b->k, &b->v, &b->a, &b->att};
+	size_t sz[4] = {round16((size_t)Nq * d), round16((size_t)Nk * d),
+			round16((size_t)Nk * d), round16((size_t)Nq * d)};
+	float **p[4] = {&b->q, &b->k, &b->v, &b->a};
 	size_t off = 0;
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i < 4; i++) {
 		if (base)
 			*p[i] = base + off;
 		off += sz[i];
@@ -99,7 +99,7 @@ static void attn_forward(float *out, const struct tk_attn *a,
 	lin(b->q, &a->q, xq, Nq);
 	lin(b->k, &a->k, xkv, Nk);
 	lin(b->v, &a->v, xkv, Nk);
-	attention_forward(b->a, b->att, b->q, b->k, b->v, 1, Nq, Nk, d, a->heads);
+	attention_forward(b->a, NULL, b->q, b->k, b->v, 1, Nq, Nk, d, a->heads);
 	lin(out, &a->proj, b->a, Nq);
 }
 
@@ -151,8 +151,7 @@ void tk_lfsa_free(struct tk_lfsa *l)
 static size_t lfsa_layout(const struct tk_lfsa *l, int N, float *base,
 			  struct attn_bufs *ab, float **t)
 {
-	int heads = l->nenc ? l->enc[0].attn.heads : 1;
-	size_t off = attn_layout(ab, base, N, N, l->dim, heads);
+	size_t off = attn_layout(ab, base, N, N, l->dim);
 	if (base)
 		*t = base + off;
 	return off + round16((size_t)N * l->dim);
@@ -246,11 +245,9 @@ static size_t head_layout(const struct tk_head *h, int N, float *base,
 			  struct head_bufs *b)
 {
 	int T = h->tokens, d = h->dim;
-	int heads = h->ndec ? h->dec[0].cross.heads : 1;
-	/* Cross-attention has the most keys (N), self-attention the most
-	 * queries (T): room for both. */
+	/* Cross-attention has N keys, self-attention T: room for both. */
 	int nk = N > T ? N : T;
-	size_t off = attn_layout(&b->ab, base, T, nk, d, heads);
+	size_t off = attn_layout(&b->ab, base, T, nk, d);
 	size_t sz[5] = {round16((size_t)N * T), round16((size_t)T * d),
 			round16((size_t)T * d), round16((size_t)T * d > (size_t)h->out_dim
 							    ? (size_t)T * d

@@ -39,6 +39,7 @@ def main():
         "noimage.bin": [({"key": "x"}, {"pixels": img})],
         "chw.bin": [({"key": "chw"}, {"image": np.zeros((4, 8, 8), np.float32)})],
         "tiny.bin": [({"key": "dot"}, {"image": img[:1, :1]})],
+        "big.bin": [({"key": "big"}, {"image": np.zeros((1025, 1024, 3), np.uint8)})],
         "nan.bin": [({"key": "nan"}, {"image": np.full((3, 40, 50), np.nan, np.float32)})],
         "huge.bin": [({"key": "huge"}, {"image": np.full((3, 40, 50), 3e38, np.float32)})],
         "local-dim.bin": [({"key": "a"}, {"local": np.zeros((6, 31), np.float32)})],
