@@ -11,10 +11,11 @@
 extern "C" {
 #endif
 
-/* att receives the attention probabilities, for the backward pass and
- * as the forward's own scratch. */
+/* att receives the attention probabilities, for the backward pass; NULL
+ * when they are not needed: then the forward works in blocks of query
+ * rows with a little scratch per thread, whatever the sequence length. */
 void attention_forward(float *out,     /* [B, Nq, D] */
-		       float *att,     /* [B, heads, Nq, Nk] */
+		       float *att,     /* [B, heads, Nq, Nk] or NULL */
 		       const float *q, /* [B, Nq, D] */
 		       const float *k, /* [B, Nk, D] */
 		       const float *v, /* [B, Nk, D] */
