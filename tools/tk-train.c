@@ -385,7 +385,7 @@ static _Noreturn void non_finite(struct run *r, const char *what, double v,
 	else
 		snprintf(kept, sizeof kept, "no checkpoint was written");
 	die_data("non-finite %s (%g) at step %ld, epoch %ld, frames %ld-%ld: "
-		 "stopping; %s", what, v, r->st.step, r->st.epoch, b->first,
+		 "stopping; %s", what, v, r->st.step + 1, r->st.epoch, b->first,
 		 b->first + b->n - 1, kept);
 }
 

@@ -1,11 +1,11 @@
-"""compare - tk's tensors against a reference's, name by name: the largest
+"""compare_tensors - tk's tensors against a reference's, name by name: the largest
 difference relative to the largest reference element of each tensor (or
 to --floor, when that is larger: structurally zero gradients, such as a
 bias before a batch norm, are rounding noise); prints the worst tensors
 and exits 1 when a tolerance is exceeded.
 
-    compare.py TK.bin REF.bin [--tol PREFIX=TOL ...] [--only PREFIX]
-    compare.py TK.bin REF.bin --baseline OTHER.bin --factor F
+    compare_tensors.py TK.bin REF.bin [--tol PREFIX=TOL ...] [--only PREFIX]
+    compare_tensors.py TK.bin REF.bin --baseline OTHER.bin --factor F
 
 With --baseline, OTHER (torch in float32) is compared with REF (torch in
 float64) the same way, and TK must be no further from REF than F times
