@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "common/checkpoint.h"
 #include "common/model.h"
@@ -267,6 +268,14 @@ static void topk_hits(const float *logits, const int32_t *label, int B, int K,
 	}
 }
 
+/* CPU seconds of the whole process, every thread. */
+static double cpu_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 static double mib(size_t bytes)
 {
 	return bytes / (1024.0 * 1024.0);
@@ -417,7 +426,7 @@ static void train(struct run *r)
 	struct tk_net *net = NULL;
 	int pending = 0;
 	long nimg = 0, hit1 = 0, hit5 = 0;
-	double loss_sum = 0, t0 = tk_now();
+	double loss_sum = 0, t0 = tk_now(), c0 = cpu_now();
 	long steps_total = tk_steps_per_epoch(h) * h->epochs;
 	while (st->epoch < h->epochs) {
 		long left = h->epoch_size - st->seen;
@@ -483,15 +492,17 @@ static void train(struct run *r)
 					  "{\"step\": %ld, \"epoch\": %ld, \"lr\": %.17g, "
 					  "\"loss\": %.6f, \"top1\": %.4f, \"top5\": %.4f, "
 					  "\"grad_norm\": %.6g, \"images\": %ld, "
-					  "\"images_per_s\": %.3f}",
+					  "\"images_per_s\": %.3f, \"seconds\": %.4f, "
+					  "\"cpu_seconds\": %.4f}",
 					  st->step, st->epoch, lr, loss, e1, e5, norm, nimg,
-					  nimg / dt);
+					  nimg / dt, dt, cpu_now() - c0);
 			tk_note("step %ld/%ld epoch %ld lr %.3g loss %.4f top1 %.1f%% "
 				"top5 %.1f%% %.2f img/s", st->step, steps_total,
 				st->epoch, lr, loss, e1, e5, nimg / dt);
 			loss_sum = 0;
 			nimg = hit1 = hit5 = 0;
 			t0 = tk_now();
+			c0 = cpu_now();
 			if (st->seen < h->epoch_size)
 				mark_boundary(&bd, m, st);
 			if (o->save_every && st->step % o->save_every == 0 &&

@@ -7,7 +7,7 @@ WarmupCos_Scheduler stepped before optimizer.step, gradient accumulation,
 gradient-norm clipping).  Dropout draws tk's keep flags (tkrand) so that a
 run with dropout on can be compared too.
 
-    train_ref.py model ARCH OUT.safetensors [--seed S] [--init random|reference]
+    train_ref.py model ARCH OUT.safetensors [--seed S] [--init random|default]
     train_ref.py frames OUT.bin N SIZE CLASSES [--seed S] [--pattern]
     train_ref.py grads MODEL FRAMES OUT.bin [--dropout P] [--seed S]
     train_ref.py train MODEL FRAMES OUT.safetensors LOG.jsonl [options]
@@ -495,7 +495,7 @@ def main():
     p.add_argument("arch")
     p.add_argument("out")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--init", default="random", choices=["random", "reference"])
+    p.add_argument("--init", default="random", choices=["random", "default"])
     p = sub.add_parser("frames")
     p.add_argument("out")
     p.add_argument("n", type=int)
