@@ -1,8 +1,8 @@
 /* act.h - element-wise ops: ReLU, GELU (erf form, as torch's default),
  * residual add; and the softmax over the last axis.
  *
- * The *_backward functions (and batch norm's training forward) are
- * declared for the training issue; the CPU versions are not written yet.
+ * The *_backward functions are declared for the training issue; the CPU
+ * versions are not written yet.
  */
 #ifndef TK_KERNELS_ACT_H
 #define TK_KERNELS_ACT_H

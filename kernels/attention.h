@@ -3,8 +3,8 @@
  * linear_forward calls around it), as the reference's Attention:
  * per head, softmax(q k^T * head_dim^-0.5) v, heads concatenated.
  *
- * The *_backward functions (and batch norm's training forward) are
- * declared for the training issue; the CPU versions are not written yet.
+ * The *_backward functions are declared for the training issue; the CPU
+ * versions are not written yet.
  */
 #ifndef TK_KERNELS_ATTENTION_H
 #define TK_KERNELS_ATTENTION_H

@@ -8,8 +8,8 @@
  * many enough, and everything else by im2col + GEMM, in tiles of output
  * pixels so that no whole im2col matrix is ever built.
  *
- * The *_backward functions (and batch norm's training forward) are
- * declared for the training issue; the CPU versions are not written yet.
+ * The *_backward functions are declared for the training issue; the CPU
+ * versions are not written yet.
  */
 #ifndef TK_KERNELS_CONV_H
 #define TK_KERNELS_CONV_H

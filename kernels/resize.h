@@ -7,8 +7,8 @@
  * scale (floor(2 * 1.41) = 2 rows stay as they are).  Indices and weights equal torch's; values agree to the
  * last bit of float.
  *
- * The *_backward functions (and batch norm's training forward) are
- * declared for the training issue; the CPU versions are not written yet.
+ * The *_backward functions are declared for the training issue; the CPU
+ * versions are not written yet.
  */
 #ifndef TK_KERNELS_RESIZE_H
 #define TK_KERNELS_RESIZE_H
