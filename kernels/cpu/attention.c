@@ -18,10 +18,10 @@
 static void head_rows(float *out, float *a, const float *q, const float *k,
 		      const float *v, int n, int Nk, int D, int dh, float scale)
 {
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, Nk, dh, 1.0f, q, D,
-		    k, D, 0.0f, a, Nk);
-	for (size_t i = 0; i < (size_t)n * Nk; i++)
-		a[i] *= scale;
+	/* OpenBLAS applies alpha to the finished dot products: the same
+	 * roundings as torch's (q @ k^T) * scale. */
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, Nk, dh, scale, q,
+		    D, k, D, 0.0f, a, Nk);
 	softmax_forward(a, a, n, Nk);
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, dh, Nk, 1.0f, a,
 		    Nk, v, D, 0.0f, out, D);
