@@ -50,6 +50,10 @@ static const char usage[] =
     "      --plot FILE.svg    draw the log's loss and error curves\n"
     "      --validate STREAM  loss and top-1/top-5 error over STREAM at the end\n"
     "                         (one JSON line on standard output)\n"
+    "      --epoch E          the stream is epoch E (from 1): start from epoch\n"
+    "                         E-1's end or inside E, stop at E's end, fail\n"
+    "                         (keeping the checkpoint) if the stream stops short\n"
+    "      --device DEV       cpu (this build trains on the CPU)\n"
     "  -t, --threads N        threads (default: OMP_NUM_THREADS or all)\n"
     "  -q, --quiet            only errors on stderr\n"
     "  -h, --help             this text\n"
@@ -59,14 +63,14 @@ enum {
 	OPT_UPDATE = TK_OPT_FIRST_TOOL, OPT_EPOCH_SIZE, OPT_EPOCHS, OPT_WARMUP,
 	OPT_WARMUP_LR, OPT_LR, OPT_FINAL_LR, OPT_MOMENTUM, OPT_WD, OPT_CLIP,
 	OPT_DROPOUT, OPT_SEED, OPT_SAVE_EVERY, OPT_NO_SKIP, OPT_DETERMINISTIC,
-	OPT_PLOT, OPT_VALIDATE,
+	OPT_PLOT, OPT_VALIDATE, OPT_EPOCH, OPT_DEVICE,
 };
 
 struct options {
 	const char *model, *resume, *out, *log, *plot, *validate;
 	struct tk_hparams h;
 	char set[32]; /* hyper-parameters given on the command line */
-	long save_every;
+	long save_every, epoch;
 	int no_skip, deterministic, threads;
 };
 
@@ -98,6 +102,8 @@ static void parse_options(struct options *o, int argc, char **argv)
 	    {"log", required_argument, 0, 'l'},
 	    {"plot", required_argument, 0, OPT_PLOT},
 	    {"validate", required_argument, 0, OPT_VALIDATE},
+	    {"epoch", required_argument, 0, OPT_EPOCH},
+	    {"device", required_argument, 0, OPT_DEVICE},
 	    {"threads", required_argument, 0, 't'},
 	    TK_COMMON_OPTIONS,
 	    {0, 0, 0, 0}};
@@ -134,6 +140,12 @@ static void parse_options(struct options *o, int argc, char **argv)
 		case 'l': o->log = optarg; break;
 		case OPT_PLOT: o->plot = optarg; break;
 		case OPT_VALIDATE: o->validate = optarg; break;
+		case OPT_EPOCH: o->epoch = tk_parse_long("--epoch", optarg, 1, 1L << 30); break;
+		case OPT_DEVICE:
+			if (strcmp(optarg, "cpu") != 0)
+				die_usage("--device %s: this tk-train trains on the CPU "
+					  "(CUDA training comes with the CUDA build)", optarg);
+			break;
 		case 't': o->threads = (int)tk_parse_long("--threads", optarg, 1, 4096); break;
 		default: tk_common_option(c, usage);
 		}
@@ -148,6 +160,8 @@ static void parse_options(struct options *o, int argc, char **argv)
 	if (o->out && !o->resume && h->epoch_size < 1)
 		die_usage("--epoch-size N is required to train (the schedule "
 			  "counts steps per epoch)");
+	if (o->epoch && !o->out)
+		die_usage("--epoch goes with --out");
 	if (!(h->dropout >= 0 && h->dropout < 1))
 		die_usage("--dropout must be in [0, 1)");
 	if (h->warmup_epochs > h->epochs)
@@ -428,7 +442,8 @@ static void train(struct run *r)
 	long nimg = 0, hit1 = 0, hit5 = 0;
 	double loss_sum = 0, t0 = tk_now(), c0 = cpu_now();
 	long steps_total = tk_steps_per_epoch(h) * h->epochs;
-	while (st->epoch < h->epochs) {
+	long stop = o->epoch ? o->epoch : h->epochs;
+	while (st->epoch < stop) {
 		long left = h->epoch_size - st->seen;
 		int want = left < h->batch ? (int)left : h->batch;
 		int got = read_batch(&b, &s, &d, want, K);
@@ -579,7 +594,18 @@ int main(int argc, char **argv)
 			desc, tk_steps_per_epoch(&r.st.h), r.st.step,
 			tk_steps_per_epoch(&r.st.h) * r.st.h.epochs, r.st.epoch,
 			tk_threads());
+		if (o.epoch && r.st.epoch != o.epoch - 1)
+			die_data("--epoch %ld: the %s is at the end of epoch %ld, "
+				 "not inside epoch %ld", o.epoch,
+				 o.resume ? "checkpoint" : "model", r.st.epoch, o.epoch);
 		train(&r);
+		if (o.epoch && r.st.epoch != o.epoch) {
+			save(&r);
+			die_data("the stream stopped %ld images short of the end of "
+				 "epoch %ld: %s holds the run so far (--resume it with "
+				 "the epoch's stream)", r.st.h.epoch_size - r.st.seen,
+				 o.epoch, o.out);
+		}
 	}
 	if (o.validate)
 		validate(&r.m, &o, &r.st, &r.log);
