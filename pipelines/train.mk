@@ -18,7 +18,8 @@
 # the epoch with the lowest validation top-1 error so far (OUT/best.json).
 # OUT/train.log has a JSON line per step and OUT/train.svg plots it.
 #
-# Interrupted, make starts again where it stopped: finished epochs are
+# "make ... epoch-E" stops after epoch E.  Interrupted, make starts again
+# where it stopped: finished epochs are
 # files and are not redone; the epoch under way checkpoints into
 # OUT/epoch-E.part.st every SAVE_EVERY steps, and the next run resumes it,
 # feeding the epoch's stream again from its start while tk-train skips what
@@ -97,8 +98,10 @@ valstream = <($(list) --split val $(if $(VAL_IMAGES),| head -n $(VAL_IMAGES),) |
 	$(tk)tk-decode -q -j $(JOBS) | $(tk)tk-augment -q --val --size $(IMSIZE) -j $(JOBS))
 
 epochs := $(shell seq 1 $(EPOCHS))
-.PHONY: all
+.PHONY: all $(addprefix epoch-,$(epochs))
 all: $(o)/epoch-$(EPOCHS).st
+# make -f pipelines/train.mk ... epoch-3: the run up to epoch 3
+$(foreach e,$(epochs),$(eval epoch-$(e): $(o)/epoch-$(e).st))
 
 # The train part's image count (the epoch size) and the class count.
 $(o)/train.list:
