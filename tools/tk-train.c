@@ -213,9 +213,9 @@ static void merge_hparams(struct tk_hparams *ck, const struct options *o)
 /* ---- batches ---- */
 
 struct batch {
-	float *x;        /* [B, 3, H, W] normalised */
+	float *x;        /* [cap, 3, H, W] normalised */
 	int32_t *label;
-	int n, H, W;     /* H, W: 0 until the first frame */
+	int n, cap, H, W; /* H, W: 0 until the first frame */
 	long first;      /* stream frame index of image 0 */
 };
 
@@ -256,9 +256,9 @@ static int read_batch(struct batch *b, struct tk_stream *s, struct st_doc *d,
 				     W, H, b->W, b->H);
 		}
 		int32_t label = parse_label(s, d, classes);
-		if (!b->x) {
-			b->x = xmalloc(xmul((size_t)want * 3 * H, (size_t)W * sizeof *b->x));
-			b->label = xmalloc(want * sizeof *b->label);
+		if (!b->x) { /* room for a whole batch, whatever this one asks */
+			b->x = xmalloc(xmul((size_t)b->cap * 3 * H, (size_t)W * sizeof *b->x));
+			b->label = xmalloc(b->cap * sizeof *b->label);
 		}
 		image_normalize_forward(b->x + (size_t)b->n * 3 * H * W, t->data,
 					imagenet_mean, imagenet_std, H, W);
@@ -304,9 +304,9 @@ static void validate(struct tk_model *m, const struct options *o,
 	struct st_doc d;
 	st_init(&d);
 	tk_stream_open(&s, o->validate);
-	struct batch b = {0};
-	struct tk_net *net = NULL;
 	int B = st->h.batch, K = m->arch.classes;
+	struct batch b = {.cap = B};
+	struct tk_net *net = NULL;
 	double loss = 0;
 	long n = 0, hit1 = 0, hit5 = 0;
 	while (read_batch(&b, &s, &d, B, K) > 0) {
@@ -436,7 +436,7 @@ static void train(struct run *r)
 	struct boundary bd = {.buffers = xmalloc((nbuf + 1) * sizeof(float))};
 	mark_boundary(&bd, m, st);
 	r->grad = xcalloc(m->numel, sizeof *r->grad);
-	struct batch b = {0};
+	struct batch b = {.cap = h->batch};
 	struct tk_net *net = NULL;
 	int pending = 0;
 	long nimg = 0, hit1 = 0, hit5 = 0;
