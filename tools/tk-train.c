@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/checkpoint.h"
 #include "common/model.h"
@@ -379,6 +380,7 @@ struct run {
 	struct tk_trainlog log;
 	const struct options *o;
 	long last_saved; /* step of the last checkpoint written, -1: none */
+	int out_existed; /* --out was there before this run */
 };
 
 static void save(struct run *r)
@@ -387,8 +389,9 @@ static void save(struct run *r)
 	for (size_t i = 0; i < r->m.numel; i++)
 		if (!isfinite(r->m.data[i]))
 			die_data("non-finite weights after step %ld: %s", r->st.step,
-				 r->last_saved >= 0 ? "the last checkpoint is kept"
-						    : "no checkpoint was written");
+				 r->last_saved >= 0 || r->out_existed
+				     ? "the last checkpoint is kept"
+				     : "no checkpoint was written");
 	tk_checkpoint_save(r->o->out, &r->m, r->momentum, &r->st);
 	r->last_saved = r->st.step;
 	if (r->o->plot && r->o->log) {
@@ -405,6 +408,8 @@ static _Noreturn void non_finite(struct run *r, const char *what, double v,
 	if (r->last_saved >= 0)
 		snprintf(kept, sizeof kept, "%s (step %ld) is kept", r->o->out,
 			 r->last_saved);
+	else if (r->out_existed)
+		snprintf(kept, sizeof kept, "%s is kept as it was", r->o->out);
 	else
 		snprintf(kept, sizeof kept, "no checkpoint was written");
 	die_data("non-finite %s (%g) at step %ld, epoch %ld, frames %ld-%ld: "
@@ -586,6 +591,7 @@ int main(int argc, char **argv)
 	if (r.m.arch.classes < 1)
 		die_data("%s: the model has no classifier (tk-init --classes C)",
 			 o.resume ? o.resume : o.model);
+	r.out_existed = o.out && access(o.out, F_OK) == 0;
 	tk_trainlog_open(&r.log, o.log);
 	if (o.out) {
 		char desc[256];
