@@ -1,6 +1,7 @@
 """train - one training step on the CPU: tk-train against Debian's
 PyTorch 1.13 running the reference loop (tests/ref/train_ref.py: the same
-model, weights, batch, dropout and SGD step), at the same thread count,
+model, weights, batch, dropout (torch's own) and SGD step), at the same
+thread count (OMP_NUM_THREADS and torch.set_num_threads),
 alternating in one run; seconds per step (wall and CPU), images per
 second, the ratio, and each side's peak resident memory.
 
@@ -34,6 +35,7 @@ def torch_worker(model_path, frames, batch, steps, threads, dropout):
     import torch
     import train_ref as tr
     torch.set_num_threads(threads)
+    tr.Ctx.native = True  # the reference's own dropout, not tk's flags
     model, a, _, _ = tr.load_model(model_path)
     imgs, labels = tr.read_batches(frames, 0)
     opt = torch.optim.SGD(tr.add_weight_decay(model, 1e-4), lr=0.01 * batch / 256,
@@ -58,9 +60,11 @@ def torch_worker(model_path, frames, batch, steps, threads, dropout):
 
 
 def run_torch(model, frames, batch, steps, threads, dropout):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads),
+               OPENBLAS_NUM_THREADS=str(threads))
     out = subprocess.run([PY, __file__, "--torch-worker", model, frames, str(batch),
                           str(steps), str(threads), str(dropout)],
-                         check=True, capture_output=True, text=True).stdout
+                         check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(out.splitlines()[-1])
 
 

@@ -35,9 +35,11 @@ MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 class Ctx:
     """The dropout probability and the seed of the current forward pass
     (tk's per-micro-batch seed); sites derive theirs as tk's
-    net_site_seed does."""
+    net_site_seed does.  native: torch's own dropout and random numbers
+    instead (the reference's code path, for timing)."""
     p = 0.0
     seed = 0
+    native = False
 
 
 def site_seed(seed, site):
@@ -66,6 +68,12 @@ class Drop(nn.Module):
         p = Ctx.p
         if not self.training or p == 0:
             return x
+        if Ctx.native:
+            if not self.path:
+                return F.dropout(x, p, True)
+            shape = (x.shape[0],) + (1,) * (x.dim() - 1)
+            r = (1 - p + torch.rand(shape, dtype=x.dtype)).floor_()
+            return x.div(1 - p) * r
         s = site_seed(Ctx.seed, self.site)
         if self.path:
             keep = tkrand.keep(s, x.shape[0], p).astype(np.float32)
