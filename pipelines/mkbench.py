@@ -18,10 +18,10 @@ Each image is a view of a photograph through a random camera: a window
 (zoom, crop, rotation, perspective), occluders pasted over it (patches of
 other photographs), a photometric change (brightness, contrast,
 saturation, gamma, colour cast) and a worse camera (blur, noise, JPEG
-quality).  Every image is a pure function of (seed, kind, landmark, index):
-the same seed gives byte-identical files whatever --jobs, and changing one
-count leaves the other images as they were.  See README, "The demo
-benchmark".
+quality).  Every image is a pure function of (seed, kind, landmark, grade,
+index): the same seed gives byte-identical files whatever --jobs, and
+changing one count leaves the other images as they were.  See README, "The
+demo benchmark".
 """
 import argparse
 import bisect
@@ -45,6 +45,7 @@ from PIL import Image, ImageDraw, ImageFilter  # noqa: E402
 PROG = "mkbench"
 HERE = os.path.dirname(os.path.abspath(__file__))
 KIND = {"query": 1, "db": 2, "distractor": 3, "train": 4, "noisy": 5}
+GRADE = {"query": 0, "-": 0, "easy": 1, "hard": 2, "junk": 3}
 ASPECTS = ((4, 3), (3, 2), (16, 10), (1, 1), (3, 4), (2, 3))
 ASPECT_CDF = (0.3, 0.5, 0.65, 0.75, 0.9, 1.0)
 TINY = (64, 96)  # long side of a tiny junk view
@@ -482,7 +483,8 @@ def jobs(a, photos, ev, tr, ds):
     out, names = [], set()
 
     def add(kind, li, index, photo, region, landmark, grade, occluders, palette=None):
-        seed = (a.seed, KIND[kind], li, index)
+        # Each grade counts its own views: --easy 9 leaves the hard ones be.
+        seed = (a.seed, KIND[kind], li, GRADE[grade], index)
         if kind in ("train", "noisy"):
             key = digest(*seed)[:16]
             path = f"train/{key[0]}/{key[1]}/{key[2]}/{key}.jpg"
@@ -505,12 +507,12 @@ def jobs(a, photos, ev, tr, ds):
     for li, i in enumerate(ev):
         for k in range(a.queries):
             add("query", li, k, i, photos[i].region(), photos[i].name, "query", ds)
-        grades = ["easy"] * a.easy + ["hard"] * a.hard + ["junk"] * a.junk
-        for k, g in enumerate(grades):
-            add("db", li, k, i, photos[i].region(), photos[i].name, g, ds)
+        for g, n in (("easy", a.easy), ("hard", a.hard), ("junk", a.junk)):
+            for k in range(n):
+                add("db", li, k, i, photos[i].region(), photos[i].name, g, ds)
     for k in range(a.distractors):
         i = ds[k % len(ds)]
-        rng = np.random.default_rng((a.seed, KIND["distractor"], 0, k, 0))
+        rng = np.random.default_rng((a.seed, KIND["distractor"], 0, k))
         pal = ev[rng.integers(len(ev))] if rng.random() < a.recolour else None
         add("distractor", 0, k, i, corners_box(photos[i]), photos[i].name, "-",
             [j for j in ds if j != i] or ds, pal)
@@ -520,7 +522,7 @@ def jobs(a, photos, ev, tr, ds):
         for t, region in enumerate(photos[i].tiles(a.tiles)):
             name = photos[i].name if a.tiles == 1 else f"{photos[i].name}.{t}"
             for k in range(a.train_views):
-                rng = np.random.default_rng((a.seed, KIND["train"], li, k, 0))
+                rng = np.random.default_rng((a.seed, KIND["train"], li, k))
                 add("train", li, k, i, region, name, ("easy", "hard")[rng.integers(2)], others)
             for k in range(a.noisy):
                 add("noisy", li, k, i, region, name, "junk", others)
