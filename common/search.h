@@ -1,0 +1,55 @@
+/* search.h - descriptor sets for exact search: the queries read whole,
+ * the database read in chunks (or held in memory), every vector checked
+ * as it arrives. */
+#ifndef TK_SEARCH_H
+#define TK_SEARCH_H
+
+#include "stream.h"
+
+/* A stream of `desc` frames held in memory: vectors and each frame's
+ * metadata (for the frames written about them). */
+struct desc_set {
+	float *v; /* [n, dim] */
+	long n;
+	int dim;
+	struct st_doc *meta; /* [n], metadata only */
+	double maxnorm;      /* largest L2 norm */
+};
+
+/* Read every frame of path ("-": standard input).  dim 0: taken from the
+ * first frame; otherwise every frame must have it.  Dies on bad data. */
+void desc_read(struct desc_set *q, const char *path, int dim);
+void desc_free(struct desc_set *q);
+
+/* The database: frames read a chunk at a time, any number of passes when
+ * it is a file.  Each vector is checked: `desc` F32 [dim], finite, and
+ * small enough that no score against a vector of norm 'qnorm' overflows. */
+struct search_db {
+	struct tk_stream s;
+	struct st_doc d;
+	char *path;
+	int dim;
+	int seekable;
+	double qnorm;
+	long pos;  /* vectors delivered in this pass */
+	long n;    /* total, known after one full pass; -1 before */
+	long est;  /* upper bound on n for planning memory; -1 unknown */
+	float *mem; /* the whole database, after search_db_load */
+	float *chunk;
+	long chunk_cap;
+};
+
+/* dim 0: taken from the first frame. */
+void search_db_open(struct search_db *db, const char *path, int dim,
+		    double qnorm, long chunk_cap);
+/* Read the rest of the database into memory (db->mem, db->n). */
+void search_db_load(struct search_db *db);
+/* Start a new pass; dies if the database is a pipe already read. */
+void search_db_rewind(struct search_db *db);
+/* The next up to chunk_cap vectors of this pass: returns their count m,
+ * 0 at the end.  *v always holds chunk_cap vectors, those from m on zero,
+ * so that every product over a chunk has the same shape. */
+long search_db_next(struct search_db *db, const float **v);
+void search_db_close(struct search_db *db);
+
+#endif
