@@ -4,6 +4,8 @@
 #ifndef TK_SEARCH_H
 #define TK_SEARCH_H
 
+#include <pthread.h>
+
 #include "stream.h"
 
 /* A stream of `desc` frames held in memory: vectors and each frame's
@@ -34,9 +36,20 @@ struct search_db {
 	long pos;  /* vectors delivered in this pass */
 	long n;    /* total, known after one full pass; -1 before */
 	long est;  /* upper bound on n for planning memory; -1 unknown */
-	float *mem; /* the whole database, after search_db_load */
-	float *chunk;
 	long chunk_cap;
+	float *mem;  /* the whole database, after search_db_load */
+	float *tail; /* its last chunk, padded */
+	/* The reading thread fills buf[0] and buf[1] in turn, a chunk ahead
+	 * of the caller, who holds one of them between calls. */
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	float *buf[2];
+	long fill[2]; /* vectors in buf[i]; -1: reading failed */
+	int ready[2], next, held, running, stop, pass_done;
+	long read;        /* vectors read by the thread in this pass */
+	int status;       /* its failure: exit status and message */
+	char err[1024];
 };
 
 /* dim 0: taken from the first frame. */
@@ -48,7 +61,8 @@ void search_db_load(struct search_db *db);
 void search_db_rewind(struct search_db *db);
 /* The next up to chunk_cap vectors of this pass: returns their count m,
  * 0 at the end.  *v always holds chunk_cap vectors, those from m on zero,
- * so that every product over a chunk has the same shape. */
+ * so that every product over a chunk has the same shape; it stays valid
+ * until the next call.  Two chunks are in memory at a time. */
 long search_db_next(struct search_db *db, const float **v);
 void search_db_close(struct search_db *db);
 

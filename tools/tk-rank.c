@@ -277,7 +277,9 @@ static void rank_topk(struct search_db *db, const float *q, long ng, long k,
 	while ((m = search_db_next(db, &v)) > 0) {
 		long base = db->pos - m;
 		scores(s, q, ng, v, cap, dim);
-#pragma omp parallel for schedule(dynamic, 16)
+		/* Most scores cost a comparison: threads only pay for large
+		 * chunks (idle OpenMP threads spin, taking time from BLAS's). */
+#pragma omp parallel for schedule(dynamic, 16) if (ng * m >= (1l << 22))
 		for (long i = 0; i < ng; i++) {
 			struct topk *t = &tk[i];
 			topk_offer(t, s + (size_t)i * cap, m, (uint32_t)base);
@@ -337,7 +339,7 @@ static long plan_group(const struct search_db *db, long nq, long top,
 {
 	int nt = omp_get_max_threads();
 	long n = db->n >= 0 ? db->n : db->est;
-	uint64_t chunk = (uint64_t)db->chunk_cap * db->dim * 4;
+	uint64_t chunk = 2 * (uint64_t)db->chunk_cap * db->dim * 4; /* 2 read */
 	uint64_t per_query, fixed = chunk;
 	if (full) {
 		/* Scores kept whole, plus per thread the sort's two key
@@ -404,7 +406,7 @@ static void query_expansion(struct search_db *db, float *q, long nq, long n,
 {
 	int dim = db->dim;
 	/* Per query: its scores of a chunk, its top n, their vectors. */
-	uint64_t fixed = (uint64_t)db->chunk_cap * dim * 4 +
+	uint64_t fixed = 2 * (uint64_t)db->chunk_cap * dim * 4 +
 			 (uint64_t)omp_get_max_threads() * n * dim * 4;
 	uint64_t per = db->chunk_cap * 4 + (2 * n + 64) * 8 + n * (dim * 4 + 4);
 	if (avail < fixed + per)
@@ -654,6 +656,7 @@ int main(int argc, char **argv)
 		       chunk);
 	if (q.n == 0) { /* nothing to rank; the database is still checked */
 		const float *v;
+		search_db_rewind(&db);
 		while (search_db_next(&db, &v) > 0)
 			;
 		if (db.pos == 0)
