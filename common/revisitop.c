@@ -2,7 +2,6 @@
  * its printed lines. */
 #include "revisitop.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -150,43 +149,19 @@ static int parse_gnd(struct rv_gnd *g, const struct pk_value *root,
 int rv_load(struct rv_gnd *g, const char *path, char *err, size_t errlen)
 {
 	memset(g, 0, sizeof *g);
-	FILE *fp = fopen(path, "rb");
-	if (!fp) {
-		fail(err, errlen, "cannot open %s: %s", path, strerror(errno));
-		return -2;
-	}
-	size_t len = 0, cap = 1 << 16, r;
-	uint8_t *buf = xmalloc(cap);
-	while ((r = fread(buf + len, 1, cap - len, fp)) > 0) {
-		len += r;
-		if (len == cap) {
-			if (cap >= (1ul << 30)) {
-				fclose(fp);
-				free(buf);
-				return fail(err, errlen, "%s: larger than 1 GiB",
-					    path);
-			}
-			cap *= 2;
-			buf = xrealloc(buf, cap);
-		}
-	}
-	int bad = ferror(fp);
-	fclose(fp);
-	if (bad) {
-		free(buf);
-		fail(err, errlen, "reading %s: %s", path, strerror(errno));
-		return -2;
-	}
 	struct pk_options opt = {0}; /* plain data only */
 	struct pk_arena *arena = NULL;
-	size_t used;
+	int io = 0;
 	char perr[512];
-	struct pk_value *root = pk_load(buf, len, &opt, &arena, &used, perr,
-					sizeof perr);
-	int rc = root ? parse_gnd(g, root, path, err, errlen)
-		      : fail(err, errlen, "%s: %s", path, perr);
+	struct pk_value *root = pk_load_file(path, &opt, &arena, &io, perr,
+					     sizeof perr);
+	int rc;
+	if (!root)
+		rc = io ? (fail(err, errlen, "%s", perr), -2)
+			: fail(err, errlen, "%s", perr);
+	else
+		rc = parse_gnd(g, root, path, err, errlen);
 	pk_free(arena);
-	free(buf);
 	if (rc)
 		rv_free(g);
 	return rc;
