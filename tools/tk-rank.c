@@ -1,13 +1,13 @@
 /* tk-rank - exact inner-product search: the database ranked for each
  * query, in chunks bounded by --mem; merging of sharded rankings; alpha
  * query expansion and database-side augmentation. */
-#include <cblas.h>
 #include <getopt.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/exact.h"
 #include "common/rank.h"
 #include "common/search.h"
 #include "common/stream.h"
@@ -99,13 +99,21 @@ static void parse_options(struct options *o, int argc, char **argv)
 /* ---- writing rankings ---- */
 
 static void write_ranking(const struct st_doc *meta, const uint64_t *keys,
-			  long n, int32_t *rank, float *score)
+			  long n)
 {
+	static int32_t *rank; /* kept for the next frame */
+	static float *score;
+	static long cap;
+	if (n > cap) {
+		cap = n;
+		rank = xrealloc(rank, xmul(n, sizeof *rank));
+		score = xrealloc(score, xmul(n, sizeof *score));
+	}
 	for (long i = 0; i < n; i++) {
 		rank[i] = (int32_t)rank_key_pos(keys[i]);
 		score[i] = rank_key_score(keys[i]);
 	}
-	static struct st_doc d; /* reused: its buffers persist */
+	static struct st_doc d;
 	st_clear(&d);
 	st_meta_copy(&d, meta);
 	int64_t shape[1] = {n};
@@ -114,272 +122,10 @@ static void write_ranking(const struct st_doc *meta, const uint64_t *keys,
 	tk_write_frame(&d);
 }
 
-/* ---- ranking a group of queries in one pass over the database ---- */
-
-struct plan {
-	long group;   /* queries per pass */
-	uint64_t max_blocks; /* full ranking: bytes of scores allowed */
-};
-
-/* Scores of ng queries against the database, chunk by chunk, into
- * blocks kept whole (full ranking). */
-struct blocks {
-	float **s; /* [ng, ld] each */
-	long *base, *n, ld;
-	int nb, cap;
-	uint64_t bytes;
-};
-
-static void blocks_add(struct blocks *b, float *s, long base, long n,
-		       uint64_t bytes)
+/* exact_emit: query i's ranking as a rank frame with its metadata. */
+static void emit_frame(void *meta, long i, const uint64_t *keys, long n)
 {
-	if (b->nb == b->cap) {
-		b->cap = b->cap ? 2 * b->cap : 64;
-		b->s = xrealloc(b->s, b->cap * sizeof *b->s);
-		b->base = xrealloc(b->base, b->cap * sizeof *b->base);
-		b->n = xrealloc(b->n, b->cap * sizeof *b->n);
-	}
-	b->s[b->nb] = s;
-	b->base[b->nb] = base;
-	b->n[b->nb++] = n;
-	b->bytes += bytes;
-}
-
-static void blocks_free(struct blocks *b)
-{
-	for (int i = 0; i < b->nb; i++)
-		free(b->s[i]);
-	free(b->s);
-	free(b->base);
-	free(b->n);
-	memset(b, 0, sizeof *b);
-}
-
-/* s[nq, chunk] = q[nq, dim] . v[chunk, dim]^T, for a whole chunk (its
- * tail padded with zeros).  BLAS libraries switch kernels for small
- * products (OpenBLAS 0.3: M*N*K <= 10^6), and those round sums
- * differently; with every product as large and as wide, a score does not
- * depend on where chunk boundaries or shards fall. */
-static void scores(float *s, const float *q, long nq, const float *v,
-		   long chunk, int dim)
-{
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq,
-		    (int)chunk, dim, 1.0f, q, dim, v, dim, 0.0f, s, (int)chunk);
-}
-
-/* Full ranking of queries q[0..ng): every score kept, then each row
- * radix-sorted (positions already ascend, so only scores are sorted). */
-static void rank_full(struct search_db *db, const float *q, long ng,
-		      const struct st_doc *meta, long top, uint64_t budget)
-{
-	struct blocks b = {.ld = db->chunk_cap};
-	int nt = omp_get_max_threads();
-	nt = nt < ng ? nt : (int)ng;
-	const float *v;
-	long m;
-	struct tk_progress p;
-	tk_progress_start(&p, "database vectors", db->est > 0 ? db->est : 0);
-	search_db_rewind(db);
-	while ((m = search_db_next(db, &v)) > 0) {
-		uint64_t bytes = (uint64_t)ng * db->chunk_cap * sizeof(float);
-		/* The scores, and per thread the sort's keys and a frame
-		 * (a pipe's length is learnt only now). */
-		uint64_t sort = (uint64_t)nt * db->pos * 24;
-		if (b.bytes + bytes + sort > budget)
-			die_usage("the scores of %ld queries outgrow --mem "
-				  "after %ld database vectors: raise --mem, or "
-				  "give DB.bin as a file so that queries can be "
-				  "ranked in several passes",
-				  ng, db->pos - m);
-		float *s = xmalloc(bytes);
-		scores(s, q, ng, v, db->chunk_cap, db->dim);
-		blocks_add(&b, s, db->pos - m, m, bytes);
-		tk_progress_step(&p, m);
-	}
-	tk_progress_end(&p);
-	long n = db->pos;
-	if (n == 0)
-		die_data("%s: the database is empty", db->path);
-	long k = top && top < n ? top : n;
-	uint64_t *keys = xmalloc(xmul(xmul(nt, n), 2 * sizeof *keys));
-	int32_t *rank = xmalloc(xmul(xmul(nt, k), sizeof *rank));
-	float *score = xmalloc(xmul(xmul(nt, k), sizeof *score));
-	for (long q0 = 0; q0 < ng; q0 += nt) {
-		long nb = ng - q0 < nt ? ng - q0 : nt;
-#pragma omp parallel for schedule(dynamic, 1)
-		for (long t = 0; t < nb; t++) {
-			uint64_t *key = keys + (size_t)t * 2 * n;
-			for (int i = 0; i < b.nb; i++) {
-				const float *s = b.s[i] + (size_t)(q0 + t) * b.ld;
-				uint64_t *o = key + b.base[i];
-				for (long j = 0; j < b.n[i]; j++)
-					o[j] = rank_key(s[j], (uint32_t)(b.base[i] + j));
-			}
-			rank_sort(key, key + n, n, 1);
-		}
-		for (long t = 0; t < nb; t++)
-			write_ranking(&meta[q0 + t], keys + (size_t)t * 2 * n, k,
-				      rank + (size_t)t * k, score + (size_t)t * k);
-	}
-	free(keys);
-	free(rank);
-	free(score);
-	blocks_free(&b);
-}
-
-/* Query i's k best are t->buf[0..t->n), sorted, after a chunk at
- * positions base... brought new ones in: their vectors come from the
- * chunk v, the others from the previous list (positions op[0..*on)). */
-static void keep_vectors(struct topk *t, float *vecs, int32_t *op, long *on,
-			 const float *v, long base, float *tmp, int dim)
-{
-	for (size_t j = 0; j < t->n; j++) {
-		long pos = rank_key_pos(t->buf[j]);
-		const float *src = NULL;
-		if (pos >= base)
-			src = v + (size_t)(pos - base) * dim;
-		else
-			for (long h = 0; h < *on && !src; h++)
-				if (op[h] == pos)
-					src = vecs + (size_t)h * dim;
-		memcpy(tmp + j * dim, src, dim * sizeof *tmp);
-	}
-	memcpy(vecs, tmp, t->n * dim * sizeof *tmp);
-	for (size_t j = 0; j < t->n; j++)
-		op[j] = (int32_t)rank_key_pos(t->buf[j]);
-	*on = (long)t->n;
-}
-
-/* The k best for each of queries q[0..ng), in one pass.  With vecs
- * (QE), vecs[i*k*dim...] receives the vectors of query i's k best, in
- * the order of tk[i].buf. */
-static void rank_topk(struct search_db *db, const float *q, long ng, long k,
-		      struct topk *tk, float *vecs)
-{
-	long cap = db->chunk_cap;
-	float *s = xmalloc(xmul(xmul(ng, cap), sizeof *s));
-	int dim = db->dim;
-	int32_t *vpos = NULL;
-	long *vn = NULL;
-	float *tmp = NULL;
-	if (vecs) {
-		vpos = xmalloc(xmul(xmul(ng, k), sizeof *vpos));
-		vn = xcalloc(ng, sizeof *vn);
-		tmp = xmalloc(xmul(xmul(omp_get_max_threads(), k), dim * sizeof *tmp));
-	}
-	for (long i = 0; i < ng; i++)
-		topk_init(&tk[i], k);
-	const float *v;
-	long m;
-	struct tk_progress p;
-	tk_progress_start(&p, "database vectors", db->est > 0 ? db->est : 0);
-	search_db_rewind(db);
-	while ((m = search_db_next(db, &v)) > 0) {
-		long base = db->pos - m;
-		scores(s, q, ng, v, cap, dim);
-		/* Most scores cost a comparison: threads only pay for large
-		 * chunks (idle OpenMP threads spin, taking time from BLAS's). */
-#pragma omp parallel for schedule(dynamic, 16) if (ng * m >= (1l << 22))
-		for (long i = 0; i < ng; i++) {
-			struct topk *t = &tk[i];
-			topk_offer(t, s + (size_t)i * cap, m, (uint32_t)base);
-			if (!vecs)
-				continue;
-			/* Only when this chunk brought new ones in; otherwise
-			 * the set is the one whose vectors are kept. */
-			size_t j = 0;
-			while (j < t->n && rank_key_pos(t->buf[j]) < base)
-				j++;
-			if (j == t->n)
-				continue;
-			topk_finish(t);
-			keep_vectors(t, vecs + (size_t)i * k * dim,
-				     vpos + (size_t)i * k, &vn[i], v, base,
-				     tmp + (size_t)omp_get_thread_num() * k * dim,
-				     dim);
-		}
-		tk_progress_step(&p, m);
-	}
-	tk_progress_end(&p);
-	if (db->pos == 0)
-		die_data("%s: the database is empty", db->path);
-#pragma omp parallel for schedule(dynamic, 16)
-	for (long i = 0; i < ng; i++)
-		topk_finish(&tk[i]);
-	free(s);
-	free(vpos);
-	free(vn);
-	free(tmp);
-}
-
-static void rank_and_write(struct search_db *db, const float *q, long ng,
-			   const struct st_doc *meta, long k)
-{
-	struct topk *tk = xmalloc(xmul(ng, sizeof *tk));
-	rank_topk(db, q, ng, k, tk, NULL);
-	size_t most = 0;
-	for (long i = 0; i < ng; i++)
-		most = tk[i].n > most ? tk[i].n : most;
-	int32_t *rank = xmalloc(xmul(most, sizeof *rank));
-	float *score = xmalloc(xmul(most, sizeof *score));
-	for (long i = 0; i < ng; i++) {
-		write_ranking(&meta[i], tk[i].buf, (long)tk[i].n, rank, score);
-		topk_free(&tk[i]);
-	}
-	free(tk);
-	free(rank);
-	free(score);
-}
-
-/* ---- memory plan ---- */
-
-/* How many queries fit in one pass, with chunks of db->chunk_cap. */
-static long plan_group(const struct search_db *db, long nq, long top,
-		       uint64_t avail, int full, uint64_t *full_budget)
-{
-	int nt = omp_get_max_threads();
-	long n = db->n >= 0 ? db->n : db->est;
-	uint64_t chunk = 2 * (uint64_t)db->chunk_cap * db->dim * 4; /* 2 read */
-	uint64_t per_query, fixed = chunk;
-	if (full) {
-		/* Scores kept whole, plus per thread the sort's two key
-		 * arrays and the frame being written. */
-		per_query = (uint64_t)(n > 0 ? n + db->chunk_cap : 0) * 4;
-		fixed += (uint64_t)nt * (n > 0 ? n : 0) * 24;
-	} else {
-		long k = n > 0 && top > n ? n : top;
-		per_query = (uint64_t)db->chunk_cap * 4 + (2 * (uint64_t)k + 64) * 8;
-	}
-	if (avail < fixed + per_query)
-		die_usage("--mem is too small: ranking even one query needs "
-			  "%.1fM besides the queries",
-			  (double)(fixed + per_query) / (1 << 20) + 0.1);
-	*full_budget = avail - chunk;
-	if (n <= 0) /* a pipe (or empty): all queries in its only pass */
-		return nq;
-	uint64_t g = (avail - fixed) / per_query;
-	return g < (uint64_t)nq ? (long)g : nq;
-}
-
-static void rank_all(struct search_db *db, const float *q, long nq,
-		     const struct st_doc *meta, long top, uint64_t avail)
-{
-	long n = db->n >= 0 ? db->n : db->est;
-	int full = !top || (n >= 0 && top >= n);
-	uint64_t budget;
-	long g = plan_group(db, nq, top, avail, full, &budget);
-	if (g < nq)
-		tk_note("ranking %ld queries in passes of %ld over %s", nq, g,
-			db->path);
-	for (long q0 = 0; q0 < nq; q0 += g) {
-		long ng = nq - q0 < g ? nq - q0 : g;
-		if (full)
-			rank_full(db, q + (size_t)q0 * db->dim, ng, meta + q0,
-				  top, budget);
-		else
-			rank_and_write(db, q + (size_t)q0 * db->dim, ng,
-				       meta + q0, top);
-	}
+	write_ranking(&((const struct st_doc *)meta)[i], keys, n);
 }
 
 /* ---- query expansion and database-side augmentation ---- */
@@ -413,12 +159,13 @@ static void query_expansion(struct search_db *db, float *q, long nq, long n,
 		die_usage("--mem is too small for --qe %ld: it needs %.1fM "
 			  "besides the queries",
 			  n, (double)(fixed + per) / (1 << 20) + 0.1);
-	long g = (avail - fixed) / per < (uint64_t)nq ? (long)((avail - fixed) / per) : nq;
+	uint64_t fit = (avail - fixed) / per;
+	long g = fit < (uint64_t)nq ? (long)fit : nq;
 	struct topk *tk = xmalloc(xmul(g, sizeof *tk));
 	float *vecs = xmalloc(xmul(xmul(g, n), dim * sizeof *vecs));
 	for (long q0 = 0; q0 < nq; q0 += g) {
 		long ng = nq - q0 < g ? nq - q0 : g;
-		rank_topk(db, q + (size_t)q0 * dim, ng, n, tk, vecs);
+		exact_topk(db, q + (size_t)q0 * dim, ng, n, tk, vecs);
 #pragma omp parallel for
 		for (long i = 0; i < ng; i++) {
 			float *x = q + (size_t)(q0 + i) * dim;
@@ -461,7 +208,7 @@ static void db_augmentation(struct search_db *db, long n, double alpha,
 	struct topk *tk = xmalloc(xmul(g < N ? g : N, sizeof *tk));
 	for (long j0 = 0; j0 < N; j0 += g) {
 		long ng = N - j0 < g ? N - j0 : g;
-		rank_topk(db, db->mem + (size_t)j0 * dim, ng, k, tk, NULL);
+		exact_topk(db, db->mem + (size_t)j0 * dim, ng, k, tk, NULL);
 #pragma omp parallel for
 		for (long t = 0; t < ng; t++) {
 			long j = j0 + t, used = 0;
@@ -564,8 +311,6 @@ static void merge(const struct options *o)
 		st_init(&d[i]);
 	}
 	uint64_t *out = NULL;
-	int32_t *rank = NULL;
-	float *score = NULL;
 	size_t outcap = 0;
 	for (long f = 0;; f++) {
 		int got = 0, ended = -1, more = -1;
@@ -602,11 +347,9 @@ static void merge(const struct options *o)
 		if (k > outcap) {
 			outcap = k;
 			out = xrealloc(out, xmul(k, sizeof *out));
-			rank = xrealloc(rank, xmul(k, sizeof *rank));
-			score = xrealloc(score, xmul(k, sizeof *score));
 		}
 		k = rank_merge(out, k, keys, len, ns);
-		write_ranking(&d[0], out, (long)k, rank, score);
+		write_ranking(&d[0], out, (long)k);
 	}
 	for (int i = 0; i < ns; i++) {
 		tk_stream_close(&s[i]);
@@ -620,8 +363,6 @@ static void merge(const struct options *o)
 	free(len);
 	free(off);
 	free(out);
-	free(rank);
-	free(score);
 }
 
 int main(int argc, char **argv)
@@ -642,7 +383,7 @@ int main(int argc, char **argv)
 		die_usage("--mem is too small to hold the %ld queries", q.n);
 	uint64_t avail = o.mem - qbytes;
 	/* Chunks of 4 to 32M: large enough for GEMM to run at full speed
-	 * and to keep the same kernels (see scores()), small against the
+	 * and to keep the same kernels (see exact.c), small against the
 	 * memory the scores need; a multiple of 64 vectors. */
 	int dim = q.dim;
 	long chunk = 64;
@@ -667,7 +408,7 @@ int main(int argc, char **argv)
 	if (o.qe)
 		query_expansion(&db, q.v, q.n, o.qe, o.alpha, avail);
 	if (q.n > 0)
-		rank_all(&db, q.v, q.n, q.meta, o.top, avail);
+		exact_rank(&db, q.v, q.n, o.top, avail, emit_frame, q.meta);
 	search_db_close(&db);
 	desc_free(&q);
 	tk_close_stdout();
