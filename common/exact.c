@@ -50,10 +50,24 @@ static void blocks_free(struct blocks *b)
  * differently; with every product as large and as wide, a score does not
  * depend on where chunk boundaries or shards fall. */
 static void scores(float *s, const float *q, long nq, const float *v,
-		   long chunk, int dim)
+		   long ld, long chunk, int dim)
 {
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq,
-		    (int)chunk, dim, 1.0f, q, dim, v, dim, 0.0f, s, (int)chunk);
+		    (int)chunk, dim, 1.0f, q, dim, v, (int)ld, 0.0f, s,
+		    (int)chunk);
+}
+
+/* BLAS threads for a pass of ng queries.  Reading a database vector
+ * takes the reading thread about 2 us, and one core's GEMM about
+ * 2 ng dim / 1e11 s: below ng * dim = 2^17 the pass waits on the reader
+ * anyway, and more BLAS threads would only spin beside it, taking the
+ * reader's core (measured: tests/bench/rank.sh). */
+static int blas_threads(const struct search_db *db, long ng)
+{
+	int before = openblas_get_num_threads();
+	if (!db->mem && (uint64_t)ng * db->dim <= (1u << 17))
+		openblas_set_num_threads(1);
+	return before;
 }
 
 /* Full ranking of queries q[0..ng): every score kept, then each row
@@ -66,11 +80,13 @@ static void rank_full(struct search_db *db, const float *q, long ng,
 	int nt = omp_get_max_threads();
 	nt = nt < ng ? nt : (int)ng;
 	const float *v;
+	long ld;
 	long m;
 	struct tk_progress p;
 	tk_progress_start(&p, "database vectors", db->est > 0 ? db->est : 0);
+	int threads = blas_threads(db, ng);
 	search_db_rewind(db);
-	while ((m = search_db_next(db, &v)) > 0) {
+	while ((m = search_db_next(db, &v, &ld)) > 0) {
 		uint64_t bytes = (uint64_t)ng * db->chunk_cap * sizeof(float);
 		/* The scores, and per thread the sort's keys and a frame
 		 * (a pipe's length is learnt only now). */
@@ -82,11 +98,12 @@ static void rank_full(struct search_db *db, const float *q, long ng,
 				  "ranked in several passes",
 				  ng, db->pos - m);
 		float *s = xmalloc(bytes);
-		scores(s, q, ng, v, db->chunk_cap, db->dim);
+		scores(s, q, ng, v, ld, db->chunk_cap, db->dim);
 		blocks_add(&b, s, db->pos - m, m, bytes);
 		tk_progress_step(&p, m);
 	}
 	tk_progress_end(&p);
+	openblas_set_num_threads(threads);
 	long n = db->pos;
 	if (n == 0)
 		die_data("%s: the database is empty", db->path);
@@ -116,13 +133,13 @@ static void rank_full(struct search_db *db, const float *q, long ng,
  * positions base... brought new ones in: their vectors come from the
  * chunk v, the others from the previous list (positions op[0..*on)). */
 static void keep_vectors(struct topk *t, float *vecs, int32_t *op, long *on,
-			 const float *v, long base, float *tmp, int dim)
+			 const float *v, long ld, long base, float *tmp, int dim)
 {
 	for (size_t j = 0; j < t->n; j++) {
 		long pos = rank_key_pos(t->buf[j]);
 		const float *src = NULL;
 		if (pos >= base)
-			src = v + (size_t)(pos - base) * dim;
+			src = v + (size_t)(pos - base) * ld;
 		else
 			for (long h = 0; h < *on && !src; h++)
 				if (op[h] == pos)
@@ -152,13 +169,15 @@ void exact_topk(struct search_db *db, const float *q, long ng, long k,
 	for (long i = 0; i < ng; i++)
 		topk_init(&tk[i], k);
 	const float *v;
+	long ld;
 	long m;
 	struct tk_progress p;
 	tk_progress_start(&p, "database vectors", db->est > 0 ? db->est : 0);
+	int threads = blas_threads(db, ng);
 	search_db_rewind(db);
-	while ((m = search_db_next(db, &v)) > 0) {
+	while ((m = search_db_next(db, &v, &ld)) > 0) {
 		long base = db->pos - m;
-		scores(s, q, ng, v, cap, dim);
+		scores(s, q, ng, v, ld, cap, dim);
 		/* Most scores cost a comparison: threads only pay for large
 		 * chunks (idle OpenMP threads spin, taking time from BLAS's). */
 #pragma omp parallel for schedule(dynamic, 16) if (ng * m >= (1l << 22))
@@ -176,13 +195,14 @@ void exact_topk(struct search_db *db, const float *q, long ng, long k,
 				continue;
 			topk_finish(t);
 			keep_vectors(t, vecs + (size_t)i * k * dim,
-				     vpos + (size_t)i * k, &vn[i], v, base,
+				     vpos + (size_t)i * k, &vn[i], v, ld, base,
 				     tmp + (size_t)omp_get_thread_num() * k * dim,
 				     dim);
 		}
 		tk_progress_step(&p, m);
 	}
 	tk_progress_end(&p);
+	openblas_set_num_threads(threads);
 	if (db->pos == 0)
 		die_data("%s: the database is empty", db->path);
 #pragma omp parallel for schedule(dynamic, 16)

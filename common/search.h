@@ -45,7 +45,18 @@ struct search_db {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	float *buf[2];
-	long fill[2]; /* vectors in buf[i]; -1: reading failed */
+	long fill[2]; /* vectors in slot i; -1: reading failed */
+	const float *vec[2]; /* slot i's vectors: in buf[i], or in place */
+	long ld[2];          /* and their stride, in floats */
+	/* A regular file is read through mappings of each chunk's bytes. */
+	int mapped;
+	long long size, off; /* the file's size; the next frame's offset */
+	long long frame_bytes; /* bytes a frame, for sizing windows */
+	void *map[2];        /* slot i's window */
+	size_t maplen[2];
+	long long *voff;     /* the chunk's vectors' offsets in its window */
+	void *scratch;       /* a misaligned vector, copied to be checked */
+	size_t scratch_len;
 	int ready[2], next, held, running, stop, pass_done;
 	long read;        /* vectors read by the thread in this pass */
 	int status;       /* its failure: exit status and message */
@@ -60,10 +71,12 @@ void search_db_load(struct search_db *db);
 /* Start a new pass; dies if the database is a pipe already read. */
 void search_db_rewind(struct search_db *db);
 /* The next up to chunk_cap vectors of this pass: returns their count m,
- * 0 at the end.  *v always holds chunk_cap vectors, those from m on zero,
- * so that every product over a chunk has the same shape; it stays valid
- * until the next call.  Two chunks are in memory at a time. */
-long search_db_next(struct search_db *db, const float **v);
+ * 0 at the end.  Vector i is at *v + i * *ld (*ld >= dim: vectors may be
+ * read in place, between their frames' headers); there are always
+ * chunk_cap of them, those from m on zero, so that every product over a
+ * chunk has the same shape.  Valid until the next call.  Two chunks are
+ * in memory at a time. */
+long search_db_next(struct search_db *db, const float **v, long *ld);
 void search_db_close(struct search_db *db);
 
 #endif

@@ -77,7 +77,7 @@ GND ?= $(data)/$(DATASET)/gnd_$(DATASET).pkl
 suffix := $(if $(filter 1,$(R1M)),+1m,)
 
 par := $(PARALLEL) --will-cite --halt now,fail=1 $(if $(HOSTS),--sshlogin $(HOSTS),-j $(JOBS))
-shard := $(here)extract-shard.sh "$(or $(BIN),-)" $(model) $(MAX_SIZE) $(or $(SCALES),-) $(or $(THREADS),-)
+shard := bash $(here)extract-shard.sh "$(or $(BIN),-)" $(model) $(MAX_SIZE) $(or $(SCALES),-) $(or $(THREADS),-)
 # parts DIR N: the shard files of a list in N shards
 parts = $(foreach i,$(shell seq 0 $$(($(2) - 1))),$(1)/part-$(i)-of-$(2).bin)
 # run_shards LIST N DIR: the missing shards of LIST, through GNU parallel

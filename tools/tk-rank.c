@@ -397,8 +397,9 @@ int main(int argc, char **argv)
 		       chunk);
 	if (q.n == 0) { /* nothing to rank; the database is still checked */
 		const float *v;
+		long ld;
 		search_db_rewind(&db);
-		while (search_db_next(&db, &v) > 0)
+		while (search_db_next(&db, &v, &ld) > 0)
 			;
 		if (db.pos == 0)
 			die_data("%s: the database is empty", db.path);

@@ -15,7 +15,8 @@ len(imlist) are distractors.  Means in percent, printed as revisitop's
 example script prints them (np.around(x * 100, decimals=2) through str()).
 
   map_ref.py eval GND.pkl RANKS.bin [--kappas 1,5,10] [--json] [--per-query]
-      what tk-map must print.
+                   [--json-out FILE]
+      what tk-map must print (and in FILE what --json --per-query prints).
   map_ref.py ranks GND.pkl OUT.bin MODE SEED [--distractors N] [--top K]
       rankings as rank frames: MODE 'perfect' (every query's positives
       first: easy, then hard, then junk, then the rest), 'random'
@@ -115,14 +116,14 @@ def cmd_eval(a):
     res = evaluate(cfg["gnd"], ranks, kappas)
     ds = dataset_name(a.gnd)
     E, M, H = (res[p] for p in ("easy", "medium", "hard"))
-    if a.json:
+    if a.json or a.json_out:
         def num(x):
             return None if np.isnan(x) else float(x)
         o = {"dataset": ds, "queries": len(cfg["qimlist"]),
              "map": {p: num(res[p][0] * 100) for p in res},
              "mpk": {"k": kappas, **{p: [num(v) for v in res[p][1] * 100]
                                      for p in res}}}
-        if a.per_query:
+        if a.per_query or a.json_out:
             o["per_query"] = [
                 {"key": k,
                  "ap": {p: None if res[p][2][i] is None else res[p][2][i] * 100
@@ -130,8 +131,12 @@ def cmd_eval(a):
                  "pk": {p: None if res[p][3][i] is None else
                         [float(v) * 100 for v in res[p][3][i]] for p in res}}
                 for i, k in enumerate(cfg["qimlist"])]
-        print(json.dumps(o))
-        return
+        if a.json_out:
+            with open(a.json_out, "w") as f:
+                json.dump(o, f)
+        if a.json:
+            print(json.dumps(o))
+            return
     # As revisitop's example_evaluate.py prints them.
     print('>> {}: mAP E: {}, M: {}, H: {}'.format(
         ds, np.around(E[0] * 100, decimals=2), np.around(M[0] * 100, decimals=2),
@@ -218,6 +223,8 @@ def main():
     e.add_argument("--kappas", default="1,5,10")
     e.add_argument("--json", action="store_true")
     e.add_argument("--per-query", action="store_true")
+    e.add_argument("--json-out", help="also write the --json --per-query "
+                   "object to this file")
     r = sub.add_parser("ranks")
     r.add_argument("gnd")
     r.add_argument("out")
