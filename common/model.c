@@ -180,12 +180,9 @@ int tk_arch_from_meta(struct tk_arch *a, const struct st_doc *d, char *err,
 {
 	memset(a, 0, sizeof *a);
 	const char *format = st_meta_get(d, "format");
+	/* Other formats (checkpoints) are models with more beside them. */
 	if (format && strcmp(format, "tk-backbone") == 0)
 		a->backbone_only = 1;
-	else if (format && strcmp(format, "tk-model") != 0)
-		return fail(err, errlen,
-			    "metadata format '%s' is not a tk model "
-			    "(tk-model or tk-backbone)", format);
 	size_t nf = a->backbone_only ? 2 : NFIELDS;
 	for (size_t i = 0; i < nf; i++) {
 		const char *v = st_meta_get(d, arch_fields[i].key);

@@ -112,8 +112,13 @@ int main(int argc, char **argv)
 	tk_model_to_doc(&m, &out);
 	const char *base = strrchr(o.in, '/');
 	st_meta_set(&out, "source", base ? base + 1 : o.in);
-	st_meta_setf(&out, "source_format", "%s%s", torch ? "torch " : "tk",
-		     torch ? ck.format : "");
+	/* A safetensors file without tk's metadata holds some other
+	 * program's state_dict (torchvision names, say). */
+	const char *format = st_meta_get(&d, "format");
+	if (torch)
+		st_meta_setf(&out, "source_format", "torch %s", ck.format);
+	else
+		st_meta_set(&out, "source_format", format ? "tk" : "safetensors");
 	if (torch && ck.epoch >= 0)
 		st_meta_setf(&out, "epoch", "%ld", ck.epoch);
 	else if (!torch && st_meta_get(&d, "epoch"))
@@ -127,7 +132,10 @@ int main(int argc, char **argv)
 	char desc[256], from[512];
 	tk_arch_describe(&m.arch, desc, sizeof desc);
 	snprintf(from, sizeof from, "a %s %s", info.kind,
-		 torch ? "state_dict" : st_meta_get(&d, "format"));
+		 torch || !format ? "state_dict" : format);
+	if (!torch && !format)
+		snprintf(from + strlen(from), sizeof from - strlen(from),
+			 " (safetensors)");
 	if (torch)
 		snprintf(from + strlen(from), sizeof from - strlen(from),
 			 " (torch %s format%s%s%s)", ck.format,
@@ -141,7 +149,8 @@ int main(int argc, char **argv)
 			 ", 'module.' removed from %d names", info.prefixes);
 	if (info.dropped)
 		snprintf(from + strlen(from), sizeof from - strlen(from),
-			 ", %d tensors left out", info.dropped);
+			 ", %d tensor%s left out", info.dropped,
+			 info.dropped == 1 ? "" : "s");
 	if (info.state)
 		snprintf(from + strlen(from), sizeof from - strlen(from),
 			 ", %d optimizer state tensors left out", info.state);

@@ -20,8 +20,9 @@ import token_ref
 SMALL = dict(depth=50, width=8, mid_dim=32, out_dim=32, heads=4, classes=10)
 
 
-def save(path, obj, legacy):
-    torch.save(obj, path, _use_new_zipfile_serialization=not legacy)
+def save(path, obj, legacy, protocol=2):
+    torch.save(obj, path, _use_new_zipfile_serialization=not legacy,
+               pickle_protocol=protocol)
 
 
 def trained_optimizer(model):
@@ -77,6 +78,15 @@ def main():
               "optim": optim}, legacy, "--epoch=8")
         case("token-%s-layouts" % fmt, odd_layouts(sd), legacy)
         case("token-%s-params" % fmt, model.state_dict(keep_vars=True), legacy)
+    # AdamW's state (tensor steps, tuples) in pickle protocols 4 and 5.
+    adamw = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    adamw.step()
+    for legacy, fmt, proto in ((False, "zip", 4), (True, "legacy", 5)):
+        name = "token-%s-adamw-p%d" % (fmt, proto)
+        save(os.path.join(out, name + ".pth"),
+             {"epoch": 9, "state_dict": sd, "optim": adamw.state_dict()},
+             legacy, proto)
+        cases.append(name + " --epoch=9")
     case("token-zip-f16", {k: v.half() if v.is_floating_point() else v
                            for k, v in sd.items()}, False)
     case("token-legacy-bf16", {"state_dict": {k: v.bfloat16() if v.is_floating_point() else v
