@@ -348,14 +348,15 @@ static int is_tensor(const struct pk_value *v)
 	       is_call(v, "torch._utils._rebuild_parameter");
 }
 
-/* Whether d is a dict all of whose (at least one) values are tensors. */
+/* Whether d is a dict with tensors among its values (any others are
+ * reported when it is read). */
 static int is_state_dict(const struct pk_value *d)
 {
 	struct pairs p;
 	if (dict_pairs(d, &p) < 0)
 		return 0;
-	int ok = p.n > 0;
-	for (size_t i = 0; ok && i < p.n; i++)
+	int ok = 0;
+	for (size_t i = 0; !ok && i < p.n; i++)
 		ok = is_tensor(p.v[i]);
 	pairs_free(&p);
 	return ok;

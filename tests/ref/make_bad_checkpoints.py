@@ -218,6 +218,8 @@ def main():
     torch.save(bad, case("integer-weight", "tensor 'tr.query': dtype I64 is not a float"))
     bad = {k: v for k, v in sd.items() if not k.startswith("backbone.block4.5.")}
     torch.save(bad, case("odd-depth", "5 blocks in its third stage"))
+    torch.save({"epoch": 3, "state_dict": dict(sd, extra_state="x")},
+               case("wrapped-not-a-tensor", "state_dict entry 'extra_state' is a str, not a tensor"))
     torch.save({"optimizer": {}, "epoch": 3, "state_dict": {"a": 1}},
                case("wrapper-without-tensors", "no state_dict: the top-level dict has keys 'optimizer', 'epoch', 'state_dict'"))
 
