@@ -1225,6 +1225,50 @@ struct pk_value *pk_load(const void *buf, size_t len,
 
 /* ---- helpers for callers ---- */
 
+struct pk_value *pk_load_file(const char *path, const struct pk_options *opt,
+			      struct pk_arena **arena, int *io, char *err,
+			      size_t errlen)
+{
+	*arena = NULL;
+	*io = 1;
+	FILE *fp = fopen(path, "rb");
+	if (!fp) {
+		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	unsigned char *buf = NULL;
+	size_t len = 0, cap = 0, k;
+	do {
+		if (len == cap) {
+			unsigned char *b = cap > SIZE_MAX / 2 ? NULL
+				: realloc(buf, cap = cap ? 2 * cap : 1 << 16);
+			if (!b) {
+				snprintf(err, errlen, "%s: out of memory", path);
+				free(buf);
+				fclose(fp);
+				return NULL;
+			}
+			buf = b;
+		}
+		k = fread(buf + len, 1, cap - len, fp);
+		len += k;
+	} while (k);
+	if (ferror(fp)) {
+		snprintf(err, errlen, "reading %s: %s", path, strerror(errno));
+		free(buf);
+		fclose(fp);
+		return NULL;
+	}
+	fclose(fp);
+	*io = 0;
+	char msg[256];
+	struct pk_value *v = pk_load(buf, len, opt, arena, NULL, msg, sizeof msg);
+	if (!v)
+		snprintf(err, errlen, "%s: %s", path, msg);
+	free(buf);
+	return v;
+}
+
 const struct pk_value *pk_dict_get(const struct pk_value *d, const char *key)
 {
 	if (d && d->type == PK_CALL)

@@ -87,6 +87,12 @@ struct pk_value *pk_load(const void *buf, size_t len,
 			 const struct pk_options *opt, struct pk_arena **arena,
 			 size_t *used, char *err, size_t errlen);
 void pk_free(struct pk_arena *arena);
+/* pk_load of a whole file (bytes after the first pickle are ignored).  On
+ * failure NULL, a message in err naming the file, and *io set to 1 when
+ * the file could not be read (exit 3), 0 when it is a bad pickle (exit 2). */
+struct pk_value *pk_load_file(const char *path, const struct pk_options *opt,
+			      struct pk_arena **arena, int *io, char *err,
+			      size_t errlen);
 
 /* Value of a dict (or of a PK_CALL's items) under a str key; NULL if absent. */
 const struct pk_value *pk_dict_get(const struct pk_value *d, const char *key);
