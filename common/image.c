@@ -22,16 +22,6 @@
 #pragma GCC optimize("fp-contract=off")
 #endif
 
-/* The hot loops are integer sums of fixed length: built once for AVX2 and
- * once for the baseline, chosen at load time.  Integer arithmetic gives
- * the same result either way. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
-    !defined(__SANITIZE_ADDRESS__)
-#define TK_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define TK_CLONES
-#endif
-
 /* Bytes allocated past the last pixel, so that vector loads may overrun. */
 #define PAD 64
 
@@ -276,83 +266,170 @@ static inline uint8_t clip8(int32_t v)
 	return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
-/* Values summed at once: the rows of a tile times the channels. */
+/* Values summed at once: the rows of a tile times the channels, laid out
+ * TSTRIDE bytes apart per input column; VBLOCK values of a row in the
+ * vertical pass. */
 #define LANES 48
+#define TSTRIDE 64
+#define VBLOCK 64
 
-/* acc[i] = 2^21 + sum_t src[t * LANES + i] * k[t] */
-TK_CLONES
-static void dot_lanes(int32_t *restrict acc, const uint8_t *restrict src,
-		      const int32_t *restrict k, int n)
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define TK_AVX2 __attribute__((target("avx2")))
+
+/* 8 bytes widened to 8 int32, times k, added to a. */
+TK_AVX2 static inline __m256i madd8(__m256i a, const uint8_t *p, __m256i k)
+{
+	__m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+	return _mm256_add_epi32(a, _mm256_mullo_epi32(v, k));
+}
+
+TK_AVX2 static inline __m256i clip8x8(__m256i a)
+{
+	a = _mm256_srai_epi32(a, PRECISION_BITS);
+	a = _mm256_max_epi32(a, _mm256_setzero_si256());
+	return _mm256_min_epi32(a, _mm256_set1_epi32(255));
+}
+
+/* Four vectors of 8 clipped values to 32 bytes, in order. */
+TK_AVX2 static inline __m256i pack32(__m256i a, __m256i b, __m256i c,
+				     __m256i d)
+{
+	__m256i ab = _mm256_packus_epi32(clip8x8(a), clip8x8(b));
+	__m256i cd = _mm256_packus_epi32(clip8x8(c), clip8x8(d));
+	__m256i v = _mm256_packus_epi16(ab, cd);
+	return _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+TK_AVX2 static void hsum_tile_avx2(uint8_t *restrict out,
+				   const uint8_t *restrict src,
+				   const int32_t *restrict k, int n)
+{
+	__m256i a0, a1, a2, a3, a4, a5;
+	a0 = a1 = a2 = a3 = a4 = a5 = _mm256_set1_epi32(1 << (PRECISION_BITS - 1));
+	for (int t = 0; t < n; t++, src += TSTRIDE) {
+		__m256i kt = _mm256_set1_epi32(k[t]);
+		a0 = madd8(a0, src, kt);
+		a1 = madd8(a1, src + 8, kt);
+		a2 = madd8(a2, src + 16, kt);
+		a3 = madd8(a3, src + 24, kt);
+		a4 = madd8(a4, src + 32, kt);
+		a5 = madd8(a5, src + 40, kt);
+	}
+	_mm256_storeu_si256((__m256i *)out, pack32(a0, a1, a2, a3));
+	__m256i z = _mm256_set1_epi32(1 << (PRECISION_BITS - 1));
+	_mm_storeu_si128((__m128i *)(out + 32),
+			 _mm256_castsi256_si128(pack32(a4, a5, z, z)));
+}
+
+TK_AVX2 static void vsum_block_avx2(uint8_t *restrict out,
+				    const uint8_t *const *rows, size_t off,
+				    const int32_t *restrict k, int n)
+{
+	__m256i a[VBLOCK / 8];
+	for (int i = 0; i < VBLOCK / 8; i++)
+		a[i] = _mm256_set1_epi32(1 << (PRECISION_BITS - 1));
+	for (int t = 0; t < n; t++) {
+		const uint8_t *s = rows[t] + off;
+		__m256i kt = _mm256_set1_epi32(k[t]);
+		for (int i = 0; i < VBLOCK / 8; i++)
+			a[i] = madd8(a[i], s + 8 * i, kt);
+	}
+	_mm256_storeu_si256((__m256i *)out, pack32(a[0], a[1], a[2], a[3]));
+	_mm256_storeu_si256((__m256i *)(out + 32), pack32(a[4], a[5], a[6], a[7]));
+}
+
+/* TK_NO_AVX2 in the environment selects the portable code (for tests). */
+static int have_avx2(void)
+{
+	return __builtin_cpu_supports("avx2") && !getenv("TK_NO_AVX2");
+}
+#else
+static int have_avx2(void)
+{
+	return 0;
+}
+#endif
+
+/* The portable sums. */
+static void hsum_tile_c(uint8_t *restrict out, const uint8_t *restrict src,
+			const int32_t *restrict k, int n)
 {
 	int32_t a[LANES];
 	for (int i = 0; i < LANES; i++)
 		a[i] = 1 << (PRECISION_BITS - 1);
-	for (int t = 0; t < n; t++) {
-		const uint8_t *s = src + (size_t)t * LANES;
-		int32_t kt = k[t];
+	for (int t = 0; t < n; t++, src += TSTRIDE)
 		for (int i = 0; i < LANES; i++)
-			a[i] += s[i] * kt;
-	}
-	memcpy(acc, a, sizeof a);
+			a[i] += src[i] * k[t];
+	for (int i = 0; i < LANES; i++)
+		out[i] = clip8(a[i]);
 }
 
-/* The horizontal pass over rows [y0, y0 + out->h) of in.  A tile of
- * LANES / C rows is transposed so that one output column of the whole
- * tile is a sum of contiguous vectors. */
-static void horizontal(struct tk_image *out, const struct tk_image *in,
-		       int y0, const struct kernel *kn)
+static void vsum_block_c(uint8_t *restrict out, const uint8_t *const *rows,
+			 size_t off, const int32_t *restrict k, int n)
 {
-	int C = in->c, R = LANES / C, span = kn->hi - kn->lo;
-	uint8_t *T = xcalloc((size_t)(span > 0 ? span : 1), LANES);
-	int32_t acc[LANES];
+	int32_t a[VBLOCK];
+	for (int i = 0; i < VBLOCK; i++)
+		a[i] = 1 << (PRECISION_BITS - 1);
+	for (int t = 0; t < n; t++)
+		for (int i = 0; i < VBLOCK; i++)
+			a[i] += rows[t][off + i] * k[t];
+	for (int i = 0; i < VBLOCK; i++)
+		out[i] = clip8(a[i]);
+}
+
+typedef void hsum_fn(uint8_t *, const uint8_t *, const int32_t *, int);
+
+/* The horizontal pass over rows [y0, y0 + out->h) of in, for C channels
+ * (a constant after inlining, so the small copies are plain moves).  A
+ * tile of LANES / C rows is transposed so that one output column of the
+ * whole tile is a sum of contiguous vectors. */
+static inline __attribute__((always_inline)) void
+horizontal_c(struct tk_image *out, const struct tk_image *in, int y0,
+	     const struct kernel *kn, hsum_fn *hsum, uint8_t *T, const int C)
+{
+	int R = LANES / C, span = kn->hi - kn->lo;
+	uint8_t col[LANES + 16];
 	for (int ty = 0; ty < out->h; ty += R) {
 		int r = out->h - ty < R ? out->h - ty : R;
 		for (int rr = 0; rr < r; rr++) {
 			const uint8_t *s = tk_image_row(in, y0 + ty + rr) +
 					   (size_t)kn->lo * C;
 			uint8_t *d = T + rr * C;
-			if (C == 3)
-				for (int x = 0; x < span; x++, s += 3, d += LANES) {
-					d[0] = s[0];
-					d[1] = s[1];
-					d[2] = s[2];
-				}
-			else
-				for (int x = 0; x < span; x++, s += C, d += LANES)
-					memcpy(d, s, C);
+			/* 3 channels move as 4 bytes: the extra byte read is
+			 * the next pixel's or the allocation's padding, the
+			 * extra byte written is the next row's (written
+			 * after) or the tile's padding. */
+			for (int x = 0; x < span; x++, s += C, d += TSTRIDE)
+				memcpy(d, s, C == 3 ? 4 : C);
 		}
 		for (int xx = 0; xx < out->w; xx++) {
 			int xmin = kn->bounds[2 * xx], n = kn->bounds[2 * xx + 1];
-			dot_lanes(acc, T + (size_t)(xmin - kn->lo) * LANES,
-				  kn->k + (size_t)xx * kn->ksize, n);
-			for (int rr = 0; rr < r; rr++) {
-				uint8_t *o = tk_image_row(out, ty + rr) + (size_t)xx * C;
-				for (int c = 0; c < C; c++)
-					o[c] = clip8(acc[rr * C + c]);
-			}
+			hsum(col, T + (size_t)(xmin - kn->lo) * TSTRIDE,
+			     kn->k + (size_t)xx * kn->ksize, n);
+			uint8_t *o = tk_image_row(out, ty) + (size_t)xx * C;
+			for (int rr = 0; rr < r; rr++, o += out->stride)
+				memcpy(o, col + rr * C, C);
 		}
 	}
-	free(T);
 }
 
-#define VBLOCK 64
-
-/* out[i] = clip(2^21 + sum_t rows[t][i] * k[t]) for VBLOCK values. */
-TK_CLONES
-static void vertical_block(uint8_t *restrict out, const uint8_t *const *rows,
-			   size_t off, const int32_t *restrict k, int n)
+static void horizontal(struct tk_image *out, const struct tk_image *in,
+		       int y0, const struct kernel *kn)
 {
-	int32_t a[VBLOCK];
-	for (int i = 0; i < VBLOCK; i++)
-		a[i] = 1 << (PRECISION_BITS - 1);
-	for (int t = 0; t < n; t++) {
-		const uint8_t *s = rows[t] + off;
-		int32_t kt = k[t];
-		for (int i = 0; i < VBLOCK; i++)
-			a[i] += s[i] * kt;
+	int span = kn->hi - kn->lo;
+	uint8_t *T = xcalloc((size_t)(span > 0 ? span : 1) + 1, TSTRIDE);
+	hsum_fn *hsum =
+#ifdef TK_AVX2
+	    have_avx2() ? hsum_tile_avx2 :
+#endif
+	    hsum_tile_c;
+	switch (in->c) {
+	case 1: horizontal_c(out, in, y0, kn, hsum, T, 1); break;
+	case 3: horizontal_c(out, in, y0, kn, hsum, T, 3); break;
+	default: horizontal_c(out, in, y0, kn, hsum, T, 4); break;
 	}
-	for (int i = 0; i < VBLOCK; i++)
-		out[i] = clip8(a[i]);
+	free(T);
 }
 
 /* The vertical pass: output row yy sums input rows bounds[2yy] + t, each
@@ -363,6 +440,12 @@ static void vertical(struct tk_image *out, const struct tk_image *in,
 	size_t n = (size_t)out->w * out->c;
 	const uint8_t **rows = xmalloc((size_t)(kn->ksize ? kn->ksize : 1) *
 				       sizeof *rows);
+	void (*vsum)(uint8_t *, const uint8_t *const *, size_t, const int32_t *,
+		     int) =
+#ifdef TK_AVX2
+	    have_avx2() ? vsum_block_avx2 :
+#endif
+	    vsum_block_c;
 	for (int yy = 0; yy < out->h; yy++) {
 		int ymin = kn->bounds[2 * yy], cnt = kn->bounds[2 * yy + 1];
 		const int32_t *k = kn->k + (size_t)yy * kn->ksize;
@@ -371,7 +454,7 @@ static void vertical(struct tk_image *out, const struct tk_image *in,
 		uint8_t *o = tk_image_row(out, yy);
 		size_t i = 0;
 		for (; i + VBLOCK <= n; i += VBLOCK)
-			vertical_block(o + i, rows, i, k, cnt);
+			vsum(o + i, rows, i, k, cnt);
 		for (; i < n; i++) {
 			int32_t a = 1 << (PRECISION_BITS - 1);
 			for (int t = 0; t < cnt; t++)
