@@ -396,12 +396,16 @@ horizontal_c(struct tk_image *out, const struct tk_image *in, int y0,
 			const uint8_t *s = tk_image_row(in, y0 + ty + rr) +
 					   (size_t)kn->lo * C;
 			uint8_t *d = T + rr * C;
-			/* 3 channels move as 4 bytes: the extra byte read is
-			 * the next pixel's or the allocation's padding, the
-			 * extra byte written is the next row's (written
-			 * after) or the tile's padding. */
-			for (int x = 0; x < span; x++, s += C, d += TSTRIDE)
-				memcpy(d, s, C == 3 ? 4 : C);
+			/* 3 channels move as 4 bytes but the last: the extra
+			 * byte read is the next pixel's, the extra byte
+			 * written the next row's (written after) or the
+			 * tile's padding. */
+			int x = 0;
+			if (C == 3)
+				for (; x < span - 1; x++, s += C, d += TSTRIDE)
+					memcpy(d, s, 4);
+			for (; x < span; x++, s += C, d += TSTRIDE)
+				memcpy(d, s, C);
 		}
 		for (int xx = 0; xx < out->w; xx++) {
 			int xmin = kn->bounds[2 * xx], n = kn->bounds[2 * xx + 1];
