@@ -7,6 +7,7 @@
 #include <archive_entry.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "tk.h"
 
@@ -452,6 +454,47 @@ int tk_inputs_next(struct tk_inputs *in, struct tk_input *it)
 			return 1;
 		}
 	}
+}
+
+int tk_input_read(struct tk_input *it, char *err, size_t errlen)
+{
+	if (it->data || !it->path)
+		return 0;
+	int fd = open(it->path, O_RDONLY);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		snprintf(err, errlen, "%s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "not a regular file");
+		close(fd);
+		return -1;
+	}
+	size_t cap = st.st_size > 0 ? (size_t)st.st_size : 1, n = 0;
+	uint8_t *buf = xmalloc(cap);
+	for (;;) {
+		if (n == cap)
+			buf = xrealloc(buf, cap *= 2);
+		ssize_t r = read(fd, buf + n, cap - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			snprintf(err, errlen, "reading: %s", strerror(errno));
+			free(buf);
+			close(fd);
+			return -1;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	close(fd);
+	it->data = buf;
+	it->len = n;
+	return 0;
 }
 
 void tk_input_free(struct tk_input *it)

@@ -32,6 +32,9 @@ struct tk_inputs *tk_inputs_new(char **args, int nargs, int shard,
 /* The next input, 1; 0 at the end.  The caller owns it: tk_input_free. */
 int tk_inputs_next(struct tk_inputs *in, struct tk_input *it);
 void tk_inputs_free(struct tk_inputs *in);
+/* Read it->path into it->data (when not already there).  0, or -1 with
+ * the reason in err. */
+int tk_input_read(struct tk_input *it, char *err, size_t errlen);
 void tk_input_free(struct tk_input *it);
 
 /* Whether a file name looks like an image we decode (.jpg, .jpeg, .png in

@@ -1,11 +1,8 @@
 /* tk-decode - JPEG and PNG files, folders, archives or tk-list lines to
  * image frames, preprocessed as the reference's PIL loader does. */
-#include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/decode.h"
@@ -98,46 +95,6 @@ struct job {
 	int failed;
 };
 
-static int read_file(const char *path, uint8_t **data, size_t *len,
-		     char *err, size_t errlen)
-{
-	int fd = open(path, O_RDONLY);
-	struct stat st;
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		snprintf(err, errlen, "%s", strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "not a regular file");
-		close(fd);
-		return -1;
-	}
-	size_t cap = st.st_size > 0 ? (size_t)st.st_size : 1, n = 0;
-	uint8_t *buf = xmalloc(cap);
-	for (;;) {
-		if (n == cap)
-			buf = xrealloc(buf, cap *= 2);
-		ssize_t r = read(fd, buf + n, cap - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			snprintf(err, errlen, "reading: %s", strerror(errno));
-			free(buf);
-			close(fd);
-			return -1;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	close(fd);
-	*data = buf;
-	*len = n;
-	return 0;
-}
-
 static void work(void *arg, void *ctx)
 {
 	struct job *j = arg;
@@ -145,8 +102,7 @@ static void work(void *arg, void *ctx)
 	struct tk_input *in = &j->in;
 	if (in->err) {
 		snprintf(j->err, sizeof j->err, "%s", in->err);
-	} else if (!in->path || read_file(in->path, &in->data, &in->len, j->err,
-					  sizeof j->err) == 0) {
+	} else if (tk_input_read(in, j->err, sizeof j->err) == 0) {
 		j->failed = tk_load(in->data, in->len,
 				    in->has_bbox ? in->bbox : NULL, &o->load,
 				    &j->out, j->err, sizeof j->err) < 0;
