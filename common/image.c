@@ -76,6 +76,48 @@ static uint32_t reduce_multiplier(uint32_t n)
 	return (uint32_t)(max_int / (float)(256u * n));
 }
 
+/* sum[i] (+)= r[i]: fixed-length inner loops, which the compiler
+ * vectorizes. */
+static void add_row(uint32_t *restrict sum, const uint8_t *restrict r,
+		    size_t n, int first)
+{
+	size_t i = 0;
+	if (first) {
+		for (; i + 32 <= n; i += 32)
+			for (int k = 0; k < 32; k++)
+				sum[i + k] = r[i + k];
+		for (; i < n; i++)
+			sum[i] = r[i];
+	} else {
+		for (; i + 32 <= n; i += 32)
+			for (int k = 0; k < 32; k++)
+				sum[i + k] += r[i + k];
+		for (; i < n; i++)
+			sum[i] += r[i];
+	}
+}
+
+/* One output row from the column sums: blocks of fx pixels (the last one
+ * px wide), each value ((sum + n / 2) * m) >> 24 with Pillow's m for its
+ * block's pixel count n.  C is a constant after inlining. */
+static inline __attribute__((always_inline)) void
+reduce_row(uint8_t *o, const uint32_t *sum, int ow, int fx, int px, int ny,
+	   const uint32_t m[2], const int C)
+{
+	for (int x = 0; x < ow; x++) {
+		int nx = x == ow - 1 ? px : fx, last = nx != fx;
+		uint32_t amend = (uint32_t)(nx * ny) / 2, s[4];
+		const uint32_t *p = sum + (size_t)x * fx * C;
+		for (int c = 0; c < C; c++)
+			s[c] = amend;
+		for (int k = 0; k < nx; k++, p += C)
+			for (int c = 0; c < C; c++)
+				s[c] += p[c];
+		for (int c = 0; c < C; c++)
+			o[x * C + c] = (uint8_t)((s[c] * m[last]) >> 24);
+	}
+}
+
 void tk_reduce(struct tk_image *out, const struct tk_image *in, int fx,
 	       int fy, const int box_in[4])
 {
@@ -87,35 +129,19 @@ void tk_reduce(struct tk_image *out, const struct tk_image *in, int fx,
 	tk_image_alloc(out, ow, oh, C);
 	size_t n = (size_t)bw * C;
 	uint32_t *sum = xmalloc((n + 1) * sizeof *sum);
-	uint32_t mult[4][2]; /* [full or partial x][full or partial y] */
 	int px = bw % fx ? bw % fx : fx, py = bh % fy ? bh % fy : fy;
-	for (int a = 0; a < 2; a++)
-		for (int b = 0; b < 2; b++)
-			mult[a][b] = reduce_multiplier((uint32_t)(a ? px : fx) *
-						       (b ? py : fy));
 	for (int y = 0; y < oh; y++) {
 		int y0 = box[1] + y * fy, ny = y == oh - 1 ? py : fy;
-		/* Column sums over the block's rows: contiguous, vectorizes. */
-		const uint8_t *r = tk_image_row(in, y0) + (size_t)box[0] * C;
-		for (size_t i = 0; i < n; i++)
-			sum[i] = r[i];
-		for (int k = 1; k < ny; k++) {
-			r = tk_image_row(in, y0 + k) + (size_t)box[0] * C;
-			for (size_t i = 0; i < n; i++)
-				sum[i] += r[i];
-		}
+		for (int k = 0; k < ny; k++)
+			add_row(sum, tk_image_row(in, y0 + k) + (size_t)box[0] * C,
+				n, k == 0);
+		uint32_t m[2] = {reduce_multiplier((uint32_t)(fx * ny)),
+				 reduce_multiplier((uint32_t)(px * ny))};
 		uint8_t *o = tk_image_row(out, y);
-		for (int x = 0; x < ow; x++) {
-			int nx = x == ow - 1 ? px : fx;
-			uint32_t m = mult[nx != fx][ny != fy];
-			uint32_t amend = (uint32_t)(nx * ny) / 2;
-			for (int c = 0; c < C; c++) {
-				uint32_t s = amend;
-				const uint32_t *p = sum + (size_t)x * fx * C + c;
-				for (int k = 0; k < nx; k++)
-					s += p[k * C];
-				o[x * C + c] = (uint8_t)((s * m) >> 24);
-			}
+		switch (C) {
+		case 1: reduce_row(o, sum, ow, fx, px, ny, m, 1); break;
+		case 3: reduce_row(o, sum, ow, fx, px, ny, m, 3); break;
+		default: reduce_row(o, sum, ow, fx, px, ny, m, 4); break;
 		}
 	}
 	free(sum);
