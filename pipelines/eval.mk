@@ -26,7 +26,8 @@
 #
 # Variables:
 #   DATA, MODEL        required
-#   DATASET            roxford5k (default) or rparis6k
+#   DATASET            roxford5k (default), rparis6k, or any NAME with
+#                      DATA/NAME/gnd_NAME.pkl (the demo's benchmark)
 #   R1M=1              add the revisitop 1M distractors
 #   JOBS               parallel jobs here (default 1); HOSTS instead: hosts
 #   SHARDS             database shards (default 16); R1M_SHARDS (default 200)
@@ -59,8 +60,8 @@ endif
 ifeq ($(strip $(MODEL)),)
   $(error MODEL=FILE is required: a tk model (safetensors))
 endif
-ifeq ($(filter $(DATASET),roxford5k rparis6k),)
-  $(error DATASET must be roxford5k or rparis6k, not '$(DATASET)')
+ifeq ($(wildcard $(DATA)/$(DATASET)/gnd_$(DATASET).pkl),)
+  $(error no $(DATA)/$(DATASET)/gnd_$(DATASET).pkl: DATASET is roxford5k, rparis6k or another dataset in the revisitop layout)
 endif
 ifneq ($(and $(filter 1,$(R1M)),$(strip $(RANK_OPTS))),)
   $(error RANK_OPTS does not go with R1M=1: its parts are ranked apart)

@@ -1,5 +1,6 @@
 /* tk-list - dataset metadata (revisitop ground truth pickles, the R1M name
  * list, GLDv2 CSVs) to image lists: path<TAB>key<TAB>label<TAB>bbox. */
+#include <ctype.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -43,6 +44,17 @@ struct options {
 	double val_fraction;
 	long seed, epoch;
 };
+
+/* A dataset name that is safe as a folder and file name part. */
+static int plain_name(const char *s)
+{
+	if (!*s)
+		return 0;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-')
+			return 0;
+	return 1;
+}
 
 static void parse_options(struct options *o, int argc, char **argv)
 {
@@ -94,16 +106,18 @@ static void parse_options(struct options *o, int argc, char **argv)
 	if (optind != argc - 1)
 		die_usage("name one dataset: roxford5k, rparis6k, revisitop1m or gldv2");
 	o->dataset = argv[optind];
-	int revisitop = !strcmp(o->dataset, "roxford5k") ||
-			!strcmp(o->dataset, "rparis6k");
 	int gldv2 = !strcmp(o->dataset, "gldv2");
-	if (!revisitop && !gldv2 && strcmp(o->dataset, "revisitop1m"))
-		die_usage("unknown dataset '%s' (roxford5k, rparis6k, revisitop1m, "
-			  "gldv2)", o->dataset);
+	/* Any other name is a dataset in the revisitop layout, like the
+	 * embedded demo's: DIR/NAME/gnd_NAME.pkl and DIR/NAME/jpg/. */
+	int revisitop = !gldv2 && strcmp(o->dataset, "revisitop1m") != 0;
+	if (revisitop && !plain_name(o->dataset))
+		die_usage("unknown dataset '%s' (roxford5k, rparis6k, another "
+			  "revisitop-style NAME, revisitop1m, gldv2)", o->dataset);
 	if (!o->root)
 		die_usage("--root DIR is required");
 	if (o->queries && !revisitop)
-		die_usage("--queries goes with roxford5k and rparis6k");
+		die_usage("--queries goes with roxford5k, rparis6k and other "
+			  "revisitop-style datasets");
 	if (gldv2_only && !gldv2)
 		die_usage("--clean, --split, --val-fraction and --label-map go with "
 			  "gldv2");
