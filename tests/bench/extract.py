@@ -54,8 +54,13 @@ def torch_worker(model, image, threads, reps):
 
 
 def run_torch(model, image, threads, reps):
+    # Debian's torch runs its GEMMs (1x1 convolutions with one thread,
+    # linear layers) in the system OpenBLAS, whose own thread pool
+    # torch.set_num_threads does not bound: the environment must.
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads),
+               OPENBLAS_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     out = sh([PY, __file__, "--torch-worker", model, image, str(threads),
-              str(reps)], capture_output=True, text=True).stdout.split()
+              str(reps)], capture_output=True, text=True, env=env).stdout.split()
     return float(out[0]), float(out[1])
 
 
