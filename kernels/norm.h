@@ -1,0 +1,90 @@
+/* norm.h - normalisations: batch norm (folded into a convolution, or 1-d
+ * over rows with running statistics), layer norm, L2 normalisation.
+ *
+ * The *_backward functions (and batch norm's training forward) are
+ * declared for the training issue; the CPU versions are not written yet.
+ */
+#ifndef TK_KERNELS_NORM_H
+#define TK_KERNELS_NORM_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Fold an inference BatchNorm2d into the convolution before it:
+ * weight[o] *= gamma[o] / sqrt(var[o] + eps) and
+ * bias[o] = beta[o] + (bias[o] - mean[o]) * gamma[o] / sqrt(var[o] + eps).
+ * bias is written; conv_bias (the convolution's own, or NULL) and beta
+ * are read and either may be the same array as bias.  In double, so the fold adds no rounding of its
+ * own beyond the final float. */
+void batchnorm2d_fold(float *weight,          /* [OC, per] in place */
+		      float *bias,            /* [OC] out */
+		      const float *conv_bias, /* [OC] or NULL */
+		      const float *gamma,     /* [OC] */
+		      const float *beta,      /* [OC] */
+		      const float *mean,      /* [OC] */
+		      const float *var,       /* [OC] */
+		      float eps, int OC, int per);
+
+/* Training BatchNorm2d (batch statistics over B*H*W per channel, saved
+ * for the backward pass; the running statistics updated with momentum)
+ * and its gradient: for the training issue. */
+void batchnorm2d_train_forward(float *out,          /* [B, C, H*W] */
+			       float *bmean,        /* [C] */
+			       float *brstd,        /* [C] */
+			       float *run_mean,     /* [C] in place */
+			       float *run_var,      /* [C] in place */
+			       const float *in,     /* [B, C, H*W] */
+			       const float *gamma,  /* [C] */
+			       const float *beta,   /* [C] */
+			       float eps, float momentum, int B, int C, int HW);
+void batchnorm2d_backward(float *din, float *dgamma, float *dbeta,
+			  const float *dout, const float *in,
+			  const float *bmean, const float *brstd,
+			  const float *gamma, int B, int C, int HW);
+
+/* Inference BatchNorm1d over the rows of a [N, C] array:
+ * out = (in - mean) / sqrt(var + eps) * gamma + beta.  out may be in. */
+void batchnorm1d_forward(float *out,         /* [N, C] */
+			 const float *in,    /* [N, C] */
+			 const float *gamma, /* [C] */
+			 const float *beta,  /* [C] */
+			 const float *mean,  /* [C] */
+			 const float *var,   /* [C] */
+			 float eps, int N, int C);
+/* Training BatchNorm1d (batch statistics) and its gradient: for the
+ * training issue. */
+void batchnorm1d_train_forward(float *out, float *bmean, float *brstd,
+			       const float *in, const float *gamma,
+			       const float *beta, float eps, int N, int C);
+void batchnorm1d_backward(float *din, float *dgamma, float *dbeta,
+			  const float *dout, const float *in,
+			  const float *bmean, const float *brstd,
+			  const float *gamma, int N, int C);
+
+/* LayerNorm over the last axis.  mean and rstd ([N], may be NULL) are
+ * kept for the backward pass.  out may be in. */
+void layernorm_forward(float *out,          /* [N, C] */
+		       float *mean,         /* [N] or NULL */
+		       float *rstd,         /* [N] or NULL */
+		       const float *in,     /* [N, C] */
+		       const float *weight, /* [C] */
+		       const float *bias,   /* [C] */
+		       float eps, int N, int C);
+void layernorm_backward(float *din, float *dweight, float *dbias,
+			const float *dout, const float *in,
+			const float *weight, const float *mean,
+			const float *rstd, int N, int C);
+
+/* Each row divided by max(its L2 norm, eps) (torch's F.normalize).
+ * out may be in. */
+void l2norm_forward(float *out,      /* [N, C] */
+		    const float *in, /* [N, C] */
+		    float eps, int N, int C);
+void l2norm_backward(float *din, const float *dout, const float *in,
+		     float eps, int N, int C);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
