@@ -74,6 +74,10 @@ void tk_infer_load(struct tk_model *m, const char *path,
 	munmap(zero, most);
 	if (rc < 0)
 		die_data("%s: %s", path, what);
+	if (m->arch.backbone_only)
+		die_data("%s: holds a backbone only (tk-init --backbone makes a "
+			 "model from it)",
+			 path);
 	/* Then the values, file page by file page. */
 	for (int i = 0; i < d.n; i++) {
 		const struct st_tensor *t = &d.t[i];

@@ -58,7 +58,6 @@ static inline float exp_nonpos(float x)
 	p = p * r + 1.6666665459e-1f;
 	p = p * r + 5.0000001201e-1f;
 	p = p * r * r + r + 1.0f;
-	/* Unsigned: a NaN input makes t.i anything, which must not be UB. */
 	scale.i = (int32_t)((uint32_t)(t.i - 0x4b400000 + 127) << 23);
 	return p * scale.f;
 }

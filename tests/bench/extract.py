@@ -38,10 +38,10 @@ def torch_worker(model, image, threads, reps):
     import torch
     import torch.nn.functional as F
     import tkio
-    import token_ref
+    import token_forward
     torch.set_num_threads(threads)
-    net, _ = token_ref.load(model)
-    x = token_ref.normalise(tkio.read_frames(image)[0][1]["image"])[None]
+    net, _ = token_forward.load(model)
+    x = token_forward.normalise(tkio.read_frames(image)[0][1]["image"])[None]
     walls, cpus = [], []
     with torch.no_grad():
         for i in range(reps + 1):
@@ -54,8 +54,13 @@ def torch_worker(model, image, threads, reps):
 
 
 def run_torch(model, image, threads, reps):
+    # Debian's torch runs its GEMMs (1x1 convolutions with one thread,
+    # linear layers) in the system OpenBLAS, whose own thread pool
+    # torch.set_num_threads does not bound: the environment must.
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads),
+               OPENBLAS_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     out = sh([PY, __file__, "--torch-worker", model, image, str(threads),
-              str(reps)], capture_output=True, text=True).stdout.split()
+              str(reps)], capture_output=True, text=True, env=env).stdout.split()
     return float(out[0]), float(out[1])
 
 
@@ -86,13 +91,13 @@ def peak_rss(model, image, tool):
 
 def flops(arch):
     """Multiply-adds x 2 of R101/R50-Token on a 768x1024 image."""
-    import token_ref
-    a = token_ref.parse_arch(arch)
+    import token_forward
+    a = token_forward.parse_arch(arch)
     h, w = 768, 1024
     f = 2 * 3 * a["width"] * 49 * (h // 2) * (w // 2)
     h, w = h // 4, w // 4
     cin = a["width"]
-    for s, n in enumerate(token_ref.BLOCKS[a["depth"]]):
+    for s, n in enumerate(token_forward.BLOCKS[a["depth"]]):
         p = a["width"] << s
         for i in range(n):
             st = 2 if i == 0 and s else 1
@@ -128,9 +133,9 @@ def main():
     model = os.path.join(o.dir, o.arch.replace(":", "_") + ".safetensors")
     if not os.path.exists(model):
         print(f"making {model} ...", file=sys.stderr)
-        sh([PY, os.path.join(REF, "token_ref.py"), "make", o.arch, "3", model])
+        sh([PY, os.path.join(REF, "token_forward.py"), "make", o.arch, "3", model])
     one = os.path.join(o.dir, "img1.bin")
-    sh([PY, os.path.join(REF, "make_images.py"), one, "9", "768x1024"])
+    sh([PY, os.path.join(REF, "synth_images.py"), one, "9", "768x1024"])
     data = open(one, "rb").read()
     many = os.path.join(o.dir, "imgN.bin")
     with open(many, "wb") as f:

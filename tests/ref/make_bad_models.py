@@ -29,6 +29,8 @@ def main():
     bad["tr.encoder.0.mlp.weight"] = w
     write("nan.st", bad)
     write("noarch.st", t, {"format": "tk-model"})
+    write("backbone.st", {k: v for k, v in t.items() if k.startswith("backbone.")},
+          {"format": "tk-backbone", "depth": meta["depth"], "width": meta["width"]})
 
     rng = np.random.RandomState(0)
     img = rng.randint(0, 256, (40, 50, 3)).astype(np.uint8)
