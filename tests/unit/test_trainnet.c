@@ -134,6 +134,15 @@ static int dump(int argc, char **argv)
 		return 1;
 	}
 	printf("loss %.7g\n", loss);
+	for (int i = 0; i < 2 * m.n; i++)
+		free(names[i]);
+	free(names);
+	st_free(&d);
+	tk_net_free(net);
+	tk_model_free(&m);
+	free(grad);
+	free(x);
+	free(label);
 	return 0;
 }
 
