@@ -10,17 +10,6 @@
 
 #include "tk.h"
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 void tk_import_torch_doc(struct st_doc *d, const struct tl_checkpoint *c)
 {
 	for (int i = 0; i < c->n; i++) {
@@ -103,7 +92,7 @@ static int infer_arch(struct tk_arch *a, const struct st_doc *d,
 	else if (blocks == 23)
 		a->depth = 101;
 	else
-		return fail(err, errlen,
+		return tk_errf(err, errlen,
 			    "a ResNet with %d blocks in its third stage (6 for "
 			    "ResNet-50, 23 for ResNet-101)",
 			    blocks);
@@ -120,7 +109,7 @@ static int infer_arch(struct tk_arch *a, const struct st_doc *d,
 	/* The number of heads leaves no trace in the shapes: the
 	 * reference's 8, when the width allows it. */
 	if (a->mid_dim % a->heads)
-		return fail(err, errlen,
+		return tk_errf(err, errlen,
 			    "mid_dim %d is not a multiple of 8 heads: say the "
 			    "architecture with --arch",
 			    a->mid_dim);
@@ -169,7 +158,7 @@ int tk_import_doc(struct tk_model *m, const struct st_doc *d,
 	}
 	info->kind = tk ? "tk" : torchvision ? "torchvision ResNet" : "Token";
 	if (!tk && !torchvision && !st_find(&w, "backbone.block1.0.weight"))
-		rc = fail(err, errlen,
+		rc = tk_errf(err, errlen,
 			  "neither a Token state_dict (backbone.*, tr.*) nor a "
 			  "torchvision ResNet (conv1, layer1..4): the first "
 			  "tensor is '%s'",

@@ -11,17 +11,6 @@
 #include "stream.h"
 #include "tk.h"
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 /* ---- architecture ---- */
 
 static const struct {
@@ -52,20 +41,20 @@ static int set_field(struct tk_arch *a, const char *key, const char *val,
 		char *end;
 		double v = strtod(val, &end);
 		if (end == val || *end || !isfinite(v))
-			return fail(err, errlen, "architecture: %s='%s' is not a number",
+			return tk_errf(err, errlen, "architecture: %s='%s' is not a number",
 				    key, val);
 		if (arch_fields[i].is_float) {
 			*(float *)((char *)a + arch_fields[i].off) = (float)v;
 		} else {
 			if (v != floor(v) || v < 0 || v > 1e9)
-				return fail(err, errlen,
+				return tk_errf(err, errlen,
 					    "architecture: %s='%s' is not a count",
 					    key, val);
 			*(int *)((char *)a + arch_fields[i].off) = (int)v;
 		}
 		return 0;
 	}
-	return fail(err, errlen, "architecture: unknown field '%s'", key);
+	return tk_errf(err, errlen, "architecture: unknown field '%s'", key);
 }
 
 /* Bounds keep every size computed from an architecture far from int
@@ -88,13 +77,13 @@ static const struct {
 static int check_arch(const struct tk_arch *a, char *err, size_t errlen)
 {
 	if (a->depth != 50 && a->depth != 101)
-		return fail(err, errlen, "architecture: depth %d (50 or 101)",
+		return tk_errf(err, errlen, "architecture: depth %d (50 or 101)",
 			    a->depth);
 	size_t nb = a->backbone_only ? 1 : sizeof arch_bounds / sizeof *arch_bounds;
 	for (size_t i = 0; i < nb; i++) {
 		int v = *(const int *)((const char *)a + arch_bounds[i].off);
 		if (v < arch_bounds[i].lo || v > arch_bounds[i].hi)
-			return fail(err, errlen,
+			return tk_errf(err, errlen,
 				    "architecture: %s %d is outside [%d, %d]",
 				    arch_bounds[i].key, v, arch_bounds[i].lo,
 				    arch_bounds[i].hi);
@@ -102,11 +91,11 @@ static int check_arch(const struct tk_arch *a, char *err, size_t errlen)
 	if (a->backbone_only)
 		return 0;
 	if (a->mid_dim % a->heads)
-		return fail(err, errlen,
+		return tk_errf(err, errlen,
 			    "architecture: mid_dim %d is not a multiple of %d heads",
 			    a->mid_dim, a->heads);
 	if (!(a->arc_s > 0) || !(a->arc_m >= 0))
-		return fail(err, errlen,
+		return tk_errf(err, errlen,
 			    "architecture: ArcFace s %g must be > 0 and m %g >= 0",
 			    (double)a->arc_s, (double)a->arc_m);
 	return 0;
@@ -122,7 +111,7 @@ int tk_arch_parse(struct tk_arch *a, const char *spec, char *err, size_t errlen)
 	else if (n == 4 && strncmp(spec, "r101", 4) == 0)
 		a->depth = 101;
 	else
-		return fail(err, errlen, "unknown architecture '%.*s' (r50, r101)",
+		return tk_errf(err, errlen, "unknown architecture '%.*s' (r50, r101)",
 			    (int)n, spec);
 	a->width = 64;
 	a->mid_dim = 1024;
@@ -140,7 +129,7 @@ int tk_arch_parse(struct tk_arch *a, const char *spec, char *err, size_t errlen)
 		     kv = strtok_r(NULL, ",", &save)) {
 			char *eq = strchr(kv, '=');
 			if (!eq) {
-				fail(err, errlen,
+				tk_errf(err, errlen,
 				     "architecture: '%s' is not key=value", kv);
 				free(list);
 				return -1;
@@ -187,7 +176,7 @@ int tk_arch_from_meta(struct tk_arch *a, const struct st_doc *d, char *err,
 	for (size_t i = 0; i < nf; i++) {
 		const char *v = st_meta_get(d, arch_fields[i].key);
 		if (!v)
-			return fail(err, errlen,
+			return tk_errf(err, errlen,
 				    "no architecture: metadata key '%s' is missing "
 				    "(import PyTorch files with tk-import)",
 				    arch_fields[i].key);
@@ -474,7 +463,7 @@ static int check_tensor(const struct tk_param *p, const struct st_tensor *t,
 		char want[96], got[96];
 		shape_str(want, sizeof want, p->rank, p->shape);
 		shape_str(got, sizeof got, t->rank, t->shape);
-		return fail(err, errlen,
+		return tk_errf(err, errlen,
 			    "tensor '%s' has shape [%s], the architecture needs [%s]",
 			    t->name, got, want);
 	}
@@ -486,7 +475,7 @@ static int check_tensor(const struct tk_param *p, const struct st_tensor *t,
 			return 0;
 		/* fall through */
 	default:
-		return fail(err, errlen, "tensor '%s': dtype %s is not a float",
+		return tk_errf(err, errlen, "tensor '%s': dtype %s is not a float",
 			    t->name, st_dtype_name(t->dtype));
 	}
 }
@@ -515,12 +504,12 @@ static int match_tensors(const struct tk_model *m, const struct st_doc *d,
 			continue;
 		const struct tk_param *p = tk_model_param(m, t->name);
 		if (!p)
-			return fail(err, errlen,
+			return tk_errf(err, errlen,
 				    "unexpected tensor '%s' for this architecture%s",
 				    t->name,
 				    m->arch.backbone_only ? " (a backbone only)" : "");
 		if (match[p - m->p])
-			return fail(err, errlen, "tensor '%s' appears twice",
+			return tk_errf(err, errlen, "tensor '%s' appears twice",
 				    t->name);
 		if (check_tensor(p, t, err, errlen) < 0)
 			return -1;
@@ -528,7 +517,7 @@ static int match_tensors(const struct tk_model *m, const struct st_doc *d,
 	}
 	for (int i = 0; i < m->n; i++)
 		if (!match[i])
-			return fail(err, errlen, "missing tensor '%s'",
+			return tk_errf(err, errlen, "missing tensor '%s'",
 				    m->p[i].name);
 	return 0;
 }

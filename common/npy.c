@@ -2,9 +2,10 @@
 #include "npy.h"
 
 #include <ctype.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "tk.h"
 
 static const struct {
 	const char *descr;
@@ -15,17 +16,6 @@ static const struct {
 	{"<i4", ST_I32},  {"<f4", ST_F32}, {"<u8", ST_U64},  {"<i8", ST_I64},
 	{"<f8", ST_F64},
 };
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 /* Find "'key':" in the dict text and return what follows it. */
 static const char *field(const char *dict, const char *key)
@@ -74,45 +64,45 @@ int npy_read_header(FILE *fp, struct npy_header *h, char *err, size_t errlen)
 {
 	unsigned char pre[12];
 	if (fread(pre, 1, 10, fp) != 10 || memcmp(pre, "\x93NUMPY", 6) != 0)
-		return fail(err, errlen, "not a .npy file");
+		return tk_errf(err, errlen, "not a .npy file");
 	int major = pre[6];
 	size_t hlen;
 	if (major == 1) {
 		hlen = pre[8] | (size_t)pre[9] << 8;
 	} else if (major == 2 || major == 3) {
 		if (fread(pre + 10, 1, 2, fp) != 2)
-			return fail(err, errlen, "truncated .npy header");
+			return tk_errf(err, errlen, "truncated .npy header");
 		hlen = pre[8] | (size_t)pre[9] << 8 | (size_t)pre[10] << 16 |
 		       (size_t)pre[11] << 24;
 	} else {
-		return fail(err, errlen, "unsupported .npy version %d", major);
+		return tk_errf(err, errlen, "unsupported .npy version %d", major);
 	}
 	if (hlen > (1u << 24))
-		return fail(err, errlen, ".npy header of %zu bytes is too long",
+		return tk_errf(err, errlen, ".npy header of %zu bytes is too long",
 			    hlen);
 	char *dict = malloc(hlen + 1);
 	if (!dict)
-		return fail(err, errlen, "out of memory");
+		return tk_errf(err, errlen, "out of memory");
 	int rc = 0;
 	if (fread(dict, 1, hlen, fp) != hlen) {
-		rc = fail(err, errlen, "truncated .npy header");
+		rc = tk_errf(err, errlen, "truncated .npy header");
 		goto out;
 	}
 	dict[hlen] = 0;
 	const char *p = field(dict, "descr");
 	if (!p || parse_descr(p, &h->dtype) < 0) {
-		rc = fail(err, errlen, "unsupported or missing .npy descr");
+		rc = tk_errf(err, errlen, "unsupported or missing .npy descr");
 		goto out;
 	}
 	p = field(dict, "fortran_order");
 	if (!p || strncmp(p, "False", 5) != 0) {
-		rc = fail(err, errlen, "Fortran-ordered .npy arrays are not "
+		rc = tk_errf(err, errlen, "Fortran-ordered .npy arrays are not "
 				       "supported");
 		goto out;
 	}
 	p = field(dict, "shape");
 	if (!p || *p != '(') {
-		rc = fail(err, errlen, "missing .npy shape");
+		rc = tk_errf(err, errlen, "missing .npy shape");
 		goto out;
 	}
 	p++;
@@ -123,13 +113,13 @@ int npy_read_header(FILE *fp, struct npy_header *h, char *err, size_t errlen)
 		if (*p == ')')
 			break;
 		if (!isdigit((unsigned char)*p) || h->rank == NPY_MAX_RANK) {
-			rc = fail(err, errlen, "bad or too long .npy shape");
+			rc = tk_errf(err, errlen, "bad or too long .npy shape");
 			goto out;
 		}
 		char *end;
 		long long v = strtoll(p, &end, 10);
 		if (v < 0 || v > (1ll << 48)) {
-			rc = fail(err, errlen, "bad .npy shape");
+			rc = tk_errf(err, errlen, "bad .npy shape");
 			goto out;
 		}
 		h->shape[h->rank++] = v;

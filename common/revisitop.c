@@ -20,17 +20,6 @@ static const uint8_t junk_bits[RV_NSETUPS] = {JUNK | HARD, JUNK, JUNK | EASY};
 
 /* ---- ground truth ---- */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 static int is_seq(const struct pk_value *v)
 {
 	return v && (v->type == PK_LIST || v->type == PK_TUPLE);
@@ -47,17 +36,17 @@ static int read_indices(const struct pk_value *d, const char *name, long qi,
 	if (!l && optional)
 		return 0;
 	if (!is_seq(l))
-		return fail(err, errlen, "%s: gnd[%ld]['%s'] is %s, not a list",
+		return tk_errf(err, errlen, "%s: gnd[%ld]['%s'] is %s, not a list",
 			    path, qi, name, l ? pk_type_name(l->type) : "missing");
 	*out = xmalloc(xmul(l->seq.n ? l->seq.n : 1, sizeof **out));
 	for (size_t i = 0; i < l->seq.n; i++) {
 		const struct pk_value *x = l->seq.v[i];
 		if (x->type != PK_INT)
-			return fail(err, errlen,
+			return tk_errf(err, errlen,
 				    "%s: gnd[%ld]['%s'][%zu] is %s, not an int",
 				    path, qi, name, i, pk_type_name(x->type));
 		if (x->i < 0 || x->i >= nimages)
-			return fail(err, errlen,
+			return tk_errf(err, errlen,
 				    "%s: gnd[%ld]['%s'][%zu] = %lld is not an "
 				    "index into imlist (%ld images)",
 				    path, qi, name, i, (long long)x->i, nimages);
@@ -73,13 +62,13 @@ static const struct pk_value *str_list(const struct pk_value *root,
 {
 	const struct pk_value *l = pk_dict_get(root, name);
 	if (!is_seq(l)) {
-		fail(err, errlen, "%s: '%s' is %s, not a list", path, name,
+		tk_errf(err, errlen, "%s: '%s' is %s, not a list", path, name,
 		     l ? pk_type_name(l->type) : "missing");
 		return NULL;
 	}
 	for (size_t i = 0; i < l->seq.n; i++)
 		if (l->seq.v[i]->type != PK_STR) {
-			fail(err, errlen, "%s: %s[%zu] is %s, not a str", path,
+			tk_errf(err, errlen, "%s: %s[%zu] is %s, not a str", path,
 			     name, i, pk_type_name(l->seq.v[i]->type));
 			return NULL;
 		}
@@ -95,7 +84,7 @@ static int parse_gnd(struct rv_gnd *g, const struct pk_value *root,
 		     const char *path, char *err, size_t errlen)
 {
 	if (root->type != PK_DICT)
-		return fail(err, errlen, "%s: the pickle holds %s, not a dict",
+		return tk_errf(err, errlen, "%s: the pickle holds %s, not a dict",
 			    path, pk_type_name(root->type));
 	const struct pk_value *im = str_list(root, "imlist", path, err, errlen);
 	const struct pk_value *qim = str_list(root, "qimlist", path, err, errlen);
@@ -103,15 +92,15 @@ static int parse_gnd(struct rv_gnd *g, const struct pk_value *root,
 		return -1;
 	const struct pk_value *gl = pk_dict_get(root, "gnd");
 	if (!is_seq(gl))
-		return fail(err, errlen, "%s: 'gnd' is %s, not a list", path,
+		return tk_errf(err, errlen, "%s: 'gnd' is %s, not a list", path,
 			    gl ? pk_type_name(gl->type) : "missing");
 	if (gl->seq.n != qim->seq.n)
-		return fail(err, errlen,
+		return tk_errf(err, errlen,
 			    "%s: 'gnd' has %zu entries for %zu queries in "
 			    "'qimlist'",
 			    path, gl->seq.n, qim->seq.n);
 	if (im->seq.n > INT32_MAX)
-		return fail(err, errlen, "%s: too many images", path);
+		return tk_errf(err, errlen, "%s: too many images", path);
 	g->nimages = (long)im->seq.n;
 	g->nq = (long)qim->seq.n;
 	g->q = xcalloc(g->nq ? g->nq : 1, sizeof *g->q);
@@ -120,7 +109,7 @@ static int parse_gnd(struct rv_gnd *g, const struct pk_value *root,
 		const struct pk_value *d = gl->seq.v[i];
 		q->key = xstrdup(qim->seq.v[i]->str.p);
 		if (d->type != PK_DICT)
-			return fail(err, errlen, "%s: gnd[%ld] is %s, not a dict",
+			return tk_errf(err, errlen, "%s: gnd[%ld] is %s, not a dict",
 				    path, i, pk_type_name(d->type));
 		if (read_indices(d, "easy", i, g->nimages, 0, &q->easy,
 				 &q->neasy, path, err, errlen) ||
@@ -137,7 +126,7 @@ static int parse_gnd(struct rv_gnd *g, const struct pk_value *root,
 	qsort(keys, g->nq, sizeof *keys, cmp_key);
 	for (long i = 1; i < g->nq; i++)
 		if (!strcmp(keys[i], keys[i - 1])) {
-			fail(err, errlen, "%s: query '%s' appears twice in "
+			tk_errf(err, errlen, "%s: query '%s' appears twice in "
 			     "'qimlist'", path, keys[i]);
 			free(keys);
 			return -1;
@@ -157,8 +146,8 @@ int rv_load(struct rv_gnd *g, const char *path, char *err, size_t errlen)
 					     sizeof perr);
 	int rc;
 	if (!root)
-		rc = io ? (fail(err, errlen, "%s", perr), -2)
-			: fail(err, errlen, "%s", perr);
+		rc = io ? (tk_errf(err, errlen, "%s", perr), -2)
+			: tk_errf(err, errlen, "%s", perr);
 	else
 		rc = parse_gnd(g, root, path, err, errlen);
 	pk_free(arena);
@@ -248,13 +237,13 @@ int rv_eval_query(struct rv_eval *e, long qi, const int32_t *rank, long n,
 	for (long p = 0; p < n; p++) {
 		int32_t x = rank[p];
 		if (x < 0) {
-			rc = fail(err, errlen, "rank %ld is %d", p, x);
+			rc = tk_errf(err, errlen, "rank %ld is %d", p, x);
 			break;
 		}
 		if (x >= nimages) /* a distractor: only a position */
 			continue;
 		if (e->stamp[x] == gen) {
-			rc = fail(err, errlen, "image %d is ranked twice (rank %ld)",
+			rc = tk_errf(err, errlen, "image %d is ranked twice (rank %ld)",
 				  x, p);
 			break;
 		}

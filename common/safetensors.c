@@ -161,17 +161,6 @@ struct st_tensor *st_add(struct st_doc *d, const char *name,
 
 /* ---- parsing ---- */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 /* A JSON number that is an exact non-negative integer below 2^53. */
 static int get_uint(const cJSON *j, uint64_t *out)
 {
@@ -189,7 +178,7 @@ static int parse_tensor(struct st_tensor *t, const cJSON *j, char *err,
 {
 	const char *name = t->name;
 	if (!cJSON_IsObject(j))
-		return fail(err, errlen, "tensor '%s': entry is not an object",
+		return tk_errf(err, errlen, "tensor '%s': entry is not an object",
 			    name);
 	const cJSON *dt = NULL, *sh = NULL, *off = NULL, *f;
 	cJSON_ArrayForEach(f, j)
@@ -201,27 +190,27 @@ static int parse_tensor(struct st_tensor *t, const cJSON *j, char *err,
 		else if (strcmp(f->string, "data_offsets") == 0 && !off)
 			off = f;
 		else
-			return fail(err, errlen,
+			return tk_errf(err, errlen,
 				    "tensor '%s': unexpected field '%s'", name,
 				    f->string);
 	}
 	if (!dt || !sh || !off)
-		return fail(err, errlen, "tensor '%s': missing %s", name,
+		return tk_errf(err, errlen, "tensor '%s': missing %s", name,
 			    !dt ? "dtype" : !sh ? "shape" : "data_offsets");
 	if (!cJSON_IsString(dt))
-		return fail(err, errlen, "tensor '%s': dtype is not a string",
+		return tk_errf(err, errlen, "tensor '%s': dtype is not a string",
 			    name);
 	int ty = st_dtype_parse(dt->valuestring);
 	if (ty < 0)
-		return fail(err, errlen, "tensor '%s': unknown dtype '%.32s'",
+		return tk_errf(err, errlen, "tensor '%s': unknown dtype '%.32s'",
 			    name, dt->valuestring);
 	t->dtype = ty;
 	if (!cJSON_IsArray(sh))
-		return fail(err, errlen, "tensor '%s': shape is not an array",
+		return tk_errf(err, errlen, "tensor '%s': shape is not an array",
 			    name);
 	int rank = cJSON_GetArraySize(sh);
 	if (rank > ST_MAX_RANK)
-		return fail(err, errlen, "tensor '%s': rank %d exceeds %d",
+		return tk_errf(err, errlen, "tensor '%s': rank %d exceeds %d",
 			    name, rank, ST_MAX_RANK);
 	t->rank = rank;
 	uint64_t bytes = st_dtype_size(ty);
@@ -230,31 +219,31 @@ static int parse_tensor(struct st_tensor *t, const cJSON *j, char *err,
 	{
 		uint64_t v;
 		if (get_uint(f, &v) < 0)
-			return fail(err, errlen,
+			return tk_errf(err, errlen,
 				    "tensor '%s': shape entry %d is not a "
 				    "non-negative integer",
 				    name, i);
 		t->shape[i++] = (int64_t)v;
 		if (__builtin_mul_overflow(bytes, v, &bytes) ||
 		    bytes > ((uint64_t)1 << 53))
-			return fail(err, errlen,
+			return tk_errf(err, errlen,
 				    "tensor '%s': shape is too large", name);
 	}
 	if (!cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2 ||
 	    get_uint(cJSON_GetArrayItem(off, 0), begin) < 0 ||
 	    get_uint(cJSON_GetArrayItem(off, 1), end) < 0)
-		return fail(err, errlen,
+		return tk_errf(err, errlen,
 			    "tensor '%s': data_offsets is not a pair of "
 			    "non-negative integers",
 			    name);
 	if (*end < *begin)
-		return fail(err, errlen,
+		return tk_errf(err, errlen,
 			    "tensor '%s': data_offsets [%llu, %llu] end before "
 			    "they begin",
 			    name, (unsigned long long)*begin,
 			    (unsigned long long)*end);
 	if (*end - *begin != bytes)
-		return fail(err, errlen,
+		return tk_errf(err, errlen,
 			    "tensor '%s': shape and dtype %s give %llu bytes, "
 			    "data_offsets [%llu, %llu] give %llu",
 			    name, dtypes[ty].name, (unsigned long long)bytes,
@@ -296,19 +285,19 @@ static int check_layout(struct st_doc *d, char *err, size_t errlen)
 	qsort(idx, d->n, sizeof *idx, by_name);
 	for (int i = 1; i < d->n && !rc; i++)
 		if (strcmp(d->t[idx[i]].name, d->t[idx[i - 1]].name) == 0)
-			rc = fail(err, errlen, "tensor '%s' appears twice",
+			rc = tk_errf(err, errlen, "tensor '%s' appears twice",
 				  d->t[idx[i]].name);
 	qsort(idx, d->n, sizeof *idx, by_offset);
 	size_t expect = 0;
 	for (int i = 0; i < d->n && !rc; i++) {
 		const struct st_tensor *t = &d->t[idx[i]];
 		if (t->offset > expect)
-			rc = fail(err, errlen,
+			rc = tk_errf(err, errlen,
 				  "tensor '%s': gap of %zu bytes before its "
 				  "data_offsets",
 				  t->name, t->offset - expect);
 		else if (t->offset < expect)
-			rc = fail(err, errlen,
+			rc = tk_errf(err, errlen,
 				  "tensor '%s': data_offsets overlap another "
 				  "tensor's",
 				  t->name);
@@ -323,7 +312,7 @@ static int parse_meta(struct st_doc *d, const cJSON *m, char *err,
 		      size_t errlen)
 {
 	if (!cJSON_IsObject(m))
-		return fail(err, errlen, "__metadata__ is not an object");
+		return tk_errf(err, errlen, "__metadata__ is not an object");
 	const cJSON *f;
 	/* The key first, so that later errors can name the frame. */
 	cJSON_ArrayForEach(f, m) if (strcmp(f->string, "key") == 0 &&
@@ -332,11 +321,11 @@ static int parse_meta(struct st_doc *d, const cJSON *m, char *err,
 	cJSON_ArrayForEach(f, m)
 	{
 		if (!cJSON_IsString(f))
-			return fail(err, errlen,
+			return tk_errf(err, errlen,
 				    "metadata value of '%.64s' is not a string",
 				    f->string);
 		if (strcmp(f->string, "key") != 0 && st_meta_get(d, f->string))
-			return fail(err, errlen,
+			return tk_errf(err, errlen,
 				    "metadata key '%.64s' appears twice",
 				    f->string);
 		st_meta_set(d, f->string, f->valuestring);
@@ -349,24 +338,24 @@ int st_parse_header(struct st_doc *d, const char *json, size_t len,
 {
 	st_clear(d);
 	if (len < 2 || json[0] != '{')
-		return fail(err, errlen, "header is not a JSON object");
+		return tk_errf(err, errlen, "header is not a JSON object");
 	const char *end = NULL;
 	cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
 	if (!root) {
 		const char *at = cJSON_GetErrorPtr();
 		long pos = at && at >= json && at <= json + len ? at - json : -1;
-		return fail(err, errlen, "header is not valid JSON (near byte %ld)",
+		return tk_errf(err, errlen, "header is not valid JSON (near byte %ld)",
 			    pos);
 	}
 	int rc = 0;
 	for (const char *p = end; p < json + len; p++)
 		if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
-			rc = fail(err, errlen,
+			rc = tk_errf(err, errlen,
 				  "header has bytes after its JSON object");
 			break;
 		}
 	if (!rc && !cJSON_IsObject(root))
-		rc = fail(err, errlen, "header is not a JSON object");
+		rc = tk_errf(err, errlen, "header is not a JSON object");
 	const cJSON *f;
 	if (!rc) {
 		const cJSON *m =
@@ -380,7 +369,7 @@ int st_parse_header(struct st_doc *d, const char *json, size_t len,
 		{
 			if (strcmp(f->string, "__metadata__") == 0) {
 				if (++nmetas > 1) {
-					rc = fail(err, errlen,
+					rc = tk_errf(err, errlen,
 						  "__metadata__ appears twice");
 					break;
 				}
@@ -409,22 +398,22 @@ int st_parse_buffer(struct st_doc *d, uint8_t *buf, size_t len, char *err,
 {
 	st_clear(d);
 	if (len < 8)
-		return fail(err, errlen, "file of %zu bytes is too short", len);
+		return tk_errf(err, errlen, "file of %zu bytes is too short", len);
 	uint64_t n = 0;
 	for (int i = 7; i >= 0; i--)
 		n = n << 8 | buf[i];
 	if (n > ST_MAX_HEADER)
-		return fail(err, errlen,
+		return tk_errf(err, errlen,
 			    "header length %llu exceeds the %u-byte limit",
 			    (unsigned long long)n, ST_MAX_HEADER);
 	if (n > len - 8)
-		return fail(err, errlen,
+		return tk_errf(err, errlen,
 			    "header length %llu runs past the end of the file",
 			    (unsigned long long)n);
 	if (st_parse_header(d, (const char *)buf + 8, n, err, errlen) < 0)
 		return -1;
 	if (d->data_size != len - 8 - n)
-		return fail(err, errlen,
+		return tk_errf(err, errlen,
 			    "tensors cover %zu bytes but the file holds %llu "
 			    "after its header",
 			    d->data_size, (unsigned long long)(len - 8 - n));

@@ -81,6 +81,15 @@ void tk_die(int status, const char *fmt, ...)
 	exit(status);
 }
 
+int tk_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
 void tk_warn(const char *fmt, ...)
 {
 	if (tk_quiet)

@@ -28,6 +28,10 @@ _Noreturn void tk_die(int status, const char *fmt, ...)
 #define die_usage(...) tk_die(TK_EXIT_USAGE, __VA_ARGS__)
 #define die_data(...) tk_die(TK_EXIT_DATA, __VA_ARGS__)
 #define die_io(...) tk_die(TK_EXIT_IO, __VA_ARGS__)
+/* For functions that report errors to their caller: format the message
+ * into err (errlen bytes) and return -1. */
+int tk_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* "tk-NAME: warning: <msg>" unless --quiet. */
 void tk_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* "tk-NAME: <msg>" unless --quiet: summaries and notes. */
