@@ -1,0 +1,240 @@
+/* cuda.h - the CUDA kernels: one device per process, the same ops as the
+ * CPU headers (kernels/act.h, conv.h, ...) under the same name stem with
+ * "_cuda" added, the same arguments in the same order, and a stream last.
+ * Every pointer is device memory unless its comment says "host".
+ *
+ * Only kernels/dispatch.c, the CUDA tests and the benchmarks include this
+ * file; it needs no CUDA header (a stream is CUDA's own opaque struct
+ * pointer, cudaStream_t under another name). */
+#ifndef TK_KERNELS_CUDA_H
+#define TK_KERNELS_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/conv.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct CUstream_st *tk_stream; /* cudaStream_t; NULL: default */
+
+/* ---- device, precision, memory (context.cu) ---- */
+
+/* GPUs visible; 0 when there is none or no driver (never dies). */
+int tk_cuda_device_count(void);
+/* "NVIDIA H200, sm_90, 132 SMs, 139.8 GiB", for the device in use. */
+const char *tk_cuda_device_name(void);
+/* Select the device and create the cuBLAS and cuDNN handles; dies with a
+ * message when the device is missing.  Safe to call again. */
+void tk_cuda_init(int device);
+/* Which device tk_cuda_init selected; -1 before. */
+int tk_cuda_current(void);
+
+/* Arithmetic for GEMMs and convolutions; data stays float.
+ *   FP32: IEEE float everywhere (no TF32);
+ *   TF32: tensor cores with TF32 inputs, float accumulation;
+ *   BF16: GEMMs on bf16 tensor cores (float accumulation), convolutions
+ *         in TF32.  Element-wise ops and reductions are float in all. */
+enum tk_precision { TK_FP32, TK_TF32, TK_BF16 };
+void tk_cuda_set_precision(enum tk_precision p);
+enum tk_precision tk_cuda_precision(void);
+/* "fp32", "tf32", "bf16" -> 0 and *p; -1 for anything else. */
+int tk_precision_parse(const char *s, enum tk_precision *p);
+const char *tk_precision_name(enum tk_precision p);
+
+/* Upper bound of the scratch memory cuDNN and attention may take
+ * (default 1 GiB; TK_CUDA_WORKSPACE=256M overrides). */
+void tk_cuda_set_workspace_limit(size_t bytes);
+
+void *tk_cuda_malloc(size_t bytes);   /* dies when out of memory */
+void tk_cuda_free(void *p);           /* NULL is fine */
+void *tk_cuda_host_alloc(size_t bytes); /* pinned host memory */
+void tk_cuda_host_free(void *p);
+void tk_cuda_memset(void *dst, int byte, size_t bytes, tk_stream s);
+/* Copies in either direction (the driver tells host from device). */
+void tk_cuda_copy(void *dst, const void *src, size_t bytes, tk_stream s);
+void tk_cuda_sync(tk_stream s);       /* NULL: the whole device */
+tk_stream tk_cuda_stream_create(void);
+void tk_cuda_stream_destroy(tk_stream s);
+/* Events, for overlapping copies with compute and for timing. */
+typedef struct CUevent_st *tk_event;
+tk_event tk_cuda_event_create(void);
+void tk_cuda_event_destroy(tk_event e);
+void tk_cuda_event_record(tk_event e, tk_stream s);
+void tk_cuda_stream_wait(tk_stream s, tk_event e);
+float tk_cuda_event_ms(tk_event start, tk_event end); /* syncs on end */
+
+/* ---- act.h ---- */
+void relu_forward_cuda(float *out, const float *in, size_t n, tk_stream s);
+void relu_backward_cuda(float *din, const float *dout, const float *out,
+			size_t n, tk_stream s);
+void gelu_forward_cuda(float *out, const float *in, size_t n, tk_stream s);
+void gelu_backward_cuda(float *din, const float *dout, const float *in,
+			size_t n, tk_stream s);
+void add_forward_cuda(float *out, const float *a, const float *b, size_t n,
+		      tk_stream s);
+void softmax_forward_cuda(float *out, const float *in, int N, int C,
+			  tk_stream s);
+void softmax_backward_cuda(float *din, const float *dout, const float *out,
+			   int N, int C, tk_stream s);
+
+/* ---- attention.h ---- */
+void attention_forward_cuda(float *out, float *att, const float *q,
+			    const float *k, const float *v, int B, int Nq,
+			    int Nk, int D, int heads, tk_stream s);
+void attention_backward_cuda(float *dq, float *dk, float *dv,
+			     const float *dout, const float *att,
+			     const float *q, const float *k, const float *v,
+			     int B, int Nq, int Nk, int D, int heads,
+			     tk_stream s);
+
+/* ---- conv.h (cuDNN; work is not used: cuDNN's scratch is the
+ * context's, bounded by tk_cuda_set_workspace_limit) ---- */
+void conv2d_forward_cuda(float *out, float *work, const float *in,
+			 const float *weight, const float *bias,
+			 const float *residual, int relu,
+			 struct conv2d_dims d, tk_stream s);
+void conv2d_backward_cuda(float *din, float *dweight, float *dbias,
+			  float *work, const float *dout, const float *in,
+			  const float *weight, struct conv2d_dims d,
+			  tk_stream s);
+
+/* ---- linear.h (cuBLAS / cuBLASLt) ---- */
+void linear_forward_cuda(float *out, const float *in, const float *weight,
+			 const float *bias, int N, int IN, int OUT,
+			 tk_stream s);
+void linear_backward_cuda(float *din, float *dweight, float *dbias,
+			  const float *dout, const float *in,
+			  const float *weight, int N, int IN, int OUT,
+			  tk_stream s);
+void gemm_cuda(int ta, int tb, int M, int N, int K, float alpha,
+	       const float *A, int lda, const float *B, int ldb, float beta,
+	       float *C, int ldc, tk_stream s);
+/* 'batch' GEMMs, the i-th on A + i*sA, B + i*sB, C + i*sC (floats). */
+void gemm_batched_cuda(int ta, int tb, int M, int N, int K, float alpha,
+		       const float *A, int lda, long long sA, const float *B,
+		       int ldb, long long sB, float beta, float *C, int ldc,
+		       long long sC, int batch, tk_stream s);
+
+/* ---- norm.h ---- */
+void batchnorm1d_forward_cuda(float *out, const float *in,
+			      const float *gamma, const float *beta,
+			      const float *mean, const float *var, float eps,
+			      int N, int C, tk_stream s);
+void batchnorm1d_train_forward_cuda(float *out, float *bmean, float *brstd,
+				    const float *in, const float *gamma,
+				    const float *beta, float eps, int N, int C,
+				    tk_stream s);
+void batchnorm1d_backward_cuda(float *din, float *dgamma, float *dbeta,
+			       const float *dout, const float *in,
+			       const float *bmean, const float *brstd,
+			       const float *gamma, int N, int C, tk_stream s);
+void layernorm_forward_cuda(float *out, float *mean, float *rstd,
+			    const float *in, const float *weight,
+			    const float *bias, float eps, int N, int C,
+			    tk_stream s);
+void layernorm_backward_cuda(float *din, float *dweight, float *dbias,
+			     const float *dout, const float *in,
+			     const float *weight, const float *mean,
+			     const float *rstd, int N, int C, tk_stream s);
+void l2norm_forward_cuda(float *out, const float *in, float eps, int N, int C,
+			 tk_stream s);
+void l2norm_backward_cuda(float *din, const float *dout, const float *in,
+			  float eps, int N, int C, tk_stream s);
+
+/* Training BatchNorm2d in two halves, so that SyncBatchNorm can sum the
+ * statistics over ranks between them (common/dist.h):
+ *   stats:  sums[0..C) = sum of x, sums[C..2C) = sum of x^2 per channel;
+ *   apply:  from the (all-reduced) sums over 'count' values per channel,
+ *           out = (x - mean) * rstd * gamma + beta; mean and rstd are
+ *           saved for the backward; running statistics updated with
+ *           momentum (unbiased variance, as torch) when running_mean is
+ *           not NULL.  out may be in.
+ * The backward likewise: reduce (sums[0..C) = sum dy, sums[C..2C) = sum
+ * dy * xhat), then apply (din += ... with the all-reduced sums); dgamma
+ * and dbeta accumulate from the local sums. */
+void batchnorm2d_stats_cuda(double *sums, const float *in, int B, int C,
+			    int HW, tk_stream s);
+void batchnorm2d_apply_cuda(float *out, float *mean, float *rstd,
+			    float *running_mean, float *running_var,
+			    const float *in, const double *sums,
+			    const float *gamma, const float *beta,
+			    double count, float momentum, float eps, int B,
+			    int C, int HW, tk_stream s);
+void batchnorm2d_backward_reduce_cuda(double *sums, float *dgamma,
+				      float *dbeta, const float *dout,
+				      const float *in, const float *mean,
+				      const float *rstd, int B, int C, int HW,
+				      tk_stream s);
+void batchnorm2d_backward_apply_cuda(float *din, const float *dout,
+				     const float *in, const float *mean,
+				     const float *rstd, const float *gamma,
+				     const double *sums, double count, int B,
+				     int C, int HW, tk_stream s);
+
+/* ---- pool.h ---- */
+void maxpool2d_forward_cuda(float *out, int *argmax, const float *in, int P,
+			    int H, int W, int K, int stride, int pad,
+			    tk_stream s);
+void maxpool2d_backward_cuda(float *din, const float *dout, const int *argmax,
+			     int P, int H, int W, int K, int stride, int pad,
+			     tk_stream s);
+
+/* ---- resize.h ---- */
+void resize_bilinear_forward_cuda(float *out, const float *in, int P, int H,
+				  int W, int OH, int OW, double scale_h,
+				  double scale_w, tk_stream s);
+void resize_bilinear_backward_cuda(float *din, const float *dout, int P,
+				   int H, int W, int OH, int OW,
+				   double scale_h, double scale_w,
+				   tk_stream s);
+
+/* ---- image.h (mean and std: host arrays of 3) ---- */
+void image_normalize_forward_cuda(float *out, const uint8_t *in,
+				  const float *mean, const float *std, int H,
+				  int W, tk_stream s);
+
+/* ---- training (train.cu) ---- */
+/* SGD with momentum and weight decay, torch.optim.SGD's update:
+ * g = grad + wd * param; mom = momentum * mom + g; param -= lr * mom.
+ * grad is scaled by grad_scale first (1/loss scale, 1/world size). */
+void sgd_update_cuda(float *param, float *mom, const float *grad, float lr,
+		     float momentum, float weight_decay, float grad_scale,
+		     size_t n, tk_stream s);
+/* Dropout / drop-path with a counter-based generator: element i (or row
+ * i for drop-path) is kept when hash(seed, i) >= p, and scaled by
+ * 1/(1-p).  mask ([n] bytes, may be NULL) records what was kept. */
+void dropout_forward_cuda(float *out, uint8_t *mask, const float *in, float p,
+			  uint64_t seed, size_t n, tk_stream s);
+void dropout_backward_cuda(float *din, const float *dout, const uint8_t *mask,
+			   float p, size_t n, tk_stream s);
+/* out[r, :] = in[r, :] * keep[r] / (1 - p), rows of C; keep from seed. */
+void droppath_forward_cuda(float *out, uint8_t *keep, const float *in,
+			   float p, uint64_t seed, int N, int C, tk_stream s);
+void droppath_backward_cuda(float *din, const float *dout,
+			    const uint8_t *keep, float p, int N, int C,
+			    tk_stream s);
+/* ArcFace logits and cross-entropy in one pass: cos = rows of the
+ * (normalised) embedding times the normalised class weights (the GEMM is
+ * the caller's); logits[r, c] = s * cos, with the label's cos(theta + m)
+ * instead; loss[r] = -log softmax(logits)[label]; dcos (may be NULL)
+ * receives d(mean loss)/d cos. */
+void arcface_ce_forward_cuda(float *loss, float *dcos, const float *cos,
+			     const int *labels, float s, float m, int N,
+			     int classes, tk_stream st);
+
+/* ---- ranking (rank.cu) ---- */
+/* For each of nq queries, the K best of n database rows by dot product
+ * (descriptors L2-normalised: cosine), best first, ties by lower index:
+ * idx [nq, K], score [nq, K] (host).  q and db are host arrays; db rows
+ * go to the GPU chunk by chunk (all of it at once when it fits in
+ * 'mem' bytes). */
+void rank_topk_cuda(int32_t *idx, float *score, const float *q,
+		    const float *db, int nq, long n, int D, int K, size_t mem);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
