@@ -226,13 +226,15 @@ void arcface_ce_forward_cuda(float *loss, float *dcos, const float *cos,
 			     int classes, tk_stream st);
 
 /* ---- ranking (rank.cu) ---- */
-/* For each of nq queries, the K best of n database rows by dot product
- * (descriptors L2-normalised: cosine), best first, ties by lower index:
- * idx [nq, K], score [nq, K] (host).  q and db are host arrays; db rows
- * go to the GPU chunk by chunk (all of it at once when it fits in
- * 'mem' bytes). */
-void rank_topk_cuda(int32_t *idx, float *score, const float *q,
-		    const float *db, int nq, long n, int D, int K, size_t mem);
+/* One chunk of an exact inner-product search: for each of nq queries
+ * ([nq, D]) against m database rows ([m, D], positions base ..
+ * base+m-1), the kk best as tk-rank's rank keys (common/rank.h on the
+ * rank branch: the score mapped to sort descending in the high 32 bits,
+ * the position in the low 32; smaller is better, ties to the lower
+ * position), best first: keys [nq, kk], host or device memory.  The
+ * scores go through gemm_cuda, so --precision applies. */
+void rank_chunk_cuda(uint64_t *keys, const float *q, const float *db, int nq,
+		     long m, int D, uint32_t base, long kk, tk_stream s);
 
 #ifdef __cplusplus
 }
