@@ -1,0 +1,914 @@
+/* test_cuda - every CUDA op against the CPU op on the same random inputs
+ * (ggml's test-backend-ops), forward and backward, with a tolerance per
+ * precision.  Backward ops whose CPU version is not there yet are checked
+ * against plain double-precision loops in this file.
+ *
+ *   test_cuda [-v] [fp32|tf32|bf16 ...]    default: all three
+ *
+ * Exits 77 (skip) with a message when no GPU is present. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/unit/check.h"
+#include "common/threads.h"
+#include "common/tk.h"
+#include "kernels/act.h"
+#include "kernels/attention.h"
+#include "kernels/conv.h"
+#include "kernels/cuda/cuda.h"
+#include "kernels/image.h"
+#include "kernels/linear.h"
+#include "kernels/norm.h"
+#include "kernels/pool.h"
+#include "kernels/resize.h"
+#include "kernels/rng.h"
+
+static enum tk_precision prec;
+static int verbose;
+
+/* ---- data ---- */
+
+static uint64_t rng = 0x243f6a8885a308d3ull;
+static float frand(void) /* uniform (-1, 1) */
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (float)((rng >> 40) / 16777216.0 * 2 - 1);
+}
+
+static float *rnd(size_t n, float scale)
+{
+	float *p = xmalloc(xmul(n ? n : 1, sizeof *p));
+	for (size_t i = 0; i < n; i++)
+		p[i] = frand() * scale;
+	return p;
+}
+
+static float *up(const void *h, size_t bytes)
+{
+	float *d = tk_cuda_malloc(bytes);
+	tk_cuda_copy(d, h, bytes, NULL);
+	return d;
+}
+#define UP(h, n) up((h), (n) * sizeof *(h))
+
+static float *down(const float *d, size_t n)
+{
+	float *h = xmalloc(xmul(n ? n : 1, sizeof *h));
+	tk_cuda_copy(h, d, n * sizeof *h, NULL);
+	tk_cuda_sync(NULL);
+	return h;
+}
+
+/* Copy of the host array h on the device, to accumulate into. */
+static float *dup_up(const float *h, size_t n)
+{
+	return up(h, n * sizeof *h);
+}
+
+/* ---- comparison: ||got - want|| / ||want|| (METHOD.md), NaN fails ---- */
+
+static double tol_for(int kind) /* 0: exact-ish element-wise; 1: matrix */
+{
+	if (kind == 0)
+		return 2e-6;
+	return prec == TK_FP32 ? 2e-5 : prec == TK_TF32 ? 3e-3 : 1.5e-2;
+}
+
+static void cmp_d(const char *what, const float *got, const double *want,
+		  size_t n, double tol)
+{
+	double e = 0, m = 0, emax = 0;
+	int nan = 0;
+	for (size_t i = 0; i < n; i++) {
+		double d = got[i] - want[i];
+		if (isnan(got[i]) != isnan(want[i]))
+			nan = 1;
+		if (isnan(want[i]))
+			continue;
+		e += d * d;
+		m += want[i] * want[i];
+		emax = fabs(d) > emax ? fabs(d) : emax;
+	}
+	double rel = sqrt(e) / (m > 0 ? sqrt(m) : 1);
+	int ok = !nan && rel <= tol;
+	if (!ok || verbose)
+		printf("%-5s %-4s %-34s n=%-9zu rel=%.2e max|d|=%.2e tol=%.0e\n",
+		       ok ? "ok" : "FAIL", tk_precision_name(prec), what, n, rel,
+		       emax, tol);
+	CHECK(ok);
+}
+
+static void cmp(const char *what, const float *got, const float *want,
+		size_t n, double tol)
+{
+	double *w = xmalloc(xmul(n ? n : 1, sizeof *w));
+	for (size_t i = 0; i < n; i++)
+		w[i] = want[i];
+	cmp_d(what, got, w, n, tol);
+	free(w);
+}
+
+/* GPU result (device) against the host array want. */
+static void cmp_dev(const char *what, const float *dev, const float *want,
+		    size_t n, double tol)
+{
+	float *g = down(dev, n);
+	cmp(what, g, want, n, tol);
+	free(g);
+}
+
+static void cmp_dev_d(const char *what, const float *dev, const double *want,
+		      size_t n, double tol)
+{
+	float *g = down(dev, n);
+	cmp_d(what, g, want, n, tol);
+	free(g);
+}
+
+/* ---- element-wise, softmax ---- */
+
+static void t_act(void)
+{
+	size_t n = 100003;
+	float *x = rnd(n, 3), *y = rnd(n, 1), *g = rnd(n, 1);
+	float *dx = UP(x, n), *dy = UP(y, n), *dout = tk_cuda_malloc(n * 4);
+	float *want = xmalloc(n * 4);
+
+	relu_forward(want, x, n);
+	relu_forward_cuda(dout, dx, n, NULL);
+	cmp_dev("relu_forward", dout, want, n, 0);
+	gelu_forward(want, x, n);
+	gelu_forward_cuda(dout, dx, n, NULL);
+	cmp_dev("gelu_forward", dout, want, n, tol_for(0));
+	add_forward(want, x, y, n);
+	add_forward_cuda(dout, dx, dy, n, NULL);
+	cmp_dev("add_forward", dout, want, n, 0);
+
+	/* Backward accumulates onto what is there. */
+	double *wd = xmalloc(n * sizeof *wd);
+	float *dg = UP(g, n), *din = dup_up(y, n);
+	relu_forward(want, x, n);
+	float *drel = UP(want, n);
+	for (size_t i = 0; i < n; i++)
+		wd[i] = y[i] + (want[i] > 0 ? g[i] : 0);
+	relu_backward_cuda(din, dg, drel, n, NULL);
+	cmp_dev_d("relu_backward", din, wd, n, 0);
+	tk_cuda_copy(din, y, n * 4, NULL);
+	for (size_t i = 0; i < n; i++) {
+		double v = x[i];
+		double dd = 0.5 * (1 + erf(v / sqrt(2))) + v * exp(-0.5 * v * v) / sqrt(2 * M_PI);
+		wd[i] = y[i] + g[i] * dd;
+	}
+	gelu_backward_cuda(din, dg, dx, n, NULL);
+	cmp_dev_d("gelu_backward", din, wd, n, 1e-6);
+
+	int N = 37, C = 1531;
+	float *sx = rnd((size_t)N * C, 5);
+	float *dsx = UP(sx, (size_t)N * C), *dso = tk_cuda_malloc((size_t)N * C * 4);
+	float *sw = xmalloc((size_t)N * C * 4);
+	softmax_forward(sw, sx, N, C);
+	softmax_forward_cuda(dso, dsx, N, C, NULL);
+	cmp_dev("softmax_forward", dso, sw, (size_t)N * C, tol_for(0));
+	/* din += y (g - sum g y) */
+	float *sg = rnd((size_t)N * C, 1);
+	double *swd = xmalloc((size_t)N * C * sizeof *swd);
+	for (int r = 0; r < N; r++) {
+		double dot = 0;
+		for (int c = 0; c < C; c++)
+			dot += (double)sg[r * C + c] * sw[r * C + c];
+		for (int c = 0; c < C; c++)
+			swd[r * C + c] = sx[r * C + c] + sw[r * C + c] * (sg[r * C + c] - dot);
+	}
+	float *dsg = UP(sg, (size_t)N * C), *dsw = UP(sw, (size_t)N * C);
+	tk_cuda_copy(dso, sx, (size_t)N * C * 4, NULL); /* accumulate onto sx */
+	softmax_backward_cuda(dso, dsg, dsw, N, C, NULL);
+	cmp_dev_d("softmax_backward", dso, swd, (size_t)N * C, 1e-5);
+
+	free(x), free(y), free(g), free(want), free(wd), free(sx), free(sw);
+	free(sg), free(swd);
+	tk_cuda_free(dx), tk_cuda_free(dy), tk_cuda_free(dout), tk_cuda_free(dg);
+	tk_cuda_free(din), tk_cuda_free(drel), tk_cuda_free(dsx);
+	tk_cuda_free(dso), tk_cuda_free(dsg), tk_cuda_free(dsw);
+}
+
+/* ---- GEMM, linear ---- */
+
+static void t_gemm(void)
+{
+	int M = 67, N = 131, K = 259;
+	for (int ta = 0; ta < 2; ta++)
+		for (int tb = 0; tb < 2; tb++) {
+			float *A = rnd((size_t)M * K, 1), *B = rnd((size_t)K * N, 1);
+			float *C = rnd((size_t)M * N, 1);
+			int lda = ta ? M : K, ldb = tb ? K : N;
+			float *dA = UP(A, (size_t)M * K), *dB = UP(B, (size_t)K * N);
+			float *dC = UP(C, (size_t)M * N);
+			gemm(ta, tb, M, N, K, 0.5f, A, lda, B, ldb, 2.0f, C, N);
+			gemm_cuda(ta, tb, M, N, K, 0.5f, dA, lda, dB, ldb, 2.0f, dC, N,
+				  NULL);
+			char what[64];
+			snprintf(what, sizeof what, "gemm ta=%d tb=%d", ta, tb);
+			cmp_dev(what, dC, C, (size_t)M * N, tol_for(1));
+			free(A), free(B), free(C);
+			tk_cuda_free(dA), tk_cuda_free(dB), tk_cuda_free(dC);
+		}
+}
+
+static void t_linear(int N, int IN, int OUT, int bias)
+{
+	float *x = rnd((size_t)N * IN, 1), *w = rnd((size_t)OUT * IN, 1 / sqrtf(IN));
+	float *b = bias ? rnd(OUT, 1) : NULL, *y = xmalloc((size_t)N * OUT * 4);
+	float *dx = UP(x, (size_t)N * IN), *dw = UP(w, (size_t)OUT * IN);
+	float *db = b ? UP(b, OUT) : NULL, *dy = tk_cuda_malloc((size_t)N * OUT * 4);
+	char what[96];
+	linear_forward(y, x, w, b, N, IN, OUT);
+	linear_forward_cuda(dy, dx, dw, db, N, IN, OUT, NULL);
+	snprintf(what, sizeof what, "linear_forward %dx%d->%d%s", N, IN, OUT,
+		 bias ? " bias" : "");
+	cmp_dev(what, dy, y, (size_t)N * OUT, tol_for(1));
+
+	/* Backward against double loops; all three accumulate. */
+	float *g = rnd((size_t)N * OUT, 1);
+	float *gx0 = rnd((size_t)N * IN, 1), *gw0 = rnd((size_t)OUT * IN, 1);
+	float *gb0 = rnd(OUT, 1);
+	double *gx = xmalloc((size_t)N * IN * 8), *gw = xmalloc((size_t)OUT * IN * 8);
+	double *gb = xmalloc((size_t)OUT * 8);
+	for (int i = 0; i < N; i++)
+		for (int k = 0; k < IN; k++) {
+			double s = gx0[(size_t)i * IN + k];
+			for (int o = 0; o < OUT; o++)
+				s += (double)g[(size_t)i * OUT + o] * w[(size_t)o * IN + k];
+			gx[(size_t)i * IN + k] = s;
+		}
+	for (int o = 0; o < OUT; o++) {
+		double sb = gb0[o];
+		for (int i = 0; i < N; i++)
+			sb += g[(size_t)i * OUT + o];
+		gb[o] = sb;
+		for (int k = 0; k < IN; k++) {
+			double s = gw0[(size_t)o * IN + k];
+			for (int i = 0; i < N; i++)
+				s += (double)g[(size_t)i * OUT + o] * x[(size_t)i * IN + k];
+			gw[(size_t)o * IN + k] = s;
+		}
+	}
+	float *dg = UP(g, (size_t)N * OUT), *dgx = dup_up(gx0, (size_t)N * IN);
+	float *dgw = dup_up(gw0, (size_t)OUT * IN), *dgb = dup_up(gb0, OUT);
+	linear_backward_cuda(dgx, dgw, dgb, dg, dx, dw, N, IN, OUT, NULL);
+	snprintf(what, sizeof what, "linear_backward din %dx%d->%d", N, IN, OUT);
+	cmp_dev_d(what, dgx, gx, (size_t)N * IN, tol_for(1));
+	snprintf(what, sizeof what, "linear_backward dweight %dx%d->%d", N, IN, OUT);
+	cmp_dev_d(what, dgw, gw, (size_t)OUT * IN, tol_for(1));
+	snprintf(what, sizeof what, "linear_backward dbias %dx%d->%d", N, IN, OUT);
+	cmp_dev_d(what, dgb, gb, OUT, 1e-5);
+	free(x), free(w), free(b), free(y), free(g), free(gx0), free(gw0);
+	free(gb0), free(gx), free(gw), free(gb);
+	tk_cuda_free(dx), tk_cuda_free(dw), tk_cuda_free(db), tk_cuda_free(dy);
+	tk_cuda_free(dg), tk_cuda_free(dgx), tk_cuda_free(dgw), tk_cuda_free(dgb);
+}
+
+/* ---- attention ---- */
+
+static void t_attention(int B, int Nq, int Nk, int D, int heads)
+{
+	size_t nq = (size_t)B * Nq * D, nk = (size_t)B * Nk * D;
+	size_t na = (size_t)B * heads * Nq * Nk;
+	float *q = rnd(nq, 1), *k = rnd(nk, 1), *v = rnd(nk, 1);
+	float *out = xmalloc(nq * 4), *att = xmalloc(na * 4);
+	attention_forward(out, att, q, k, v, B, Nq, Nk, D, heads);
+	float *dq = UP(q, nq), *dk = UP(k, nk), *dv = UP(v, nk);
+	float *dout = tk_cuda_malloc(nq * 4), *datt = tk_cuda_malloc(na * 4);
+	attention_forward_cuda(dout, datt, dq, dk, dv, B, Nq, Nk, D, heads, NULL);
+	char what[96];
+	snprintf(what, sizeof what, "attention_forward B%d %dx%d D%d h%d", B, Nq,
+		 Nk, D, heads);
+	cmp_dev(what, dout, out, nq, tol_for(1));
+
+	/* Backward against double loops over (b, h). */
+	int dh = D / heads;
+	double scale = (float)pow((double)dh, -0.5);
+	float *g = rnd(nq, 1);
+	double *gq = xcalloc(nq, 8), *gk = xcalloc(nk, 8), *gv = xcalloc(nk, 8);
+	double *da = xmalloc((size_t)Nk * 8);
+	for (int b = 0; b < B; b++)
+		for (int h = 0; h < heads; h++)
+			for (int i = 0; i < Nq; i++) {
+				const float *a = att + (((size_t)b * heads + h) * Nq + i) * Nk;
+				const float *gi = g + ((size_t)b * Nq + i) * D + h * dh;
+				double dot = 0;
+				for (int j = 0; j < Nk; j++) {
+					const float *vj = v + ((size_t)b * Nk + j) * D + h * dh;
+					double s = 0;
+					for (int e = 0; e < dh; e++) {
+						s += (double)gi[e] * vj[e];
+						gv[((size_t)b * Nk + j) * D + h * dh + e] +=
+						    (double)a[j] * gi[e];
+					}
+					da[j] = s;
+					dot += s * a[j];
+				}
+				for (int j = 0; j < Nk; j++) {
+					double ds = a[j] * (da[j] - dot) * scale;
+					for (int e = 0; e < dh; e++) {
+						size_t qi = ((size_t)b * Nq + i) * D + h * dh + e;
+						size_t kj = ((size_t)b * Nk + j) * D + h * dh + e;
+						gq[qi] += ds * k[kj];
+						gk[kj] += ds * q[qi];
+					}
+				}
+			}
+	float *dg = UP(g, nq);
+	float *dgq = tk_cuda_malloc(nq * 4), *dgk = tk_cuda_malloc(nk * 4);
+	float *dgv = tk_cuda_malloc(nk * 4);
+	tk_cuda_memset(dgq, 0, nq * 4, NULL);
+	tk_cuda_memset(dgk, 0, nk * 4, NULL);
+	tk_cuda_memset(dgv, 0, nk * 4, NULL);
+	float *dattc = UP(att, na); /* the CPU's probabilities */
+	attention_backward_cuda(dgq, dgk, dgv, dg, dattc, dq, dk, dv, B, Nq, Nk, D,
+				heads, NULL);
+	snprintf(what, sizeof what, "attention_backward dq B%d %dx%d", B, Nq, Nk);
+	cmp_dev_d(what, dgq, gq, nq, tol_for(1));
+	snprintf(what, sizeof what, "attention_backward dk B%d %dx%d", B, Nq, Nk);
+	cmp_dev_d(what, dgk, gk, nk, tol_for(1));
+	snprintf(what, sizeof what, "attention_backward dv B%d %dx%d", B, Nq, Nk);
+	cmp_dev_d(what, dgv, gv, nk, tol_for(1));
+	free(q), free(k), free(v), free(out), free(att), free(g), free(gq);
+	free(gk), free(gv), free(da);
+	tk_cuda_free(dq), tk_cuda_free(dk), tk_cuda_free(dv), tk_cuda_free(dout);
+	tk_cuda_free(datt), tk_cuda_free(dg), tk_cuda_free(dgq);
+	tk_cuda_free(dgk), tk_cuda_free(dgv), tk_cuda_free(dattc);
+}
+
+/* ---- convolution ---- */
+
+static void t_conv(struct conv2d_dims d, int bias, int res, int relu)
+{
+	/* res: 0 none, 1 separate array, 2 in place (residual == out) */
+	int oh = conv2d_out_size(d.H, d.K, d.stride, d.pad);
+	int ow = conv2d_out_size(d.W, d.K, d.stride, d.pad);
+	size_t xn = (size_t)d.B * d.C * d.H * d.W, wn = (size_t)d.OC * d.C * d.K * d.K;
+	size_t on = (size_t)d.B * d.OC * oh * ow;
+	float *x = rnd(xn, 1), *w = rnd(wn, 1 / sqrtf(d.C * d.K * d.K));
+	float *b = bias ? rnd(d.OC, 1) : NULL, *r = res ? rnd(on, 1) : NULL;
+	float *out = xmalloc(on * 4);
+	float *work = xmalloc((conv2d_workspace(d, tk_threads()) + 1) * 4);
+	if (res == 2)
+		memcpy(out, r, on * 4);
+	conv2d_forward(out, work, x, w, b, res == 2 ? out : r, relu, d);
+	float *dx = UP(x, xn), *dw = UP(w, wn), *db = b ? UP(b, d.OC) : NULL;
+	float *dr = r ? UP(r, on) : NULL, *dout = tk_cuda_malloc(on * 4);
+	if (res == 2)
+		tk_cuda_copy(dout, r, on * 4, NULL);
+	conv2d_forward_cuda(dout, NULL, dx, dw, db, res == 2 ? dout : dr, relu, d,
+			    NULL);
+	char what[128];
+	snprintf(what, sizeof what, "conv B%d C%d %dx%d OC%d K%d s%d%s%s%s", d.B,
+		 d.C, d.H, d.W, d.OC, d.K, d.stride, bias ? " b" : "",
+		 res == 1 ? " +r" : res == 2 ? " +=r" : "", relu ? " relu" : "");
+	cmp_dev(what, dout, out, on, tol_for(1));
+
+	/* Backward (no fused epilogue) against double loops. */
+	if (xn * d.OC * d.K * d.K <= 40000000) {
+		float *g = rnd(on, 1), *gx0 = rnd(xn, 1), *gw0 = rnd(wn, 1);
+		float *gb0 = rnd(d.OC, 1);
+		double *gx = xmalloc(xn * 8), *gw = xmalloc(wn * 8);
+		double *gb = xmalloc(d.OC * 8);
+		for (size_t i = 0; i < xn; i++)
+			gx[i] = gx0[i];
+		for (size_t i = 0; i < wn; i++)
+			gw[i] = gw0[i];
+		for (int o = 0; o < d.OC; o++)
+			gb[o] = gb0[o];
+		for (int n = 0; n < d.B; n++)
+			for (int o = 0; o < d.OC; o++)
+				for (int y = 0; y < oh; y++)
+					for (int xo = 0; xo < ow; xo++) {
+						double gg = g[(((size_t)n * d.OC + o) * oh + y) * ow + xo];
+						gb[o] += gg;
+						for (int c = 0; c < d.C; c++)
+							for (int ky = 0; ky < d.K; ky++)
+								for (int kx = 0; kx < d.K; kx++) {
+									int iy = y * d.stride - d.pad + ky;
+									int ix = xo * d.stride - d.pad + kx;
+									if (iy < 0 || iy >= d.H || ix < 0 || ix >= d.W)
+										continue;
+									size_t xi = (((size_t)n * d.C + c) * d.H + iy) * d.W + ix;
+									size_t wi = (((size_t)o * d.C + c) * d.K + ky) * d.K + kx;
+									gx[xi] += gg * w[wi];
+									gw[wi] += gg * x[xi];
+								}
+					}
+		float *dg = UP(g, on), *dgx = dup_up(gx0, xn), *dgw = dup_up(gw0, wn);
+		float *dgb = dup_up(gb0, d.OC);
+		conv2d_backward_cuda(dgx, dgw, dgb, NULL, dg, dx, dw, d, NULL);
+		snprintf(what, sizeof what, "conv_backward din C%d %dx%d OC%d K%d s%d",
+			 d.C, d.H, d.W, d.OC, d.K, d.stride);
+		cmp_dev_d(what, dgx, gx, xn, tol_for(1));
+		snprintf(what, sizeof what, "conv_backward dweight C%d %dx%d OC%d K%d s%d",
+			 d.C, d.H, d.W, d.OC, d.K, d.stride);
+		cmp_dev_d(what, dgw, gw, wn, tol_for(1));
+		snprintf(what, sizeof what, "conv_backward dbias OC%d", d.OC);
+		cmp_dev_d(what, dgb, gb, d.OC, 1e-5);
+		free(g), free(gx0), free(gw0), free(gb0), free(gx), free(gw), free(gb);
+		tk_cuda_free(dg), tk_cuda_free(dgx), tk_cuda_free(dgw), tk_cuda_free(dgb);
+	}
+	free(x), free(w), free(b), free(r), free(out), free(work);
+	tk_cuda_free(dx), tk_cuda_free(dw), tk_cuda_free(db), tk_cuda_free(dr);
+	tk_cuda_free(dout);
+}
+
+/* ---- normalisations ---- */
+
+static void t_norm(void)
+{
+	int N = 97, C = 1024;
+	size_t n = (size_t)N * C;
+	float *x = rnd(n, 2), *ga = rnd(C, 1), *be = rnd(C, 1), *mu = rnd(C, 0.5f);
+	float *var = rnd(C, 1), *y = xmalloc(n * 4);
+	for (int c = 0; c < C; c++)
+		var[c] = fabsf(var[c]) + 0.1f;
+	float *dx = UP(x, n), *dga = UP(ga, C), *dbe = UP(be, C), *dmu = UP(mu, C);
+	float *dvar = UP(var, C), *dy = tk_cuda_malloc(n * 4);
+	batchnorm1d_forward(y, x, ga, be, mu, var, 1e-5f, N, C);
+	batchnorm1d_forward_cuda(dy, dx, dga, dbe, dmu, dvar, 1e-5f, N, C, NULL);
+	cmp_dev("batchnorm1d_forward", dy, y, n, tol_for(0));
+
+	float *lm = xmalloc(N * 4), *lr = xmalloc(N * 4);
+	float *dlm = tk_cuda_malloc(N * 4), *dlr = tk_cuda_malloc(N * 4);
+	layernorm_forward(y, lm, lr, x, ga, be, 1e-6f, N, C);
+	layernorm_forward_cuda(dy, dlm, dlr, dx, dga, dbe, 1e-6f, N, C, NULL);
+	cmp_dev("layernorm_forward", dy, y, n, 1e-5);
+	cmp_dev("layernorm_forward mean", dlm, lm, N, 1e-5);
+	cmp_dev("layernorm_forward rstd", dlr, lr, N, 1e-5);
+
+	l2norm_forward(y, x, 1e-12f, N, C);
+	l2norm_forward_cuda(dy, dx, 1e-12f, N, C, NULL);
+	cmp_dev("l2norm_forward", dy, y, n, tol_for(0));
+
+	/* Backward against double loops. */
+	float *g = rnd(n, 1), *dg = UP(g, n);
+	float *x0 = rnd(n, 1); /* what the gradients accumulate onto */
+	double *want = xmalloc(n * 8), *wg = xmalloc(C * 8), *wb = xmalloc(C * 8);
+	/* layer norm */
+	for (int c = 0; c < C; c++)
+		wg[c] = wb[c] = 0;
+	for (int r = 0; r < N; r++) {
+		double a = 0, b = 0, m = lm[r], rs = lr[r];
+		for (int c = 0; c < C; c++) {
+			double gg = (double)g[r * C + c] * ga[c];
+			a += gg;
+			b += gg * (x[r * C + c] - m) * rs;
+		}
+		a /= C, b /= C;
+		for (int c = 0; c < C; c++) {
+			double xh = (x[r * C + c] - m) * rs;
+			want[r * C + c] = x0[r * C + c] + rs * (g[r * C + c] * ga[c] - a - xh * b);
+			wg[c] += g[r * C + c] * xh;
+			wb[c] += g[r * C + c];
+		}
+	}
+	float *din = dup_up(x0, n), *dgw = tk_cuda_malloc(C * 4), *dgb = tk_cuda_malloc(C * 4);
+	tk_cuda_memset(dgw, 0, C * 4, NULL);
+	tk_cuda_memset(dgb, 0, C * 4, NULL);
+	float *dlm2 = UP(lm, N), *dlr2 = UP(lr, N);
+	layernorm_backward_cuda(din, dgw, dgb, dg, dx, dga, dlm2, dlr2, N, C, NULL);
+	cmp_dev_d("layernorm_backward din", din, want, n, 1e-5);
+	cmp_dev_d("layernorm_backward dweight", dgw, wg, C, 1e-5);
+	cmp_dev_d("layernorm_backward dbias", dgb, wb, C, 1e-5);
+
+	/* l2norm */
+	for (int r = 0; r < N; r++) {
+		double s = 0, d = 0;
+		for (int c = 0; c < C; c++) {
+			s += (double)x[r * C + c] * x[r * C + c];
+			d += (double)x[r * C + c] * g[r * C + c];
+		}
+		double nn = sqrt(s);
+		for (int c = 0; c < C; c++)
+			want[r * C + c] = x0[r * C + c] + (g[r * C + c] - x[r * C + c] * d / s) / nn;
+	}
+	tk_cuda_copy(din, x0, n * 4, NULL);
+	l2norm_backward_cuda(din, dg, dx, 1e-12f, N, C, NULL);
+	cmp_dev_d("l2norm_backward", din, want, n, 1e-5);
+
+	/* batch norm 1-d, training: forward, then backward */
+	float *bm = tk_cuda_malloc(C * 4), *brs = tk_cuda_malloc(C * 4);
+	double *m = xcalloc(C, 8), *rs = xcalloc(C, 8);
+	for (int c = 0; c < C; c++) {
+		double a = 0, b = 0;
+		for (int r = 0; r < N; r++)
+			a += x[r * C + c];
+		a /= N;
+		for (int r = 0; r < N; r++)
+			b += (x[r * C + c] - a) * (x[r * C + c] - a);
+		m[c] = a;
+		rs[c] = 1 / sqrt(b / N + 1e-5);
+		for (int r = 0; r < N; r++)
+			want[r * C + c] = (x[r * C + c] - a) * rs[c] * ga[c] + be[c];
+	}
+	batchnorm1d_train_forward_cuda(dy, bm, brs, dx, dga, dbe, 1e-5f, N, C, NULL);
+	cmp_dev_d("batchnorm1d_train_forward", dy, want, n, 1e-5);
+	for (int c = 0; c < C; c++) {
+		double a = 0, b = 0;
+		for (int r = 0; r < N; r++) {
+			a += g[r * C + c];
+			b += g[r * C + c] * (x[r * C + c] - m[c]) * rs[c];
+		}
+		wb[c] = a, wg[c] = b;
+		for (int r = 0; r < N; r++) {
+			double xh = (x[r * C + c] - m[c]) * rs[c];
+			want[r * C + c] = x0[r * C + c] + ga[c] * rs[c] / N * (N * g[r * C + c] - a - xh * b);
+		}
+	}
+	tk_cuda_copy(din, x0, n * 4, NULL);
+	tk_cuda_memset(dgw, 0, C * 4, NULL);
+	tk_cuda_memset(dgb, 0, C * 4, NULL);
+	batchnorm1d_backward_cuda(din, dgw, dgb, dg, dx, bm, brs, dga, N, C, NULL);
+	cmp_dev_d("batchnorm1d_backward din", din, want, n, 1e-4);
+	cmp_dev_d("batchnorm1d_backward dgamma", dgw, wg, C, 1e-5);
+	cmp_dev_d("batchnorm1d_backward dbeta", dgb, wb, C, 1e-5);
+
+	free(x), free(ga), free(be), free(mu), free(var), free(y), free(lm);
+	free(lr), free(g), free(x0), free(want), free(wg), free(wb), free(m);
+	free(rs);
+	tk_cuda_free(dx), tk_cuda_free(dga), tk_cuda_free(dbe), tk_cuda_free(dmu);
+	tk_cuda_free(dvar), tk_cuda_free(dy), tk_cuda_free(dlm), tk_cuda_free(dlr);
+	tk_cuda_free(dg), tk_cuda_free(din), tk_cuda_free(dgw), tk_cuda_free(dgb);
+	tk_cuda_free(dlm2), tk_cuda_free(dlr2), tk_cuda_free(bm), tk_cuda_free(brs);
+}
+
+/* BatchNorm2d training in halves, against double loops. */
+static void t_bn2d(int B, int C, int HW)
+{
+	size_t n = (size_t)B * C * HW;
+	float *x = rnd(n, 2), *ga = rnd(C, 1), *be = rnd(C, 1), *g = rnd(n, 1);
+	float *x0 = rnd(n, 1);
+	float *rm = rnd(C, 1), *rv = rnd(C, 1);
+	for (int c = 0; c < C; c++)
+		rv[c] = fabsf(rv[c]) + 0.5f;
+	double cnt = (double)B * HW, mom = 0.1;
+	double *want = xmalloc(n * 8), *m = xmalloc(C * 8), *rs = xmalloc(C * 8);
+	double *wrm = xmalloc(C * 8), *wrv = xmalloc(C * 8), *wdg = xmalloc(C * 8);
+	double *wdb = xmalloc(C * 8), *wdin = xmalloc(n * 8);
+	for (int c = 0; c < C; c++) {
+		double a = 0, v = 0;
+		for (int b = 0; b < B; b++)
+			for (int p = 0; p < HW; p++)
+				a += x[((size_t)b * C + c) * HW + p];
+		a /= cnt;
+		for (int b = 0; b < B; b++)
+			for (int p = 0; p < HW; p++) {
+				double d = x[((size_t)b * C + c) * HW + p] - a;
+				v += d * d;
+			}
+		v /= cnt;
+		m[c] = a;
+		rs[c] = 1 / sqrt(v + 1e-5);
+		wrm[c] = (1 - mom) * rm[c] + mom * a;
+		wrv[c] = (1 - mom) * rv[c] + mom * v * cnt / (cnt - 1);
+		double sdy = 0, sdyx = 0;
+		for (int b = 0; b < B; b++)
+			for (int p = 0; p < HW; p++) {
+				size_t i = ((size_t)b * C + c) * HW + p;
+				double xh = (x[i] - a) * rs[c];
+				want[i] = xh * ga[c] + be[c];
+				sdy += g[i];
+				sdyx += g[i] * xh;
+			}
+		wdb[c] = sdy, wdg[c] = sdyx;
+		for (int b = 0; b < B; b++)
+			for (int p = 0; p < HW; p++) {
+				size_t i = ((size_t)b * C + c) * HW + p;
+				double xh = (x[i] - a) * rs[c];
+				wdin[i] = x0[i] + ga[c] * rs[c] * (g[i] - sdy / cnt - xh * sdyx / cnt);
+			}
+	}
+	float *dx = UP(x, n), *dga = UP(ga, C), *dbe = UP(be, C), *dg = UP(g, n);
+	float *drm = UP(rm, C), *drv = UP(rv, C), *dy = tk_cuda_malloc(n * 4);
+	float *dm = tk_cuda_malloc(C * 4), *drs = tk_cuda_malloc(C * 4);
+	double *sums = tk_cuda_malloc(2 * C * sizeof *sums);
+	batchnorm2d_stats_cuda(sums, dx, B, C, HW, NULL);
+	batchnorm2d_apply_cuda(dy, dm, drs, drm, drv, dx, sums, dga, dbe, cnt,
+			       (float)mom, 1e-5f, B, C, HW, NULL);
+	char what[96];
+	snprintf(what, sizeof what, "batchnorm2d train B%d C%d HW%d", B, C, HW);
+	cmp_dev_d(what, dy, want, n, 1e-5);
+	cmp_dev_d("batchnorm2d running_mean", drm, wrm, C, 1e-5);
+	cmp_dev_d("batchnorm2d running_var", drv, wrv, C, 1e-5);
+	float *ddg = tk_cuda_malloc(C * 4), *ddb = tk_cuda_malloc(C * 4);
+	tk_cuda_memset(ddg, 0, C * 4, NULL);
+	tk_cuda_memset(ddb, 0, C * 4, NULL);
+	float *ddin = dup_up(x0, n);
+	batchnorm2d_backward_reduce_cuda(sums, ddg, ddb, dg, dx, dm, drs, B, C, HW,
+					 NULL);
+	batchnorm2d_backward_apply_cuda(ddin, dg, dx, dm, drs, dga, sums, cnt, B, C,
+					HW, NULL);
+	cmp_dev_d("batchnorm2d backward din", ddin, wdin, n, 1e-4);
+	cmp_dev_d("batchnorm2d backward dgamma", ddg, wdg, C, 1e-5);
+	cmp_dev_d("batchnorm2d backward dbeta", ddb, wdb, C, 1e-5);
+	free(x), free(ga), free(be), free(g), free(x0), free(rm), free(rv);
+	free(want), free(m), free(rs), free(wrm), free(wrv), free(wdg), free(wdb);
+	free(wdin);
+	tk_cuda_free(dx), tk_cuda_free(dga), tk_cuda_free(dbe), tk_cuda_free(dg);
+	tk_cuda_free(drm), tk_cuda_free(drv), tk_cuda_free(dy), tk_cuda_free(dm);
+	tk_cuda_free(drs), tk_cuda_free(sums), tk_cuda_free(ddg), tk_cuda_free(ddb);
+	tk_cuda_free(ddin);
+}
+
+/* ---- pooling, resize, image ---- */
+
+static void t_pool(int P, int H, int W)
+{
+	int oh = maxpool2d_out_size(H, 3, 2, 1), ow = maxpool2d_out_size(W, 3, 2, 1);
+	size_t n = (size_t)P * H * W, on = (size_t)P * oh * ow;
+	float *x = rnd(n, 1), *y = xmalloc(on * 4);
+	int *am = xmalloc(on * sizeof *am);
+	maxpool2d_forward(y, am, x, P, H, W, 3, 2, 1);
+	float *dx = UP(x, n), *dy = tk_cuda_malloc(on * 4);
+	int *dam = tk_cuda_malloc(on * sizeof *dam);
+	maxpool2d_forward_cuda(dy, dam, dx, P, H, W, 3, 2, 1, NULL);
+	cmp_dev("maxpool2d_forward", dy, y, on, 0);
+	int *gam = xmalloc(on * sizeof *gam);
+	tk_cuda_copy(gam, dam, on * sizeof *gam, NULL);
+	tk_cuda_sync(NULL);
+	CHECK(memcmp(gam, am, on * sizeof *am) == 0);
+	float *g = rnd(on, 1), *x0 = rnd(n, 1);
+	double *want = xmalloc(n * 8);
+	for (size_t i = 0; i < n; i++)
+		want[i] = x0[i];
+	for (size_t i = 0; i < on; i++)
+		want[(i / ((size_t)oh * ow)) * H * W + am[i]] += g[i];
+	float *dg = UP(g, on), *din = dup_up(x0, n);
+	maxpool2d_backward_cuda(din, dg, dam, P, H, W, 3, 2, 1, NULL);
+	cmp_dev_d("maxpool2d_backward", din, want, n, 1e-6);
+	free(x), free(y), free(am), free(gam), free(g), free(x0), free(want);
+	tk_cuda_free(dx), tk_cuda_free(dy), tk_cuda_free(dam), tk_cuda_free(dg);
+	tk_cuda_free(din);
+}
+
+static void t_resize(int P, int H, int W, double scale, int OH, int OW)
+{
+	if (scale > 0) {
+		OH = resize_out_size(H, scale);
+		OW = resize_out_size(W, scale);
+	}
+	size_t n = (size_t)P * H * W, on = (size_t)P * OH * OW;
+	float *x = rnd(n, 1), *y = xmalloc(on * 4);
+	resize_bilinear_forward(y, x, P, H, W, OH, OW, scale, scale);
+	float *dx = UP(x, n), *dy = tk_cuda_malloc(on * 4);
+	resize_bilinear_forward_cuda(dy, dx, P, H, W, OH, OW, scale, scale, NULL);
+	char what[96];
+	snprintf(what, sizeof what, "resize %dx%d -> %dx%d", H, W, OH, OW);
+	cmp_dev(what, dy, y, on, 1e-7);
+	/* backward: the adjoint, checked by <dout, R x> = <R^T dout, x> */
+	float *g = rnd(on, 1), *dg = UP(g, on), *din = tk_cuda_malloc(n * 4);
+	tk_cuda_memset(din, 0, n * 4, NULL);
+	resize_bilinear_backward_cuda(din, dg, P, H, W, OH, OW, scale, scale, NULL);
+	float *gi = down(din, n);
+	double a = 0, b = 0;
+	for (size_t i = 0; i < on; i++)
+		a += (double)g[i] * y[i];
+	for (size_t i = 0; i < n; i++)
+		b += (double)gi[i] * x[i];
+	int ok = fabs(a - b) <= 1e-5 * (fabs(a) + 1);
+	if (!ok || verbose)
+		printf("%-5s      resize_backward adjoint %dx%d: %.9g vs %.9g\n",
+		       ok ? "ok" : "FAIL", H, W, a, b);
+	CHECK(ok);
+	free(x), free(y), free(g), free(gi);
+	tk_cuda_free(dx), tk_cuda_free(dy), tk_cuda_free(dg), tk_cuda_free(din);
+}
+
+static void t_image(int H, int W)
+{
+	size_t n = (size_t)H * W * 3;
+	uint8_t *px = xmalloc(n);
+	for (size_t i = 0; i < n; i++)
+		px[i] = (uint8_t)(frand() * 128 + 128);
+	float *y = xmalloc(n * 4), *dy = tk_cuda_malloc(n * 4);
+	uint8_t *dpx = tk_cuda_malloc(n);
+	tk_cuda_copy(dpx, px, n, NULL);
+	image_normalize_forward(y, px, imagenet_mean, imagenet_std, H, W);
+	image_normalize_forward_cuda(dy, dpx, imagenet_mean, imagenet_std, H, W,
+				     NULL);
+	cmp_dev("image_normalize_forward", dy, y, n, 0);
+	free(px), free(y);
+	tk_cuda_free(dy), tk_cuda_free(dpx);
+}
+
+/* ---- training ops ---- */
+
+static void t_train(void)
+{
+	size_t n = 50001;
+	float *p = rnd(n, 1), *m = rnd(n, 1), *g = rnd(n, 1);
+	double *wp = xmalloc(n * 8), *wm = xmalloc(n * 8);
+	float lr = 0.01f, mu = 0.9f, wd = 1e-4f, gs = 0.25f;
+	for (size_t i = 0; i < n; i++) {
+		double d = (double)g[i] * gs + (double)wd * p[i];
+		wm[i] = mu * (double)m[i] + d;
+		wp[i] = p[i] - lr * wm[i];
+	}
+	float *dp = UP(p, n), *dm = UP(m, n), *dg = UP(g, n);
+	sgd_update_cuda(dp, dm, dg, lr, mu, wd, gs, n, NULL);
+	cmp_dev_d("sgd_update param", dp, wp, n, 1e-6);
+	cmp_dev_d("sgd_update momentum", dm, wm, n, 1e-6);
+
+	/* dropout: the mask is the host's hash of (seed, i) */
+	float pd = 0.1f;
+	uint64_t seed = 12345;
+	uint8_t *dmask = tk_cuda_malloc(n);
+	float *dout = tk_cuda_malloc(n * 4);
+	dropout_forward_cuda(dout, dmask, dg, pd, seed, n, NULL);
+	double *want = xmalloc(n * 8);
+	size_t kept = 0;
+	for (size_t i = 0; i < n; i++) {
+		int k = tk_uniform(seed, i) >= pd;
+		kept += k;
+		want[i] = k ? g[i] * (1.0f / (1.0f - pd)) : 0;
+	}
+	cmp_dev_d("dropout_forward", dout, want, n, 0);
+	CHECK(kept > n * 0.88 && kept < n * 0.92);
+	float *din = dup_up(p, n);
+	dropout_backward_cuda(din, dg, dmask, pd, n, NULL);
+	for (size_t i = 0; i < n; i++)
+		want[i] += p[i];
+	cmp_dev_d("dropout_backward", din, want, n, 1e-7);
+	int N = 37, C = 1000;
+	float *x = rnd((size_t)N * C, 1), *dx = UP(x, (size_t)N * C);
+	float *dy = tk_cuda_malloc((size_t)N * C * 4);
+	double *wy = xmalloc((size_t)N * C * 8);
+	uint8_t *keep = tk_cuda_malloc(N);
+	droppath_forward_cuda(dy, keep, dx, pd, seed, N, C, NULL);
+	for (int r = 0; r < N; r++)
+		for (int c = 0; c < C; c++)
+			wy[(size_t)r * C + c] = tk_uniform(seed, r) >= pd ? x[(size_t)r * C + c] * (1.0f / (1.0f - pd)) : 0;
+	cmp_dev_d("droppath_forward", dy, wy, (size_t)N * C, 0);
+
+	/* ArcFace + cross-entropy, against double loops */
+	int R = 13, K = 1001;
+	float s = 32, mg = 0.2f;
+	float *cs = rnd((size_t)R * K, 1);
+	int *lab = xmalloc(R * sizeof *lab);
+	for (int r = 0; r < R; r++) {
+		lab[r] = (int)((frand() + 1) / 2 * K) % K;
+		cs[(size_t)r * K + lab[r]] = 0.9f - 0.1f * r; /* both sides of pi - m */
+	}
+	cs[0] = 1.5f; /* outside the clamp: no gradient */
+	double *wl = xmalloc(R * 8), *wdc = xmalloc((size_t)R * K * 8);
+	double eps = 1e-6, thr = M_PI - mg;
+	for (int r = 0; r < R; r++) {
+		double mx = -INFINITY, sum = 0;
+		double *lg = xmalloc(K * 8), *dl = xmalloc(K * 8);
+		for (int c = 0; c < K; c++) {
+			double v = cs[(size_t)r * K + c];
+			double cc = v < -1 + eps ? -1 + eps : v > 1 - eps ? 1 - eps : v;
+			double th = acos(cc);
+			int sel = c == lab[r] && !(th > thr);
+			double t = sel ? th + mg : th;
+			lg[c] = s * cos(t);
+			dl[c] = (v >= -1 + eps && v <= 1 - eps) ? s * sin(t) / sqrt(1 - cc * cc) : 0;
+			mx = lg[c] > mx ? lg[c] : mx;
+		}
+		for (int c = 0; c < K; c++)
+			sum += exp(lg[c] - mx);
+		wl[r] = log(sum) + mx - lg[lab[r]];
+		for (int c = 0; c < K; c++)
+			wdc[(size_t)r * K + c] = (exp(lg[c] - mx) / sum - (c == lab[r])) / R * dl[c];
+		free(lg), free(dl);
+	}
+	float *dcs = UP(cs, (size_t)R * K), *dl = tk_cuda_malloc(R * 4);
+	float *ddc = tk_cuda_malloc((size_t)R * K * 4);
+	int *dlab = tk_cuda_malloc(R * sizeof *dlab);
+	tk_cuda_copy(dlab, lab, R * sizeof *lab, NULL);
+	arcface_ce_forward_cuda(dl, ddc, dcs, dlab, s, mg, R, K, NULL);
+	cmp_dev_d("arcface_ce loss", dl, wl, R, 1e-4);
+	cmp_dev_d("arcface_ce dcos", ddc, wdc, (size_t)R * K, 1e-4);
+
+	free(p), free(m), free(g), free(wp), free(wm), free(want), free(x);
+	free(wy), free(cs), free(lab), free(wl), free(wdc);
+	tk_cuda_free(dp), tk_cuda_free(dm), tk_cuda_free(dg), tk_cuda_free(dmask);
+	tk_cuda_free(dout), tk_cuda_free(din), tk_cuda_free(dx), tk_cuda_free(dy);
+	tk_cuda_free(keep), tk_cuda_free(dcs), tk_cuda_free(dl), tk_cuda_free(ddc);
+	tk_cuda_free(dlab);
+}
+
+/* ---- ranking ---- */
+
+static uint64_t host_key(float score, uint32_t pos)
+{
+	uint32_t u;
+	memcpy(&u, &score, 4);
+	if (u == 0x80000000u)
+		u = 0;
+	u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+	return (uint64_t)~u << 32 | pos;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void t_rank(int nq, int m, int D, int kk)
+{
+	float *q = rnd((size_t)nq * D, 1), *db = rnd((size_t)m * D, 1);
+	/* ties and signed zeros on purpose */
+	memcpy(db + (size_t)7 * D, db + (size_t)3 * D, D * 4);
+	float *dq = UP(q, (size_t)nq * D), *ddb = UP(db, (size_t)m * D);
+	float *ds = tk_cuda_malloc((size_t)nq * m * 4);
+	gemm_cuda(0, 1, nq, m, D, 1.0f, dq, D, ddb, D, 0.0f, ds, m, NULL);
+	float *sc = down(ds, (size_t)nq * m);
+	uint64_t *want = xmalloc((size_t)m * 8), *got = xmalloc((size_t)nq * kk * 8);
+	rank_chunk_cuda(got, dq, ddb, nq, m, D, 1000, kk, NULL);
+	int ok = 1;
+	for (int i = 0; i < nq; i++) {
+		for (int j = 0; j < m; j++)
+			want[j] = host_key(sc[(size_t)i * m + j], 1000 + j);
+		qsort(want, m, 8, cmp_u64);
+		ok &= memcmp(want, got + (size_t)i * kk, (size_t)kk * 8) == 0;
+	}
+	if (!ok || verbose)
+		printf("%-5s %-4s rank_chunk nq=%d m=%d D=%d k=%d\n", ok ? "ok" : "FAIL",
+		       tk_precision_name(prec), nq, m, D, kk);
+	CHECK(ok);
+	free(q), free(db), free(sc), free(want), free(got);
+	tk_cuda_free(dq), tk_cuda_free(ddb), tk_cuda_free(ds);
+}
+
+/* ---- main ---- */
+
+static void run_all(void)
+{
+	tk_cuda_set_precision(prec);
+	if (prec == TK_FP32) { /* precision-free ops once */
+		t_act();
+		t_norm();
+		t_bn2d(3, 5, 1000);
+		t_bn2d(2, 64, 40000);
+		t_pool(6, 17, 23);
+		t_pool(2, 64, 65);
+		t_resize(3, 23, 31, sqrt(2.0), 0, 0);
+		t_resize(3, 64, 48, 1 / sqrt(2.0), 0, 0);
+		t_resize(2, 10, 13, 0, 17, 9);
+		t_image(37, 53);
+		t_image(768, 1024);
+		t_train();
+	}
+	t_gemm();
+	t_linear(67, 259, 131, 1);
+	t_linear(67, 259, 131, 0);
+	t_linear(512, 1024, 1024, 1);
+	t_attention(2, 5, 77, 64, 8);
+	t_attention(1, 300, 300, 256, 8);
+	static const struct conv2d_dims shapes[] = {
+	    {2, 3, 64, 48, 16, 7, 2, 3},  {2, 32, 28, 20, 32, 3, 1, 1},
+	    {2, 32, 28, 20, 64, 1, 1, 0}, {2, 32, 27, 21, 24, 3, 2, 1},
+	    {2, 32, 28, 20, 48, 1, 2, 0}, {1, 256, 24, 32, 512, 3, 1, 1},
+	};
+	static const int epi[][3] = {{1, 0, 1}, {1, 1, 1}, {1, 2, 1},
+				     {0, 0, 0}, {0, 1, 0}, {1, 2, 0}};
+	for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
+		t_conv(shapes[i], epi[i][0], epi[i][1], epi[i][2]);
+	t_rank(3, 5000, 64, 5000);
+	t_rank(2, 3000, 128, 10);
+}
+
+int main(int argc, char **argv)
+{
+	tk_init("test_cuda");
+	tk_threads_set(0);
+	int n = tk_cuda_device_count();
+	if (n == 0) {
+		printf("skipped: no CUDA device (or no driver) on this machine\n");
+		return 77;
+	}
+	tk_cuda_init(0);
+	printf("device: %s\n", tk_cuda_device_name());
+	int any = 0;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-v") == 0) {
+			verbose = 1;
+			continue;
+		}
+		if (tk_precision_parse(argv[i], &prec) != 0) {
+			fprintf(stderr, "usage: test_cuda [-v] [fp32|tf32|bf16 ...]\n");
+			return 1;
+		}
+		run_all();
+		any = 1;
+	}
+	if (!any)
+		for (int p = TK_FP32; p <= TK_BF16; p++) {
+			prec = (enum tk_precision)p;
+			run_all();
+		}
+	printf("%s\n", check_failures ? "some checks FAILED" : "all checks passed");
+	return CHECK_DONE();
+}
