@@ -80,6 +80,11 @@ void softmax_forward_cuda(float *out, const float *in, int N, int C,
 void softmax_backward_cuda(float *din, const float *dout, const float *out,
 			   int N, int C, tk_stream s);
 
+/* out[c, r] = in[r, c]: [R, C] -> [C, R] (a [B, C, HW] feature map to
+ * token rows [B, HW, C] is B of these). */
+void transpose_forward_cuda(float *out, const float *in, int R, int C,
+			    tk_stream s);
+
 /* ---- attention.h ---- */
 void attention_forward_cuda(float *out, float *att, const float *q,
 			    const float *k, const float *v, int B, int Nq,

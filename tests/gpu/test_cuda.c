@@ -196,6 +196,20 @@ static void t_act(void)
 	tk_cuda_free(dso), tk_cuda_free(dsg), tk_cuda_free(dsw);
 }
 
+static void t_transpose(int R, int C)
+{
+	size_t n = (size_t)R * C;
+	float *x = rnd(n, 1), *y = xmalloc(n * 4);
+	for (int r = 0; r < R; r++)
+		for (int c = 0; c < C; c++)
+			y[(size_t)c * R + r] = x[(size_t)r * C + c];
+	float *dx = UP(x, n), *dy = tk_cuda_malloc(n * 4);
+	transpose_forward_cuda(dy, dx, R, C, NULL);
+	cmp_dev("transpose_forward", dy, y, n, 0);
+	free(x), free(y);
+	tk_cuda_free(dx), tk_cuda_free(dy);
+}
+
 /* ---- GEMM, linear ---- */
 
 static void t_gemm(void)
@@ -859,6 +873,8 @@ static void run_all(void)
 		t_resize(2, 10, 13, 0, 17, 9);
 		t_image(37, 53);
 		t_image(768, 1024);
+		t_transpose(1024, 777);
+		t_transpose(3, 5);
 		t_train();
 	}
 	t_gemm();
