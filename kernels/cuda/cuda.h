@@ -241,6 +241,32 @@ void arcface_ce_forward_cuda(float *loss, float *dcos, const float *cos,
 void rank_chunk_cuda(uint64_t *keys, const float *q, const float *db, int nq,
 		     long m, int D, uint32_t base, long kk, tk_stream s);
 
+/* ---- NCCL data parallel (nccl.cu) ---- */
+/* One communicator per process over the device tk_cuda_init chose.
+ * NCCL refuses two ranks on one GPU: one process per GPU. */
+enum { TK_NCCL_ID_BYTES = 128 };
+void tk_nccl_unique_id(void *id); /* rank 0; then common/dist.h's bootstrap */
+void tk_nccl_init(const void *id, int world, int rank);
+void tk_nccl_destroy(void);
+int tk_nccl_world(void); /* 1 before init */
+void tk_nccl_allreduce(float *buf, size_t n, tk_stream s);        /* sum */
+void tk_nccl_allreduce_f64(double *buf, size_t n, tk_stream s);   /* sum */
+void tk_nccl_broadcast(float *buf, size_t n, int root, tk_stream s);
+
+/* Gradients all-reduced in buckets while the backward runs (PyTorch
+ * DDP's scheme on llm.c's single gradient buffer): the buffer is cut
+ * into buckets of about bucket_bytes; the backward says which ranges are
+ * final (tk_ddp_ready, any order, e.g. one parameter's gradient after
+ * its layer's backward), and a bucket whose every float is final is
+ * summed over the ranks on a stream of its own, after an event on the
+ * compute stream.  tk_ddp_finish reduces what is left and makes the
+ * compute stream wait for all of it. */
+struct tk_ddp;
+struct tk_ddp *tk_ddp_create(float *grads, size_t n, size_t bucket_bytes);
+void tk_ddp_ready(struct tk_ddp *d, size_t off, size_t n, tk_stream compute);
+void tk_ddp_finish(struct tk_ddp *d, tk_stream compute);
+void tk_ddp_free(struct tk_ddp *d);
+
 #ifdef __cplusplus
 }
 #endif

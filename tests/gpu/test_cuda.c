@@ -856,6 +856,39 @@ static void t_rank(int nq, int m, int D, int kk)
 	tk_cuda_free(dq), tk_cuda_free(ddb), tk_cuda_free(ds);
 }
 
+/* ---- NCCL: a one-rank communicator (NCCL refuses two ranks on one
+ * GPU); the sums are the identity, which checks the bucket bookkeeping:
+ * every float reduced once, nothing left over. ---- */
+
+static void t_nccl(void)
+{
+	unsigned char id[TK_NCCL_ID_BYTES];
+	tk_nccl_unique_id(id);
+	tk_nccl_init(id, 1, 0);
+	size_t n = 1000003;
+	float *g = rnd(n, 1), *dg = UP(g, n);
+	tk_nccl_allreduce(dg, n, NULL);
+	cmp_dev("nccl allreduce (1 rank)", dg, g, n, 0);
+	struct tk_ddp *d = tk_ddp_create(dg, n, 256 * 1024);
+	/* ranges in reverse, as a backward gives them, of uneven sizes */
+	size_t end = n;
+	while (end > 0) {
+		size_t len = 1 + (size_t)((frand() + 1) * 40000);
+		size_t off = end > len ? end - len : 0;
+		tk_ddp_ready(d, off, end - off, NULL);
+		end = off;
+	}
+	tk_ddp_finish(d, NULL);
+	cmp_dev("ddp buckets (1 rank)", dg, g, n, 0);
+	tk_ddp_ready(d, 0, n / 2, NULL); /* half marked: finish sends the rest */
+	tk_ddp_finish(d, NULL);
+	cmp_dev("ddp finish of unmarked buckets", dg, g, n, 0);
+	tk_ddp_free(d);
+	tk_nccl_destroy();
+	free(g);
+	tk_cuda_free(dg);
+}
+
 /* ---- main ---- */
 
 static void run_all(void)
@@ -876,6 +909,7 @@ static void run_all(void)
 		t_transpose(1024, 777);
 		t_transpose(3, 5);
 		t_train();
+		t_nccl();
 	}
 	t_gemm();
 	t_linear(67, 259, 131, 1);
