@@ -145,10 +145,10 @@ test-cuda:
 # ---- fuzzing: clang's libFuzzer with ASan/UBSan ----
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
-FUZZ_CFLAGS := -std=gnu11 -g -O1 -I. $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-FUZZ_LIBSRC := $(filter-out common/%_main.c,$(COMMON_SRC))
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -I. $(PKG_CFLAGS) -fopenmp -Wno-pass-failed -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_LIBSRC := $(filter-out common/%_main.c,$(COMMON_SRC)) $(KERNEL_SRC)
 fuzz: $(FUZZ)
-build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIBSRC) $(wildcard common/*.h)
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIBSRC) $(wildcard common/*.h kernels/*.h kernels/cpu/*.h)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIBSRC) $(PKG_LIBS) -lm -lpthread
 

@@ -3,7 +3,8 @@
  * coordinate (dst + 0.5) * ratio - 0.5 clamped at 0, where ratio is
  * float(1/scale) when a scale factor was given (not in/out: the two
  * differ), else float(in)/out; the second neighbour clamped to the last
- * row or column.  Indices and weights equal torch's; values agree to the
+ * row or column; an axis that keeps its size is copied whatever the
+ * scale (floor(2 * 1.41) = 2 rows stay as they are).  Indices and weights equal torch's; values agree to the
  * last bit of float. */
 #ifndef TK_KERNELS_RESIZE_H
 #define TK_KERNELS_RESIZE_H

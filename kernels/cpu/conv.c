@@ -17,19 +17,24 @@ static int is_direct(struct conv2d_dims d)
 	return d.K == 1 && d.stride == 1 && d.pad == 0;
 }
 
-/* Output pixels per tile: an im2col tile of about 256 KB (half of L2),
- * between 64 and 4096 columns, and at least two tiles per thread when
- * the image is big enough to give them. */
+/* Output pixels per tile.  A 1x1 stride-1 convolution reads its input
+ * in place: one band of columns per thread, as wide as possible, since
+ * OpenBLAS repacks the weights on every call.  The others build an
+ * im2col tile per thread: up to 4 MB of it, at least 256 columns. */
 static int tile_cols(struct conv2d_dims d, int ohw, int threads)
 {
-	int rows = is_direct(d) ? d.OC : d.C * d.K * d.K;
-	int nt = (64 * 1024) / (rows > 0 ? rows : 1);
-	nt = nt < 64 ? 64 : nt > 4096 ? 4096 : nt;
-	int fair = (ohw + 2 * threads - 1) / (2 * threads);
-	if (fair < nt)
-		nt = fair < 64 ? 64 : fair;
-	nt = (nt + 15) & ~15;
-	return nt;
+	int per_thread = (ohw + threads - 1) / threads;
+	int nt;
+	if (is_direct(d)) {
+		nt = per_thread;
+	} else {
+		nt = (1 << 20) / (d.C * d.K * d.K);
+		nt = nt < 256 ? 256 : nt;
+		/* Equal tiles for every thread. */
+		int k = (per_thread + nt - 1) / nt;
+		nt = (per_thread + k - 1) / k;
+	}
+	return (nt + 15) & ~15;
 }
 
 size_t conv2d_workspace(struct conv2d_dims d, int threads)
@@ -58,6 +63,31 @@ size_t conv2d_gemm_workspace(struct conv2d_dims d, int threads)
 	return (size_t)threads * d.C * d.K * d.K * nt;
 }
 
+/* dst[i] = row[x0 + i * s] for i < n, zero where the index leaves
+ * 0 .. W-1. */
+TK_SIMD
+static void gather_run(float *restrict dst, const float *restrict row, int x0,
+		       int s, int n, int W)
+{
+	/* The run's part inside the row: i in [lo, hi). */
+	int lo = x0 >= 0 ? 0 : (-x0 + s - 1) / s;
+	int hi = x0 + (n - 1) * s < W ? n : x0 >= W ? 0 : (W - 1 - x0) / s + 1;
+	if (hi < lo)
+		hi = lo;
+	for (int i = 0; i < lo; i++)
+		dst[i] = 0.0f;
+	if (s == 1) {
+		memcpy(dst + lo, row + x0 + lo, (hi - lo) * sizeof *dst);
+	} else {
+		const float *src = row + x0;
+#pragma omp simd
+		for (int i = lo; i < hi; i++)
+			dst[i] = src[i * s];
+	}
+	for (int i = hi; i < n; i++)
+		dst[i] = 0.0f;
+}
+
 /* col[(c*K + ky)*K + kx][p - p0] for output pixels p0 .. p0+n-1. */
 static void im2col_tile(float *col, const float *in, int p0, int n, int ow,
 			struct conv2d_dims d)
@@ -73,14 +103,11 @@ static void im2col_tile(float *col, const float *in, int p0, int n, int ow,
 					int oy = p / ow, ox = p % ow;
 					int run = ow - ox < end - p ? ow - ox : end - p;
 					int iy = oy * s - d.pad + ky;
-					if (iy < 0 || iy >= d.H) {
+					if (iy < 0 || iy >= d.H)
 						memset(dst, 0, run * sizeof *dst);
-					} else {
-						const float *row = plane + (size_t)iy * d.W;
-						int ix = ox * s - d.pad + kx;
-						for (int i = 0; i < run; i++, ix += s)
-							dst[i] = ix >= 0 && ix < d.W ? row[ix] : 0.0f;
-					}
+					else
+						gather_run(dst, plane + (size_t)iy * d.W,
+							   ox * s - d.pad + kx, s, run, d.W);
 					dst += run;
 					p += run;
 				}

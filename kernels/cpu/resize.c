@@ -19,11 +19,16 @@ struct taps {
 
 /* As torch 1.13's CPU kernel: the ratio in float (1/scale, or in/out),
  * the source index in double (its accumulate type) clamped at 0, the
- * weights rounded to float. */
+ * weights rounded to float; an axis whose size does not change is copied
+ * even when the scale factor is not 1 (2 rows at scale 1.41 stay 2). */
 static void compute_taps(struct taps *t, int in, int out, double scale)
 {
 	float ratio = scale > 0.0 ? (float)(1.0 / scale) : (float)in / (float)out;
 	for (int i = 0; i < out; i++) {
+		if (in == out) { /* torch copies, whatever the scale factor */
+			t[i] = (struct taps){i, i, 1.0f, 0.0f};
+			continue;
+		}
 		double r = (double)ratio * (i + 0.5) - 0.5;
 		if (r < 0.0)
 			r = 0.0;

@@ -16,9 +16,14 @@
 
 #include "kernels/cpu/simd.h"
 
-/* Tiles per block, about: enough columns for an efficient GEMM, little
- * enough for V and M to stay near the core. */
-#define BLOCK_TILES 64
+/* Tiles per block, about: enough columns for an efficient GEMM, few
+ * enough for V and M to stay near the core.  Measured on ResNet-101's
+ * layers (tests/bench/bench_conv.c): 32 is best up to 128 channels, 128
+ * above (the GEMMs' weights are then too big to repack for few tiles). */
+static int block_tiles(struct conv2d_dims d)
+{
+	return d.C < 256 ? 32 : 128;
+}
 
 int winograd_suits(struct conv2d_dims d)
 {
@@ -39,21 +44,22 @@ static struct plan make_plan(struct conv2d_dims d, int threads)
 	struct plan p;
 	p.th = (d.H + 3) / 4;
 	p.tw = (d.W + 3) / 4;
-	p.rows = (BLOCK_TILES + p.tw / 2) / p.tw;
-	if (p.rows < 1)
-		p.rows = 1;
-	/* Two blocks per thread when the image has the rows for it. */
-	int fair = (p.th * d.B + 2 * threads - 1) / (2 * threads);
-	if (fair < p.rows)
-		p.rows = fair < 1 ? 1 : fair;
-	if (p.rows > p.th)
-		p.rows = p.th;
+	/* Blocks of about block_tiles() tiles, as many per image as threads
+	 * can share evenly when there are tiles enough. */
+	int per_image = (threads + d.B - 1) / d.B;
+	int k = (p.th * p.tw + block_tiles(d) * per_image / 2) /
+		(block_tiles(d) * per_image);
+	int want = per_image * (k < 1 ? 1 : k);
+	p.rows = (p.th + want - 1) / want;
 	p.nblocks = (p.th + p.rows - 1) / p.rows;
 	p.tbmax = (size_t)p.rows * p.tw;
 	size_t lane = (size_t)p.tw + 1;
 	p.per_thread = 36 * p.tbmax * (size_t)(d.C + d.OC) /* V, M */
 		       + 2 * 24 * lane                    /* D, R */
 		       + 24 * lane + 16 * lane;           /* T, Y */
+	/* The weight transform's scratch fits in the same room. */
+	if (p.per_thread < 27 * (size_t)d.C)
+		p.per_thread = 27 * (size_t)d.C;
 	return p;
 }
 
@@ -63,31 +69,57 @@ size_t winograd_workspace(struct conv2d_dims d, int threads)
 	return 36 * (size_t)d.OC * d.C + (size_t)threads * p.per_thread;
 }
 
-/* U[x][o][c] = (G g G^T)[x] for each 3x3 kernel g = weight[o][c]. */
-static void transform_weights(float *U, const float *weight, int OC, int C)
+/* r = G g along one axis, lane by lane:
+ * r0 = g0/4,                 r1 = -(g0 + g1 + g2)/6,
+ * r2 = -(g0 - g1 + g2)/6,    r3 = g0/24 + g1/12 + g2/6,
+ * r4 = g0/24 - g1/12 + g2/6, r5 = g2. */
+TK_SIMD
+static void g3(float *const r[6], const float *restrict g0,
+	       const float *restrict g1, const float *restrict g2, int n)
 {
-	static const double G[6][3] = {
-	    {1.0 / 4, 0, 0},
-	    {-1.0 / 6, -1.0 / 6, -1.0 / 6},
-	    {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-	    {1.0 / 24, 1.0 / 12, 1.0 / 6},
-	    {1.0 / 24, -1.0 / 12, 1.0 / 6},
-	    {0, 0, 1}};
+	float *restrict r0 = r[0], *restrict r1 = r[1], *restrict r2 = r[2];
+	float *restrict r3 = r[3], *restrict r4 = r[4], *restrict r5 = r[5];
+#pragma omp simd
+	for (int i = 0; i < n; i++) {
+		float a = g0[i] + g2[i], b = g0[i] * (1.0f / 24) + g2[i] * (1.0f / 6);
+		r0[i] = g0[i] * 0.25f;
+		r1[i] = -(a + g1[i]) * (1.0f / 6);
+		r2[i] = -(a - g1[i]) * (1.0f / 6);
+		r3[i] = b + g1[i] * (1.0f / 12);
+		r4[i] = b - g1[i] * (1.0f / 12);
+		r5[i] = g2[i];
+	}
+}
+
+/* U[x][o][c] = (G g G^T)[x] for each 3x3 kernel g = weight[o][c]: per
+ * output channel, its kernels transposed to [9][C] so that the
+ * transform runs with the input channels in the vector lanes. */
+static void transform_weights(float *U, float *scratch, const float *weight,
+			      int OC, int C)
+{
 	size_t plane = (size_t)OC * C;
 #pragma omp parallel for schedule(static)
 	for (int o = 0; o < OC; o++) {
-		for (int c = 0; c < C; c++) {
-			const float *g = weight + ((size_t)o * C + c) * 9;
-			double t[6][3];
+		float *g = scratch + (size_t)omp_get_thread_num() * 27 * C;
+		float *t = g + 9 * (size_t)C;
+		const float *w = weight + (size_t)o * C * 9;
+		for (int c = 0; c < C; c++)
+			for (int k = 0; k < 9; k++)
+				g[k * C + c] = w[c * 9 + k];
+		/* Along the kernel's rows: t[a][j] for each column j. */
+		for (int j = 0; j < 3; j++) {
+			float *r[6];
 			for (int a = 0; a < 6; a++)
-				for (int j = 0; j < 3; j++)
-					t[a][j] = G[a][0] * g[j] + G[a][1] * g[3 + j] +
-						  G[a][2] * g[6 + j];
-			for (int a = 0; a < 6; a++)
-				for (int b = 0; b < 6; b++)
-					U[(a * 6 + b) * plane + (size_t)o * C + c] =
-					    (float)(t[a][0] * G[b][0] + t[a][1] * G[b][1] +
-						    t[a][2] * G[b][2]);
+				r[a] = t + (size_t)(a * 3 + j) * C;
+			g3(r, g + j * C, g + (3 + j) * C, g + (6 + j) * C, C);
+		}
+		/* Along its columns, straight into U. */
+		for (int a = 0; a < 6; a++) {
+			float *r[6];
+			for (int b = 0; b < 6; b++)
+				r[b] = U + (a * 6 + b) * plane + (size_t)o * C;
+			g3(r, t + (size_t)(a * 3) * C, t + (size_t)(a * 3 + 1) * C,
+			   t + (size_t)(a * 3 + 2) * C, C);
 		}
 	}
 }
@@ -152,6 +184,7 @@ static void split_row(float *restrict D, const float *restrict row, int W,
 	int lo = 1, hi = (W + 1) / 4; /* t in [lo, hi): 4t - 1 >= 0, 4t + 2 < W */
 	if (hi > lane)
 		hi = lane;
+#pragma omp simd
 	for (int t = lo; t < hi; t++) {
 		const float *s = row + 4 * t - 1;
 		D[t] = s[0];
@@ -210,6 +243,7 @@ static void store_row(float *o, const float *res, const float *const y[4],
 	const float *restrict y0 = y[0], *restrict y1 = y[1], *restrict y2 = y[2],
 			      *restrict y3 = y[3];
 	if (res) {
+#pragma omp simd
 		for (int t = 0; t < full; t++) {
 			float r0 = res[4 * t], r1 = res[4 * t + 1];
 			float r2 = res[4 * t + 2], r3 = res[4 * t + 3];
@@ -219,6 +253,7 @@ static void store_row(float *o, const float *res, const float *const y[4],
 			o[4 * t + 3] = y3[t] + b + r3;
 		}
 	} else {
+#pragma omp simd
 		for (int t = 0; t < full; t++) {
 			o[4 * t] = y0[t] + b;
 			o[4 * t + 1] = y1[t] + b;
@@ -281,8 +316,8 @@ void winograd_forward(float *out, float *work, const float *in,
 	int H = d.H, W = d.W, C = d.C, OC = d.OC;
 	size_t hw = (size_t)H * W;
 	float *U = work;
-	transform_weights(U, weight, OC, C);
 	float *scratch = work + 36 * (size_t)OC * C;
+	transform_weights(U, scratch, weight, OC, C);
 	int lane = p.tw + 1;
 #pragma omp parallel for schedule(dynamic) collapse(2)
 	for (int b = 0; b < d.B; b++) {

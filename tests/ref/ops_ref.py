@@ -152,6 +152,7 @@ def small_cases():
     bnfold(c, 6, 5, 5, 4, 1, 1, 0, conv_bias=True)
     maxpool(c, 3, 9, 7)
     maxpool(c, 2, 8, 8)
+    maxpool(c, 2, 7, 9, K=2, s=2, p=0)                        # generic path
     linear(c, 5, 7, 3)
     attention(c, 1, 4, 9, 8, 2)
     rows(c, "softmax", 3, 5, lambda x: F.softmax(x, dim=-1))
@@ -163,6 +164,7 @@ def small_cases():
     resize(c, 2, 7, 9, scale=2**0.5)
     resize(c, 2, 9, 7, scale=0.5**0.5)
     resize(c, 1, 5, 6, size=(8, 3))
+    resize(c, 1, 2, 3, scale=2**0.5)                         # 2 rows stay 2
     normalize(c, 5, 4)
     return c
 
@@ -185,6 +187,8 @@ def full_cases():
     maxpool(c, 16, 67, 45)
     maxpool(c, 8, 64, 48)
     maxpool(c, 4, 5, 4)
+    maxpool(c, 3, 11, 10, K=3, s=1, p=1)
+    maxpool(c, 3, 12, 13, K=5, s=3, p=2)
     linear(c, 333, 96, 128)
     linear(c, 4, 1024, 1024)
     linear(c, 1, 256, 64, bias=False)
@@ -204,6 +208,7 @@ def full_cases():
         resize(c, 3, 333, 517, scale=s)
         resize(c, 3, 768, 1024, scale=s)
         resize(c, 3, 1, 7, scale=s * 2)
+        resize(c, 2, 3, 2, scale=s)
     resize(c, 2, 31, 17, size=(64, 9))
     normalize(c, 333, 517)
     return c

@@ -1,0 +1,183 @@
+/* tk-aggregate - global descriptors from local features: the Token
+ * head (tokenizer, refinement, projection), the scales of an image
+ * averaged. */
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/infer.h"
+#include "common/stream.h"
+#include "common/threads.h"
+#include "common/tk.h"
+#include "common/token.h"
+#include "kernels/norm.h"
+
+static const char usage[] =
+    "usage: tk-aggregate [--model FILE] [--threads N] [--check-finite]\n"
+    "                    [FILE...]\n"
+    "'local' frames in, one 'desc' frame F32 [D] per image out: consecutive\n"
+    "frames with the same key are the scales of one image.  See\n"
+    "tk-aggregate(1).\n"
+    "  -m, --model FILE    weights (default: $TK_MODEL)\n"
+    "  -j, --threads N     threads (default: OMP_NUM_THREADS, else all cores)\n"
+    "      --check-finite  fail on NaN or Inf in an input or a layer's output\n"
+    "  -q, --quiet         only errors on stderr\n"
+    "      --progress      progress even when stderr is not a terminal\n"
+    "  -h, --help          this text\n"
+    "      --version       version, and whether CUDA support is built in\n";
+
+enum { OPT_CHECK = TK_OPT_FIRST_TOOL };
+
+struct options {
+	const char *model;
+	int threads, check;
+	char **files;
+	int nfiles;
+};
+
+static void parse_options(struct options *o, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"model", required_argument, 0, 'm'},
+	    {"threads", required_argument, 0, 'j'},
+	    {"check-finite", no_argument, 0, OPT_CHECK},
+	    TK_COMMON_OPTIONS,
+	    {0, 0, 0, 0}};
+	memset(o, 0, sizeof *o);
+	int c;
+	while ((c = getopt_long(argc, argv, "m:j:qh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'm': o->model = optarg; break;
+		case 'j': o->threads = (int)tk_parse_long("--threads", optarg, 1, 1024); break;
+		case OPT_CHECK: o->check = 1; break;
+		default: tk_common_option(c, usage);
+		}
+	}
+	o->model = tk_model_path(o->model);
+	o->files = argv + optind;
+	o->nfiles = argc - optind;
+}
+
+/* One image being gathered: its first frame's metadata, the sum of its
+ * scales' descriptors, the scales. */
+struct group {
+	struct st_doc out;
+	char *key;
+	float *sum, *desc;
+	int n, dim;
+	char scales[256];
+};
+
+static void group_flush(struct group *g)
+{
+	if (!g->n)
+		return;
+	for (int i = 0; i < g->dim; i++)
+		g->sum[i] /= g->n;
+	l2norm_forward(g->desc, g->sum, 1e-12f, 1, g->dim);
+	if (g->scales[0])
+		st_meta_set(&g->out, "scales", g->scales);
+	st_add(&g->out, "desc", ST_F32, 1, (int64_t[]){g->dim}, g->desc);
+	tk_write_frame(&g->out);
+	g->n = 0;
+}
+
+/* Start a group with frame d's metadata, less what belongs to a scale. */
+static void group_start(struct group *g, const struct st_doc *d)
+{
+	st_clear(&g->out);
+	for (int i = 0; i < d->nmeta; i++)
+		if (strcmp(d->meta[i].key, "scale") && strcmp(d->meta[i].key, "grid"))
+			st_meta_set(&g->out, d->meta[i].key, d->meta[i].val);
+	free(g->key);
+	const char *key = st_meta_get(d, "key");
+	g->key = key ? xstrdup(key) : NULL;
+	memset(g->sum, 0, g->dim * sizeof *g->sum);
+	g->scales[0] = 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o;
+	tk_init(argv[0]);
+	parse_options(&o, argc, argv);
+	tk_binary_stdout();
+	tk_threads_set(o.threads);
+	struct tk_model m;
+	tk_infer_load(&m, o.model);
+	struct tk_head h;
+	tk_head_init(&h, &m);
+	static const char *const keep[] = {"tr.query", "tr.token_norm.",
+					   "tr.decoder.", "tr.proj.", NULL};
+	tk_model_release(&m, keep);
+	struct group g = {.dim = h.out_dim};
+	st_init(&g.out);
+	g.sum = xcalloc(h.out_dim, sizeof *g.sum);
+	g.desc = xcalloc(h.out_dim, sizeof *g.desc);
+	float *one = xcalloc(h.out_dim, sizeof *one), *scratch = NULL;
+	size_t cap = 0;
+	struct st_doc d;
+	st_init(&d);
+	struct tk_progress p;
+	tk_progress_start(&p, "images", 0);
+	int nf = o.nfiles ? o.nfiles : 1;
+	for (int i = 0; i < nf; i++) {
+		struct tk_stream s;
+		tk_stream_open(&s, o.nfiles ? o.files[i] : "-");
+		while (tk_read_frame(&s, &d)) {
+			struct st_tensor *t = tk_frame_tensor(&s, &d, "local", ST_F32, 2);
+			if (t->shape[1] != h.dim)
+				tk_frame_die(&s, &d,
+					     "local features of dimension %lld; the "
+					     "model's is %d",
+					     (long long)t->shape[1], h.dim);
+			if (t->shape[0] < 1)
+				tk_frame_die(&s, &d, "no local features");
+			int n = (int)t->shape[0];
+			size_t at;
+			if (o.check && !tk_all_finite(t->data, (size_t)n * h.dim, &at))
+				tk_frame_die(&s, &d, "tensor 'local' holds %g at element %zu",
+					     ((const float *)t->data)[at], at);
+			size_t need = tk_head_scratch(&h, n);
+			if (need > cap) {
+				free(scratch);
+				scratch = xmalloc(xmul(need, sizeof *scratch));
+				cap = need;
+			}
+			char err[512];
+			if (tk_head_forward(&h, one, scratch, t->data, n, o.check, err,
+					    sizeof err) < 0)
+				tk_frame_die(&s, &d, "%s", err);
+			const char *key = st_meta_get(&d, "key");
+			/* A frame without a key is an image of its own. */
+			if (!g.n || !key || !g.key || strcmp(key, g.key) != 0) {
+				group_flush(&g);
+				group_start(&g, &d);
+				tk_progress_step(&p, 1);
+			}
+			for (int k = 0; k < h.out_dim; k++)
+				g.sum[k] += one[k];
+			const char *sc = st_meta_get(&d, "scale");
+			if (sc && strlen(g.scales) + strlen(sc) + 2 < sizeof g.scales)
+				snprintf(g.scales + strlen(g.scales),
+					 sizeof g.scales - strlen(g.scales), "%s%s",
+					 g.scales[0] ? "," : "", sc);
+			g.n++;
+		}
+		tk_stream_close(&s);
+	}
+	group_flush(&g);
+	tk_progress_end(&p);
+	tk_close_stdout();
+	st_free(&d);
+	st_free(&g.out);
+	free(g.key);
+	free(g.sum);
+	free(g.desc);
+	free(one);
+	free(scratch);
+	tk_head_free(&h);
+	tk_model_free(&m);
+	return 0;
+}

@@ -1,0 +1,196 @@
+/* tk-extract - local features of images: backbone and LFSA of a Token
+ * model, at one or more scales. */
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/extract.h"
+#include "common/infer.h"
+#include "common/stream.h"
+#include "common/threads.h"
+#include "common/tk.h"
+#include "kernels/image.h"
+
+static const char usage[] =
+    "usage: tk-extract [--model FILE] [--scales LIST] [--threads N]\n"
+    "                  [--check-finite] [FILE...]\n"
+    "Image frames in (U8 [H,W,3], or F32 [3,H,W] already normalised), one\n"
+    "'local' frame F32 [h*w, D] per image and scale out.  See tk-extract(1).\n"
+    "  -m, --model FILE    weights (default: $TK_MODEL)\n"
+    "  -s, --scales LIST   comma-separated scales (default 1,1.41421356,0.70710678:\n"
+    "                      1, sqrt 2, sqrt 1/2, as the reference's evaluation)\n"
+    "  -j, --threads N     threads (default: OMP_NUM_THREADS, else all cores)\n"
+    "      --check-finite  fail on NaN or Inf in an input or a layer's output\n"
+    "  -q, --quiet         only errors on stderr\n"
+    "      --progress      progress and a summary even when stderr is not a\n"
+    "                      terminal\n"
+    "  -h, --help          this text\n"
+    "      --version       version, and whether CUDA support is built in\n";
+
+enum { OPT_CHECK = TK_OPT_FIRST_TOOL };
+
+#define MAX_SCALES 16
+
+struct options {
+	const char *model;
+	double scale[MAX_SCALES];
+	const char *label[MAX_SCALES];
+	int nscales, threads, check;
+	char **files;
+	int nfiles;
+	char *scales_copy;
+};
+
+static void parse_scales(struct options *o, const char *list)
+{
+	o->scales_copy = xstrdup(list);
+	o->nscales = 0;
+	char *save = NULL;
+	for (char *s = strtok_r(o->scales_copy, ",", &save); s;
+	     s = strtok_r(NULL, ",", &save)) {
+		if (o->nscales == MAX_SCALES)
+			die_usage("--scales: more than %d scales", MAX_SCALES);
+		double v = tk_parse_double("--scales", s);
+		if (!(v > 0) || !isfinite(v) || v > 16)
+			die_usage("--scales: '%s' is not a scale in (0, 16]", s);
+		o->label[o->nscales] = s;
+		o->scale[o->nscales++] = v;
+	}
+	if (o->nscales == 0)
+		die_usage("--scales: no scale given");
+}
+
+static void parse_options(struct options *o, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"model", required_argument, 0, 'm'},
+	    {"scales", required_argument, 0, 's'},
+	    {"threads", required_argument, 0, 'j'},
+	    {"check-finite", no_argument, 0, OPT_CHECK},
+	    TK_COMMON_OPTIONS,
+	    {0, 0, 0, 0}};
+	memset(o, 0, sizeof *o);
+	/* The reference's scales, exactly: 1, 2**(1/2), (1/2)**(1/2). */
+	o->nscales = 3;
+	o->scale[0] = 1.0, o->label[0] = "1";
+	o->scale[1] = M_SQRT2, o->label[1] = "1.41421356";
+	o->scale[2] = M_SQRT1_2, o->label[2] = "0.70710678";
+	int c;
+	while ((c = getopt_long(argc, argv, "m:s:j:qh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'm': o->model = optarg; break;
+		case 's': parse_scales(o, optarg); break;
+		case 'j': o->threads = (int)tk_parse_long("--threads", optarg, 1, 1024); break;
+		case OPT_CHECK: o->check = 1; break;
+		default: tk_common_option(c, usage);
+		}
+	}
+	o->model = tk_model_path(o->model);
+	o->files = argv + optind;
+	o->nfiles = argc - optind;
+}
+
+/* The frame's image as a normalised [3, H, W] float tensor. */
+static const float *input_image(const struct tk_stream *s,
+				const struct st_doc *d, float **buf,
+				size_t *cap, int *H, int *W, int check)
+{
+	struct st_tensor *t = st_find(d, "image");
+	if (!t)
+		tk_frame_die(s, d, "no tensor 'image'");
+	if (t->dtype == ST_U8 && t->rank == 3 && t->shape[2] == 3) {
+		*H = (int)t->shape[0];
+		*W = (int)t->shape[1];
+	} else if (t->dtype == ST_F32 && t->rank == 3 && t->shape[0] == 3) {
+		*H = (int)t->shape[1];
+		*W = (int)t->shape[2];
+	} else {
+		char shape[96] = "";
+		for (int i = 0; i < t->rank; i++)
+			snprintf(shape + strlen(shape), sizeof shape - strlen(shape),
+				 "%s%lld", i ? "," : "", (long long)t->shape[i]);
+		tk_frame_die(s, d,
+			     "tensor 'image' is %s [%s]; U8 [H,W,3] or F32 [3,H,W] "
+			     "expected",
+			     st_dtype_name(t->dtype), shape);
+	}
+	if (*H < 1 || *W < 1)
+		tk_frame_die(s, d, "tensor 'image' is empty");
+	size_t n = (size_t)3 * *H * *W;
+	if (t->dtype == ST_F32) {
+		size_t at;
+		if (check && !tk_all_finite(t->data, n, &at))
+			tk_frame_die(s, d, "tensor 'image' holds %g at element %zu",
+				     ((const float *)t->data)[at], at);
+		return t->data;
+	}
+	if (n > *cap) {
+		free(*buf);
+		*buf = xmalloc(xmul(n, sizeof **buf));
+		*cap = n;
+	}
+	image_normalize_forward(*buf, t->data, imagenet_mean, imagenet_std, *H, *W);
+	return *buf;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o;
+	tk_init(argv[0]);
+	parse_options(&o, argc, argv);
+	tk_binary_stdout();
+	tk_threads_set(o.threads);
+	struct tk_extractor e;
+	tk_extractor_init(&e, o.model);
+	struct st_doc d, out;
+	st_init(&d);
+	st_init(&out);
+	float *img = NULL;
+	size_t cap = 0;
+	double flops = 0;
+	struct tk_progress p;
+	tk_progress_start(&p, "images", 0);
+	int nf = o.nfiles ? o.nfiles : 1;
+	for (int i = 0; i < nf; i++) {
+		struct tk_stream s;
+		tk_stream_open(&s, o.nfiles ? o.files[i] : "-");
+		while (tk_read_frame(&s, &d)) {
+			int H, W;
+			const float *x = input_image(&s, &d, &img, &cap, &H, &W, o.check);
+			for (int k = 0; k < o.nscales; k++) {
+				int gh, gw;
+				char err[512];
+				const float *local = tk_extract(&e, x, H, W, o.scale[k], &gh,
+								&gw, o.check, err, sizeof err);
+				if (!local)
+					tk_frame_die(&s, &d, "scale %s: %s", o.label[k], err);
+				flops += e.flops;
+				st_clear(&out);
+				st_meta_copy(&out, &d);
+				st_meta_set(&out, "scale", o.label[k]);
+				st_meta_setf(&out, "grid", "%d,%d", gh, gw);
+				st_add(&out, "local", ST_F32, 2,
+				       (int64_t[]){(int64_t)gh * gw, e.lfsa.dim}, local);
+				tk_write_frame(&out);
+			}
+			tk_progress_step(&p, 1);
+		}
+		tk_stream_close(&s);
+	}
+	double dt = tk_now() - p.start;
+	int summary = p.on && p.count;
+	tk_progress_end(&p);
+	if (summary)
+		tk_note("%ld images, %.3f s/image, %.1f GFLOP/s; activations %.0f MB, "
+			"peak RSS %.0f MB",
+			p.count, dt / p.count, flops / dt / 1e9,
+			tk_extractor_bytes(&e) / 1048576.0, tk_peak_rss() / 1048576.0);
+	tk_close_stdout();
+	st_free(&d);
+	st_free(&out);
+	free(img);
+	free(o.scales_copy);
+	tk_extractor_free(&e);
+	return 0;
+}
