@@ -42,6 +42,9 @@ void conv2d_forward(float *out,            /* [B, OC, OH, OW] */
 		    const float *residual, /* [B, OC, OH, OW] or NULL */
 		    int relu, struct conv2d_dims d);
 
+/* Floats of scratch conv2d_backward needs for d. */
+size_t conv2d_backward_workspace(struct conv2d_dims d, int threads);
+
 /* Gradients of conv2d_forward without its fused bias/residual/ReLU (the
  * caller applies relu_backward and sums the residual's gradient itself):
  * din, dweight and dbias accumulate (+=); din and dbias may be NULL. */

@@ -31,15 +31,41 @@ void batchnorm1d_forward(float *out,         /* [N, C] */
 			 const float *mean,  /* [C] */
 			 const float *var,   /* [C] */
 			 float eps, int N, int C);
-/* Training BatchNorm1d (batch statistics) and its gradient: for the
- * training issue. */
-void batchnorm1d_train_forward(float *out, float *bmean, float *brstd,
-			       const float *in, const float *gamma,
-			       const float *beta, float eps, int N, int C);
-void batchnorm1d_backward(float *din, float *dgamma, float *dbeta,
-			  const float *dout, const float *in,
-			  const float *bmean, const float *brstd,
-			  const float *gamma, int N, int C);
+/* Batch norm in training mode over [B, C, S] (BatchNorm2d: S = H * W;
+ * BatchNorm1d over the rows of [N, C]: B = N, S = 1), as torch computes
+ * it: the batch mean and biased variance normalise; bmean and brstd
+ * (1 / sqrt(var + eps)) are kept for the backward pass; running_mean and
+ * running_var (may be NULL) move towards the batch mean and the unbiased
+ * variance by momentum (torch's 0.1).  out may be in. */
+void batchnorm_train_forward(float *out,          /* [B, C, S] */
+			     float *bmean,        /* [C] */
+			     float *brstd,        /* [C] */
+			     float *running_mean, /* [C] or NULL */
+			     float *running_var,  /* [C] or NULL */
+			     const float *in,     /* [B, C, S] */
+			     const float *gamma,  /* [C] */
+			     const float *beta,   /* [C] */
+			     float eps, double momentum, int B, int C, int S);
+/* din, dgamma and dbeta accumulate; din may be NULL. */
+void batchnorm_backward(float *din,          /* [B, C, S] or NULL */
+			float *dgamma,       /* [C] */
+			float *dbeta,        /* [C] */
+			const float *dout,   /* [B, C, S] */
+			const float *in,     /* [B, C, S] */
+			const float *bmean,  /* [C] */
+			const float *brstd,  /* [C] */
+			const float *gamma,  /* [C] */
+			int B, int C, int S);
+/* Batch norm in evaluation mode over [B, C, S], with the running
+ * statistics, as torch: out = in * alpha + (beta - mean * alpha), alpha =
+ * gamma / sqrt(var + eps).  out may be in. */
+void batchnorm_eval_forward(float *out,         /* [B, C, S] */
+			    const float *in,    /* [B, C, S] */
+			    const float *gamma, /* [C] */
+			    const float *beta,  /* [C] */
+			    const float *mean,  /* [C] */
+			    const float *var,   /* [C] */
+			    float eps, int B, int C, int S);
 
 /* LayerNorm over the last axis.  mean and rstd ([N], may be NULL) are
  * kept for the backward pass.  out may be in. */
@@ -50,6 +76,7 @@ void layernorm_forward(float *out,          /* [N, C] */
 		       const float *weight, /* [C] */
 		       const float *bias,   /* [C] */
 		       float eps, int N, int C);
+/* din, dweight and dbias accumulate. */
 void layernorm_backward(float *din, float *dweight, float *dbias,
 			const float *dout, const float *in,
 			const float *weight, const float *mean,
@@ -60,6 +87,7 @@ void layernorm_backward(float *din, float *dweight, float *dbias,
 void l2norm_forward(float *out,      /* [N, C] */
 		    const float *in, /* [N, C] */
 		    float eps, int N, int C);
+/* din accumulates. */
 void l2norm_backward(float *din, const float *dout, const float *in,
 		     float eps, int N, int C);
 

@@ -1,0 +1,232 @@
+/* trainnet_resnet.c - the ResNet backbone for training: convolutions
+ * followed by batch norm with batch statistics, ReLU, max-pool,
+ * Bottleneck blocks; the backward pass block by block through four
+ * rotating gradient buffers. */
+#include <stdio.h>
+#include <string.h>
+
+#include "kernels/act.h"
+#include "kernels/conv.h"
+#include "kernels/norm.h"
+#include "kernels/pool.h"
+#include "threads.h"
+#include "tk.h"
+#include "trainnet_impl.h"
+
+static const int stage_blocks50[4] = {3, 4, 6, 3}, stage_blocks101[4] = {3, 4, 23, 3};
+
+static size_t max_sz(size_t a, size_t b)
+{
+	return a > b ? a : b;
+}
+
+void cbn_plan(struct tk_net *n, struct cbn *c, const struct tk_model *m,
+	      const char *conv, const char *bn, int C, int H, int W, int OC,
+	      int K, int stride, int pad, int bias)
+{
+	c->w = net_param(m, "%s.weight", conv);
+	c->bias = bias ? net_param(m, "%s.bias", conv) : NO_PARAM;
+	c->g = net_param(m, "%s.weight", bn);
+	c->b = net_param(m, "%s.bias", bn);
+	c->rm = net_param(m, "%s.running_mean", bn);
+	c->rv = net_param(m, "%s.running_var", bn);
+	c->cnt = net_param(m, "%s.num_batches_tracked", bn);
+	c->d = (struct conv2d_dims){n->B, C, H, W, OC, K, stride, pad};
+	c->oh = conv2d_out_size(H, K, stride, pad);
+	c->ow = conv2d_out_size(W, K, stride, pad);
+	if (c->oh < 1 || c->ow < 1)
+		die_data("images of %d x %d are too small for the network",
+			 n->W, n->H);
+	size_t out = (size_t)n->B * OC * c->oh * c->ow;
+	c->t = net_alloc(n, out, 4, MEM_ACT);
+	c->mean = net_alloc(n, OC, 4, MEM_ACT);
+	c->rstd = net_alloc(n, OC, 4, MEM_ACT);
+	int th = tk_threads();
+	n->wsize = max_sz(n->wsize, conv2d_workspace(c->d, th));
+	n->wsize = max_sz(n->wsize, conv2d_backward_workspace(c->d, th));
+	n->gsize = max_sz(n->gsize, out);
+	n->gsize = max_sz(n->gsize, (size_t)n->B * C * H * W);
+}
+
+void cbn_forward(struct tk_net *n, struct cbn *c, struct tk_model *m,
+		 float *dst, const float *x, int relu)
+{
+	struct conv2d_dims d = c->d;
+	d.B = n->curB;
+	float *P = m->data;
+	conv2d_forward(c->t, n->work, x, P + c->w,
+		       c->bias == NO_PARAM ? NULL : P + c->bias, NULL, 0, d);
+	int ohw = c->oh * c->ow;
+	if (n->trained) {
+		batchnorm_train_forward(dst, c->mean, c->rstd, P + c->rm, P + c->rv,
+					c->t, P + c->g, P + c->b, BN_EPS,
+					BN_MOMENTUM, d.B, d.OC, ohw);
+		P[c->cnt] += 1.0f;
+	} else {
+		batchnorm_eval_forward(dst, c->t, P + c->g, P + c->b, P + c->rm,
+				       P + c->rv, BN_EPS, d.B, d.OC, ohw);
+	}
+	if (relu)
+		relu_forward(dst, dst, (size_t)d.B * d.OC * ohw);
+}
+
+void cbn_backward(struct tk_net *n, const struct cbn *c,
+		  const struct tk_model *m, float *grad, float *dx, float *dt,
+		  const float *dy, const float *x)
+{
+	struct conv2d_dims d = c->d;
+	d.B = n->curB;
+	int ohw = c->oh * c->ow;
+	memset(dt, 0, (size_t)d.B * d.OC * ohw * sizeof *dt);
+	batchnorm_backward(dt, grad + c->g, grad + c->b, dy, c->t, c->mean,
+			   c->rstd, m->data + c->g, d.B, d.OC, ohw);
+	conv2d_backward(dx, grad + c->w, c->bias == NO_PARAM ? NULL : grad + c->bias,
+			n->work, dt, x, m->data + c->w, d);
+}
+
+static void names(char a[96], char b[96], int stage, int i, const char *conv,
+		  const char *bn)
+{
+	snprintf(a, 96, "backbone.block%d.%d.%s", stage, i, conv);
+	snprintf(b, 96, "backbone.block%d.%d.%s", stage, i, bn);
+}
+
+void resnet_plan(struct tk_net *n, const struct tk_model *m)
+{
+	int w = m->arch.width, B = n->B;
+	const int *nb = m->arch.depth == 50 ? stage_blocks50 : stage_blocks101;
+	n->img = net_alloc(n, (size_t)B * 3 * n->H * n->W, 4, MEM_ACT);
+	cbn_plan(n, &n->stem, m, "backbone.block1.0", "backbone.block1.1", 3,
+		 n->H, n->W, w, 7, 2, 3, 0);
+	int h = n->stem.oh, wd = n->stem.ow;
+	n->a1 = net_alloc(n, (size_t)B * w * h * wd, 4, MEM_ACT);
+	n->ph = maxpool2d_out_size(h, 3, 2, 1);
+	n->pw = maxpool2d_out_size(wd, 3, 2, 1);
+	n->argmax = net_alloc(n, (size_t)B * w * n->ph * n->pw, sizeof(int), MEM_ACT);
+	n->pool = net_alloc(n, (size_t)B * w * n->ph * n->pw, 4, MEM_ACT);
+	n->nblocks = nb[0] + nb[1] + nb[2] + nb[3];
+	n->blocks = xcalloc(n->nblocks, sizeof *n->blocks);
+	int cin = w, H = n->ph, W = n->pw, k = 0;
+	char a[96], b[96];
+	for (int s = 0; s < 4; s++) {
+		int planes = w << s, cout = 4 * planes, stride = s ? 2 : 1;
+		for (int i = 0; i < nb[s]; i++, k++) {
+			struct block *bl = &n->blocks[k];
+			int st = i == 0 ? stride : 1;
+			names(a, b, s + 2, i, "conv1", "bn1");
+			cbn_plan(n, &bl->c1, m, a, b, cin, H, W, planes, 1, 1, 0, 0);
+			names(a, b, s + 2, i, "conv2", "bn2");
+			cbn_plan(n, &bl->c2, m, a, b, planes, H, W, planes, 3, st, 1, 0);
+			int oh = bl->c2.oh, ow = bl->c2.ow;
+			names(a, b, s + 2, i, "conv3", "bn3");
+			cbn_plan(n, &bl->c3, m, a, b, planes, oh, ow, cout, 1, 1, 0, 0);
+			bl->has_down = i == 0;
+			if (bl->has_down) {
+				names(a, b, s + 2, i, "downsample.0", "downsample.1");
+				cbn_plan(n, &bl->down, m, a, b, cin, H, W, cout, 1, st, 0, 0);
+			}
+			bl->u1 = net_alloc(n, (size_t)B * planes * H * W, 4, MEM_ACT);
+			bl->u2 = net_alloc(n, (size_t)B * planes * oh * ow, 4, MEM_ACT);
+			bl->out = net_alloc(n, (size_t)B * cout * oh * ow, 4, MEM_ACT);
+			cin = cout;
+			H = oh;
+			W = ow;
+		}
+	}
+	n->fh = H;
+	n->fw = W;
+	n->n = H * W;
+	for (int i = 0; i < 4; i++)
+		n->g[i] = net_alloc(n, n->gsize, 4, MEM_SCRATCH);
+}
+
+const float *resnet_output(const struct tk_net *n)
+{
+	return n->blocks[n->nblocks - 1].out;
+}
+
+static size_t numel(const struct tk_net *n, const struct cbn *c)
+{
+	return (size_t)n->curB * c->d.OC * c->oh * c->ow;
+}
+
+void resnet_forward(struct tk_net *n, struct tk_model *m, const float *x)
+{
+	int B = n->curB;
+	memcpy(n->img, x, (size_t)B * 3 * n->H * n->W * sizeof *x);
+	cbn_forward(n, &n->stem, m, n->a1, n->img, 1);
+	maxpool2d_forward(n->pool, n->argmax, n->a1, B * n->stem.d.OC, n->stem.oh,
+			  n->stem.ow, 3, 2, 1);
+	const float *in = n->pool;
+	for (int k = 0; k < n->nblocks; k++) {
+		struct block *bl = &n->blocks[k];
+		cbn_forward(n, &bl->c1, m, bl->u1, in, 1);
+		cbn_forward(n, &bl->c2, m, bl->u2, bl->u1, 1);
+		float *v3 = n->g[0];
+		cbn_forward(n, &bl->c3, m, v3, bl->u2, 0);
+		size_t sz = numel(n, &bl->c3);
+		const float *id = in;
+		if (bl->has_down) {
+			cbn_forward(n, &bl->down, m, n->g[1], in, 0);
+			id = n->g[1];
+		}
+		add_forward(bl->out, v3, id, sz);
+		relu_forward(bl->out, bl->out, sz);
+		in = bl->out;
+	}
+}
+
+/* Rotating buffers: dy (the block output's gradient) comes in n->g[iy]
+ * and the input's gradient leaves in the buffer returned. */
+static int block_backward(struct tk_net *n, const struct tk_model *m,
+			  float *grad, const struct block *bl, const float *in,
+			  int iy)
+{
+	int ix = (iy + 1) & 3, i0 = (iy + 2) & 3, i1 = (iy + 3) & 3;
+	float *gy = n->g[iy], *gx = n->g[ix], *t0 = n->g[i0], *t1 = n->g[i1];
+	size_t sout = numel(n, &bl->c3);
+	size_t sin = (size_t)n->curB * bl->c1.d.C * bl->c1.d.H * bl->c1.d.W;
+	/* Through the final ReLU: the gradient of bn3 + identity. */
+	memset(t0, 0, sout * sizeof *t0);
+	relu_backward(t0, gy, bl->out, sout);
+	/* The identity branch. */
+	if (bl->has_down) {
+		memset(gx, 0, sin * sizeof *gx);
+		cbn_backward(n, &bl->down, m, grad, gx, gy, t0, in);
+	} else {
+		memcpy(gx, t0, sin * sizeof *gx);
+	}
+	/* bn3, conv3 */
+	size_t s2 = numel(n, &bl->c2), s1 = numel(n, &bl->c1);
+	memset(gy, 0, s2 * sizeof *gy);
+	cbn_backward(n, &bl->c3, m, grad, gy, t1, t0, bl->u2);
+	/* relu2, bn2, conv2 */
+	memset(t0, 0, s2 * sizeof *t0);
+	relu_backward(t0, gy, bl->u2, s2);
+	memset(gy, 0, s1 * sizeof *gy);
+	cbn_backward(n, &bl->c2, m, grad, gy, t1, t0, bl->u1);
+	/* relu1, bn1, conv1 (into the input's gradient) */
+	memset(t0, 0, s1 * sizeof *t0);
+	relu_backward(t0, gy, bl->u1, s1);
+	cbn_backward(n, &bl->c1, m, grad, gx, t1, t0, in);
+	return ix;
+}
+
+void resnet_backward(struct tk_net *n, const struct tk_model *m, float *grad)
+{
+	int iy = 0;
+	for (int k = n->nblocks - 1; k >= 0; k--) {
+		const float *in = k ? n->blocks[k - 1].out : n->pool;
+		iy = block_backward(n, m, grad, &n->blocks[k], in, iy);
+	}
+	/* max-pool, ReLU, bn1, the stem convolution (no input gradient). */
+	int B = n->curB;
+	const struct cbn *c = &n->stem;
+	size_t sa = numel(n, c);
+	float *gp = n->g[iy], *t0 = n->g[(iy + 1) & 3], *t1 = n->g[(iy + 2) & 3];
+	memset(t0, 0, sa * sizeof *t0);
+	maxpool2d_backward(t0, gp, n->argmax, B * c->d.OC, c->oh, c->ow, 3, 2, 1);
+	memset(t1, 0, sa * sizeof *t1);
+	relu_backward(t1, t0, n->a1, sa);
+	cbn_backward(n, c, m, grad, NULL, t0, t1, n->img);
+}
