@@ -89,11 +89,16 @@ void transpose_forward_cuda(float *out, const float *in, int R, int C,
 void attention_forward_cuda(float *out, float *att, const float *q,
 			    const float *k, const float *v, int B, int Nq,
 			    int Nk, int D, int heads, tk_stream s);
+void attention_train_forward_cuda(float *out, float *att, uint8_t *mask,
+				  const float *q, const float *k,
+				  const float *v, float p, uint64_t seed,
+				  int B, int Nq, int Nk, int D, int heads,
+				  tk_stream s);
 void attention_backward_cuda(float *dq, float *dk, float *dv,
 			     const float *dout, const float *att,
-			     const float *q, const float *k, const float *v,
-			     int B, int Nq, int Nk, int D, int heads,
-			     tk_stream s);
+			     const uint8_t *mask, const float *q,
+			     const float *k, const float *v, float p, int B,
+			     int Nq, int Nk, int D, int heads, tk_stream s);
 
 /* ---- conv.h (cuDNN; work is not used: cuDNN's scratch is the
  * context's, bounded by tk_cuda_set_workspace_limit) ---- */
@@ -128,14 +133,20 @@ void batchnorm1d_forward_cuda(float *out, const float *in,
 			      const float *gamma, const float *beta,
 			      const float *mean, const float *var, float eps,
 			      int N, int C, tk_stream s);
-void batchnorm1d_train_forward_cuda(float *out, float *bmean, float *brstd,
-				    const float *in, const float *gamma,
-				    const float *beta, float eps, int N, int C,
-				    tk_stream s);
-void batchnorm1d_backward_cuda(float *din, float *dgamma, float *dbeta,
-			       const float *dout, const float *in,
-			       const float *bmean, const float *brstd,
-			       const float *gamma, int N, int C, tk_stream s);
+void batchnorm_train_forward_cuda(float *out, float *bmean, float *brstd,
+				  float *running_mean, float *running_var,
+				  const float *in, const float *gamma,
+				  const float *beta, float eps, double momentum,
+				  int B, int C, int S, tk_stream s);
+void batchnorm_backward_cuda(float *din, float *dgamma, float *dbeta,
+			     const float *dout, const float *in,
+			     const float *bmean, const float *brstd,
+			     const float *gamma, int B, int C, int S,
+			     tk_stream s);
+void batchnorm_eval_forward_cuda(float *out, const float *in,
+				 const float *gamma, const float *beta,
+				 const float *mean, const float *var, float eps,
+				 int B, int C, int S, tk_stream s);
 void layernorm_forward_cuda(float *out, float *mean, float *rstd,
 			    const float *in, const float *weight,
 			    const float *bias, float eps, int N, int C,
@@ -149,35 +160,32 @@ void l2norm_forward_cuda(float *out, const float *in, float eps, int N, int C,
 void l2norm_backward_cuda(float *din, const float *dout, const float *in,
 			  float eps, int N, int C, tk_stream s);
 
-/* Training BatchNorm2d in two halves, so that SyncBatchNorm can sum the
- * statistics over ranks between them (common/dist.h):
+/* batchnorm_train_forward_cuda and batchnorm_backward_cuda in halves,
+ * so that SyncBatchNorm can sum the statistics over the ranks between
+ * them (tk_nccl_allreduce_f64 on sums):
  *   stats:  sums[0..C) = sum of x, sums[C..2C) = sum of x^2 per channel;
  *   apply:  from the (all-reduced) sums over 'count' values per channel,
- *           out = (x - mean) * rstd * gamma + beta; mean and rstd are
- *           saved for the backward; running statistics updated with
- *           momentum (unbiased variance, as torch) when running_mean is
- *           not NULL.  out may be in.
- * The backward likewise: reduce (sums[0..C) = sum dy, sums[C..2C) = sum
- * dy * xhat), then apply (din += ... with the all-reduced sums); dgamma
- * and dbeta accumulate from the local sums. */
-void batchnorm2d_stats_cuda(double *sums, const float *in, int B, int C,
-			    int HW, tk_stream s);
-void batchnorm2d_apply_cuda(float *out, float *mean, float *rstd,
-			    float *running_mean, float *running_var,
-			    const float *in, const double *sums,
-			    const float *gamma, const float *beta,
-			    double count, float momentum, float eps, int B,
-			    int C, int HW, tk_stream s);
-void batchnorm2d_backward_reduce_cuda(double *sums, float *dgamma,
-				      float *dbeta, const float *dout,
-				      const float *in, const float *mean,
-				      const float *rstd, int B, int C, int HW,
-				      tk_stream s);
-void batchnorm2d_backward_apply_cuda(float *din, const float *dout,
-				     const float *in, const float *mean,
-				     const float *rstd, const float *gamma,
-				     const double *sums, double count, int B,
-				     int C, int HW, tk_stream s);
+ *           the batch statistics, running ones (may be NULL) and out;
+ *   backward_reduce: sums[0..C) = sum dy, sums[C..2C) = sum dy * xhat,
+ *           and dgamma, dbeta accumulate these local sums;
+ *   backward_apply: din += from the (all-reduced) sums. */
+void batchnorm_stats_cuda(double *sums, const float *in, int B, int C, int S,
+			  tk_stream s);
+void batchnorm_apply_cuda(float *out, float *bmean, float *brstd,
+			  float *running_mean, float *running_var,
+			  const float *in, const double *sums,
+			  const float *gamma, const float *beta, double count,
+			  double momentum, float eps, int B, int C, int S,
+			  tk_stream s);
+void batchnorm_backward_reduce_cuda(double *sums, float *dgamma, float *dbeta,
+				    const float *dout, const float *in,
+				    const float *bmean, const float *brstd,
+				    int B, int C, int S, tk_stream s);
+void batchnorm_backward_apply_cuda(float *din, const float *dout,
+				   const float *in, const float *bmean,
+				   const float *brstd, const float *gamma,
+				   const double *sums, double count, int B,
+				   int C, int S, tk_stream s);
 
 /* ---- pool.h ---- */
 void maxpool2d_forward_cuda(float *out, int *argmax, const float *in, int P,
@@ -201,34 +209,34 @@ void image_normalize_forward_cuda(float *out, const uint8_t *in,
 				  const float *mean, const float *std, int H,
 				  int W, tk_stream s);
 
-/* ---- training (train.cu) ---- */
-/* SGD with momentum and weight decay, torch.optim.SGD's update:
- * g = grad + wd * param; mom = momentum * mom + g; param -= lr * mom.
- * grad is scaled by grad_scale first (1/loss scale, 1/world size). */
-void sgd_update_cuda(float *param, float *mom, const float *grad, float lr,
-		     float momentum, float weight_decay, float grad_scale,
-		     size_t n, tk_stream s);
-/* Dropout / drop-path with a counter-based generator: element i (or row
- * i for drop-path) is kept when hash(seed, i) >= p, and scaled by
- * 1/(1-p).  mask ([n] bytes, may be NULL) records what was kept. */
+/* ---- dropout.h, loss.h, optim.h (train.cu) ---- */
 void dropout_forward_cuda(float *out, uint8_t *mask, const float *in, float p,
 			  uint64_t seed, size_t n, tk_stream s);
 void dropout_backward_cuda(float *din, const float *dout, const uint8_t *mask,
 			   float p, size_t n, tk_stream s);
-/* out[r, :] = in[r, :] * keep[r] / (1 - p), rows of C; keep from seed. */
-void droppath_forward_cuda(float *out, uint8_t *keep, const float *in,
-			   float p, uint64_t seed, int N, int C, tk_stream s);
+void droppath_forward_cuda(float *out, uint8_t *mask, const float *in,
+			   float p, uint64_t seed, int B, size_t per,
+			   tk_stream s);
 void droppath_backward_cuda(float *din, const float *dout,
-			    const uint8_t *keep, float p, int N, int C,
+			    const uint8_t *mask, float p, int B, size_t per,
 			    tk_stream s);
-/* ArcFace logits and cross-entropy in one pass: cos = rows of the
- * (normalised) embedding times the normalised class weights (the GEMM is
- * the caller's); logits[r, c] = s * cos, with the label's cos(theta + m)
- * instead; loss[r] = -log softmax(logits)[label]; dcos (may be NULL)
- * receives d(mean loss)/d cos. */
-void arcface_ce_forward_cuda(float *loss, float *dcos, const float *cos,
-			     const int *labels, float s, float m, int N,
-			     int classes, tk_stream st);
+void arcface_forward_cuda(float *logits, const float *cos,
+			  const int32_t *label, float sc, float m, float eps,
+			  int N, int K, tk_stream s);
+void arcface_backward_cuda(float *dcos, const float *dlogits,
+			   const float *cos, const int32_t *label, float sc,
+			   float m, float eps, int N, int K, tk_stream s);
+void cross_entropy_forward_cuda(float *loss, float *prob,
+				const float *logits, const int32_t *label,
+				int N, int K, tk_stream s);
+void cross_entropy_backward_cuda(float *dlogits, const float *prob,
+				 const int32_t *label, float scale, int N,
+				 int K, tk_stream s);
+void sgd_update_cuda(float *param, float *buf, const float *grad, float lr,
+		     float momentum, float dampening, float wd, int nesterov,
+		     size_t n, tk_stream s);
+double sumsq_cuda(const float *x, size_t n, tk_stream s); /* waits */
+void scale_inplace_cuda(float *x, float a, size_t n, tk_stream s);
 
 /* ---- ranking (rank.cu) ---- */
 /* One chunk of an exact inner-product search: for each of nq queries

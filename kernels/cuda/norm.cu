@@ -1,5 +1,5 @@
-// norm.cu - batch norm (1-d eval and train, 2-d train in halves for
-// SyncBatchNorm), layer norm and L2 normalisation (norm.h), with their
+// norm.cu - batch norm (evaluation; training over [B, C, S] in halves
+// for SyncBatchNorm), layer norm and L2 normalisation (norm.h), with their
 // gradients.  Statistics in float two-pass or double sums.
 #include "kernels/cuda/common.cuh"
 
@@ -7,57 +7,20 @@ namespace {
 
 const int CT = 32, RT = 16; // column reductions: 32 columns x 16 rows
 
-__global__ void bn1d_eval(float *out, const float *in, const float *gamma,
-			  const float *beta, const float *mean, const float *var,
-			  float eps, int C, size_t n)
+__global__ void bn_eval(float *out, const float *in, const float *gamma,
+			const float *beta, const float *mean, const float *var,
+			float eps, int C, size_t S, size_t n)
 {
 	FOR_N(i, n)
 	{
-		int c = i % C;
+		int c = (i / S) % C;
 		float a = gamma[c] / sqrtf(var[c] + eps);
 		float b = beta[c] - mean[c] * a;
 		out[i] = in[i] * a + b;
 	}
 }
 
-// Per column of a [N, C] array: mean and 1/sqrt(biased var + eps).
-__global__ void col_moments(float *mean, float *rstd, const float *in,
-			    float eps, int N, int C)
-{
-	__shared__ double s1[RT][CT + 1], s2[RT][CT + 1];
-	int c = blockIdx.x * CT + threadIdx.x;
-	double a = 0, b = 0;
-	if (c < C)
-		for (int r = threadIdx.y; r < N; r += RT) {
-			double x = in[(size_t)r * C + c];
-			a += x;
-			b += x * x;
-		}
-	s1[threadIdx.y][threadIdx.x] = a;
-	s2[threadIdx.y][threadIdx.x] = b;
-	__syncthreads();
-	if (threadIdx.y == 0 && c < C) {
-		for (int k = 1; k < RT; k++) {
-			a += s1[k][threadIdx.x];
-			b += s2[k][threadIdx.x];
-		}
-		double m = a / N, v = b / N - m * m;
-		v = v < 0 ? 0 : v;
-		mean[c] = (float)m;
-		rstd[c] = (float)(1.0 / sqrt(v + eps));
-	}
-}
 
-__global__ void bn1d_apply(float *out, const float *in, const float *mean,
-			   const float *rstd, const float *gamma,
-			   const float *beta, int C, size_t n)
-{
-	FOR_N(i, n)
-	{
-		int c = i % C;
-		out[i] = (in[i] - mean[c]) * rstd[c] * gamma[c] + beta[c];
-	}
-}
 
 // Column sums of dout and of dout * xhat, xhat = (in - mean) * rstd with
 // per-column (bn1d) or per-row (layer norm: row_stats) statistics.
@@ -89,20 +52,6 @@ __global__ void col_dsums(float *sdy, float *sdyx, const float *dout,
 	}
 }
 
-// din += gamma rstd / N (N dy - sum dy - xhat sum dy xhat), per column.
-__global__ void bn1d_bwd(float *din, const float *dout, const float *in,
-			 const float *mean, const float *rstd,
-			 const float *gamma, const float *sdy,
-			 const float *sdyx, int N, int C, size_t n)
-{
-	FOR_N(i, n)
-	{
-		int c = i % C;
-		float xh = (in[i] - mean[c]) * rstd[c];
-		din[i] += gamma[c] * rstd[c] / N *
-			  (N * dout[i] - sdy[c] - xh * sdyx[c]);
-	}
-}
 
 // One block per row: two-pass mean and variance.
 __global__ void ln_fwd(float *out, float *mean, float *rstd, const float *in,
@@ -189,23 +138,23 @@ __global__ void l2_bwd(float *din, const float *dout, const float *in,
 	}
 }
 
-// ---- BatchNorm2d, NCHW: block (c, chunk) sums a chunk of the B*HW
+// ---- BatchNorm2d, NCS: block (c, chunk) sums a chunk of the B*S
 // values of channel c ----
 
 const int BN_CHUNK = 16384;
 
-__global__ void bn2d_stats(double *sums, const float *in, int B, int C,
-			   int HW)
+__global__ void bn_stats(double *sums, const float *in, int B, int C,
+			   int S)
 {
 	__shared__ double buf[32];
 	int c = blockIdx.x;
-	size_t total = (size_t)B * HW;
+	size_t total = (size_t)B * S;
 	size_t j0 = (size_t)blockIdx.y * BN_CHUNK;
 	size_t j1 = j0 + BN_CHUNK < total ? j0 + BN_CHUNK : total;
 	double a = 0, b = 0;
 	for (size_t j = j0 + threadIdx.x; j < j1; j += blockDim.x) {
-		size_t bi = j / HW, p = j % HW;
-		double x = in[(bi * C + c) * HW + p];
+		size_t bi = j / S, p = j % S;
+		double x = in[(bi * C + c) * S + p];
 		a += x;
 		b += x * x;
 	}
@@ -217,9 +166,9 @@ __global__ void bn2d_stats(double *sums, const float *in, int B, int C,
 	}
 }
 
-__global__ void bn2d_finish(float *mean, float *rstd, float *rmean,
+__global__ void bn_finish(float *mean, float *rstd, float *rmean,
 			    float *rvar, const double *sums, double count,
-			    float momentum, float eps, int C)
+			    double momentum, float eps, int C)
 {
 	int c = blockIdx.x * blockDim.x + threadIdx.x;
 	if (c >= C)
@@ -228,38 +177,38 @@ __global__ void bn2d_finish(float *mean, float *rstd, float *rmean,
 	v = v < 0 ? 0 : v;
 	mean[c] = (float)m;
 	rstd[c] = (float)(1.0 / sqrt(v + eps));
-	if (rmean) {
-		double unb = count > 1 ? v * count / (count - 1) : v;
+	double unb = count > 1 ? v * count / (count - 1) : NAN;
+	if (rmean)
 		rmean[c] = (float)((1.0 - momentum) * rmean[c] + momentum * m);
+	if (rvar)
 		rvar[c] = (float)((1.0 - momentum) * rvar[c] + momentum * unb);
-	}
 }
 
-__global__ void bn2d_norm(float *out, const float *in, const float *mean,
+__global__ void bn_norm(float *out, const float *in, const float *mean,
 			  const float *rstd, const float *gamma,
-			  const float *beta, int C, size_t HW, size_t n)
+			  const float *beta, int C, size_t S, size_t n)
 {
 	FOR_N(i, n)
 	{
-		int c = (i / HW) % C;
+		int c = (i / S) % C;
 		out[i] = (in[i] - mean[c]) * rstd[c] * gamma[c] + beta[c];
 	}
 }
 
-__global__ void bn2d_dsums(double *sums, const float *dout, const float *in,
+__global__ void bn_dsums(double *sums, const float *dout, const float *in,
 			   const float *mean, const float *rstd, int B, int C,
-			   int HW)
+			   int S)
 {
 	__shared__ double buf[32];
 	int c = blockIdx.x;
-	size_t total = (size_t)B * HW;
+	size_t total = (size_t)B * S;
 	size_t j0 = (size_t)blockIdx.y * BN_CHUNK;
 	size_t j1 = j0 + BN_CHUNK < total ? j0 + BN_CHUNK : total;
 	float m = mean[c], rs = rstd[c];
 	double a = 0, b = 0;
 	for (size_t j = j0 + threadIdx.x; j < j1; j += blockDim.x) {
-		size_t bi = j / HW, p = j % HW;
-		size_t i = (bi * C + c) * HW + p;
+		size_t bi = j / S, p = j % S;
+		size_t i = (bi * C + c) * S + p;
 		a += dout[i];
 		b += (double)dout[i] * ((in[i] - m) * rs);
 	}
@@ -271,7 +220,7 @@ __global__ void bn2d_dsums(double *sums, const float *dout, const float *in,
 	}
 }
 
-__global__ void bn2d_dparams(float *dgamma, float *dbeta, const double *sums,
+__global__ void bn_dparams(float *dgamma, float *dbeta, const double *sums,
 			     int C)
 {
 	int c = blockIdx.x * blockDim.x + threadIdx.x;
@@ -281,14 +230,14 @@ __global__ void bn2d_dparams(float *dgamma, float *dbeta, const double *sums,
 	dgamma[c] += (float)sums[C + c];
 }
 
-__global__ void bn2d_bwd(float *din, const float *dout, const float *in,
+__global__ void bn_bwd(float *din, const float *dout, const float *in,
 			 const float *mean, const float *rstd,
 			 const float *gamma, const double *sums, double count,
-			 int C, size_t HW, size_t n)
+			 int C, size_t S, size_t n)
 {
 	FOR_N(i, n)
 	{
-		int c = (i / HW) % C;
+		int c = (i / S) % C;
 		float xh = (in[i] - mean[c]) * rstd[c];
 		float mdy = (float)(sums[c] / count);
 		float mdyx = (float)(sums[C + c] / count);
@@ -313,52 +262,47 @@ void batchnorm1d_forward_cuda(float *out, const float *in, const float *gamma,
 			      const float *var, float eps, int N, int C,
 			      tk_stream s)
 {
-	size_t n = (size_t)N * C;
+	batchnorm_eval_forward_cuda(out, in, gamma, beta, mean, var, eps, N, C, 1,
+				    s);
+}
+
+void batchnorm_eval_forward_cuda(float *out, const float *in,
+				 const float *gamma, const float *beta,
+				 const float *mean, const float *var, float eps,
+				 int B, int C, int S, tk_stream s)
+{
+	size_t n = (size_t)B * C * S;
 	if (!n)
 		return;
-	bn1d_eval<<<tk::blocks(n, 256), 256, 0, s>>>(out, in, gamma, beta, mean,
-						     var, eps, C, n);
+	bn_eval<<<tk::blocks(n, 256), 256, 0, s>>>(out, in, gamma, beta, mean,
+						   var, eps, C, (size_t)S, n);
 	LAUNCH_CHECK();
 }
 
-void batchnorm1d_train_forward_cuda(float *out, float *bmean, float *brstd,
-				    const float *in, const float *gamma,
-				    const float *beta, float eps, int N, int C,
-				    tk_stream s)
+void batchnorm_train_forward_cuda(float *out, float *bmean, float *brstd,
+				  float *running_mean, float *running_var,
+				  const float *in, const float *gamma,
+				  const float *beta, float eps, double momentum,
+				  int B, int C, int S, tk_stream s)
 {
-	size_t n = (size_t)N * C;
-	if (!n)
-		return;
-	col_moments<<<(C + CT - 1) / CT, dim3(CT, RT), 0, s>>>(bmean, brstd, in,
-							       eps, N, C);
-	LAUNCH_CHECK();
-	bn1d_apply<<<tk::blocks(n, 256), 256, 0, s>>>(out, in, bmean, brstd,
-						      gamma, beta, C, n);
-	LAUNCH_CHECK();
+	double *sums = (double *)tk::workspace(2 * (size_t)C * sizeof(double));
+	batchnorm_stats_cuda(sums, in, B, C, S, s);
+	batchnorm_apply_cuda(out, bmean, brstd, running_mean, running_var, in,
+			     sums, gamma, beta, (double)B * S, momentum, eps, B, C,
+			     S, s);
 }
 
-void batchnorm1d_backward_cuda(float *din, float *dgamma, float *dbeta,
-			       const float *dout, const float *in,
-			       const float *bmean, const float *brstd,
-			       const float *gamma, int N, int C, tk_stream s)
+void batchnorm_backward_cuda(float *din, float *dgamma, float *dbeta,
+			     const float *dout, const float *in,
+			     const float *bmean, const float *brstd,
+			     const float *gamma, int B, int C, int S, tk_stream s)
 {
-	size_t n = (size_t)N * C;
-	if (!n)
-		return;
-	float *sdy = (float *)tk::workspace(2 * C * sizeof(float));
-	float *sdyx = sdy + C;
-	CUDA_CHECK(cudaMemsetAsync(sdy, 0, 2 * C * sizeof(float), s));
-	col_dsums<<<(C + CT - 1) / CT, dim3(CT, RT), 0, s>>>(
-	    sdy, sdyx, dout, in, bmean, brstd, 0, N, C);
-	LAUNCH_CHECK();
-	if (din) {
-		bn1d_bwd<<<tk::blocks(n, 256), 256, 0, s>>>(
-		    din, dout, in, bmean, brstd, gamma, sdy, sdyx, N, C, n);
-		LAUNCH_CHECK();
-	}
-	// dbeta += sum dy, dgamma += sum dy xhat.
-	add_forward_cuda(dbeta, dbeta, sdy, C, s);
-	add_forward_cuda(dgamma, dgamma, sdyx, C, s);
+	double *sums = (double *)tk::workspace(2 * (size_t)C * sizeof(double));
+	batchnorm_backward_reduce_cuda(sums, dgamma, dbeta, dout, in, bmean, brstd,
+				       B, C, S, s);
+	if (din)
+		batchnorm_backward_apply_cuda(din, dout, in, bmean, brstd, gamma,
+					      sums, (double)B * S, B, C, S, s);
 }
 
 void layernorm_forward_cuda(float *out, float *mean, float *rstd,
@@ -408,56 +352,56 @@ void l2norm_backward_cuda(float *din, const float *dout, const float *in,
 	LAUNCH_CHECK();
 }
 
-void batchnorm2d_stats_cuda(double *sums, const float *in, int B, int C,
-			    int HW, tk_stream s)
+void batchnorm_stats_cuda(double *sums, const float *in, int B, int C,
+			    int S, tk_stream s)
 {
 	CUDA_CHECK(cudaMemsetAsync(sums, 0, 2 * C * sizeof(double), s));
-	size_t total = (size_t)B * HW;
+	size_t total = (size_t)B * S;
 	dim3 grid(C, (unsigned)((total + BN_CHUNK - 1) / BN_CHUNK));
-	bn2d_stats<<<grid, 256, 0, s>>>(sums, in, B, C, HW);
+	bn_stats<<<grid, 256, 0, s>>>(sums, in, B, C, S);
 	LAUNCH_CHECK();
 }
 
-void batchnorm2d_apply_cuda(float *out, float *mean, float *rstd,
+void batchnorm_apply_cuda(float *out, float *mean, float *rstd,
 			    float *running_mean, float *running_var,
 			    const float *in, const double *sums,
 			    const float *gamma, const float *beta, double count,
-			    float momentum, float eps, int B, int C, int HW,
+			    double momentum, float eps, int B, int C, int S,
 			    tk_stream s)
 {
-	bn2d_finish<<<(C + 255) / 256, 256, 0, s>>>(
+	bn_finish<<<(C + 255) / 256, 256, 0, s>>>(
 	    mean, rstd, running_mean, running_var, sums, count, momentum, eps, C);
 	LAUNCH_CHECK();
-	size_t n = (size_t)B * C * HW;
-	bn2d_norm<<<tk::blocks(n, 256), 256, 0, s>>>(out, in, mean, rstd, gamma,
-						     beta, C, HW, n);
+	size_t n = (size_t)B * C * S;
+	bn_norm<<<tk::blocks(n, 256), 256, 0, s>>>(out, in, mean, rstd, gamma,
+						     beta, C, S, n);
 	LAUNCH_CHECK();
 }
 
-void batchnorm2d_backward_reduce_cuda(double *sums, float *dgamma,
+void batchnorm_backward_reduce_cuda(double *sums, float *dgamma,
 				      float *dbeta, const float *dout,
 				      const float *in, const float *mean,
-				      const float *rstd, int B, int C, int HW,
+				      const float *rstd, int B, int C, int S,
 				      tk_stream s)
 {
 	CUDA_CHECK(cudaMemsetAsync(sums, 0, 2 * C * sizeof(double), s));
-	size_t total = (size_t)B * HW;
+	size_t total = (size_t)B * S;
 	dim3 grid(C, (unsigned)((total + BN_CHUNK - 1) / BN_CHUNK));
-	bn2d_dsums<<<grid, 256, 0, s>>>(sums, dout, in, mean, rstd, B, C, HW);
+	bn_dsums<<<grid, 256, 0, s>>>(sums, dout, in, mean, rstd, B, C, S);
 	LAUNCH_CHECK();
-	bn2d_dparams<<<(C + 255) / 256, 256, 0, s>>>(dgamma, dbeta, sums, C);
+	bn_dparams<<<(C + 255) / 256, 256, 0, s>>>(dgamma, dbeta, sums, C);
 	LAUNCH_CHECK();
 }
 
-void batchnorm2d_backward_apply_cuda(float *din, const float *dout,
+void batchnorm_backward_apply_cuda(float *din, const float *dout,
 				     const float *in, const float *mean,
 				     const float *rstd, const float *gamma,
 				     const double *sums, double count, int B,
-				     int C, int HW, tk_stream s)
+				     int C, int S, tk_stream s)
 {
-	size_t n = (size_t)B * C * HW;
-	bn2d_bwd<<<tk::blocks(n, 256), 256, 0, s>>>(din, dout, in, mean, rstd,
-						    gamma, sums, count, C, HW, n);
+	size_t n = (size_t)B * C * S;
+	bn_bwd<<<tk::blocks(n, 256), 256, 0, s>>>(din, dout, in, mean, rstd,
+						    gamma, sums, count, C, S, n);
 	LAUNCH_CHECK();
 }
 
