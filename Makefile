@@ -79,7 +79,7 @@ ifeq ($(VARIANT),cuda)
   CUDA_SRC := $(wildcard kernels/cuda/*.cu)
 endif
 COMMON_SRC := $(wildcard common/*.c)
-KERNEL_SRC := $(wildcard kernels/cpu/*.c)
+KERNEL_SRC := $(wildcard kernels/*.c kernels/cpu/*.c)
 TOOL_SRC := $(wildcard tools/tk-*.c)
 TOOLS := $(patsubst tools/%.c,$(BINDIR)/%,$(TOOL_SRC))
 SCRIPTS := $(wildcard tools/tk-*.sh)

@@ -23,6 +23,7 @@
 #include "kernels/norm.h"
 #include "kernels/pool.h"
 #include "kernels/resize.h"
+#include "kernels/dispatch.h"
 #include "kernels/dropout.h"
 #include "kernels/loss.h"
 #include "kernels/optim.h"
@@ -739,6 +740,49 @@ static void t_nccl(void)
 	tk_cuda_free(dg);
 }
 
+/* ---- the dispatch layer on the GPU: memory helpers and an op, against
+ * the same calls on the CPU device ---- */
+
+static void t_dispatch(void)
+{
+	struct tk_dev cpu, gpu;
+	char err[256];
+	CHECK(tk_dev_parse(&cpu, "cpu", NULL, err, sizeof err) == 0);
+	CHECK(tk_dev_parse(&gpu, "cuda:0", tk_precision_name(prec), err, sizeof err) == 0);
+	tk_dev_open(&cpu);
+	tk_dev_open(&gpu);
+	int N = 300, C = 129;
+	size_t n = (size_t)N * C;
+	float *row = rnd(C, 1), *h = xmalloc(n * 4), *ht = xmalloc(n * 4);
+	float *d = dev_alloc(&gpu, n * 4), *dt = dev_alloc(&gpu, n * 4);
+	dev_fill_rows(&cpu, h, row, N, C);
+	dev_fill_rows(&gpu, d, row, N, C);
+	cmp_dev("dev_fill_rows", d, h, n, 0);
+	dev_transpose(&cpu, ht, h, N, C);
+	dev_transpose(&gpu, dt, d, N, C);
+	float *back = xmalloc(n * 4);
+	dev_download(&gpu, back, dt, n * 4);
+	cmp("dev_transpose", back, ht, n, 0);
+	size_t at = 0;
+	CHECK(dev_all_finite(&gpu, d, n, &at));
+	float *pin = dev_host_alloc(&gpu, n * 4);
+	memcpy(pin, ht, n * 4);
+	pin[4321] = INFINITY;
+	dev_upload_async(&gpu, dt, pin, n * 4);
+	dev_upload_wait(&gpu);
+	CHECK(!dev_all_finite(&gpu, dt, n, &at) && at == 4321);
+	dev_softmax_forward(&cpu, ht, h, N, C);
+	dev_softmax_forward(&gpu, dt, d, N, C);
+	dev_sync(&gpu);
+	cmp_dev("dev_softmax_forward", dt, ht, n, tol_for(0));
+	dev_host_free(&gpu, pin);
+	dev_free(&gpu, d), dev_free(&gpu, dt);
+	free(row), free(h), free(ht), free(back);
+	tk_dev_close(&gpu);
+	tk_dev_close(&cpu);
+	tk_cuda_set_precision(prec);
+}
+
 /* ---- main ---- */
 
 static void run_all(void)
@@ -761,6 +805,7 @@ static void run_all(void)
 		t_transpose(3, 5);
 		t_train();
 		t_nccl();
+		t_dispatch();
 	}
 	t_gemm();
 	t_linear(67, 259, 131, 1);

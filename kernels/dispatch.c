@@ -1,0 +1,644 @@
+/* dispatch.c - each dev_* op to the CPU kernel or to its CUDA twin; the
+ * one place (with the tools' --device parsing it serves) that knows
+ * whether CUDA is built in. */
+#include "kernels/dispatch.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/threads.h"
+#include "common/tk.h"
+#include "kernels/act.h"
+#include "kernels/attention.h"
+#include "kernels/dropout.h"
+#include "kernels/image.h"
+#include "kernels/linear.h"
+#include "kernels/loss.h"
+#include "kernels/norm.h"
+#include "kernels/optim.h"
+#include "kernels/pool.h"
+#include "kernels/resize.h"
+
+#ifdef TK_CUDA
+#include "kernels/cuda/cuda.h"
+#define ST(dv) ((tk_stream)(dv)->stream)
+#define ON(dv, cpu, cuda)                                                      \
+	do {                                                                   \
+		if ((dv)->kind == TK_DEV_CUDA) {                               \
+			cuda;                                                  \
+		} else {                                                       \
+			cpu;                                                   \
+		}                                                              \
+	} while (0)
+#else
+#define ON(dv, cpu, cuda)                                                      \
+	do {                                                                   \
+		(void)(dv);                                                    \
+		cpu;                                                           \
+	} while (0)
+#endif
+
+int tk_dev_parse(struct tk_dev *dv, const char *device, const char *precision,
+		 char *err, size_t errlen)
+{
+	memset(dv, 0, sizeof *dv);
+	if (!device || !strcmp(device, "cpu")) {
+		dv->kind = TK_DEV_CPU;
+	} else if (!strncmp(device, "cuda", 4) &&
+		   (device[4] == 0 || device[4] == ':')) {
+		dv->kind = TK_DEV_CUDA;
+		if (device[4] == ':') {
+			char *end;
+			long i = strtol(device + 5, &end, 10);
+			if (!device[5] || *end || i < 0 || i > 1023) {
+				snprintf(err, errlen, "--device %s: expected cuda:N", device);
+				return -1;
+			}
+			dv->index = (int)i;
+		}
+		if (!tk_have_cuda()) {
+			snprintf(err, errlen,
+				 "--device %s: CUDA support is not built in (make CUDA=1)",
+				 device);
+			return -1;
+		}
+	} else {
+		snprintf(err, errlen, "--device %s: expected cpu, cuda or cuda:N",
+			 device);
+		return -1;
+	}
+	static const char *names[] = {"fp32", "tf32", "bf16"};
+	dv->precision = -1;
+	for (int i = 0; i < 3; i++)
+		if (!precision || !strcmp(precision, names[i])) {
+			dv->precision = i;
+			break;
+		}
+	if (dv->precision < 0) {
+		snprintf(err, errlen, "--precision %s: expected fp32, tf32 or bf16",
+			 precision);
+		return -1;
+	}
+	if (dv->precision != 0 && dv->kind == TK_DEV_CPU) {
+		snprintf(err, errlen, "--precision %s: the CPU computes in fp32 only",
+			 precision);
+		return -1;
+	}
+	return 0;
+}
+
+void tk_dev_open(struct tk_dev *dv)
+{
+#ifdef TK_CUDA
+	if (dv->kind == TK_DEV_CUDA) {
+		tk_cuda_init(dv->index);
+		tk_cuda_set_precision((enum tk_precision)dv->precision);
+		dv->stream = tk_cuda_stream_create();
+		dv->copy = tk_cuda_stream_create();
+		dv->copied = tk_cuda_event_create();
+	}
+#else
+	(void)dv;
+#endif
+}
+
+void tk_dev_close(struct tk_dev *dv)
+{
+#ifdef TK_CUDA
+	if (dv->kind == TK_DEV_CUDA && dv->stream) {
+		tk_cuda_sync(NULL);
+		tk_cuda_event_destroy(dv->copied);
+		tk_cuda_stream_destroy(dv->copy);
+		tk_cuda_stream_destroy(dv->stream);
+		dv->stream = dv->copy = dv->copied = NULL;
+	}
+#else
+	(void)dv;
+#endif
+}
+
+const char *tk_dev_describe(const struct tk_dev *dv)
+{
+	static char buf[640];
+	static const char *names[] = {"fp32", "tf32", "bf16"};
+#ifdef TK_CUDA
+	if (dv->kind == TK_DEV_CUDA) {
+		snprintf(buf, sizeof buf, "cuda:%d (%s), %s", dv->index,
+			 tk_cuda_device_name(), names[dv->precision]);
+		return buf;
+	}
+#endif
+	snprintf(buf, sizeof buf, "cpu (%d threads), %s", tk_threads(),
+		 names[dv->precision < 0 ? 0 : dv->precision]);
+	return buf;
+}
+
+/* ---- memory ---- */
+
+void *dev_alloc(const struct tk_dev *dv, size_t bytes)
+{
+	void *p = NULL;
+	ON(dv, p = xmalloc(bytes ? bytes : 1), p = tk_cuda_malloc(bytes));
+	return p;
+}
+
+void dev_free(const struct tk_dev *dv, void *p)
+{
+	ON(dv, free(p), tk_cuda_free(p));
+}
+
+void *dev_host_alloc(const struct tk_dev *dv, size_t bytes)
+{
+	void *p = NULL;
+	ON(dv, p = xmalloc(bytes ? bytes : 1), p = tk_cuda_host_alloc(bytes));
+	return p;
+}
+
+void dev_host_free(const struct tk_dev *dv, void *p)
+{
+	ON(dv, free(p), tk_cuda_host_free(p));
+}
+
+void dev_upload(const struct tk_dev *dv, void *dst, const void *src,
+		size_t bytes)
+{
+	ON(dv, memcpy(dst, src, bytes), tk_cuda_copy(dst, src, bytes, ST(dv)));
+}
+
+void dev_download(const struct tk_dev *dv, void *dst, const void *src,
+		  size_t bytes)
+{
+	ON(dv, memcpy(dst, src, bytes),
+	   (tk_cuda_copy(dst, src, bytes, ST(dv)), tk_cuda_sync(ST(dv))));
+}
+
+void dev_copy(const struct tk_dev *dv, void *dst, const void *src,
+	      size_t bytes)
+{
+	ON(dv, memmove(dst, src, bytes), tk_cuda_copy(dst, src, bytes, ST(dv)));
+}
+
+void dev_zero(const struct tk_dev *dv, void *dst, size_t bytes)
+{
+	ON(dv, memset(dst, 0, bytes), tk_cuda_memset(dst, 0, bytes, ST(dv)));
+}
+
+void dev_upload_async(const struct tk_dev *dv, void *dst, const void *src,
+		      size_t bytes)
+{
+	ON(dv, memcpy(dst, src, bytes),
+	   (tk_cuda_copy(dst, src, bytes, (tk_stream)dv->copy),
+	    tk_cuda_event_record((tk_event)dv->copied, (tk_stream)dv->copy)));
+}
+
+void dev_upload_wait(const struct tk_dev *dv)
+{
+	ON(dv, (void)0, tk_cuda_stream_wait(ST(dv), (tk_event)dv->copied));
+}
+
+void dev_sync(const struct tk_dev *dv)
+{
+	ON(dv, (void)0, tk_cuda_sync(ST(dv)));
+}
+
+void dev_fill_rows(const struct tk_dev *dv, float *out, const float *row, int N,
+		   int C)
+{
+	if (N <= 0)
+		return;
+	size_t rb = (size_t)C * sizeof *out;
+	/* Row 0 from 'row' (host or device memory alike on the GPU), then
+	 * doubling copies: log2(N) transfers. */
+	ON(dv, memcpy(out, row, rb), tk_cuda_copy(out, row, rb, ST(dv)));
+	for (size_t have = 1; have < (size_t)N;) {
+		size_t n = have < (size_t)N - have ? have : (size_t)N - have;
+		dev_copy(dv, out + have * C, out, n * rb);
+		have += n;
+	}
+}
+
+int dev_all_finite(const struct tk_dev *dv, const float *x, size_t n,
+		   size_t *at)
+{
+	const float *h = x;
+	float *buf = NULL;
+	size_t chunk = n, base = 0;
+	if (tk_dev_is_cuda(dv)) {
+		chunk = n < ((size_t)1 << 22) ? n : (size_t)1 << 22;
+		buf = xmalloc((chunk ? chunk : 1) * sizeof *buf);
+	}
+	int ok = 1;
+	while (ok && base < n) {
+		size_t len = n - base < chunk ? n - base : chunk;
+		if (buf) {
+			dev_download(dv, buf, x + base, len * sizeof *buf);
+			h = buf;
+		} else {
+			h = x + base;
+		}
+		for (size_t i = 0; i < len; i++)
+			if (!isfinite(h[i])) {
+				if (at)
+					*at = base + i;
+				ok = 0;
+				break;
+			}
+		base += len;
+	}
+	free(buf);
+	return ok;
+}
+
+void dev_transpose(const struct tk_dev *dv, float *out, const float *in, int R,
+		   int C)
+{
+	ON(dv,
+	   for (int r = 0; r < R; r++) for (int c = 0; c < C; c++)
+		   out[(size_t)c * R + r] = in[(size_t)r * C + c],
+	   transpose_forward_cuda(out, in, R, C, ST(dv)));
+}
+
+/* ---- ops ---- */
+
+void dev_relu_forward(const struct tk_dev *dv, float *out, const float *in,
+		      size_t n)
+{
+	ON(dv, relu_forward(out, in, n), relu_forward_cuda(out, in, n, ST(dv)));
+}
+
+void dev_relu_backward(const struct tk_dev *dv, float *din, const float *dout,
+		       const float *out, size_t n)
+{
+	ON(dv, relu_backward(din, dout, out, n),
+	   relu_backward_cuda(din, dout, out, n, ST(dv)));
+}
+
+void dev_gelu_forward(const struct tk_dev *dv, float *out, const float *in,
+		      size_t n)
+{
+	ON(dv, gelu_forward(out, in, n), gelu_forward_cuda(out, in, n, ST(dv)));
+}
+
+void dev_gelu_backward(const struct tk_dev *dv, float *din, const float *dout,
+		       const float *in, size_t n)
+{
+	ON(dv, gelu_backward(din, dout, in, n),
+	   gelu_backward_cuda(din, dout, in, n, ST(dv)));
+}
+
+void dev_add_forward(const struct tk_dev *dv, float *out, const float *a,
+		     const float *b, size_t n)
+{
+	ON(dv, add_forward(out, a, b, n), add_forward_cuda(out, a, b, n, ST(dv)));
+}
+
+void dev_softmax_forward(const struct tk_dev *dv, float *out, const float *in,
+			 int N, int C)
+{
+	ON(dv, softmax_forward(out, in, N, C),
+	   softmax_forward_cuda(out, in, N, C, ST(dv)));
+}
+
+void dev_softmax_backward(const struct tk_dev *dv, float *din,
+			  const float *dout, const float *out, int N, int C)
+{
+	ON(dv, softmax_backward(din, dout, out, N, C),
+	   softmax_backward_cuda(din, dout, out, N, C, ST(dv)));
+}
+
+void dev_attention_forward(const struct tk_dev *dv, float *out, float *att,
+			   const float *q, const float *k, const float *v, int B,
+			   int Nq, int Nk, int D, int heads)
+{
+	ON(dv, attention_forward(out, att, q, k, v, B, Nq, Nk, D, heads),
+	   attention_forward_cuda(out, att, q, k, v, B, Nq, Nk, D, heads, ST(dv)));
+}
+
+void dev_attention_train_forward(const struct tk_dev *dv, float *out,
+				 float *att, uint8_t *mask, const float *q,
+				 const float *k, const float *v, float p,
+				 uint64_t seed, int B, int Nq, int Nk, int D,
+				 int heads)
+{
+	ON(dv,
+	   attention_train_forward(out, att, mask, q, k, v, p, seed, B, Nq, Nk, D,
+				   heads),
+	   attention_train_forward_cuda(out, att, mask, q, k, v, p, seed, B, Nq,
+					Nk, D, heads, ST(dv)));
+}
+
+void dev_attention_backward(const struct tk_dev *dv, float *dq, float *dk,
+			    float *dv_, const float *dout, const float *att,
+			    const uint8_t *mask, const float *q, const float *k,
+			    const float *v, float p, int B, int Nq, int Nk, int D,
+			    int heads)
+{
+	ON(dv,
+	   attention_backward(dq, dk, dv_, dout, att, mask, q, k, v, p, B, Nq, Nk,
+			      D, heads),
+	   attention_backward_cuda(dq, dk, dv_, dout, att, mask, q, k, v, p, B, Nq,
+				   Nk, D, heads, ST(dv)));
+}
+
+size_t dev_conv2d_workspace(const struct tk_dev *dv, struct conv2d_dims d)
+{
+	return tk_dev_is_cuda(dv) ? 0 : conv2d_workspace(d, tk_threads());
+}
+
+size_t dev_conv2d_backward_workspace(const struct tk_dev *dv,
+				     struct conv2d_dims d)
+{
+	return tk_dev_is_cuda(dv) ? 0 : conv2d_backward_workspace(d, tk_threads());
+}
+
+void dev_conv2d_forward(const struct tk_dev *dv, float *out, float *work,
+			const float *in, const float *weight, const float *bias,
+			const float *residual, int relu, struct conv2d_dims d)
+{
+	ON(dv, conv2d_forward(out, work, in, weight, bias, residual, relu, d),
+	   conv2d_forward_cuda(out, work, in, weight, bias, residual, relu, d,
+			       ST(dv)));
+}
+
+void dev_conv2d_backward(const struct tk_dev *dv, float *din, float *dweight,
+			 float *dbias, float *work, const float *dout,
+			 const float *in, const float *weight,
+			 struct conv2d_dims d)
+{
+	ON(dv, conv2d_backward(din, dweight, dbias, work, dout, in, weight, d),
+	   conv2d_backward_cuda(din, dweight, dbias, work, dout, in, weight, d,
+				ST(dv)));
+}
+
+void dev_linear_forward(const struct tk_dev *dv, float *out, const float *in,
+			const float *weight, const float *bias, int N, int IN,
+			int OUT)
+{
+	ON(dv, linear_forward(out, in, weight, bias, N, IN, OUT),
+	   linear_forward_cuda(out, in, weight, bias, N, IN, OUT, ST(dv)));
+}
+
+void dev_linear_backward(const struct tk_dev *dv, float *din, float *dweight,
+			 float *dbias, const float *dout, const float *in,
+			 const float *weight, int N, int IN, int OUT)
+{
+	ON(dv, linear_backward(din, dweight, dbias, dout, in, weight, N, IN, OUT),
+	   linear_backward_cuda(din, dweight, dbias, dout, in, weight, N, IN, OUT,
+				ST(dv)));
+}
+
+void dev_gemm(const struct tk_dev *dv, int ta, int tb, int M, int N, int K,
+	      float alpha, const float *A, int lda, const float *B, int ldb,
+	      float beta, float *C, int ldc)
+{
+	ON(dv, gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc),
+	   gemm_cuda(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+		     ST(dv)));
+}
+
+void dev_batchnorm1d_forward(const struct tk_dev *dv, float *out,
+			     const float *in, const float *gamma,
+			     const float *beta, const float *mean,
+			     const float *var, float eps, int N, int C)
+{
+	ON(dv, batchnorm1d_forward(out, in, gamma, beta, mean, var, eps, N, C),
+	   batchnorm1d_forward_cuda(out, in, gamma, beta, mean, var, eps, N, C,
+				    ST(dv)));
+}
+
+void dev_batchnorm_eval_forward(const struct tk_dev *dv, float *out,
+				const float *in, const float *gamma,
+				const float *beta, const float *mean,
+				const float *var, float eps, int B, int C, int S)
+{
+	ON(dv,
+	   batchnorm_eval_forward(out, in, gamma, beta, mean, var, eps, B, C, S),
+	   batchnorm_eval_forward_cuda(out, in, gamma, beta, mean, var, eps, B, C,
+				       S, ST(dv)));
+}
+
+#ifdef TK_CUDA
+/* SyncBatchNorm: the sums of every rank (equal batches per rank). */
+static double *sync_sums(int C)
+{
+	static double *s;
+	static int cap;
+	if (C > cap) {
+		tk_cuda_free(s);
+		s = tk_cuda_malloc(2 * (size_t)C * sizeof *s);
+		cap = C;
+	}
+	return s;
+}
+#endif
+
+void dev_batchnorm_train_forward(const struct tk_dev *dv, float *out,
+				 float *bmean, float *brstd, float *running_mean,
+				 float *running_var, const float *in,
+				 const float *gamma, const float *beta,
+				 float eps, double momentum, int B, int C, int S)
+{
+#ifdef TK_CUDA
+	if (tk_dev_is_cuda(dv) && tk_nccl_world() > 1) {
+		double *sums = sync_sums(C);
+		batchnorm_stats_cuda(sums, in, B, C, S, ST(dv));
+		tk_nccl_allreduce_f64(sums, 2 * (size_t)C, ST(dv));
+		batchnorm_apply_cuda(out, bmean, brstd, running_mean, running_var,
+				     in, sums, gamma, beta,
+				     (double)B * S * tk_nccl_world(), momentum,
+				     eps, B, C, S, ST(dv));
+		return;
+	}
+#endif
+	ON(dv,
+	   batchnorm_train_forward(out, bmean, brstd, running_mean, running_var,
+				   in, gamma, beta, eps, momentum, B, C, S),
+	   batchnorm_train_forward_cuda(out, bmean, brstd, running_mean,
+					running_var, in, gamma, beta, eps,
+					momentum, B, C, S, ST(dv)));
+}
+
+void dev_batchnorm_backward(const struct tk_dev *dv, float *din, float *dgamma,
+			    float *dbeta, const float *dout, const float *in,
+			    const float *bmean, const float *brstd,
+			    const float *gamma, int B, int C, int S)
+{
+#ifdef TK_CUDA
+	if (tk_dev_is_cuda(dv) && tk_nccl_world() > 1) {
+		double *sums = sync_sums(C);
+		batchnorm_backward_reduce_cuda(sums, dgamma, dbeta, dout, in, bmean,
+					       brstd, B, C, S, ST(dv));
+		tk_nccl_allreduce_f64(sums, 2 * (size_t)C, ST(dv));
+		if (din)
+			batchnorm_backward_apply_cuda(
+			    din, dout, in, bmean, brstd, gamma, sums,
+			    (double)B * S * tk_nccl_world(), B, C, S, ST(dv));
+		return;
+	}
+#endif
+	ON(dv,
+	   batchnorm_backward(din, dgamma, dbeta, dout, in, bmean, brstd, gamma,
+			      B, C, S),
+	   batchnorm_backward_cuda(din, dgamma, dbeta, dout, in, bmean, brstd,
+				   gamma, B, C, S, ST(dv)));
+}
+
+void dev_layernorm_forward(const struct tk_dev *dv, float *out, float *mean,
+			   float *rstd, const float *in, const float *weight,
+			   const float *bias, float eps, int N, int C)
+{
+	ON(dv, layernorm_forward(out, mean, rstd, in, weight, bias, eps, N, C),
+	   layernorm_forward_cuda(out, mean, rstd, in, weight, bias, eps, N, C,
+				  ST(dv)));
+}
+
+void dev_layernorm_backward(const struct tk_dev *dv, float *din, float *dweight,
+			    float *dbias, const float *dout, const float *in,
+			    const float *weight, const float *mean,
+			    const float *rstd, int N, int C)
+{
+	ON(dv,
+	   layernorm_backward(din, dweight, dbias, dout, in, weight, mean, rstd, N,
+			      C),
+	   layernorm_backward_cuda(din, dweight, dbias, dout, in, weight, mean,
+				   rstd, N, C, ST(dv)));
+}
+
+void dev_l2norm_forward(const struct tk_dev *dv, float *out, const float *in,
+			float eps, int N, int C)
+{
+	ON(dv, l2norm_forward(out, in, eps, N, C),
+	   l2norm_forward_cuda(out, in, eps, N, C, ST(dv)));
+}
+
+void dev_l2norm_backward(const struct tk_dev *dv, float *din, const float *dout,
+			 const float *in, float eps, int N, int C)
+{
+	ON(dv, l2norm_backward(din, dout, in, eps, N, C),
+	   l2norm_backward_cuda(din, dout, in, eps, N, C, ST(dv)));
+}
+
+void dev_maxpool2d_forward(const struct tk_dev *dv, float *out, int *argmax,
+			   const float *in, int P, int H, int W, int K,
+			   int stride, int pad)
+{
+	ON(dv, maxpool2d_forward(out, argmax, in, P, H, W, K, stride, pad),
+	   maxpool2d_forward_cuda(out, argmax, in, P, H, W, K, stride, pad,
+				  ST(dv)));
+}
+
+void dev_maxpool2d_backward(const struct tk_dev *dv, float *din,
+			    const float *dout, const int *argmax, int P, int H,
+			    int W, int K, int stride, int pad)
+{
+	ON(dv, maxpool2d_backward(din, dout, argmax, P, H, W, K, stride, pad),
+	   maxpool2d_backward_cuda(din, dout, argmax, P, H, W, K, stride, pad,
+				   ST(dv)));
+}
+
+void dev_resize_bilinear_forward(const struct tk_dev *dv, float *out,
+				 const float *in, int P, int H, int W, int OH,
+				 int OW, double scale_h, double scale_w)
+{
+	ON(dv, resize_bilinear_forward(out, in, P, H, W, OH, OW, scale_h, scale_w),
+	   resize_bilinear_forward_cuda(out, in, P, H, W, OH, OW, scale_h,
+					scale_w, ST(dv)));
+}
+
+void dev_image_normalize_forward(const struct tk_dev *dv, float *out,
+				 const uint8_t *in, const float *mean,
+				 const float *std, int H, int W)
+{
+	ON(dv, image_normalize_forward(out, in, mean, std, H, W),
+	   image_normalize_forward_cuda(out, in, mean, std, H, W, ST(dv)));
+}
+
+void dev_dropout_forward(const struct tk_dev *dv, float *out, uint8_t *mask,
+			 const float *in, float p, uint64_t seed, size_t n)
+{
+	ON(dv, dropout_forward(out, mask, in, p, seed, n),
+	   dropout_forward_cuda(out, mask, in, p, seed, n, ST(dv)));
+}
+
+void dev_dropout_backward(const struct tk_dev *dv, float *din,
+			  const float *dout, const uint8_t *mask, float p,
+			  size_t n)
+{
+	ON(dv, dropout_backward(din, dout, mask, p, n),
+	   dropout_backward_cuda(din, dout, mask, p, n, ST(dv)));
+}
+
+void dev_droppath_forward(const struct tk_dev *dv, float *out, uint8_t *mask,
+			  const float *in, float p, uint64_t seed, int B,
+			  size_t per)
+{
+	ON(dv, droppath_forward(out, mask, in, p, seed, B, per),
+	   droppath_forward_cuda(out, mask, in, p, seed, B, per, ST(dv)));
+}
+
+void dev_droppath_backward(const struct tk_dev *dv, float *din,
+			   const float *dout, const uint8_t *mask, float p, int B,
+			   size_t per)
+{
+	ON(dv, droppath_backward(din, dout, mask, p, B, per),
+	   droppath_backward_cuda(din, dout, mask, p, B, per, ST(dv)));
+}
+
+void dev_arcface_forward(const struct tk_dev *dv, float *logits,
+			 const float *cos, const int32_t *label, float s,
+			 float m, float eps, int N, int K)
+{
+	ON(dv, arcface_forward(logits, cos, label, s, m, eps, N, K),
+	   arcface_forward_cuda(logits, cos, label, s, m, eps, N, K, ST(dv)));
+}
+
+void dev_arcface_backward(const struct tk_dev *dv, float *dcos,
+			  const float *dlogits, const float *cos,
+			  const int32_t *label, float s, float m, float eps,
+			  int N, int K)
+{
+	ON(dv, arcface_backward(dcos, dlogits, cos, label, s, m, eps, N, K),
+	   arcface_backward_cuda(dcos, dlogits, cos, label, s, m, eps, N, K,
+				 ST(dv)));
+}
+
+void dev_cross_entropy_forward(const struct tk_dev *dv, float *loss,
+			       float *prob, const float *logits,
+			       const int32_t *label, int N, int K)
+{
+	ON(dv, cross_entropy_forward(loss, prob, logits, label, N, K),
+	   cross_entropy_forward_cuda(loss, prob, logits, label, N, K, ST(dv)));
+}
+
+void dev_cross_entropy_backward(const struct tk_dev *dv, float *dlogits,
+				const float *prob, const int32_t *label,
+				float scale, int N, int K)
+{
+	ON(dv, cross_entropy_backward(dlogits, prob, label, scale, N, K),
+	   cross_entropy_backward_cuda(dlogits, prob, label, scale, N, K,
+				       ST(dv)));
+}
+
+void dev_sgd_update(const struct tk_dev *dv, float *param, float *buf,
+		    const float *grad, float lr, float momentum,
+		    float dampening, float wd, int nesterov, size_t n)
+{
+	ON(dv,
+	   sgd_update(param, buf, grad, lr, momentum, dampening, wd, nesterov, n),
+	   sgd_update_cuda(param, buf, grad, lr, momentum, dampening, wd,
+			   nesterov, n, ST(dv)));
+}
+
+double dev_sumsq(const struct tk_dev *dv, const float *x, size_t n)
+{
+	double r = 0;
+	ON(dv, r = sumsq(x, n), r = sumsq_cuda(x, n, ST(dv)));
+	return r;
+}
+
+void dev_scale_inplace(const struct tk_dev *dv, float *x, float a, size_t n)
+{
+	ON(dv, scale_inplace(x, a, n), scale_inplace_cuda(x, a, n, ST(dv)));
+}

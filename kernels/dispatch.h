@@ -1,0 +1,219 @@
+/* dispatch.h - the network code's one door to the kernels when it may run
+ * on either device.  A struct tk_dev names the device (the CPU, or one
+ * CUDA GPU with its compute and copy streams and its precision); memory
+ * comes from dev_alloc (host or device memory accordingly); every op of
+ * the kernel headers is here under its own name with "dev_" before it
+ * and the device first, the rest of the arguments unchanged:
+ *
+ *     conv2d_forward(out, work, in, w, b, res, relu, d)
+ *  -> dev_conv2d_forward(dv, out, work, in, w, b, res, relu, d)
+ *
+ * so moving network code onto it is a mechanical edit, and the CPU path
+ * stays exactly what it was (dev_* on the CPU device calls the CPU op).
+ * Only dispatch.c knows about CUDA (#ifdef TK_CUDA); in a CPU build
+ * "--device cuda" is a usage error saying CUDA support is not built in.
+ *
+ * Scratch: the CPU's "work" arguments keep their meaning; on the GPU
+ * they are ignored (cuDNN's scratch is the device context's) and may be
+ * NULL.  Host-side loops over activations (copies, repeats, checks) go
+ * through dev_copy / dev_fill_rows / dev_all_finite. */
+#ifndef TK_KERNELS_DISPATCH_H
+#define TK_KERNELS_DISPATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/conv.h"
+
+enum tk_dev_kind { TK_DEV_CPU, TK_DEV_CUDA };
+
+struct tk_dev {
+	enum tk_dev_kind kind;
+	int index;        /* cuda:N */
+	int precision;    /* enum tk_precision (kernels/cuda/cuda.h): 0 fp32 */
+	void *stream;     /* compute stream (cudaStream_t) */
+	void *copy;       /* host-to-device copies, overlapping compute */
+	void *copied;     /* event: the last upload on 'copy' done */
+};
+
+/* "cpu", "cuda", "cuda:N" and a precision "fp32", "tf32", "bf16" (NULL:
+ * fp32); 0, or -1 with a message for the usage error. */
+int tk_dev_parse(struct tk_dev *dv, const char *device, const char *precision,
+		 char *err, size_t errlen);
+/* Start the device (CUDA: select it, streams, handles); dies on failure. */
+void tk_dev_open(struct tk_dev *dv);
+void tk_dev_close(struct tk_dev *dv);
+/* "cpu (16 threads)" or "cuda:0 (NVIDIA H200, sm_90, ...), tf32". */
+const char *tk_dev_describe(const struct tk_dev *dv);
+static inline int tk_dev_is_cuda(const struct tk_dev *dv)
+{
+	return dv->kind == TK_DEV_CUDA;
+}
+
+/* ---- memory ---- */
+void *dev_alloc(const struct tk_dev *dv, size_t bytes);   /* dies if out */
+void dev_free(const struct tk_dev *dv, void *p);
+/* Host memory that uploads fast and asynchronously (pinned on CUDA). */
+void *dev_host_alloc(const struct tk_dev *dv, size_t bytes);
+void dev_host_free(const struct tk_dev *dv, void *p);
+/* Copies between host and device memory, ordered on the compute stream;
+ * download waits for it.  dev_copy: device to device. */
+void dev_upload(const struct tk_dev *dv, void *dst, const void *src,
+		size_t bytes);
+void dev_download(const struct tk_dev *dv, void *dst, const void *src,
+		  size_t bytes);
+void dev_copy(const struct tk_dev *dv, void *dst, const void *src,
+	      size_t bytes);
+void dev_zero(const struct tk_dev *dv, void *dst, size_t bytes);
+/* An upload on the copy stream (src pinned: dev_host_alloc), so that the
+ * next input moves while the compute stream works on this one; then
+ * dev_upload_wait makes the compute stream wait for it before use. */
+void dev_upload_async(const struct tk_dev *dv, void *dst, const void *src,
+		      size_t bytes);
+void dev_upload_wait(const struct tk_dev *dv);
+void dev_sync(const struct tk_dev *dv); /* the compute stream's work done */
+
+/* out[r, :] = row for r < N (a bias broadcast, the query repeated). */
+void dev_fill_rows(const struct tk_dev *dv, float *out, const float *row,
+		   int N, int C);
+/* Whether n floats are all finite; *at the first that is not. */
+int dev_all_finite(const struct tk_dev *dv, const float *x, size_t n,
+		   size_t *at);
+/* out[c, r] = in[r, c]. */
+void dev_transpose(const struct tk_dev *dv, float *out, const float *in,
+		   int R, int C);
+
+/* ---- the ops (their contracts: kernels/act.h, conv.h, ...) ---- */
+void dev_relu_forward(const struct tk_dev *dv, float *out, const float *in,
+		      size_t n);
+void dev_relu_backward(const struct tk_dev *dv, float *din, const float *dout,
+		       const float *out, size_t n);
+void dev_gelu_forward(const struct tk_dev *dv, float *out, const float *in,
+		      size_t n);
+void dev_gelu_backward(const struct tk_dev *dv, float *din, const float *dout,
+		       const float *in, size_t n);
+void dev_add_forward(const struct tk_dev *dv, float *out, const float *a,
+		     const float *b, size_t n);
+void dev_softmax_forward(const struct tk_dev *dv, float *out, const float *in,
+			 int N, int C);
+void dev_softmax_backward(const struct tk_dev *dv, float *din,
+			  const float *dout, const float *out, int N, int C);
+
+void dev_attention_forward(const struct tk_dev *dv, float *out, float *att,
+			   const float *q, const float *k, const float *v,
+			   int B, int Nq, int Nk, int D, int heads);
+void dev_attention_train_forward(const struct tk_dev *dv, float *out,
+				 float *att, uint8_t *mask, const float *q,
+				 const float *k, const float *v, float p,
+				 uint64_t seed, int B, int Nq, int Nk, int D,
+				 int heads);
+void dev_attention_backward(const struct tk_dev *dv, float *dq, float *dk,
+			    float *dv_, const float *dout, const float *att,
+			    const uint8_t *mask, const float *q,
+			    const float *k, const float *v, float p, int B,
+			    int Nq, int Nk, int D, int heads);
+
+/* Scratch floats for the CPU op (0 on the GPU). */
+size_t dev_conv2d_workspace(const struct tk_dev *dv, struct conv2d_dims d);
+size_t dev_conv2d_backward_workspace(const struct tk_dev *dv,
+				     struct conv2d_dims d);
+void dev_conv2d_forward(const struct tk_dev *dv, float *out, float *work,
+			const float *in, const float *weight,
+			const float *bias, const float *residual, int relu,
+			struct conv2d_dims d);
+void dev_conv2d_backward(const struct tk_dev *dv, float *din, float *dweight,
+			 float *dbias, float *work, const float *dout,
+			 const float *in, const float *weight,
+			 struct conv2d_dims d);
+
+void dev_linear_forward(const struct tk_dev *dv, float *out, const float *in,
+			const float *weight, const float *bias, int N, int IN,
+			int OUT);
+void dev_linear_backward(const struct tk_dev *dv, float *din, float *dweight,
+			 float *dbias, const float *dout, const float *in,
+			 const float *weight, int N, int IN, int OUT);
+void dev_gemm(const struct tk_dev *dv, int ta, int tb, int M, int N, int K,
+	      float alpha, const float *A, int lda, const float *B, int ldb,
+	      float beta, float *C, int ldc);
+
+void dev_batchnorm1d_forward(const struct tk_dev *dv, float *out,
+			     const float *in, const float *gamma,
+			     const float *beta, const float *mean,
+			     const float *var, float eps, int N, int C);
+void dev_batchnorm_eval_forward(const struct tk_dev *dv, float *out,
+				const float *in, const float *gamma,
+				const float *beta, const float *mean,
+				const float *var, float eps, int B, int C,
+				int S);
+/* With a NCCL communicator of several ranks (tk_nccl_init), the batch
+ * statistics and the backward's sums are all-reduced: SyncBatchNorm. */
+void dev_batchnorm_train_forward(const struct tk_dev *dv, float *out,
+				 float *bmean, float *brstd,
+				 float *running_mean, float *running_var,
+				 const float *in, const float *gamma,
+				 const float *beta, float eps,
+				 double momentum, int B, int C, int S);
+void dev_batchnorm_backward(const struct tk_dev *dv, float *din,
+			    float *dgamma, float *dbeta, const float *dout,
+			    const float *in, const float *bmean,
+			    const float *brstd, const float *gamma, int B,
+			    int C, int S);
+void dev_layernorm_forward(const struct tk_dev *dv, float *out, float *mean,
+			   float *rstd, const float *in, const float *weight,
+			   const float *bias, float eps, int N, int C);
+void dev_layernorm_backward(const struct tk_dev *dv, float *din,
+			    float *dweight, float *dbias, const float *dout,
+			    const float *in, const float *weight,
+			    const float *mean, const float *rstd, int N,
+			    int C);
+void dev_l2norm_forward(const struct tk_dev *dv, float *out, const float *in,
+			float eps, int N, int C);
+void dev_l2norm_backward(const struct tk_dev *dv, float *din,
+			 const float *dout, const float *in, float eps, int N,
+			 int C);
+
+void dev_maxpool2d_forward(const struct tk_dev *dv, float *out, int *argmax,
+			   const float *in, int P, int H, int W, int K,
+			   int stride, int pad);
+void dev_maxpool2d_backward(const struct tk_dev *dv, float *din,
+			    const float *dout, const int *argmax, int P, int H,
+			    int W, int K, int stride, int pad);
+void dev_resize_bilinear_forward(const struct tk_dev *dv, float *out,
+				 const float *in, int P, int H, int W, int OH,
+				 int OW, double scale_h, double scale_w);
+/* mean, std: host arrays of 3. */
+void dev_image_normalize_forward(const struct tk_dev *dv, float *out,
+				 const uint8_t *in, const float *mean,
+				 const float *std, int H, int W);
+
+void dev_dropout_forward(const struct tk_dev *dv, float *out, uint8_t *mask,
+			 const float *in, float p, uint64_t seed, size_t n);
+void dev_dropout_backward(const struct tk_dev *dv, float *din,
+			  const float *dout, const uint8_t *mask, float p,
+			  size_t n);
+void dev_droppath_forward(const struct tk_dev *dv, float *out, uint8_t *mask,
+			  const float *in, float p, uint64_t seed, int B,
+			  size_t per);
+void dev_droppath_backward(const struct tk_dev *dv, float *din,
+			   const float *dout, const uint8_t *mask, float p,
+			   int B, size_t per);
+void dev_arcface_forward(const struct tk_dev *dv, float *logits,
+			 const float *cos, const int32_t *label, float s,
+			 float m, float eps, int N, int K);
+void dev_arcface_backward(const struct tk_dev *dv, float *dcos,
+			  const float *dlogits, const float *cos,
+			  const int32_t *label, float s, float m, float eps,
+			  int N, int K);
+void dev_cross_entropy_forward(const struct tk_dev *dv, float *loss,
+			       float *prob, const float *logits,
+			       const int32_t *label, int N, int K);
+void dev_cross_entropy_backward(const struct tk_dev *dv, float *dlogits,
+				const float *prob, const int32_t *label,
+				float scale, int N, int K);
+void dev_sgd_update(const struct tk_dev *dv, float *param, float *buf,
+		    const float *grad, float lr, float momentum,
+		    float dampening, float wd, int nesterov, size_t n);
+double dev_sumsq(const struct tk_dev *dv, const float *x, size_t n);
+void dev_scale_inplace(const struct tk_dev *dv, float *x, float a, size_t n);
+
+#endif
