@@ -10,6 +10,9 @@
 #   bash tests/gpu/check.sh            (from the repository root)
 #   TK_CHECK_SKIP_BENCH=1              build and test only
 #   TK_CHECK_JOBS=n                    make -j (default: cores)
+#   TK_CHECK_BUDGET=s                  seconds for everything (470): each
+#                                      step's timeout is cut to what is left
+#   TK_CHECK_CPU_TESTS=1               also `make test` (the CPU suite)
 # Logs go to $OUT (if set) or /tmp/tk-check.
 set -u
 cd "$(dirname "$0")/../.."
@@ -20,9 +23,16 @@ T0=$(date +%s)
 summary=()
 say() { echo; echo "== [$(( $(date +%s) - T0 ))s] $*"; }
 note() { summary+=("$*"); }
+DEADLINE=$((T0 + ${TK_CHECK_BUDGET:-470}))
 step() { # step NAME TIMEOUT CMD...: run, log, note the result
 	local name=$1 to=$2; shift 2
-	say "$name: $*"
+	local left=$((DEADLINE - $(date +%s)))
+	[ "$to" -gt "$left" ] && to=$left
+	if [ "$to" -lt 15 ]; then
+		note "$(printf '%-14s skipped: out of time' "$name")"
+		return 124
+	fi
+	say "$name (timeout ${to}s): $*"
 	local t=$(date +%s)
 	timeout "$to" "$@" 2>&1 | tee "$LOG/$name.log"
 	local rc=${PIPESTATUS[0]}
@@ -91,23 +101,20 @@ JOBS=${TK_CHECK_JOBS:-$(nproc)}
 step build 400 make -j"$JOBS" "${MK[@]}" all gpu-tests || {
 	printf '%s\n' "${summary[@]}"; exit 1; }
 ldd bin/tk-cat | grep -E 'cudnn|nccl|cublas|cudart|openblas|not found'
-step test-cuda 200 make "${MK[@]}" test-cuda
 GPU=build/cuda/tests/gpu
-step test-cpu 200 make -j"$JOBS" "${MK[@]}" test
+step test_cuda 150 "$GPU/test_cuda" -v
+step test-cuda 150 make "${MK[@]}" test-cuda
+[ -n "${TK_CHECK_CPU_TESTS:-}" ] && step test-cpu 200 make -j"$JOBS" "${MK[@]}" test
 
-# ---- benchmarks: ours and PyTorch's on the same GPU ----
+# ---- benchmarks: ours and PyTorch's on the same GPU, interleaved so that
+# a run cut short still has pairs ----
 if [ -z "${TK_CHECK_SKIP_BENCH:-}" ]; then
 	export PYTHONUNBUFFERED=1
-	for b in tests/gpu/bench_*.c; do
-		[ -e "$b" ] || continue
-		n=$(basename "$b" .c)
-		step "$n" 150 "$GPU/$n"
-	done
-	for b in tests/gpu/bench_*.py; do
-		[ -e "$b" ] || continue
-		n=$(basename "$b" .py)
-		step "$n" 200 $PYTHON "$b"
-	done
+	step bench_ops 90 "$GPU/bench_ops"
+	step torch_ops 120 $PYTHON tests/gpu/bench_torch.py gemm rank
+	step bench_extract 150 "$GPU/bench_extract"
+	step torch_extract 150 $PYTHON tests/gpu/bench_torch.py extract
+	step torch_train 120 $PYTHON tests/gpu/bench_torch.py train
 fi
 
 say "summary ($(( $(date +%s) - T0 ))s in all)"
