@@ -1,6 +1,7 @@
 /* extract.c - the extractor: resize, backbone, LFSA, one arena. */
 #include "extract.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,12 +14,11 @@
 void tk_extractor_init(struct tk_extractor *e, const char *model_path)
 {
 	memset(e, 0, sizeof *e);
-	tk_infer_load(&e->model, model_path);
-	tk_resnet_init(&e->backbone, &e->model);
-	tk_lfsa_init(&e->lfsa, &e->model);
 	static const char *const keep[] = {"backbone.", "tr.conv.", "tr.encoder.",
 					   NULL};
-	tk_model_release(&e->model, keep);
+	tk_infer_load(&e->model, model_path, keep);
+	tk_resnet_init(&e->backbone, &e->model);
+	tk_lfsa_init(&e->lfsa, &e->model);
 }
 
 void tk_extractor_free(struct tk_extractor *e)
@@ -51,12 +51,13 @@ const float *tk_extract(struct tk_extractor *e, const float *img, int H,
 {
 	const float *in = img;
 	if (scale != 1.0) {
-		int oh = resize_out_size(H, scale), ow = resize_out_size(W, scale);
-		if (oh < 1 || ow < 1) {
-			snprintf(err, errlen, "a %dx%d image is empty at scale %g", W, H,
-				 scale);
+		double fh = floor(H * scale), fw = floor(W * scale);
+		if (fh < 1 || fw < 1 || fh * fw > TK_MAX_PIXELS) {
+			snprintf(err, errlen, "a %dx%d image is %s at scale %g", W, H,
+				 fh < 1 || fw < 1 ? "empty" : "too large", scale);
 			return NULL;
 		}
+		int oh = resize_out_size(H, scale), ow = resize_out_size(W, scale);
 		e->scaled = reserve(e->scaled, &e->scaled_cap, (size_t)3 * oh * ow);
 		resize_bilinear_forward(e->scaled, img, 3, H, W, oh, ow, scale, scale);
 		in = e->scaled;

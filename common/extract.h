@@ -9,6 +9,10 @@
 #include "resnet.h"
 #include "token.h"
 
+/* The most pixels an image may have at any scale: every size in the
+ * network then fits an int. */
+#define TK_MAX_PIXELS (1 << 28)
+
 struct tk_extractor {
 	struct tk_model model;
 	struct tk_resnet backbone;
@@ -18,7 +22,8 @@ struct tk_extractor {
 	double flops;               /* of the last forward */
 };
 
-/* Load, fold the batch norms, give back the head's weights. */
+/* Load the backbone's and LFSA's weights (not the rest of the head's),
+ * fold the batch norms. */
 void tk_extractor_init(struct tk_extractor *e, const char *model_path);
 void tk_extractor_free(struct tk_extractor *e);
 
@@ -26,8 +31,8 @@ void tk_extractor_free(struct tk_extractor *e);
  * is; else the reference's F.interpolate(scale_factor=scale, bilinear,
  * align_corners=False)): [gh * gw, mid_dim], inside the extractor,
  * valid until the next call.  NULL with a message in err when the
- * image is too small for the scale, or (check) a layer's output holds
- * NaN or Inf. */
+ * image is empty or too large at the scale, or (check) a layer's output
+ * holds NaN or Inf. */
 const float *tk_extract(struct tk_extractor *e, const float *img, int H,
 			int W, double scale, int *gh, int *gw, int check,
 			char *err, size_t errlen);

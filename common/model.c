@@ -68,18 +68,47 @@ static int set_field(struct tk_arch *a, const char *key, const char *val,
 	return fail(err, errlen, "architecture: unknown field '%s'", key);
 }
 
+/* Bounds keep every size computed from an architecture far from int
+ * overflow, whatever a file's metadata says. */
+static const struct {
+	const char *key;
+	size_t off;
+	int lo, hi;
+} arch_bounds[] = {
+	{"width", offsetof(struct tk_arch, width), 1, 1024},
+	{"mid_dim", offsetof(struct tk_arch, mid_dim), 1, 65536},
+	{"tokens", offsetof(struct tk_arch, tokens), 1, 1024},
+	{"heads", offsetof(struct tk_arch, heads), 1, 65536},
+	{"encoder_layers", offsetof(struct tk_arch, enc_layers), 0, 64},
+	{"decoder_layers", offsetof(struct tk_arch, dec_layers), 0, 64},
+	{"out_dim", offsetof(struct tk_arch, out_dim), 1, 65536},
+	{"classes", offsetof(struct tk_arch, classes), 0, 1 << 24},
+};
+
 static int check_arch(const struct tk_arch *a, char *err, size_t errlen)
 {
 	if (a->depth != 50 && a->depth != 101)
 		return fail(err, errlen, "architecture: depth %d (50 or 101)",
 			    a->depth);
-	if (a->width < 1 || a->mid_dim < 1 || a->tokens < 1 || a->heads < 1 ||
-	    a->out_dim < 1 || a->enc_layers < 0 || a->dec_layers < 0)
-		return fail(err, errlen, "architecture: a size is zero");
+	size_t nb = a->backbone_only ? 1 : sizeof arch_bounds / sizeof *arch_bounds;
+	for (size_t i = 0; i < nb; i++) {
+		int v = *(const int *)((const char *)a + arch_bounds[i].off);
+		if (v < arch_bounds[i].lo || v > arch_bounds[i].hi)
+			return fail(err, errlen,
+				    "architecture: %s %d is outside [%d, %d]",
+				    arch_bounds[i].key, v, arch_bounds[i].lo,
+				    arch_bounds[i].hi);
+	}
+	if (a->backbone_only)
+		return 0;
 	if (a->mid_dim % a->heads)
 		return fail(err, errlen,
 			    "architecture: mid_dim %d is not a multiple of %d heads",
 			    a->mid_dim, a->heads);
+	if (!(a->arc_s > 0) || !(a->arc_m >= 0))
+		return fail(err, errlen,
+			    "architecture: ArcFace s %g must be > 0 and m %g >= 0",
+			    (double)a->arc_s, (double)a->arc_m);
 	return 0;
 }
 
@@ -111,9 +140,10 @@ int tk_arch_parse(struct tk_arch *a, const char *spec, char *err, size_t errlen)
 		     kv = strtok_r(NULL, ",", &save)) {
 			char *eq = strchr(kv, '=');
 			if (!eq) {
+				fail(err, errlen,
+				     "architecture: '%s' is not key=value", kv);
 				free(list);
-				return fail(err, errlen,
-					    "architecture: '%s' is not key=value", kv);
+				return -1;
 			}
 			*eq = 0;
 			have_s |= strcmp(kv, "arcface_s") == 0;
@@ -131,9 +161,11 @@ int tk_arch_parse(struct tk_arch *a, const char *spec, char *err, size_t errlen)
 
 void tk_arch_to_meta(const struct tk_arch *a, struct st_doc *d)
 {
-	st_meta_set(d, "format", "tk-model");
+	st_meta_set(d, "format", a->backbone_only ? "tk-backbone" : "tk-model");
 	st_meta_set(d, "backbone", a->depth == 50 ? "resnet50" : "resnet101");
-	for (size_t i = 0; i < NFIELDS; i++) {
+	/* A backbone alone: depth and width are its whole architecture. */
+	size_t nf = a->backbone_only ? 2 : NFIELDS;
+	for (size_t i = 0; i < nf; i++) {
 		const char *p = (const char *)a + arch_fields[i].off;
 		if (arch_fields[i].is_float)
 			st_meta_setf(d, arch_fields[i].key, "%.9g",
@@ -147,7 +179,12 @@ int tk_arch_from_meta(struct tk_arch *a, const struct st_doc *d, char *err,
 		      size_t errlen)
 {
 	memset(a, 0, sizeof *a);
-	for (size_t i = 0; i < NFIELDS; i++) {
+	const char *format = st_meta_get(d, "format");
+	/* Other formats (checkpoints) are models with more beside them. */
+	if (format && strcmp(format, "tk-backbone") == 0)
+		a->backbone_only = 1;
+	size_t nf = a->backbone_only ? 2 : NFIELDS;
+	for (size_t i = 0; i < nf; i++) {
 		const char *v = st_meta_get(d, arch_fields[i].key);
 		if (!v)
 			return fail(err, errlen,
@@ -328,18 +365,31 @@ static void token_head(struct builder *b, const struct tk_arch *a)
 		add(b, TK_PARAM, SHAPE(a->classes, a->out_dim), "classifier.weight");
 }
 
-void tk_model_init(struct tk_model *m, const struct tk_arch *a)
+/* The table alone, without data: describing an architecture or checking
+ * a file's shapes costs no allocation of its size. */
+static void build_table(struct tk_model *m, const struct tk_arch *a)
 {
 	memset(m, 0, sizeof *m);
 	m->arch = *a;
 	struct builder b = {m, 0};
 	backbone(&b, a);
-	token_head(&b, a);
+	if (!a->backbone_only)
+		token_head(&b, a);
+}
+
+static void alloc_data(struct tk_model *m)
+{
 	m->data = aligned_alloc(64, xmul((m->numel + 15) & ~(size_t)15, sizeof(float)));
 	if (!m->data)
 		die_io("out of memory for %zu parameters", m->numel);
 	memset(m->data, 0, m->numel * sizeof(float));
 	m->counters = xcalloc(m->n, sizeof *m->counters);
+}
+
+void tk_model_init(struct tk_model *m, const struct tk_arch *a)
+{
+	build_table(m, a);
+	alloc_data(m);
 }
 
 void tk_model_free(struct tk_model *m)
@@ -380,13 +430,17 @@ size_t tk_model_count_params(const struct tk_model *m)
 void tk_arch_describe(const struct tk_arch *a, char *buf, size_t len)
 {
 	struct tk_model m;
-	tk_model_init(&m, a);
-	snprintf(buf, len,
-		 "resnet%d width %d, mid %d, %d tokens, %d heads, %d+%d layers, "
-		 "out %d, %d classes, %.1fM parameters",
-		 a->depth, a->width, a->mid_dim, a->tokens, a->heads,
-		 a->enc_layers, a->dec_layers, a->out_dim, a->classes,
-		 tk_model_count_params(&m) / 1e6);
+	build_table(&m, a);
+	if (a->backbone_only)
+		snprintf(buf, len, "resnet%d width %d backbone, %.1fM parameters",
+			 a->depth, a->width, tk_model_count_params(&m) / 1e6);
+	else
+		snprintf(buf, len,
+			 "resnet%d width %d, mid %d, %d tokens, %d heads, "
+			 "%d+%d layers, out %d, %d classes, %.1fM parameters",
+			 a->depth, a->width, a->mid_dim, a->tokens, a->heads,
+			 a->enc_layers, a->dec_layers, a->out_dim, a->classes,
+			 tk_model_count_params(&m) / 1e6);
 	tk_model_free(&m);
 }
 
@@ -397,26 +451,86 @@ static int is_state(const char *name)
 	return strncmp(name, "optim.", 6) == 0 || strncmp(name, "state.", 6) == 0;
 }
 
-static int convert(float *dst, const struct st_tensor *t, char *err,
-		   size_t errlen)
+static void shape_str(char *buf, size_t len, int rank, const int64_t *shape)
 {
-	size_t n = st_numel(t);
+	buf[0] = 0;
+	for (int k = 0; k < rank; k++)
+		snprintf(buf + strlen(buf), len - strlen(buf), "%s%lld",
+			 k ? "," : "", (long long)shape[k]);
+}
+
+/* Whether tensor t of a file may fill table entry p: the same shape (a
+ * counter may also come as a 1-element vector) and a dtype that converts
+ * to float (integers only for counters). */
+static int check_tensor(const struct tk_param *p, const struct st_tensor *t,
+			char *err, size_t errlen)
+{
+	int same = t->rank == p->rank;
+	for (int k = 0; same && k < p->rank; k++)
+		same = t->shape[k] == p->shape[k];
+	if (p->kind == TK_COUNTER && st_numel(t) == 1)
+		same = 1;
+	if (!same) {
+		char want[96], got[96];
+		shape_str(want, sizeof want, p->rank, p->shape);
+		shape_str(got, sizeof got, t->rank, t->shape);
+		return fail(err, errlen,
+			    "tensor '%s' has shape [%s], the architecture needs [%s]",
+			    t->name, got, want);
+	}
 	switch (t->dtype) {
-	case ST_F32:
-		memcpy(dst, t->data, n * sizeof(float));
+	case ST_F32: case ST_F16: case ST_BF16: case ST_F64:
 		return 0;
-	case ST_F16:
-	case ST_BF16:
-	case ST_F64:
-	case ST_I64:
-	case ST_I32:
-		for (size_t i = 0; i < n; i++)
-			dst[i] = (float)st_get(t, i);
-		return 0;
+	case ST_I64: case ST_I32:
+		if (p->kind == TK_COUNTER)
+			return 0;
+		/* fall through */
 	default:
 		return fail(err, errlen, "tensor '%s': dtype %s is not a float",
 			    t->name, st_dtype_name(t->dtype));
 	}
+}
+
+static void convert(float *dst, const struct st_tensor *t)
+{
+	size_t n = st_numel(t);
+	if (t->dtype == ST_F32) {
+		memcpy(dst, t->data, n * sizeof(float));
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		dst[i] = (float)st_get(t, i);
+}
+
+/* Match d's tensors against m's table (already built, not yet
+ * allocated): every entry exactly once, nothing else but checkpoint
+ * state.  Fills match[i] with the tensor for entry i. */
+static int match_tensors(const struct tk_model *m, const struct st_doc *d,
+			 const struct st_tensor **match, char *err,
+			 size_t errlen)
+{
+	for (int i = 0; i < d->n; i++) {
+		const struct st_tensor *t = &d->t[i];
+		if (is_state(t->name))
+			continue;
+		const struct tk_param *p = tk_model_param(m, t->name);
+		if (!p)
+			return fail(err, errlen,
+				    "unexpected tensor '%s' for this architecture%s",
+				    t->name,
+				    m->arch.backbone_only ? " (a backbone only)" : "");
+		if (match[p - m->p])
+			return fail(err, errlen, "tensor '%s' appears twice",
+				    t->name);
+		if (check_tensor(p, t, err, errlen) < 0)
+			return -1;
+		match[p - m->p] = t;
+	}
+	for (int i = 0; i < m->n; i++)
+		if (!match[i])
+			return fail(err, errlen, "missing tensor '%s'",
+				    m->p[i].name);
+	return 0;
 }
 
 int tk_model_from_doc(struct tk_model *m, const struct st_doc *d, char *err,
@@ -425,50 +539,20 @@ int tk_model_from_doc(struct tk_model *m, const struct st_doc *d, char *err,
 	struct tk_arch a;
 	if (tk_arch_from_meta(&a, d, err, errlen) < 0)
 		return -1;
-	tk_model_init(m, &a);
-	char *seen = xcalloc(m->n, 1);
-	int rc = 0;
-	for (int i = 0; i < d->n && !rc; i++) {
-		const struct st_tensor *t = &d->t[i];
-		if (is_state(t->name))
-			continue;
-		const struct tk_param *p = tk_model_param(m, t->name);
-		if (!p) {
-			rc = fail(err, errlen,
-				  "unexpected tensor '%s' for this architecture",
-				  t->name);
-			break;
-		}
-		int same = t->rank == p->rank;
-		for (int k = 0; same && k < p->rank; k++)
-			same = t->shape[k] == p->shape[k];
-		/* A counter may also come as a 1-element vector. */
-		if (p->kind == TK_COUNTER && st_numel(t) == 1)
-			same = 1;
-		if (!same) {
-			char want[96] = "", got[96] = "";
-			for (int k = 0; k < p->rank; k++)
-				snprintf(want + strlen(want), sizeof want - strlen(want),
-					 "%s%lld", k ? "," : "", (long long)p->shape[k]);
-			for (int k = 0; k < t->rank; k++)
-				snprintf(got + strlen(got), sizeof got - strlen(got),
-					 "%s%lld", k ? "," : "", (long long)t->shape[k]);
-			rc = fail(err, errlen,
-				  "tensor '%s' has shape [%s], the architecture "
-				  "needs [%s]",
-				  t->name, got, want);
-			break;
-		}
-		rc = convert(m->data + p->offset, t, err, errlen);
-		seen[p - m->p] = 1;
-	}
-	for (int i = 0; i < m->n && !rc; i++)
-		if (!seen[i])
-			rc = fail(err, errlen, "missing tensor '%s'", m->p[i].name);
-	free(seen);
-	if (rc)
+	/* Shapes are checked before the data is allocated, so that metadata
+	 * asking for a huge model is refused as bad data. */
+	build_table(m, &a);
+	const struct st_tensor **match = xcalloc(m->n, sizeof *match);
+	if (match_tensors(m, d, match, err, errlen) < 0) {
+		free(match);
 		tk_model_free(m);
-	return rc;
+		return -1;
+	}
+	alloc_data(m);
+	for (int i = 0; i < m->n; i++)
+		convert(m->data + m->p[i].offset, match[i]);
+	free(match);
+	return 0;
 }
 
 int tk_model_load(struct tk_model *m, const char *path, char *err,
@@ -483,6 +567,52 @@ int tk_model_load(struct tk_model *m, const char *path, char *err,
 	}
 	char what[768];
 	int rc = tk_model_from_doc(m, &d, what, sizeof what);
+	if (rc == 0 && m->arch.backbone_only) {
+		tk_model_free(m);
+		snprintf(what, sizeof what,
+			 "holds a backbone only (tk-init --backbone makes a "
+			 "model from it)");
+		rc = -1;
+	}
+	if (rc < 0)
+		snprintf(err, errlen, "%s: %s", path, what);
+	st_free(&d);
+	tk_unmap_file(&map);
+	return rc;
+}
+
+int tk_model_copy_backbone(struct tk_model *m, const char *path, char *err,
+			   size_t errlen)
+{
+	struct tk_mapped map;
+	struct st_doc d;
+	st_init(&d);
+	if (tk_map_file(path, &map, &d, err, errlen) < 0) {
+		st_free(&d);
+		return -1;
+	}
+	char what[768];
+	struct tk_model src;
+	int rc = tk_model_from_doc(&src, &d, what, sizeof what);
+	if (rc == 0) {
+		if (src.arch.depth != m->arch.depth ||
+		    src.arch.width != m->arch.width) {
+			snprintf(what, sizeof what,
+				 "backbone resnet%d width %d, the model needs "
+				 "resnet%d width %d",
+				 src.arch.depth, src.arch.width, m->arch.depth,
+				 m->arch.width);
+			rc = -1;
+		}
+		for (int i = 0; rc == 0 && i < src.n; i++) {
+			const struct tk_param *p = &src.p[i];
+			if (strncmp(p->name, "backbone.", 9) != 0)
+				continue;
+			float *dst = tk_model_tensor(m, p->name);
+			memcpy(dst, src.data + p->offset, p->numel * sizeof(float));
+		}
+		tk_model_free(&src);
+	}
 	if (rc < 0)
 		snprintf(err, errlen, "%s: %s", path, what);
 	st_free(&d);

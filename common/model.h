@@ -23,18 +23,26 @@ struct tk_arch {
 	int classes;    /* ArcFace classes; 0: no classifier */
 	float arc_s;    /* ArcFace scale (sqrt(out_dim)) */
 	float arc_m;    /* ArcFace margin (0.2) */
+	int backbone_only; /* the ResNet alone (an ImageNet backbone imported
+			      by tk-import, for tk-init --backbone); only
+			      depth and width count */
 };
 
-/* "r50" or "r101", optionally with overrides after a colon:
+/* Sizes are bounded (width <= 1024, mid_dim and out_dim <= 65536, tokens
+ * <= 1024, layers <= 64, classes <= 2^24) so that no shape overflows.
+ * "r50" or "r101", optionally with overrides after a colon:
  * "r50:width=8,mid_dim=64,out_dim=64,heads=4,classes=10".  Defaults are
  * the reference model's.  Returns 0, or -1 with a message in err. */
 int tk_arch_parse(struct tk_arch *a, const char *spec, char *err, size_t errlen);
-/* The architecture as weight-file metadata (string values), and back. */
+/* The architecture as weight-file metadata (string values), and back:
+ * "format" is "tk-model" (or "tk-backbone" for a backbone alone, with
+ * "depth" and "width" only), then a key per field. */
 void tk_arch_to_meta(const struct tk_arch *a, struct st_doc *d);
 int tk_arch_from_meta(struct tk_arch *a, const struct st_doc *d, char *err,
 		      size_t errlen);
 /* One line: "resnet101 width 64, mid 1024, 4 tokens, 8 heads, 1+2 layers,
- * out 1024, 81313 classes, 120.3M parameters". */
+ * out 1024, 81313 classes, 120.3M parameters" ("resnet101 width 64
+ * backbone, 42.5M parameters" for a backbone alone). */
 void tk_arch_describe(const struct tk_arch *a, char *buf, size_t len);
 
 enum tk_param_kind {
@@ -66,15 +74,23 @@ struct tk_model {
 void tk_model_init(struct tk_model *m, const struct tk_arch *a);
 void tk_model_free(struct tk_model *m);
 /* Load a weight file or checkpoint: the architecture from its metadata,
- * every tensor checked against the table (a missing, extra or mis-shaped
- * tensor is an error naming it), F16/BF16/F64 converted to float.
- * Tensors named "optim.*" or "state.*" (checkpoint state) are left for
- * the trainer.  Returns 0, or -1 with a message in err. */
+ * every tensor checked against the table (a missing, extra, duplicated or
+ * mis-shaped tensor is an error naming it), F16/BF16/F64 converted to
+ * float (I64/I32 only for counters).  Shapes are checked before the data
+ * is allocated.  Tensors named "optim.*" or "state.*" (checkpoint state)
+ * are left for the trainer.  A backbone-only file is refused (it is
+ * tk-init's input).  Returns 0, or -1 with a message in err. */
 int tk_model_load(struct tk_model *m, const char *path, char *err,
 		  size_t errlen);
-/* The same from a parsed document (tk-import builds one in memory). */
+/* The same from a parsed document (tk-import builds one in memory);
+ * this one also accepts a backbone alone (m->arch.backbone_only). */
 int tk_model_from_doc(struct tk_model *m, const struct st_doc *d, char *err,
 		      size_t errlen);
+/* Copy the backbone.* tensors of the weight file at path (a backbone
+ * alone or a whole model) into m, whose table is built: the file's depth
+ * and width must be m's.  Returns 0, or -1 with a message in err. */
+int tk_model_copy_backbone(struct tk_model *m, const char *path, char *err,
+			   size_t errlen);
 /* Tensor by name: its table entry or its data; NULL when absent. */
 const struct tk_param *tk_model_param(const struct tk_model *m,
 				      const char *name);

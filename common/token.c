@@ -2,6 +2,8 @@
  * encoder, the tokenizer, the refinement decoders, the projection. */
 #include "token.h"
 
+#include <cblas.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,9 +66,10 @@ static void lin(float *out, const struct tk_linear *l, const float *in, int n)
 	linear_forward(out, in, l->w, l->b, n, l->in, l->out);
 }
 
-/* Scratch of an attention module for Nq queries and Nk keys. */
+/* Scratch of an attention module for Nq queries and Nk keys (the
+ * probabilities are not kept: inference). */
 struct attn_bufs {
-	float *q, *k, *v, *a, *att;
+	float *q, *k, *v, *a;
 };
 
 static size_t round16(size_t n)
@@ -75,14 +78,13 @@ static size_t round16(size_t n)
 }
 
 static size_t attn_layout(struct attn_bufs *b, float *base, int Nq, int Nk,
-			  int d, int heads)
+			  int d)
 {
-	size_t sz[5] = {round16((size_t)Nq * d), round16((size_t)Nk * d),
-			round16((size_t)Nk * d), round16((size_t)Nq * d),
-			round16((size_t)heads * Nq * Nk)};
-	float **p[5] = {&b->q, &b->k, &b->v, &b->a, &b->att};
+	size_t sz[4] = {round16((size_t)Nq * d), round16((size_t)Nk * d),
+			round16((size_t)Nk * d), round16((size_t)Nq * d)};
+	float **p[4] = {&b->q, &b->k, &b->v, &b->a};
 	size_t off = 0;
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i < 4; i++) {
 		if (base)
 			*p[i] = base + off;
 		off += sz[i];
@@ -99,7 +101,7 @@ static void attn_forward(float *out, const struct tk_attn *a,
 	lin(b->q, &a->q, xq, Nq);
 	lin(b->k, &a->k, xkv, Nk);
 	lin(b->v, &a->v, xkv, Nk);
-	attention_forward(b->a, b->att, b->q, b->k, b->v, 1, Nq, Nk, d, a->heads);
+	attention_forward(b->a, NULL, b->q, b->k, b->v, 1, Nq, Nk, d, a->heads);
 	lin(out, &a->proj, b->a, Nq);
 }
 
@@ -151,8 +153,7 @@ void tk_lfsa_free(struct tk_lfsa *l)
 static size_t lfsa_layout(const struct tk_lfsa *l, int N, float *base,
 			  struct attn_bufs *ab, float **t)
 {
-	int heads = l->nenc ? l->enc[0].attn.heads : 1;
-	size_t off = attn_layout(ab, base, N, N, l->dim, heads);
+	size_t off = attn_layout(ab, base, N, N, l->dim);
 	if (base)
 		*t = base + off;
 	return off + round16((size_t)N * l->dim);
@@ -238,31 +239,75 @@ void tk_head_free(struct tk_head *h)
 }
 
 struct head_bufs {
-	struct attn_bufs ab;
-	float *logits, *tok, *qb, *t, *hid;
+	struct attn_bufs ab;         /* self-attention: T queries and keys */
+	float *qk, *logits, *ax;     /* cross-attention, per head */
+	float *tok, *qb, *t, *hid;
 };
 
 static size_t head_layout(const struct tk_head *h, int N, float *base,
 			  struct head_bufs *b)
 {
-	int T = h->tokens, d = h->dim;
-	int heads = h->ndec ? h->dec[0].cross.heads : 1;
-	/* Cross-attention has the most keys (N), self-attention the most
-	 * queries (T): room for both. */
-	int nk = N > T ? N : T;
-	size_t off = attn_layout(&b->ab, base, T, nk, d, heads);
-	size_t sz[5] = {round16((size_t)N * T), round16((size_t)T * d),
-			round16((size_t)T * d), round16((size_t)T * d > (size_t)h->out_dim
-							    ? (size_t)T * d
-							    : (size_t)h->out_dim),
+	int T = h->tokens, d = h->dim, H = h->ndec ? h->dec[0].cross.heads : 1;
+	size_t off = attn_layout(&b->ab, base, T, T, d);
+	size_t out = (size_t)T * d > (size_t)h->out_dim ? (size_t)T * d
+							 : (size_t)h->out_dim;
+	size_t sz[7] = {round16((size_t)H * T * d), round16((size_t)H * T * N),
+			round16((size_t)H * T * d), round16((size_t)T * d),
+			round16((size_t)T * d), round16(out),
 			round16((size_t)T * 2 * d)};
-	float **p[5] = {&b->logits, &b->tok, &b->qb, &b->t, &b->hid};
-	for (int i = 0; i < 5; i++) {
+	float **p[7] = {&b->qk, &b->logits, &b->ax, &b->tok, &b->qb, &b->t, &b->hid};
+	for (int i = 0; i < 7; i++) {
 		if (base)
 			*p[i] = base + off;
 		off += sz[i];
 	}
 	return off;
+}
+
+/* out [T, D] = proj(cross_attn(q(xq), k(x), v(x))) for few queries (T)
+ * and many keys (N), without projecting the N keys and values: per head
+ * h, q_h k_h^T = (q_h Wk_h) x^T + q_h . bk_h and a_h v_h = (a_h x) Wv_h^T
+ * + bv_h (a_h's rows sum to 1), so the work is O(T D (D + N)) instead
+ * of O(N D^2): the same values up to float rounding. */
+static void cross_attn_forward(float *out, const struct tk_attn *a,
+			       const struct head_bufs *b, const float *xq,
+			       const float *x, int T, int N)
+{
+	int d = a->q.out, H = a->heads, dh = d / H;
+	float scale = (float)pow((double)dh, -0.5);
+	float *q = b->ab.q, *o = b->ab.a;
+	lin(q, &a->q, xq, T);
+#pragma omp parallel for schedule(static)
+	for (int h = 0; h < H; h++) {
+		float *qk = b->qk + (size_t)h * T * d;
+		float *lg = b->logits + (size_t)h * T * N;
+		float *ax = b->ax + (size_t)h * T * d;
+		const float *wk = a->k.w + (size_t)h * dh * d;
+		const float *wv = a->v.w + (size_t)h * dh * d;
+		/* qk = q_h Wk_h: [T, dh] x [dh, D]. */
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, d, dh, 1.0f,
+			    q + h * dh, d, wk, d, 0.0f, qk, d);
+		/* logits = qk x^T + q_h . bk_h, then scaled. */
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, N, d, 1.0f, qk,
+			    d, x, d, 0.0f, lg, N);
+		for (int t = 0; t < T; t++) {
+			float c = 0.0f;
+			for (int j = 0; j < dh; j++)
+				c += q[(size_t)t * d + h * dh + j] * a->k.b[h * dh + j];
+			for (int n = 0; n < N; n++)
+				lg[(size_t)t * N + n] = (lg[(size_t)t * N + n] + c) * scale;
+		}
+		softmax_forward(lg, lg, T, N);
+		/* o_h = (a_h x) Wv_h^T + bv_h. */
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, d, N, 1.0f, lg,
+			    N, x, d, 0.0f, ax, d);
+		for (int t = 0; t < T; t++)
+			memcpy(o + (size_t)t * d + h * dh, a->v.b + h * dh,
+			       dh * sizeof *o);
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, dh, d, 1.0f, ax,
+			    d, wv, d, 1.0f, o + h * dh, d);
+	}
+	lin(out, &a->proj, o, T);
 }
 
 size_t tk_head_scratch(const struct tk_head *h, int N)
@@ -290,7 +335,7 @@ int tk_head_forward(const struct tk_head *h, float *desc, float *scratch,
 		const struct tk_decoder *dc = &h->dec[i];
 		layernorm_forward(b.qb, NULL, NULL, b.tok, dc->ln1_w, dc->ln1_b, 1e-5f,
 				  T, d);
-		attn_forward(b.t, &dc->cross, &b.ab, b.qb, x, T, N);
+		cross_attn_forward(b.t, &dc->cross, &b, b.qb, x, T, N);
 		add_forward(b.tok, b.tok, b.t, td);
 		lin(b.hid, &dc->fc1, b.tok, T);
 		gelu_forward(b.hid, b.hid, (size_t)T * 2 * d);

@@ -1,5 +1,9 @@
 /* act.h - element-wise ops: ReLU, GELU (erf form, as torch's default),
- * residual add; and the softmax over the last axis. */
+ * residual add; and the softmax over the last axis.
+ *
+ * The *_backward functions are declared for the training issue; the CPU
+ * versions are not written yet.
+ */
 #ifndef TK_KERNELS_ACT_H
 #define TK_KERNELS_ACT_H
 

@@ -1,7 +1,11 @@
 /* attention.h - multi-head scaled dot-product attention on projected
  * queries, keys and values (the q, k, v and output projections are
  * linear_forward calls around it), as the reference's Attention:
- * per head, softmax(q k^T * head_dim^-0.5) v, heads concatenated. */
+ * per head, softmax(q k^T * head_dim^-0.5) v, heads concatenated.
+ *
+ * The *_backward functions are declared for the training issue; the CPU
+ * versions are not written yet.
+ */
 #ifndef TK_KERNELS_ATTENTION_H
 #define TK_KERNELS_ATTENTION_H
 
@@ -11,10 +15,11 @@
 extern "C" {
 #endif
 
-/* att receives the attention probabilities, for the backward pass and
- * as the forward's own scratch. */
+/* att receives the attention probabilities, for the backward pass; NULL
+ * when they are not needed: then the forward works in blocks of query
+ * rows with a little scratch per thread, whatever the sequence length. */
 void attention_forward(float *out,     /* [B, Nq, D] */
-		       float *att,     /* [B, heads, Nq, Nk] */
+		       float *att,     /* [B, heads, Nq, Nk] or NULL */
 		       const float *q, /* [B, Nq, D] */
 		       const float *k, /* [B, Nk, D] */
 		       const float *v, /* [B, Nk, D] */

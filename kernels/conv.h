@@ -6,7 +6,11 @@
  * The CPU version computes 1x1 convolutions as GEMMs on the input itself,
  * 3x3 stride-1 convolutions by Winograd F(4x4,3x3) when the channels are
  * many enough, and everything else by im2col + GEMM, in tiles of output
- * pixels so that no whole im2col matrix is ever built. */
+ * pixels so that no whole im2col matrix is ever built.
+ *
+ * The *_backward functions are declared for the training issue; the CPU
+ * versions are not written yet.
+ */
 #ifndef TK_KERNELS_CONV_H
 #define TK_KERNELS_CONV_H
 

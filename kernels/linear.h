@@ -1,5 +1,9 @@
 /* linear.h - fully connected layers, y = x W^T + b (torch's nn.Linear),
- * and the GEMM every kernel uses. */
+ * and the GEMM every kernel uses.
+ *
+ * The *_backward functions are declared for the training issue; the CPU
+ * versions are not written yet.
+ */
 #ifndef TK_KERNELS_LINEAR_H
 #define TK_KERNELS_LINEAR_H
 

@@ -1,5 +1,9 @@
 /* norm.h - normalisations: batch norm (folded into a convolution, or 1-d
- * over rows with running statistics), layer norm, L2 normalisation. */
+ * over rows with running statistics), layer norm, L2 normalisation.
+ *
+ * The *_backward functions (and batch norm's training forward) are
+ * declared for the training issue; the CPU versions are not written yet.
+ */
 #ifndef TK_KERNELS_NORM_H
 #define TK_KERNELS_NORM_H
 
@@ -10,8 +14,8 @@ extern "C" {
 /* Fold an inference BatchNorm2d into the convolution before it:
  * weight[o] *= gamma[o] / sqrt(var[o] + eps) and
  * bias[o] = beta[o] + (bias[o] - mean[o]) * gamma[o] / sqrt(var[o] + eps).
- * bias is written; conv_bias (the convolution's own, or NULL) is read and
- * may be the same array.  In double, so the fold adds no rounding of its
+ * bias is written; conv_bias (the convolution's own, or NULL) and beta
+ * are read and either may be the same array as bias.  In double, so the fold adds no rounding of its
  * own beyond the final float. */
 void batchnorm2d_fold(float *weight,          /* [OC, per] in place */
 		      float *bias,            /* [OC] out */
@@ -21,6 +25,23 @@ void batchnorm2d_fold(float *weight,          /* [OC, per] in place */
 		      const float *mean,      /* [OC] */
 		      const float *var,       /* [OC] */
 		      float eps, int OC, int per);
+
+/* Training BatchNorm2d (batch statistics over B*H*W per channel, saved
+ * for the backward pass; the running statistics updated with momentum)
+ * and its gradient: for the training issue. */
+void batchnorm2d_train_forward(float *out,          /* [B, C, H*W] */
+			       float *bmean,        /* [C] */
+			       float *brstd,        /* [C] */
+			       float *run_mean,     /* [C] in place */
+			       float *run_var,      /* [C] in place */
+			       const float *in,     /* [B, C, H*W] */
+			       const float *gamma,  /* [C] */
+			       const float *beta,   /* [C] */
+			       float eps, float momentum, int B, int C, int HW);
+void batchnorm2d_backward(float *din, float *dgamma, float *dbeta,
+			  const float *dout, const float *in,
+			  const float *bmean, const float *brstd,
+			  const float *gamma, int B, int C, int HW);
 
 /* Inference BatchNorm1d over the rows of a [N, C] array:
  * out = (in - mean) / sqrt(var + eps) * gamma + beta.  out may be in. */

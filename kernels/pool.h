@@ -1,5 +1,9 @@
 /* pool.h - max pooling over NCHW planes (the ResNet stem's 3x3 stride 2
- * pad 1).  Padding never wins: it counts as -infinity, as in torch. */
+ * pad 1).  Padding never wins: it counts as -infinity, as in torch.
+ *
+ * The *_backward functions are declared for the training issue; the CPU
+ * versions are not written yet.
+ */
 #ifndef TK_KERNELS_POOL_H
 #define TK_KERNELS_POOL_H
 

@@ -104,13 +104,12 @@ int main(int argc, char **argv)
 	parse_options(&o, argc, argv);
 	tk_binary_stdout();
 	tk_threads_set(o.threads);
-	struct tk_model m;
-	tk_infer_load(&m, o.model);
-	struct tk_head h;
-	tk_head_init(&h, &m);
 	static const char *const keep[] = {"tr.query", "tr.token_norm.",
 					   "tr.decoder.", "tr.proj.", NULL};
-	tk_model_release(&m, keep);
+	struct tk_model m;
+	tk_infer_load(&m, o.model, keep);
+	struct tk_head h;
+	tk_head_init(&h, &m);
 	struct group g = {.dim = h.out_dim};
 	st_init(&g.out);
 	g.sum = xcalloc(h.out_dim, sizeof *g.sum);

@@ -99,12 +99,13 @@ static const float *input_image(const struct tk_stream *s,
 	struct st_tensor *t = st_find(d, "image");
 	if (!t)
 		tk_frame_die(s, d, "no tensor 'image'");
+	int64_t h, w;
 	if (t->dtype == ST_U8 && t->rank == 3 && t->shape[2] == 3) {
-		*H = (int)t->shape[0];
-		*W = (int)t->shape[1];
+		h = t->shape[0];
+		w = t->shape[1];
 	} else if (t->dtype == ST_F32 && t->rank == 3 && t->shape[0] == 3) {
-		*H = (int)t->shape[1];
-		*W = (int)t->shape[2];
+		h = t->shape[1];
+		w = t->shape[2];
 	} else {
 		char shape[96] = "";
 		for (int i = 0; i < t->rank; i++)
@@ -115,8 +116,13 @@ static const float *input_image(const struct tk_stream *s,
 			     "expected",
 			     st_dtype_name(t->dtype), shape);
 	}
-	if (*H < 1 || *W < 1)
+	if (h < 1 || w < 1)
 		tk_frame_die(s, d, "tensor 'image' is empty");
+	if (h > TK_MAX_PIXELS || w > TK_MAX_PIXELS || h * w > TK_MAX_PIXELS)
+		tk_frame_die(s, d, "a %lldx%lld image is too large (at most %d pixels)",
+			     (long long)w, (long long)h, TK_MAX_PIXELS);
+	*H = (int)h;
+	*W = (int)w;
 	size_t n = (size_t)3 * *H * *W;
 	if (t->dtype == ST_F32) {
 		size_t at;
@@ -183,9 +189,10 @@ int main(int argc, char **argv)
 	tk_progress_end(&p);
 	if (summary)
 		tk_note("%ld images, %.3f s/image, %.1f GFLOP/s; activations %.0f MB, "
-			"peak RSS %.0f MB",
+			"resident %.0f MB, peak %.0f MB",
 			p.count, dt / p.count, flops / dt / 1e9,
-			tk_extractor_bytes(&e) / 1048576.0, tk_peak_rss() / 1048576.0);
+			tk_extractor_bytes(&e) / 1048576.0, tk_rss() / 1048576.0,
+			tk_peak_rss() / 1048576.0);
 	tk_close_stdout();
 	st_free(&d);
 	st_free(&out);

@@ -5,6 +5,13 @@
 #include <omp.h>
 #include <string.h>
 
+#include "kernels/cpu/simd.h"
+
+/* Up to this many rows, linear_forward reads the weights once itself:
+ * a GEMM would pack the whole weight matrix to use each value that many
+ * times (the Token head's 4 tokens, its one concatenated vector). */
+#define SKINNY 8
+
 /* Below this many multiply-adds a GEMM is not worth splitting. */
 #define GEMM_SPLIT_MIN (1 << 20)
 
@@ -45,9 +52,34 @@ void gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
 	}
 }
 
+/* out[r][o] = in[r] . weight[o] (+ bias) for r < N <= SKINNY. */
+TK_SIMD
+static void skinny_row(float *out, const float *in, const float *restrict w,
+		       float b, int N, int IN, int OUT)
+{
+	float acc[SKINNY];
+	for (int r = 0; r < N; r++) {
+		const float *restrict x = in + (size_t)r * IN;
+		float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+		for (int i = 0; i < IN; i++)
+			s += x[i] * w[i];
+		acc[r] = s;
+	}
+	for (int r = 0; r < N; r++)
+		out[(size_t)r * OUT] = acc[r] + b;
+}
+
 void linear_forward(float *out, const float *in, const float *weight,
 		    const float *bias, int N, int IN, int OUT)
 {
+	if (N <= SKINNY) {
+#pragma omp parallel for schedule(static) if ((size_t)OUT * IN > 65536)
+		for (int o = 0; o < OUT; o++)
+			skinny_row(out + o, in, weight + (size_t)o * IN,
+				   bias ? bias[o] : 0.0f, N, IN, OUT);
+		return;
+	}
 	if (bias) {
 #pragma omp parallel for if ((size_t)N * OUT > 65536)
 		for (int i = 0; i < N; i++)

@@ -5,6 +5,7 @@
  *   make && gcc -O2 -fopenmp -I. tests/bench/bench_conv.c build/cpu/libtk.a \
  *       $(pkg-config --libs openblas) -lm -o build/bench_conv
  *   build/bench_conv [H W [threads [reps]]]      default 768 1024 1 3
+ *   build/bench_conv sgemm [threads [reps]]      only the sgemm
  *
  * Times are the best of reps runs, in CPU time of the process (on a
  * shared machine, time spent descheduled does not count; with one thread
@@ -85,11 +86,38 @@ static double best(conv_fn *f, float *out, float *work, const float *in,
 	return t;
 }
 
+static void sgemm(int th, int reps)
+{
+	int n = 2048;
+	float *A = rnd((size_t)n * n), *B = rnd((size_t)n * n), *C = rnd((size_t)n * n);
+	double t = 1e9, tw = 1e9;
+	/* OpenBLAS's own threads, as many as the kernels would use. */
+	openblas_set_num_threads(th);
+	for (int r = 0; r < reps; r++) {
+		double s = cpu(), w = tk_now();
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, A, n,
+			    B, n, 0, C, n);
+		s = cpu() - s;
+		w = tk_now() - w;
+		t = s < t ? s : t;
+		tw = w < tw ? w : tw;
+	}
+	printf("OpenBLAS sgemm %d^3, %d thread(s): %.1f GFLOP/s per core (CPU "
+	       "time), %.1f GFLOP/s (wall)\n",
+	       n, th, 2.0 * n * n * n / t * th / 1e9 / th, 2.0 * n * n * n / tw / 1e9);
+	free(A), free(B), free(C);
+}
+
 int main(int argc, char **argv)
 {
+	tk_init("bench_conv");
+	if (argc > 1 && strcmp(argv[1], "sgemm") == 0) {
+		int th = argc > 2 ? atoi(argv[2]) : 1;
+		sgemm(th, argc > 3 ? atoi(argv[3]) : 3);
+		return 0;
+	}
 	int H = argc > 2 ? atoi(argv[1]) : 768, W = argc > 2 ? atoi(argv[2]) : 1024;
 	int th = argc > 3 ? atoi(argv[3]) : 1, reps = argc > 4 ? atoi(argv[4]) : 3;
-	tk_init("bench_conv");
 	tk_threads_set(th);
 	double tot_auto = 0, tot_gemm = 0, flops = 0;
 	printf("%-14s %5s %5s %2s %9s %4s %9s %9s %9s %7s\n", "layer", "C", "OC", "K",
@@ -130,20 +158,6 @@ int main(int argc, char **argv)
 	printf("R101 convolutions %dx%d, %d thread(s): %.3f s (im2col/GEMM only: "
 	       "%.3f s), %.1f GFLOP, %.1f effective GFLOP/s\n",
 	       W, H, th, tot_auto, tot_gemm, flops / 1e9, flops / tot_auto / 1e9);
-	int n = 2048;
-	float *A = rnd((size_t)n * n), *B = rnd((size_t)n * n), *C = rnd((size_t)n * n);
-	double t = 1e9;
-	for (int r = 0; r < reps; r++) {
-		double s = cpu();
-		/* One thread per OpenMP thread is how the kernels call it; here
-		 * OpenBLAS's own threads, set to the same count. */
-		openblas_set_num_threads(th);
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, A, n,
-			    B, n, 0, C, n);
-		s = cpu() - s;
-		t = s < t ? s : t;
-	}
-	printf("OpenBLAS sgemm %d^3, %d thread(s): %.1f GFLOP/s\n", n, th,
-	       2.0 * n * n * n / t / 1e9);
+	sgemm(th, reps);
 	return 0;
 }

@@ -29,6 +29,8 @@ def main():
     bad["tr.encoder.0.mlp.weight"] = w
     write("nan.st", bad)
     write("noarch.st", t, {"format": "tk-model"})
+    write("backbone.st", {k: v for k, v in t.items() if k.startswith("backbone.")},
+          {"format": "tk-backbone", "depth": meta["depth"], "width": meta["width"]})
 
     rng = np.random.RandomState(0)
     img = rng.randint(0, 256, (40, 50, 3)).astype(np.uint8)
@@ -39,6 +41,7 @@ def main():
         "noimage.bin": [({"key": "x"}, {"pixels": img})],
         "chw.bin": [({"key": "chw"}, {"image": np.zeros((4, 8, 8), np.float32)})],
         "tiny.bin": [({"key": "dot"}, {"image": img[:1, :1]})],
+        "big.bin": [({"key": "big"}, {"image": np.zeros((1025, 1024, 3), np.uint8)})],
         "nan.bin": [({"key": "nan"}, {"image": np.full((3, 40, 50), np.nan, np.float32)})],
         "huge.bin": [({"key": "huge"}, {"image": np.full((3, 40, 50), 3e38, np.float32)})],
         "local-dim.bin": [({"key": "a"}, {"local": np.zeros((6, 31), np.float32)})],

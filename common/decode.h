@@ -1,0 +1,40 @@
+/* decode.h - JPEG (libjpeg-turbo) and PNG (libpng) files in memory to
+ * 8-bit images, with the decoder settings Pillow 9.4 uses, so that the
+ * pixels agree with PIL's bit for bit. */
+#ifndef TK_DECODE_H
+#define TK_DECODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "image.h"
+
+enum tk_format { TK_FMT_UNKNOWN, TK_FMT_JPEG, TK_FMT_PNG };
+
+/* Pillow refuses images of more pixels than this (2 x MAX_IMAGE_PIXELS,
+ * its DecompressionBombError). */
+#define TK_MAX_PIXELS 178956970L
+
+struct tk_decoder {
+	enum tk_format fmt;
+	int w, h;	/* full size */
+	int c;		/* channels decoded: 1 grey, 3 RGB, 4 CMYK */
+	char err[256];	/* why the last call failed */
+	void *priv;
+};
+
+/* Recognise buf by its signature and read the header; images of more
+ * than max_pixels pixels are refused.  buf must stay valid until
+ * tk_decoder_close.  0, or -1 with the reason in d->err. */
+int tk_decoder_open(struct tk_decoder *d, const uint8_t *buf, size_t len,
+		    long max_pixels);
+
+/* Decode the pixels into out (d->c channels), at 1/scale of the size for a
+ * JPEG (DCT scaling; scale 1, 2, 4 or 8: ceil(w / scale) x ceil(h /
+ * scale)), whole for a PNG (scale must be 1).  A truncated or corrupt
+ * file is an error, never a partial image.  0, or -1 with d->err. */
+int tk_decoder_read(struct tk_decoder *d, int scale, struct tk_image *out);
+
+void tk_decoder_close(struct tk_decoder *d);
+
+#endif

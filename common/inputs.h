@@ -1,0 +1,45 @@
+/* inputs.h - the images a user names, in order: files, folders (walked
+ * recursively, entries in byte order), tar / tar.gz / zip archives (read
+ * in archive order without extracting), and tk-list lines
+ * ("path<TAB>key<TAB>label<TAB>x0,y0,x1,y1", or a bare path) from a list
+ * file or standard input ("-"). */
+#ifndef TK_INPUTS_H
+#define TK_INPUTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct tk_input {
+	long index;	/* position among all inputs, from 0 */
+	char *src;	/* path, or archive:member */
+	char *path;	/* the file to read; NULL when data holds the bytes */
+	uint8_t *data;	/* an archive member's bytes */
+	size_t len;
+	char *key;	/* from the list, else the file name without extension */
+	long label;	/* -1: none */
+	int has_bbox;
+	double bbox[4];
+	char *err;	/* this input is bad: why (src names it) */
+};
+
+struct tk_inputs;
+
+/* Inputs named by args (nargs of them; none: the list on standard
+ * input).  Only inputs whose index is shard modulo nshards are returned;
+ * the others are passed over without being read. */
+struct tk_inputs *tk_inputs_new(char **args, int nargs, int shard,
+				int nshards);
+/* The next input, 1; 0 at the end.  The caller owns it: tk_input_free. */
+int tk_inputs_next(struct tk_inputs *in, struct tk_input *it);
+void tk_inputs_free(struct tk_inputs *in);
+/* Read it->path into it->data (when not already there).  0, or -1 with
+ * the reason in err. */
+int tk_input_read(struct tk_input *it, char *err, size_t errlen);
+void tk_input_free(struct tk_input *it);
+
+/* Whether a file name looks like an image we decode (.jpg, .jpeg, .png in
+ * any case), and like an archive (.tar, .tar.gz, .tgz, .zip, ...). */
+int tk_is_image_name(const char *name);
+int tk_is_archive_name(const char *name);
+
+#endif

@@ -1,0 +1,137 @@
+# pipelines/eval.mk - a model's mAP on Revisited Oxford or Paris, +1M.
+#
+#   make -f pipelines/eval.mk DATA=DIR MODEL=FILE DATASET=roxford5k|rparis6k \
+#        [R1M=1] [JOBS=n] [HOSTS=h1,h2] [OUT=DIR] [R1M_DIR=DIR] ...
+#
+# DATA is the revisitop data folder: DATA/roxford5k/{gnd_roxford5k.pkl,jpg/},
+# DATA/rparis6k/..., and for R1M=1 DATA/revisitop1m/{revisitop1m.txt,jpg/}.
+# The images are listed (tk-list), decoded with the longer side at most
+# MAX_SIZE, queries cropped to their box (tk-decode), turned into local
+# features at the three scales (tk-extract) and descriptors (tk-aggregate),
+# ranked (tk-rank) and scored (tk-map), which prints revisitop's two lines;
+# OUT/map.txt (map+1m.txt) keeps them, OUT/map.json the per-query figures.
+#
+# The database is cut into SHARDS contiguous shards of its list, run through
+# GNU parallel: JOBS at a time here, or on HOSTS (parallel --sshlogin: each
+# host needs tk, the data, the model and OUT at the same paths, as on a
+# shared file system).  Each shard's descriptors are a file of their own,
+# written whole or not at all, so after an interruption only the missing
+# shards are computed; the shards joined in order are the database in list
+# order.  Files are kept per OUT: after changing a model file in place,
+# remove its OUT (and R1M_DIR).  The 1M distractors are extracted once, into R1M_DIR (by default
+# shared by both datasets for the same model), and placed after the
+# dataset's images: each distractor shard is ranked apart, in parallel, and
+# the rankings merged (tk-rank --merge), so positions from len(imlist) on
+# are distractors, as tk-map expects.
+#
+# Variables:
+#   DATA, MODEL        required
+#   DATASET            roxford5k (default), rparis6k, or any NAME with
+#                      DATA/NAME/gnd_NAME.pkl (the demo's benchmark)
+#   R1M=1              add the revisitop 1M distractors
+#   JOBS               parallel jobs here (default 1); HOSTS instead: hosts
+#   SHARDS             database shards (default 16); R1M_SHARDS (default 200)
+#   THREADS            threads of each tk-extract/tk-aggregate (default: theirs)
+#   MAX_SIZE           longer side of the images (default 1024)
+#   SCALES             tk-extract's scales (default: its own, 1,√2,1/√2)
+#   RANK_OPTS          more tk-rank options, such as --qe 2 (not with R1M=1,
+#                      whose parts are ranked apart)
+#   OUT                this evaluation's files (default eval/MODEL-STEM/DATASET)
+#   R1M_DIR            the distractors' files (default eval/MODEL-STEM/revisitop1m)
+#   BIN                the tools' folder (default: this checkout's bin/ if built,
+#                      else PATH)
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+.DELETE_ON_ERROR:
+
+here := $(dir $(abspath $(lastword $(MAKEFILE_LIST))))
+BIN ?= $(if $(wildcard $(here)../bin/tk-rank),$(abspath $(here)../bin),)
+tk := $(if $(BIN),$(BIN)/,)
+DATASET ?= roxford5k
+JOBS ?= 1
+SHARDS ?= 16
+R1M_SHARDS ?= 200
+MAX_SIZE ?= 1024
+PARALLEL ?= parallel
+
+ifeq ($(strip $(DATA)),)
+  $(error DATA=DIR is required: the folder holding $(DATASET)/gnd_$(DATASET).pkl)
+endif
+ifeq ($(strip $(MODEL)),)
+  $(error MODEL=FILE is required: a tk model (safetensors))
+endif
+ifeq ($(wildcard $(DATA)/$(DATASET)/gnd_$(DATASET).pkl),)
+  $(error no $(DATA)/$(DATASET)/gnd_$(DATASET).pkl: DATASET is roxford5k, rparis6k or another dataset in the revisitop layout)
+endif
+ifneq ($(and $(filter 1,$(R1M)),$(strip $(RANK_OPTS))),)
+  $(error RANK_OPTS does not go with R1M=1: its parts are ranked apart)
+endif
+
+data := $(abspath $(DATA))
+model := $(abspath $(MODEL))
+stem := $(basename $(notdir $(MODEL)))
+OUT ?= eval/$(stem)/$(DATASET)
+R1M_DIR ?= eval/$(stem)/revisitop1m
+o := $(abspath $(OUT))
+r := $(abspath $(R1M_DIR))
+GND ?= $(data)/$(DATASET)/gnd_$(DATASET).pkl
+suffix := $(if $(filter 1,$(R1M)),+1m,)
+
+par := $(PARALLEL) --will-cite --halt now,fail=1 $(if $(HOSTS),--sshlogin $(HOSTS),-j $(JOBS))
+shard := bash $(here)extract-shard.sh "$(or $(BIN),-)" $(model) $(MAX_SIZE) $(or $(SCALES),-) $(or $(THREADS),-)
+# parts DIR N: the shard files of a list in N shards
+parts = $(foreach i,$(shell seq 0 $$(($(2) - 1))),$(1)/part-$(i)-of-$(2).bin)
+# run_shards LIST N DIR: the missing shards of LIST, through GNU parallel
+run_shards = mkdir -p $(3) && seq 0 $$(($(2) - 1)) | $(par) $(shard) $(1) {} $(2) $(3)/part-{}-of-$(2).bin
+
+db_parts := $(call parts,$(o)/db,$(SHARDS))
+r1m_parts := $(call parts,$(r),$(R1M_SHARDS))
+
+.PHONY: all
+all: $(o)/map$(suffix).txt
+	@cat $<
+
+$(o)/db.list:
+	@mkdir -p $(@D)
+	$(tk)tk-list $(DATASET) --root $(data) >$@.tmp && mv $@.tmp $@
+
+$(o)/q.list:
+	@mkdir -p $(@D)
+	$(tk)tk-list $(DATASET) --root $(data) --queries >$@.tmp && mv $@.tmp $@
+
+$(r)/r1m.list:
+	@mkdir -p $(@D)
+	$(tk)tk-list revisitop1m --root $(data) >$@.tmp && mv $@.tmp $@
+
+# One recipe makes every missing shard (grouped targets, make 4.3).
+$(db_parts) &: $(o)/db.list
+	$(call run_shards,$<,$(SHARDS),$(o)/db)
+
+$(r1m_parts) &: $(r)/r1m.list
+	$(call run_shards,$<,$(R1M_SHARDS),$(r))
+
+$(o)/db.bin: $(db_parts)
+	cat $^ >$@.tmp && mv $@.tmp $@
+
+$(o)/q.bin: $(o)/q.list
+	$(shard) $< 0 1 $@
+
+$(o)/ranks.bin: $(o)/q.bin $(o)/db.bin
+	$(tk)tk-rank --quiet $(RANK_OPTS) $^ >$@.tmp && mv $@.tmp $@
+
+# The dataset and each distractor shard ranked apart (in full), then merged:
+# shard i of the L distractors starts at len(imlist) + floor(i * L / N).
+$(o)/ranks+1m.bin: $(o)/q.bin $(o)/db.bin $(r1m_parts)
+	@mkdir -p $(o)/r1m-ranks
+	$(tk)tk-rank --quiet $(o)/q.bin $(o)/db.bin >$(o)/r1m-ranks/db.bin
+	printf '%s\n' $(r1m_parts) | $(par) '[ -e $(o)/r1m-ranks/{/} ] || \
+	    { $(tk)tk-rank --quiet $(o)/q.bin {} >$(o)/r1m-ranks/{/}.tmp && mv $(o)/r1m-ranks/{/}.tmp $(o)/r1m-ranks/{/}; }'
+	n=$$(wc -l <$(o)/db.list); l=$$(wc -l <$(r)/r1m.list); off=0; \
+	for i in $$(seq 0 $$(($(R1M_SHARDS) - 1))); do off="$$off,$$((n + i * l / $(R1M_SHARDS)))"; done; \
+	$(tk)tk-rank --merge $$off $(o)/r1m-ranks/db.bin \
+	    $(patsubst $(r)/%,$(o)/r1m-ranks/%,$(r1m_parts)) >$@.tmp
+	mv $@.tmp $@ && rm -r $(o)/r1m-ranks
+
+$(o)/map$(suffix).txt: $(o)/ranks$(suffix).bin $(GND)
+	$(tk)tk-map --json --per-query $(GND) $< >$(o)/map$(suffix).json
+	$(tk)tk-map $(GND) $< >$@.tmp && mv $@.tmp $@

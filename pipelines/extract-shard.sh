@@ -1,0 +1,40 @@
+#!/bin/bash
+# pipelines/extract-shard.sh - the descriptors of one shard of an image list,
+# for pipelines/eval.mk (run by GNU parallel, locally or on --sshlogin hosts,
+# which then need the same paths).
+#
+#   extract-shard.sh BIN MODEL MAX_SIZE SCALES THREADS LIST I N OUT
+#
+# Shard I of N is the contiguous run of lines floor(I*L/N)+1 ..
+# floor((I+1)*L/N) of LIST (tk-list lines, L of them), so the shards joined
+# in order are the list in order.  They go through
+#   tk-decode --max-size MAX_SIZE | tk-extract | tk-aggregate
+# (queries are cropped to the bbox of their line) into OUT, written under a
+# temporary name and renamed when complete and checked to hold one frame per
+# line; an existing OUT is kept, so a finished shard is never recomputed.
+# BIN: the tools' folder ('' or '-': PATH); SCALES, THREADS: '-' for the
+# tools' defaults.
+set -euo pipefail
+[ $# = 9 ] || { echo "usage: $0 BIN MODEL MAX_SIZE SCALES THREADS LIST I N OUT" >&2; exit 1; }
+bin=$1 model=$2 max=$3 scales=$4 threads=$5 list=$6 i=$7 n=$8 out=$9
+[ -e "$out" ] && exit 0
+tk=""
+[ -n "$bin" ] && [ "$bin" != - ] && tk="$bin/"
+lines=$(wc -l <"$list")
+from=$((i * lines / n)) to=$(((i + 1) * lines / n))
+xopt=(--model "$model")
+[ "$scales" != - ] && xopt+=(--scales "$scales")
+topt=()
+[ "$threads" != - ] && topt=(--threads "$threads")
+tmp="$out.tmp.$$"
+trap 'rm -f "$tmp"' EXIT
+sed -n "$((from + 1)),${to}p" "$list" |
+	"${tk}tk-decode" --quiet --max-size "$max" |
+	"${tk}tk-extract" --quiet "${xopt[@]}" "${topt[@]}" |
+	"${tk}tk-aggregate" --quiet --model "$model" "${topt[@]}" >"$tmp"
+got=$("${tk}tk-cat" --info "$tmp" | wc -l)
+if [ "$got" != $((to - from)) ]; then
+	echo "extract-shard.sh: $out: $got descriptors for $((to - from)) images" >&2
+	exit 2
+fi
+mv "$tmp" "$out"

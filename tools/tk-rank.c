@@ -1,0 +1,417 @@
+/* tk-rank - exact inner-product search: the database ranked for each
+ * query, in chunks bounded by --mem; merging of sharded rankings; alpha
+ * query expansion and database-side augmentation. */
+#include <getopt.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/exact.h"
+#include "common/rank.h"
+#include "common/search.h"
+#include "common/stream.h"
+#include "common/tk.h"
+
+static const char usage[] =
+    "usage: tk-rank [--top K] [--mem SIZE] [--qe N] [--dba N] [--alpha A]\n"
+    "               Q.bin DB.bin\n"
+    "       tk-rank --merge OFFSETS [--top K] RANKS...\n"
+    "One rank frame per query of Q.bin: the positions of DB.bin's vectors\n"
+    "best first ('rank' I32 [K]) and their inner products ('score' F32\n"
+    "[K]); equal scores by the lower position.  See tk-rank(1).\n"
+    "  -k, --top K         the K best (default: the whole database)\n"
+    "  -m, --mem SIZE      working memory (default 2G); more queries than\n"
+    "                      fit are ranked in several passes over DB.bin\n"
+    "      --qe N          alpha query expansion with the top N\n"
+    "      --dba N         alpha database-side augmentation with the top N\n"
+    "                      neighbours (holds the database in memory)\n"
+    "      --alpha A       the weights' exponent (default 3)\n"
+    "      --merge OFFSETS merge rankings of database shards; OFFSETS:\n"
+    "                      each shard's first position in the whole\n"
+    "                      database, comma-separated, one per RANKS file\n"
+    "  -q, --quiet         only errors on stderr\n"
+    "      --progress      show progress even when stderr is not a terminal\n"
+    "  -h, --help          this text\n"
+    "      --version       version, and whether CUDA support is built in\n";
+
+enum { OPT_QE = TK_OPT_FIRST_TOOL, OPT_DBA, OPT_ALPHA, OPT_MERGE };
+
+struct options {
+	long top; /* 0: all */
+	uint64_t mem;
+	long qe, dba;
+	double alpha;
+	const char *merge;
+	char **files;
+	int nfiles;
+};
+
+static void parse_options(struct options *o, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"top", required_argument, 0, 'k'},
+	    {"mem", required_argument, 0, 'm'},
+	    {"qe", required_argument, 0, OPT_QE},
+	    {"dba", required_argument, 0, OPT_DBA},
+	    {"alpha", required_argument, 0, OPT_ALPHA},
+	    {"merge", required_argument, 0, OPT_MERGE},
+	    TK_COMMON_OPTIONS,
+	    {0, 0, 0, 0}};
+	int c, have_alpha = 0;
+	memset(o, 0, sizeof *o);
+	o->mem = 2ull << 30;
+	o->alpha = 3;
+	while ((c = getopt_long(argc, argv, "k:m:qh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'k': o->top = tk_parse_long("--top", optarg, 1, INT32_MAX); break;
+		case 'm': o->mem = tk_parse_size("--mem", optarg); break;
+		case OPT_QE: o->qe = tk_parse_long("--qe", optarg, 1, 1 << 16); break;
+		case OPT_DBA: o->dba = tk_parse_long("--dba", optarg, 1, 1 << 16); break;
+		case OPT_ALPHA:
+			o->alpha = tk_parse_double("--alpha", optarg);
+			have_alpha = 1;
+			break;
+		case OPT_MERGE: o->merge = optarg; break;
+		default: tk_common_option(c, usage);
+		}
+	}
+	o->files = argv + optind;
+	o->nfiles = argc - optind;
+	if (o->alpha < 0)
+		die_usage("--alpha must not be negative");
+	if (have_alpha && !o->qe && !o->dba)
+		die_usage("--alpha goes with --qe or --dba");
+	if (o->merge) {
+		if (o->qe || o->dba)
+			die_usage("--merge takes no --qe or --dba: expand "
+				  "before sharding");
+		if (o->nfiles < 1)
+			die_usage("--merge needs the RANKS files");
+		return;
+	}
+	if (o->nfiles != 2)
+		die_usage("expected Q.bin and DB.bin (try --help)");
+	if (!strcmp(o->files[0], "-") && !strcmp(o->files[1], "-"))
+		die_usage("Q.bin and DB.bin cannot both be standard input");
+}
+
+/* ---- writing rankings ---- */
+
+static void write_ranking(const struct st_doc *meta, const uint64_t *keys,
+			  long n)
+{
+	static int32_t *rank; /* kept for the next frame */
+	static float *score;
+	static long cap;
+	if (n > cap) {
+		cap = n;
+		rank = xrealloc(rank, xmul(n, sizeof *rank));
+		score = xrealloc(score, xmul(n, sizeof *score));
+	}
+	for (long i = 0; i < n; i++) {
+		rank[i] = (int32_t)rank_key_pos(keys[i]);
+		score[i] = rank_key_score(keys[i]);
+	}
+	static struct st_doc d;
+	st_clear(&d);
+	st_meta_copy(&d, meta);
+	int64_t shape[1] = {n};
+	st_add(&d, "rank", ST_I32, 1, shape, rank);
+	st_add(&d, "score", ST_F32, 1, shape, score);
+	tk_write_frame(&d);
+}
+
+/* exact_emit: query i's ranking as a rank frame with its metadata. */
+static void emit_frame(void *meta, long i, const uint64_t *keys, long n)
+{
+	write_ranking(&((const struct st_doc *)meta)[i], keys, n);
+}
+
+/* ---- query expansion and database-side augmentation ---- */
+
+/* Weight of a neighbour of similarity s: max(s, 0)^alpha. */
+static float weight(float s, double alpha)
+{
+	return (float)pow(s > 0 ? s : 0, alpha);
+}
+
+static void normalize(float *x, int dim)
+{
+	double ss = 0;
+	for (int i = 0; i < dim; i++)
+		ss += (double)x[i] * x[i];
+	if (ss > 0)
+		for (int i = 0; i < dim; i++)
+			x[i] = (float)(x[i] / sqrt(ss));
+}
+
+/* q_i <- normalize(q_i + sum_j w(s_ij) d_j) over its n best d_j. */
+static void query_expansion(struct search_db *db, float *q, long nq, long n,
+			    double alpha, uint64_t avail)
+{
+	int dim = db->dim;
+	/* Per query: its scores of a chunk, its top n, their vectors. */
+	uint64_t fixed = 2 * (uint64_t)db->chunk_cap * dim * 4 +
+			 (uint64_t)omp_get_max_threads() * n * dim * 4;
+	uint64_t per = db->chunk_cap * 4 + (2 * n + 64) * 8 + n * (dim * 4 + 4);
+	if (avail < fixed + per)
+		die_usage("--mem is too small for --qe %ld: it needs %.1fM "
+			  "besides the queries",
+			  n, (double)(fixed + per) / (1 << 20) + 0.1);
+	uint64_t fit = (avail - fixed) / per;
+	long g = fit < (uint64_t)nq ? (long)fit : nq;
+	struct topk *tk = xmalloc(xmul(g, sizeof *tk));
+	float *vecs = xmalloc(xmul(xmul(g, n), dim * sizeof *vecs));
+	for (long q0 = 0; q0 < nq; q0 += g) {
+		long ng = nq - q0 < g ? nq - q0 : g;
+		exact_topk(db, q + (size_t)q0 * dim, ng, n, tk, vecs);
+#pragma omp parallel for
+		for (long i = 0; i < ng; i++) {
+			float *x = q + (size_t)(q0 + i) * dim;
+			for (size_t j = 0; j < tk[i].n; j++) {
+				float w = weight(rank_key_score(tk[i].buf[j]), alpha);
+				const float *d = vecs + ((size_t)i * n + j) * dim;
+				for (int h = 0; h < dim; h++)
+					x[h] += w * d[h];
+			}
+			normalize(x, dim);
+			topk_free(&tk[i]);
+		}
+	}
+	free(tk);
+	free(vecs);
+}
+
+/* d_j <- normalize(d_j + sum_i w(s_ji) d_i) over the n best d_i != d_j
+ * (positions, so a duplicate of d_j elsewhere counts). */
+static void db_augmentation(struct search_db *db, long n, double alpha,
+			    uint64_t avail)
+{
+	search_db_load(db);
+	long N = db->n;
+	int dim = db->dim;
+	if (N == 0)
+		die_data("%s: the database is empty", db->path);
+	uint64_t held = (uint64_t)N * dim * 4 * 2;
+	if (held > avail)
+		die_usage("--dba holds the database twice in memory "
+			  "(%.1fM): raise --mem",
+			  (double)held / (1 << 20));
+	avail -= held;
+	long k = n + 1 < N ? n + 1 : N;
+	uint64_t per = db->chunk_cap * 4 + (2 * (uint64_t)k + 64) * 8;
+	long g = avail / per;
+	if (g < 1)
+		die_usage("--mem is too small for --dba");
+	float *aug = xmalloc(xmul(xmul(N, dim), sizeof *aug));
+	struct topk *tk = xmalloc(xmul(g < N ? g : N, sizeof *tk));
+	for (long j0 = 0; j0 < N; j0 += g) {
+		long ng = N - j0 < g ? N - j0 : g;
+		exact_topk(db, db->mem + (size_t)j0 * dim, ng, k, tk, NULL);
+#pragma omp parallel for
+		for (long t = 0; t < ng; t++) {
+			long j = j0 + t, used = 0;
+			float *x = aug + (size_t)j * dim;
+			memcpy(x, db->mem + (size_t)j * dim, dim * sizeof *x);
+			for (size_t i = 0; i < tk[t].n && used < n; i++) {
+				long pos = rank_key_pos(tk[t].buf[i]);
+				if (pos == j)
+					continue;
+				float w = weight(rank_key_score(tk[t].buf[i]), alpha);
+				const float *d = db->mem + (size_t)pos * dim;
+				for (int h = 0; h < dim; h++)
+					x[h] += w * d[h];
+				used++;
+			}
+			normalize(x, dim);
+			topk_free(&tk[t]);
+		}
+	}
+	free(tk);
+	free(db->mem);
+	db->mem = aug;
+}
+
+/* ---- merging rankings of database shards ---- */
+
+static long *parse_offsets(const char *s, int n)
+{
+	long *off = xmalloc(xmul(n, sizeof *off));
+	int i = 0;
+	const char *p = s;
+	for (;;) {
+		char *end;
+		long long v = strtoll(p, &end, 10);
+		if (end == p || v < 0 || v > INT32_MAX || (*end && *end != ','))
+			die_usage("--merge: '%s' is not a comma-separated list of "
+				  "positions",
+				  s);
+		if (i == n)
+			die_usage("--merge: more offsets than the %d RANKS files", n);
+		if (i > 0 && v <= off[i - 1])
+			die_usage("--merge: offsets must ascend (%lld after %ld)", v,
+				  off[i - 1]);
+		off[i++] = (long)v;
+		if (!*end)
+			break;
+		p = end + 1;
+	}
+	if (i != n)
+		die_usage("--merge: %d offsets for %d RANKS files", i, n);
+	return off;
+}
+
+/* Shard i's ranking as global keys: checked to be a ranking tk-rank wrote
+ * (sorted best first, positions inside the shard). */
+static size_t shard_keys(const struct tk_stream *s, const struct st_doc *d,
+			 long off, long next, uint64_t **keys, size_t *cap)
+{
+	const struct st_tensor *r = tk_frame_tensor(s, d, "rank", ST_I32, 1);
+	const struct st_tensor *sc = tk_frame_tensor(s, d, "score", ST_F32, 1);
+	if (r->shape[0] != sc->shape[0])
+		tk_frame_die(s, d, "'rank' has %lld entries, 'score' %lld",
+			     (long long)r->shape[0], (long long)sc->shape[0]);
+	size_t n = r->shape[0];
+	if (n > *cap) {
+		*cap = n;
+		*keys = xrealloc(*keys, xmul(n, sizeof **keys));
+	}
+	const int32_t *rank = r->data;
+	const float *score = sc->data;
+	for (size_t i = 0; i < n; i++) {
+		if (!isfinite(score[i]))
+			tk_frame_die(s, d, "score %zu is %g", i, score[i]);
+		if (rank[i] < 0 || (next >= 0 && rank[i] >= next - off) ||
+		    rank[i] > INT32_MAX - off)
+			tk_frame_die(s, d,
+				     "rank %zu is %d: outside the shard at "
+				     "offset %ld",
+				     i, rank[i], off);
+		(*keys)[i] = rank_key(score[i], (uint32_t)(rank[i] + off));
+		if (i && (*keys)[i] <= (*keys)[i - 1])
+			tk_frame_die(s, d,
+				     "not sorted best first at entry %zu (not "
+				     "tk-rank's output?)",
+				     i);
+	}
+	return n;
+}
+
+static void merge(const struct options *o)
+{
+	int ns = o->nfiles;
+	long *off = parse_offsets(o->merge, ns);
+	struct tk_stream *s = xmalloc(xmul(ns, sizeof *s));
+	struct st_doc *d = xmalloc(xmul(ns, sizeof *d));
+	uint64_t **keys = xcalloc(ns, sizeof *keys);
+	size_t *cap = xcalloc(ns, sizeof *cap), *len = xcalloc(ns, sizeof *len);
+	for (int i = 0; i < ns; i++) {
+		tk_stream_open(&s[i], o->files[i]);
+		st_init(&d[i]);
+	}
+	uint64_t *out = NULL;
+	size_t outcap = 0;
+	for (long f = 0;; f++) {
+		int got = 0, ended = -1, more = -1;
+		for (int i = 0; i < ns; i++) {
+			if (tk_read_frame(&s[i], &d[i])) {
+				got++;
+				more = i;
+			} else {
+				ended = i;
+			}
+		}
+		if (got == 0)
+			break;
+		if (got < ns)
+			die_data("%s ends after %ld frames where %s has more",
+				 s[ended].name, f, s[more].name);
+		const char *key = st_meta_get(&d[0], "key");
+		size_t total = 0;
+		for (int i = 0; i < ns; i++) {
+			const char *ki = st_meta_get(&d[i], "key");
+			if ((key == NULL) != (ki == NULL) ||
+			    (key && strcmp(key, ki)))
+				tk_frame_die(&s[i], &d[i],
+					     "key differs from %s's frame %ld "
+					     "(%s): shards must rank the same "
+					     "queries in the same order",
+					     s[0].name, f, key ? key : "none");
+			len[i] = shard_keys(&s[i], &d[i], off[i],
+					    i + 1 < ns ? off[i + 1] : -1,
+					    &keys[i], &cap[i]);
+			total += len[i];
+		}
+		size_t k = o->top && (size_t)o->top < total ? (size_t)o->top : total;
+		if (k > outcap) {
+			outcap = k;
+			out = xrealloc(out, xmul(k, sizeof *out));
+		}
+		k = rank_merge(out, k, keys, len, ns);
+		write_ranking(&d[0], out, (long)k);
+	}
+	for (int i = 0; i < ns; i++) {
+		tk_stream_close(&s[i]);
+		st_free(&d[i]);
+		free(keys[i]);
+	}
+	free(s);
+	free(d);
+	free(keys);
+	free(cap);
+	free(len);
+	free(off);
+	free(out);
+}
+
+int main(int argc, char **argv)
+{
+	struct options o;
+	tk_init(argv[0]);
+	parse_options(&o, argc, argv);
+	tk_binary_stdout();
+	if (o.merge) {
+		merge(&o);
+		tk_close_stdout();
+		return 0;
+	}
+	struct desc_set q;
+	desc_read(&q, o.files[0], 0);
+	uint64_t qbytes = (uint64_t)q.n * q.dim * 4;
+	if (qbytes >= o.mem)
+		die_usage("--mem is too small to hold the %ld queries", q.n);
+	uint64_t avail = o.mem - qbytes;
+	/* Chunks of 4 to 32M: large enough for GEMM to run at full speed
+	 * and to keep the same kernels (see exact.c), small against the
+	 * memory the scores need; a multiple of 64 vectors. */
+	int dim = q.dim;
+	long chunk = 64;
+	if (dim > 0) {
+		uint64_t cb = avail / 8 < (32u << 20) ? avail / 8 : (32u << 20);
+		cb = cb > (4u << 20) ? cb : (4u << 20);
+		chunk = (cb / (4 * (uint64_t)dim) + 63) / 64 * 64;
+	}
+	struct search_db db;
+	search_db_open(&db, o.files[1], dim, q.maxnorm > 1 ? q.maxnorm : 1,
+		       chunk);
+	if (q.n == 0) { /* nothing to rank; the database is still checked */
+		const float *v;
+		long ld;
+		search_db_rewind(&db);
+		while (search_db_next(&db, &v, &ld) > 0)
+			;
+		if (db.pos == 0)
+			die_data("%s: the database is empty", db.path);
+	}
+	if (o.dba)
+		db_augmentation(&db, o.dba, o.alpha, avail);
+	if (o.qe)
+		query_expansion(&db, q.v, q.n, o.qe, o.alpha, avail);
+	if (q.n > 0)
+		exact_rank(&db, q.v, q.n, o.top, avail, emit_frame, q.meta);
+	search_db_close(&db);
+	desc_free(&q);
+	tk_close_stdout();
+	return 0;
+}
