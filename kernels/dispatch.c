@@ -16,6 +16,7 @@
 #include "kernels/image.h"
 #include "kernels/linear.h"
 #include "kernels/loss.h"
+#include "kernels/nhwc.h"
 #include "kernels/norm.h"
 #include "kernels/optim.h"
 #include "kernels/pool.h"
@@ -98,6 +99,8 @@ void tk_dev_open(struct tk_dev *dv)
 		dv->stream = tk_cuda_stream_create();
 		dv->copy = tk_cuda_stream_create();
 		dv->copied = tk_cuda_event_create();
+		for (int i = 0; i < 4; i++)
+			dv->fence[i] = tk_cuda_event_create();
 	}
 #else
 	(void)dv;
@@ -110,6 +113,8 @@ void tk_dev_close(struct tk_dev *dv)
 	if (dv->kind == TK_DEV_CUDA && dv->stream) {
 		tk_cuda_sync(NULL);
 		tk_cuda_event_destroy(dv->copied);
+		for (int i = 0; i < 4; i++)
+			tk_cuda_event_destroy(dv->fence[i]);
 		tk_cuda_stream_destroy(dv->copy);
 		tk_cuda_stream_destroy(dv->stream);
 		dv->stream = dv->copy = dv->copied = NULL;
@@ -198,9 +203,25 @@ void dev_upload_wait(const struct tk_dev *dv)
 	ON(dv, (void)0, tk_cuda_stream_wait(ST(dv), (tk_event)dv->copied));
 }
 
+void dev_download_async(const struct tk_dev *dv, void *dst, const void *src,
+			size_t bytes)
+{
+	ON(dv, memcpy(dst, src, bytes), tk_cuda_copy(dst, src, bytes, ST(dv)));
+}
+
 void dev_sync(const struct tk_dev *dv)
 {
 	ON(dv, (void)0, tk_cuda_sync(ST(dv)));
+}
+
+void dev_fence(const struct tk_dev *dv, int i)
+{
+	ON(dv, (void)i, tk_cuda_event_record((tk_event)dv->fence[i & 3], ST(dv)));
+}
+
+void dev_fence_wait(const struct tk_dev *dv, int i)
+{
+	ON(dv, (void)i, tk_cuda_event_sync((tk_event)dv->fence[i & 3]));
 }
 
 void dev_fill_rows(const struct tk_dev *dv, float *out, const float *row, int N,
@@ -641,4 +662,197 @@ double dev_sumsq(const struct tk_dev *dv, const float *x, size_t n)
 void dev_scale_inplace(const struct tk_dev *dv, float *x, float a, size_t n)
 {
 	ON(dv, scale_inplace(x, a, n), scale_inplace_cuda(x, a, n, ST(dv)));
+}
+
+/* ---- channels-last inference ---- */
+
+struct dev_conv {
+	float *w, *b; /* the CPU's copies */
+	int C, ld, OC, K, stride, pad;
+	void *cuda;   /* struct tk_cuda_conv */
+};
+
+size_t dev_act_size(const struct tk_dev *dv)
+{
+	size_t n = sizeof(float);
+	ON(dv, (void)0, n = tk_cuda_act_size());
+	return n;
+}
+
+struct dev_conv *dev_conv_create(const struct tk_dev *dv, const float *weight,
+				 const float *bias, int C, int ld, int OC,
+				 int K, int stride, int pad)
+{
+	struct dev_conv *c = xcalloc(1, sizeof *c);
+	*c = (struct dev_conv){NULL, NULL, C, ld, OC, K, stride, pad, NULL};
+	size_t nw = xmul(xmul((size_t)OC * C, K), K);
+	ON(dv,
+	   (c->w = xmalloc(xmul(nw, sizeof *c->w)),
+	    memcpy(c->w, weight, nw * sizeof *c->w),
+	    c->b = bias ? xmalloc(xmul(OC, sizeof *c->b)) : NULL,
+	    bias ? (void)memcpy(c->b, bias, OC * sizeof *c->b) : (void)0),
+	   c->cuda = conv2d_nhwc_create_cuda(weight, bias, C, ld, OC, K, stride,
+					     pad));
+	return c;
+}
+
+void dev_conv_free(const struct tk_dev *dv, struct dev_conv *c)
+{
+	if (!c)
+		return;
+	ON(dv, (free(c->w), free(c->b)), conv2d_nhwc_free_cuda(c->cuda));
+	free(c);
+}
+
+void dev_conv_nhwc_forward(const struct tk_dev *dv, const struct dev_conv *c,
+			   void *out, int out_f32, const void *in,
+			   const void *residual, int relu, int H, int W)
+{
+	struct conv2d_dims d = {1, c->C, H, W, c->OC, c->K, c->stride, c->pad};
+	(void)out_f32; /* the CPU's activations are float */
+	ON(dv, conv2d_nhwc_forward(out, in, c->w, c->b, residual, relu, c->ld, d),
+	   conv2d_nhwc_forward_cuda(c->cuda, out, out_f32, in, residual, relu, H,
+				    W, ST(dv)));
+}
+
+void dev_nchw_to_nhwc(const struct tk_dev *dv, void *out, const float *in,
+		      int C, int ld, int H, int W)
+{
+	ON(dv, nchw_to_nhwc_forward(out, in, C, ld, H, W),
+	   nchw_to_nhwc_forward_cuda(out, in, C, ld, H, W, ST(dv)));
+}
+
+void dev_maxpool_nhwc(const struct tk_dev *dv, void *out, const void *in,
+		      int C, int H, int W, int K, int stride, int pad)
+{
+	ON(dv, maxpool2d_nhwc_forward(out, in, C, H, W, K, stride, pad),
+	   maxpool2d_nhwc_forward_cuda(out, in, C, H, W, K, stride, pad, ST(dv)));
+}
+
+long dev_first_nonfinite(const struct tk_dev *dv, const void *x, size_t n,
+			 int act, float *val)
+{
+	long at = -1;
+	if (!tk_dev_is_cuda(dv)) {
+		const float *f = x;
+		for (size_t i = 0; i < n; i++)
+			if (!isfinite(f[i])) {
+				*val = f[i];
+				return (long)i;
+			}
+		return -1;
+	}
+#ifdef TK_CUDA
+	at = tk_cuda_first_nonfinite(x, n, act, ST(dv));
+	if (at >= 0) {
+		size_t es = act ? tk_cuda_act_size() : sizeof(float);
+		uint32_t bits = 0;
+		if (es == 2) { /* bf16: the high half of a float */
+			uint16_t h;
+			dev_download(dv, &h, (const char *)x + at * es, 2);
+			bits = (uint32_t)h << 16;
+		} else {
+			dev_download(dv, &bits, (const char *)x + at * es, 4);
+		}
+		memcpy(val, &bits, sizeof *val);
+	}
+#else
+	(void)act;
+#endif
+	return at;
+}
+
+/* ---- where the time goes ---- */
+
+enum { PROF_MARKS = 1024, PROF_LABELS = 256 };
+static struct {
+	int on; /* -1: not yet read from the environment */
+	const char *label[PROF_MARKS];
+	void *ev[PROF_MARKS]; /* CUDA events */
+	double t[PROF_MARKS]; /* the CPU's clock */
+	int n;
+	struct {
+		const char *label;
+		double ms;
+		long count;
+	} sum[PROF_LABELS];
+	int nsum;
+} prof = {.on = -1};
+
+static void prof_add(const char *label, double ms)
+{
+	int i = 0;
+	while (i < prof.nsum && strcmp(prof.sum[i].label, label))
+		i++;
+	if (i == prof.nsum) {
+		if (prof.nsum == PROF_LABELS)
+			return;
+		prof.sum[prof.nsum++].label = label;
+	}
+	prof.sum[i].ms += ms;
+	prof.sum[i].count++;
+}
+
+/* The spans between the marks so far; the last mark stays, opening the
+ * next span. */
+static void prof_flush(const struct tk_dev *dv)
+{
+	if (prof.n == 0)
+		return;
+	for (int i = 0; i + 1 < prof.n; i++) {
+		double ms = 0;
+		ON(dv, ms = (prof.t[i + 1] - prof.t[i]) * 1e3,
+		   ms = tk_cuda_event_ms(prof.ev[i], prof.ev[i + 1]));
+		if (prof.label[i])
+			prof_add(prof.label[i], ms);
+	}
+	int last = prof.n - 1;
+	const char *l = prof.label[last];
+	void *e = prof.ev[0];
+	prof.ev[0] = prof.ev[last];
+	prof.ev[last] = e;
+	prof.t[0] = prof.t[last];
+	prof.label[0] = l;
+	prof.n = 1;
+}
+
+void dev_mark(const struct tk_dev *dv, const char *label)
+{
+	if (prof.on < 0) {
+		const char *e = getenv("TK_PROFILE");
+		prof.on = e && *e && strcmp(e, "0");
+	}
+	if (!prof.on)
+		return;
+	if (prof.n == PROF_MARKS)
+		prof_flush(dv);
+	int i = prof.n++;
+	prof.label[i] = label;
+	ON(dv, prof.t[i] = tk_now(),
+	   (prof.ev[i] = prof.ev[i] ? prof.ev[i] : tk_cuda_event_create(),
+	    tk_cuda_event_record(prof.ev[i], ST(dv))));
+}
+
+void dev_profile_report(const struct tk_dev *dv)
+{
+	if (prof.on <= 0)
+		return;
+	dev_mark(dv, NULL);
+	prof_flush(dv);
+	double total = 0;
+	for (int i = 0; i < prof.nsum; i++)
+		total += prof.sum[i].ms;
+	for (int i = 1; i < prof.nsum; i++) /* most first */
+		for (int j = i; j > 0 && prof.sum[j].ms > prof.sum[j - 1].ms; j--) {
+			__typeof__(prof.sum[0]) t = prof.sum[j];
+			prof.sum[j] = prof.sum[j - 1];
+			prof.sum[j - 1] = t;
+		}
+	fprintf(stderr, "%s: profile (%s): %.1f ms in all\n", tk_progname,
+		tk_dev_describe(dv), total);
+	for (int i = 0; i < prof.nsum; i++)
+		fprintf(stderr, "%s: profile %-28s %10.2f ms %7ld x %8.3f ms %5.1f%%\n",
+			tk_progname, prof.sum[i].label, prof.sum[i].ms,
+			prof.sum[i].count, prof.sum[i].ms / prof.sum[i].count,
+			total > 0 ? 100 * prof.sum[i].ms / total : 0);
 }

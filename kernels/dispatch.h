@@ -34,6 +34,7 @@ struct tk_dev {
 	void *stream;     /* compute stream (cudaStream_t) */
 	void *copy;       /* host-to-device copies, overlapping compute */
 	void *copied;     /* event: the last upload on 'copy' done */
+	void *fence[4];   /* events: dev_fence */
 };
 
 /* "cpu", "cuda", "cuda:N" and a precision "fp32", "tf32", "bf16" (NULL:
@@ -72,6 +73,11 @@ void dev_upload_async(const struct tk_dev *dv, void *dst, const void *src,
 		      size_t bytes);
 void dev_upload_wait(const struct tk_dev *dv);
 void dev_sync(const struct tk_dev *dv); /* the compute stream's work done */
+/* A point in the compute stream's work (i < 4): dev_fence marks it,
+ * dev_fence_wait returns once the work queued before it is done, so
+ * that the host can use what it made while later work runs. */
+void dev_fence(const struct tk_dev *dv, int i);
+void dev_fence_wait(const struct tk_dev *dv, int i);
 
 /* out[r, :] = row for r < N (a bias broadcast, the query repeated). */
 void dev_fill_rows(const struct tk_dev *dv, float *out, const float *row,
@@ -82,6 +88,48 @@ int dev_all_finite(const struct tk_dev *dv, const float *x, size_t n,
 /* out[c, r] = in[r, c]. */
 void dev_transpose(const struct tk_dev *dv, float *out, const float *in,
 		   int R, int C);
+
+/* ---- channels-last inference (kernels/nhwc.h; common/devnet.c) ----
+ * One image's activations [H, W, ld] of dev_act_size bytes a value:
+ * bf16 under --precision bf16 on the GPU, float otherwise. */
+size_t dev_act_size(const struct tk_dev *dv);
+/* A convolution with its weights where and as the device wants them;
+ * weight [OC, C, K, K] and bias [OC] (or NULL) are host arrays, copied.
+ * Its input has ld >= C channels a pixel. */
+struct dev_conv;
+struct dev_conv *dev_conv_create(const struct tk_dev *dv, const float *weight,
+				 const float *bias, int C, int ld, int OC,
+				 int K, int stride, int pad);
+void dev_conv_free(const struct tk_dev *dv, struct dev_conv *c);
+/* out [OH, OW, OC] = relu?(conv(in [H, W, ld]) + bias + residual);
+ * out_f32: out (and residual) float whatever the activation type.
+ * residual must not be out. */
+void dev_conv_nhwc_forward(const struct tk_dev *dv, const struct dev_conv *c,
+			   void *out, int out_f32, const void *in,
+			   const void *residual, int relu, int H, int W);
+/* out [H, W, ld] (activations) = in [C, H, W] (float), padded with 0. */
+void dev_nchw_to_nhwc(const struct tk_dev *dv, void *out, const float *in,
+		      int C, int ld, int H, int W);
+void dev_maxpool_nhwc(const struct tk_dev *dv, void *out, const void *in,
+		      int C, int H, int W, int K, int stride, int pad);
+/* The first NaN or Inf of n values (act: activations, else float): its
+ * index, and the value in *val; -1 if none.  Waits for the device. */
+long dev_first_nonfinite(const struct tk_dev *dv, const void *x, size_t n,
+			 int act, float *val);
+/* dev_download without the wait: dst (pinned, from dev_host_alloc, for
+ * the copy to run alongside the host) is filled once dev_sync returns. */
+void dev_download_async(const struct tk_dev *dv, void *dst, const void *src,
+			size_t bytes);
+
+/* ---- where the time goes ----
+ * With TK_PROFILE=1 in the environment, dev_mark(dv, label) starts a
+ * span that lasts until the next mark (NULL: none), timed on the device
+ * (CUDA events on the compute stream; the wall clock on the CPU), and
+ * dev_profile_report prints each label's total, count and share to
+ * stderr, most first.  Labels are string constants.  Without
+ * TK_PROFILE both do nothing. */
+void dev_mark(const struct tk_dev *dv, const char *label);
+void dev_profile_report(const struct tk_dev *dv);
 
 /* ---- the ops (their contracts: kernels/act.h, conv.h, ...) ---- */
 void dev_relu_forward(const struct tk_dev *dv, float *out, const float *in,

@@ -272,6 +272,11 @@ void tk_cuda_stream_wait(tk_stream s, tk_event e)
 	CUDA_CHECK(cudaStreamWaitEvent(s, e, 0));
 }
 
+void tk_cuda_event_sync(tk_event e)
+{
+	CUDA_CHECK(cudaEventSynchronize(e));
+}
+
 float tk_cuda_event_ms(tk_event start, tk_event end)
 {
 	float ms = 0;

@@ -65,6 +65,7 @@ void tk_cuda_event_destroy(tk_event e);
 void tk_cuda_event_record(tk_event e, tk_stream s);
 void tk_cuda_stream_wait(tk_stream s, tk_event e);
 float tk_cuda_event_ms(tk_event start, tk_event end); /* syncs on end */
+void tk_cuda_event_sync(tk_event e); /* the host waits for it */
 
 /* ---- act.h ---- */
 void relu_forward_cuda(float *out, const float *in, size_t n, tk_stream s);
@@ -237,6 +238,34 @@ void sgd_update_cuda(float *param, float *buf, const float *grad, float lr,
 		     size_t n, tk_stream s);
 double sumsq_cuda(const float *x, size_t n, tk_stream s); /* waits */
 void scale_inplace_cuda(float *x, float a, size_t n, tk_stream s);
+
+/* ---- channels-last inference (infer.cu; nhwc.h's ops) ----
+ * Activations [H, W, ld] in the activation type of the precision set
+ * when they are made: bf16 under TK_BF16, float otherwise
+ * (tk_cuda_act_size bytes).  A convolution holds its weights on the
+ * device in that type, [OC, K, K, ld] (the channels C .. ld-1 zero);
+ * weight [OC, C, K, K] and bias [OC] (or NULL) are host arrays.
+ * out_f32: the output in float whatever the activation type (the LFSA's
+ * tokens); the residual, when given, is of the output's type and must
+ * not be out. */
+struct tk_cuda_conv;
+size_t tk_cuda_act_size(void);
+struct tk_cuda_conv *conv2d_nhwc_create_cuda(const float *weight,
+					     const float *bias, int C, int ld,
+					     int OC, int K, int stride, int pad);
+void conv2d_nhwc_free_cuda(struct tk_cuda_conv *c);
+void conv2d_nhwc_forward_cuda(const struct tk_cuda_conv *c, void *out,
+			      int out_f32, const void *in, const void *residual,
+			      int relu, int H, int W, tk_stream s);
+/* out [H, W, ld] (activation type) = in [C, H, W] (float). */
+void nchw_to_nhwc_forward_cuda(void *out, const float *in, int C, int ld,
+			       int H, int W, tk_stream s);
+void maxpool2d_nhwc_forward_cuda(void *out, const void *in, int C, int H,
+				 int W, int K, int stride, int pad,
+				 tk_stream s);
+/* The index of the first NaN or Inf of n values (act: of the activation
+ * type, else float), -1 if none; waits for the stream. */
+long tk_cuda_first_nonfinite(const void *x, size_t n, int act, tk_stream s);
 
 /* ---- ranking (rank.cu) ---- */
 /* One chunk of an exact inner-product search: for each of nq queries
