@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/rank.h"
 #include "common/threads.h"
 #include "common/tk.h"
 #include "kernels/act.h"
@@ -183,6 +184,29 @@ void dev_copy(const struct tk_dev *dv, void *dst, const void *src,
 	      size_t bytes)
 {
 	ON(dv, memmove(dst, src, bytes), tk_cuda_copy(dst, src, bytes, ST(dv)));
+}
+
+static void copy_rows(void *dst, size_t dpitch, const void *src, size_t spitch,
+		      size_t width, size_t rows)
+{
+	for (size_t r = 0; r < rows; r++)
+		memcpy((char *)dst + r * dpitch, (const char *)src + r * spitch, width);
+}
+
+void dev_upload_rows(const struct tk_dev *dv, void *dst, size_t dpitch,
+		     const void *src, size_t spitch, size_t width, size_t rows)
+{
+	ON(dv, copy_rows(dst, dpitch, src, spitch, width, rows),
+	   tk_cuda_copy2d(dst, dpitch, src, spitch, width, rows, ST(dv)));
+}
+
+void dev_download_rows(const struct tk_dev *dv, void *dst, size_t dpitch,
+		       const void *src, size_t spitch, size_t width,
+		       size_t rows)
+{
+	ON(dv, copy_rows(dst, dpitch, src, spitch, width, rows),
+	   (tk_cuda_copy2d(dst, dpitch, src, spitch, width, rows, ST(dv)),
+	    tk_cuda_sync(ST(dv))));
 }
 
 void dev_zero(const struct tk_dev *dv, void *dst, size_t bytes)
@@ -760,6 +784,38 @@ long dev_first_nonfinite(const struct tk_dev *dv, const void *x, size_t n,
 	(void)act;
 #endif
 	return at;
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return (x > y) - (x < y);
+}
+
+void dev_rank_chunk(const struct tk_dev *dv, uint64_t *keys, const float *q,
+		    const float *db, int nq, long m, int D, uint32_t base,
+		    long kk)
+{
+	if (nq <= 0 || m <= 0 || kk <= 0)
+		return;
+	kk = kk < m ? kk : m;
+	if (tk_dev_is_cuda(dv)) {
+#ifdef TK_CUDA
+		rank_chunk_cuda(keys, q, db, nq, m, D, base, kk, ST(dv));
+#endif
+		return;
+	}
+	float *s = xmalloc(xmul(xmul(nq, m), sizeof *s));
+	uint64_t *k = xmalloc(xmul(m, sizeof *k));
+	gemm(0, 1, nq, (int)m, D, 1.0f, q, D, db, D, 0.0f, s, (int)m);
+	for (int i = 0; i < nq; i++) {
+		for (long j = 0; j < m; j++)
+			k[j] = rank_key(s[(size_t)i * m + j], base + (uint32_t)j);
+		qsort(k, m, sizeof *k, cmp_key);
+		memcpy(keys + (size_t)i * kk, k, kk * sizeof *k);
+	}
+	free(s);
+	free(k);
 }
 
 /* ---- where the time goes ---- */

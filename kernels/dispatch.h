@@ -65,6 +65,14 @@ void dev_download(const struct tk_dev *dv, void *dst, const void *src,
 		  size_t bytes);
 void dev_copy(const struct tk_dev *dv, void *dst, const void *src,
 	      size_t bytes);
+/* rows x width bytes, the rows dpitch and spitch bytes apart: host to
+ * device (ordered on the compute stream), device to host (waits). */
+void dev_upload_rows(const struct tk_dev *dv, void *dst, size_t dpitch,
+		     const void *src, size_t spitch, size_t width,
+		     size_t rows);
+void dev_download_rows(const struct tk_dev *dv, void *dst, size_t dpitch,
+		       const void *src, size_t spitch, size_t width,
+		       size_t rows);
 void dev_zero(const struct tk_dev *dv, void *dst, size_t bytes);
 /* An upload on the copy stream (src pinned: dev_host_alloc), so that the
  * next input moves while the compute stream works on this one; then
@@ -120,6 +128,14 @@ long dev_first_nonfinite(const struct tk_dev *dv, const void *x, size_t n,
  * the copy to run alongside the host) is filled once dev_sync returns. */
 void dev_download_async(const struct tk_dev *dv, void *dst, const void *src,
 			size_t bytes);
+
+/* Exact search, one chunk (rank_chunk_cuda): keys [nq, kk] (host)
+ * receive each query's kk best rank keys (common/rank.h) among the m
+ * database rows db [m, D] at positions base.., best first, from the
+ * scores q [nq, D] . db^T (dev_gemm's precision). */
+void dev_rank_chunk(const struct tk_dev *dv, uint64_t *keys, const float *q,
+		    const float *db, int nq, long m, int D, uint32_t base,
+		    long kk);
 
 /* ---- where the time goes ----
  * With TK_PROFILE=1 in the environment, dev_mark(dv, label) starts a

@@ -123,9 +123,9 @@ int main(int argc, char **argv)
 	tk_infer_load(&m, o.model, keep);
 	struct tk_head h;
 	tk_head_init(&h, &m);
-	/* --device cuda (or TK_DEVNET=1 on the CPU, for the tests): the head
+	/* --device cuda (or TK_DEVPATH=1 on the CPU, for the tests): the head
 	 * of common/devnet.c. */
-	const char *env = getenv("TK_DEVNET");
+	const char *env = getenv("TK_DEVPATH");
 	int on_dev = tk_dev_is_cuda(&o.dv) || (env && !strcmp(env, "1"));
 	struct tk_devnet net;
 	if (on_dev) {

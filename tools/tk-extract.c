@@ -183,7 +183,7 @@ static void write_pending(const struct tk_dev *dv, struct pending *q, int slot)
 	q->n = 0;
 }
 
-/* --device cuda (or TK_DEVNET=1 on the CPU, the tests' way through this
+/* --device cuda (or TK_DEVPATH=1 on the CPU, the tests' way through this
  * code): the network of common/devnet.c, one image ahead of the writes. */
 static void extract_device(struct options *o, struct tk_extractor *e)
 {
@@ -278,7 +278,7 @@ int main(int argc, char **argv)
 	tk_threads_set(o.threads);
 	struct tk_extractor e;
 	tk_extractor_init(&e, o.model);
-	const char *env = getenv("TK_DEVNET");
+	const char *env = getenv("TK_DEVPATH");
 	if (tk_dev_is_cuda(&o.dv) || (env && !strcmp(env, "1"))) {
 		tk_dev_open(&o.dv);
 		extract_device(&o, &e);

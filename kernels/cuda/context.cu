@@ -226,6 +226,14 @@ void tk_cuda_copy(void *dst, const void *src, size_t bytes, tk_stream s)
 		CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, s));
 }
 
+void tk_cuda_copy2d(void *dst, size_t dpitch, const void *src, size_t spitch,
+		    size_t width, size_t rows, tk_stream s)
+{
+	if (width && rows)
+		CUDA_CHECK(cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, rows,
+					     cudaMemcpyDefault, s));
+}
+
 void tk_cuda_sync(tk_stream s)
 {
 	if (s)

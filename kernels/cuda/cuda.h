@@ -55,6 +55,9 @@ void tk_cuda_host_free(void *p);
 void tk_cuda_memset(void *dst, int byte, size_t bytes, tk_stream s);
 /* Copies in either direction (the driver tells host from device). */
 void tk_cuda_copy(void *dst, const void *src, size_t bytes, tk_stream s);
+/* rows x width bytes, the rows dpitch and spitch bytes apart. */
+void tk_cuda_copy2d(void *dst, size_t dpitch, const void *src, size_t spitch,
+		    size_t width, size_t rows, tk_stream s);
 void tk_cuda_sync(tk_stream s);       /* NULL: the whole device */
 tk_stream tk_cuda_stream_create(void);
 void tk_cuda_stream_destroy(tk_stream s);
@@ -257,6 +260,10 @@ void conv2d_nhwc_free_cuda(struct tk_cuda_conv *c);
 void conv2d_nhwc_forward_cuda(const struct tk_cuda_conv *c, void *out,
 			      int out_f32, const void *in, const void *residual,
 			      int relu, int H, int W, tk_stream s);
+/* The ways a convolution may go: 0 the fastest its shape allows (the
+ * default; TK_CONV_PATH=dnn or direct in the environment sets 2 or 3), 2
+ * cuDNN or the direct kernel, 3 the direct kernel only. */
+void tk_cuda_set_conv_path(int path);
 /* out [H, W, ld] (activation type) = in [C, H, W] (float). */
 void nchw_to_nhwc_forward_cuda(void *out, const float *in, int C, int ld,
 			       int H, int W, tk_stream s);

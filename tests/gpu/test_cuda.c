@@ -26,6 +26,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/dropout.h"
 #include "kernels/loss.h"
+#include "kernels/nhwc.h"
 #include "kernels/optim.h"
 
 static enum tk_precision prec;
@@ -358,6 +359,110 @@ static void t_conv(struct conv2d_dims d, int bias, int res, int relu)
 	free(x), free(w), free(b), free(r), free(out), free(work);
 	tk_cuda_free(dx), tk_cuda_free(dw), tk_cuda_free(db), tk_cuda_free(dr);
 	tk_cuda_free(dout);
+}
+
+/* ---- channels-last inference (infer.cu) ---- */
+
+/* n activations (the precision's type) from the device, as floats. */
+static float *down_act(const void *d, size_t n)
+{
+	float *h = xmalloc(xmul(n ? n : 1, sizeof *h));
+	if (tk_cuda_act_size() == 4) {
+		tk_cuda_copy(h, d, n * 4, NULL);
+		tk_cuda_sync(NULL);
+		return h;
+	}
+	uint16_t *b = xmalloc(xmul(n ? n : 1, sizeof *b));
+	tk_cuda_copy(b, d, n * 2, NULL);
+	tk_cuda_sync(NULL);
+	for (size_t i = 0; i < n; i++) {
+		uint32_t u = (uint32_t)b[i] << 16;
+		memcpy(&h[i], &u, 4);
+	}
+	free(b);
+	return h;
+}
+
+/* NCHW floats to device activations [H, W, ld] through the op under test. */
+static void *act_up(const float *nchw, int C, int ld, int H, int W)
+{
+	float *d = UP(nchw, (size_t)C * H * W);
+	void *a = tk_cuda_malloc((size_t)H * W * ld * tk_cuda_act_size());
+	nchw_to_nhwc_forward_cuda(a, d, C, ld, H, W, NULL);
+	tk_cuda_sync(NULL);
+	tk_cuda_free(d);
+	return a;
+}
+
+/* conv2d_nhwc_forward_cuda by each path (0 auto, 2 cuDNN, 3 direct)
+ * against the CPU's; res: a residual; f32: float output. */
+static void t_conv_nhwc(struct conv2d_dims d, int ld, int res, int relu,
+			int f32)
+{
+	int oh = conv2d_out_size(d.H, d.K, d.stride, d.pad);
+	int ow = conv2d_out_size(d.W, d.K, d.stride, d.pad);
+	size_t on = (size_t)oh * ow * d.OC;
+	float *x = rnd((size_t)d.C * d.H * d.W, 1);
+	float *w = rnd((size_t)d.OC * d.C * d.K * d.K, 1 / sqrtf(d.C * d.K * d.K));
+	float *b = rnd(d.OC, 0.5f), *r = res ? rnd(on, 1) : NULL;
+	float *xh = xmalloc((size_t)d.H * d.W * ld * 4), *rh = NULL;
+	nchw_to_nhwc_forward(xh, x, d.C, ld, d.H, d.W);
+	if (r) {
+		rh = xmalloc(on * 4);
+		nchw_to_nhwc_forward(rh, r, d.OC, d.OC, oh, ow);
+	}
+	float *want = xmalloc(on * 4);
+	conv2d_nhwc_forward(want, xh, w, b, rh, relu, ld, d);
+	int bf = tk_cuda_act_size() == 2;
+	void *dx = act_up(x, d.C, ld, d.H, d.W);
+	void *dr = NULL;
+	if (r)
+		dr = f32 || !bf ? (void *)UP(rh, on) : act_up(r, d.OC, d.OC, oh, ow);
+	size_t es = f32 ? 4 : tk_cuda_act_size();
+	void *dout = tk_cuda_malloc(on * es);
+	struct tk_cuda_conv *c = conv2d_nhwc_create_cuda(w, b, d.C, ld, d.OC, d.K,
+							 d.stride, d.pad);
+	static const int paths[] = {0, 2, 3};
+	for (int i = 0; i < 3; i++) {
+		tk_cuda_set_conv_path(paths[i]);
+		tk_cuda_memset(dout, 0xff, on * es, NULL); /* NaNs: every value written */
+		conv2d_nhwc_forward_cuda(c, dout, f32, dx, dr, relu, d.H, d.W, NULL);
+		float *got = f32 || !bf ? down(dout, on) : down_act(dout, on);
+		char what[128];
+		snprintf(what, sizeof what, "conv_nhwc%s C%d/%d %dx%d OC%d K%d s%d%s%s%s",
+			 i == 0 ? "" : i == 1 ? " dnn" : " direct", d.C, ld, d.H, d.W,
+			 d.OC, d.K, d.stride, res ? " +r" : "", relu ? " relu" : "",
+			 f32 ? " f32" : "");
+		cmp(what, got, want, on, tol_for(1));
+		free(got);
+	}
+	tk_cuda_set_conv_path(0);
+	conv2d_nhwc_free_cuda(c);
+	tk_cuda_free(dx), tk_cuda_free(dr), tk_cuda_free(dout);
+	free(x), free(w), free(b), free(r), free(xh), free(rh), free(want);
+}
+
+static void t_pool_nhwc(int C, int H, int W)
+{
+	float *x = rnd((size_t)C * H * W, 1), *xh = xmalloc((size_t)C * H * W * 4);
+	nchw_to_nhwc_forward(xh, x, C, C, H, W);
+	int oh = maxpool2d_out_size(H, 3, 2, 1), ow = maxpool2d_out_size(W, 3, 2, 1);
+	size_t on = (size_t)oh * ow * C;
+	float *want = xmalloc(on * 4);
+	maxpool2d_nhwc_forward(want, xh, C, H, W, 3, 2, 1);
+	void *dx = act_up(x, C, C, H, W), *dout = tk_cuda_malloc(on * 4);
+	maxpool2d_nhwc_forward_cuda(dout, dx, C, H, W, 3, 2, 1, NULL);
+	float *got = down_act(dout, on);
+	cmp("maxpool_nhwc 3x3/2", got, want, on,
+	    tk_cuda_act_size() == 2 ? 4e-3 : 0);
+	/* and the first non-finite value */
+	size_t n = (size_t)C * H * W;
+	x[n / 3] = NAN;
+	x[n / 2] = INFINITY;
+	void *dy = act_up(x, 1, 1, 1, (int)n);
+	CHECK(tk_cuda_first_nonfinite(dy, n, 1, NULL) == (long)(n / 3));
+	tk_cuda_free(dy), tk_cuda_free(dx), tk_cuda_free(dout);
+	free(x), free(xh), free(want), free(got);
 }
 
 /* ---- normalisations ---- */
@@ -825,6 +930,18 @@ static void run_all(void)
 		t_conv(shapes[i], epi[i][0], epi[i][1], epi[i][2]);
 	t_rank(3, 5000, 64, 5000);
 	t_rank(2, 3000, 128, 10);
+	/* channels-last: the stem (padded input), 1x1 GEMMs with and without
+	 * a residual, 3x3, strided, the LFSA's float output, odd channels */
+	t_conv_nhwc((struct conv2d_dims){1, 3, 37, 53, 64, 7, 2, 3}, 8, 0, 1, 0);
+	t_conv_nhwc((struct conv2d_dims){1, 64, 20, 28, 256, 1, 1, 0}, 64, 1, 1, 0);
+	t_conv_nhwc((struct conv2d_dims){1, 256, 20, 28, 64, 1, 1, 0}, 256, 0, 1, 0);
+	t_conv_nhwc((struct conv2d_dims){1, 64, 20, 28, 64, 3, 1, 1}, 64, 0, 1, 0);
+	t_conv_nhwc((struct conv2d_dims){1, 64, 21, 27, 64, 3, 2, 1}, 64, 0, 1, 0);
+	t_conv_nhwc((struct conv2d_dims){1, 64, 21, 27, 256, 1, 2, 0}, 64, 0, 0, 0);
+	t_conv_nhwc((struct conv2d_dims){1, 512, 12, 16, 128, 1, 1, 0}, 512, 0, 0, 1);
+	t_conv_nhwc((struct conv2d_dims){1, 4, 15, 17, 4, 3, 1, 1}, 4, 0, 1, 0);
+	t_conv_nhwc((struct conv2d_dims){1, 4, 15, 17, 16, 1, 1, 0}, 4, 1, 1, 0);
+	t_pool_nhwc(64, 33, 47);
 }
 
 int main(int argc, char **argv)
