@@ -3,14 +3,16 @@
 # NVIDIA GPU, nvcc and PyTorch (its pip packages bring cuDNN and NCCL);
 # no network.  Builds `make CUDA=1` with the Debian packages that
 # tests/gpu/prepare.sh put in .carry/ (unpacked with dpkg -x into a
-# temporary folder), runs `make test-cuda`, then the benchmarks against
-# PyTorch on the same GPU, and prints a summary last.  Well under 8
-# minutes on an H200; every step is bounded by a timeout.
+# temporary folder), runs test_cuda, the real tools' benchmarks
+# (bench_tools.sh) and PyTorch's on the same GPU, `make test-cuda` (the
+# tools on the GPU against the CPU), the op benchmarks, and prints a
+# summary last.  About 3 minutes on an H200; every step is bounded by a
+# timeout, and all of them by the budget.
 #
 #   bash tests/gpu/check.sh            (from the repository root)
 #   TK_CHECK_SKIP_BENCH=1              build and test only
 #   TK_CHECK_JOBS=n                    make -j (default: cores)
-#   TK_CHECK_BUDGET=s                  seconds for everything (470): each
+#   TK_CHECK_BUDGET=s                  seconds for everything (230): each
 #                                      step's timeout is cut to what is left
 #   TK_CHECK_CPU_TESTS=1               also `make test` (the CPU suite)
 # Logs go to $OUT (if set) or /tmp/tk-check.
@@ -23,7 +25,7 @@ T0=$(date +%s)
 summary=()
 say() { echo; echo "== [$(( $(date +%s) - T0 ))s] $*"; }
 note() { summary+=("$*"); }
-DEADLINE=$((T0 + ${TK_CHECK_BUDGET:-470}))
+DEADLINE=$((T0 + ${TK_CHECK_BUDGET:-230}))
 step() { # step NAME TIMEOUT CMD...: run, log, note the result
 	local name=$1 to=$2; shift 2
 	local left=$((DEADLINE - $(date +%s)))
@@ -97,24 +99,22 @@ export LD_LIBRARY_PATH="$CU/lib:$DEPLIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 MK=(CUDA=1 CUDNN_HOME="$CU" NCCL_HOME="$CU" PKG_CFLAGS="$PKG_CFLAGS" PKG_LIBS="$PKG_LIBS -L$CU/lib -Wl,-rpath,$CU/lib")
 JOBS=${TK_CHECK_JOBS:-$(nproc)}
 
-# ---- build, test ----
-step build 400 make -j"$JOBS" "${MK[@]}" all gpu-tests || {
+# ---- build, test, benchmarks: the most telling first ----
+step build 120 make -j"$JOBS" "${MK[@]}" all gpu-tests || {
 	printf '%s\n' "${summary[@]}"; exit 1; }
 ldd bin/tk-cat | grep -E 'cudnn|nccl|cublas|cudart|openblas|not found'
 GPU=build/cuda/tests/gpu
-step test_cuda 150 "$GPU/test_cuda" -v
-step test-cuda 150 make "${MK[@]}" test-cuda
-[ -n "${TK_CHECK_CPU_TESTS:-}" ] && step test-cpu 200 make -j"$JOBS" "${MK[@]}" test
-
-# ---- benchmarks: ours and PyTorch's on the same GPU, interleaved so that
-# a run cut short still has pairs ----
+step test_cuda 60 "$GPU/test_cuda"
 if [ -z "${TK_CHECK_SKIP_BENCH:-}" ]; then
 	export PYTHONUNBUFFERED=1
-	step bench_ops 90 "$GPU/bench_ops"
-	step torch_ops 120 $PYTHON tests/gpu/bench_torch.py gemm rank
-	step bench_extract 150 "$GPU/bench_extract"
-	step torch_extract 150 $PYTHON tests/gpu/bench_torch.py extract
-	step torch_train 120 $PYTHON tests/gpu/bench_torch.py train
+	step bench_tools 110 env PYTHON="$PYTHON" bash tests/gpu/bench_tools.sh 24
+	step torch_extract 60 $PYTHON tests/gpu/bench_torch.py extract
+fi
+step test-cuda 90 make "${MK[@]}" PY="$PYTHON" test-cuda
+[ -n "${TK_CHECK_CPU_TESTS:-}" ] && step test-cpu 200 make -j"$JOBS" "${MK[@]}" test
+if [ -z "${TK_CHECK_SKIP_BENCH:-}" ]; then
+	step bench_ops 40 "$GPU/bench_ops"
+	step torch_rank 40 $PYTHON tests/gpu/bench_torch.py rank
 fi
 
 say "summary ($(( $(date +%s) - T0 ))s in all)"
