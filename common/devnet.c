@@ -529,6 +529,9 @@ static size_t head_layout(const struct devnet_head *h, int N, float *base,
 	size_t sz[13] = {(size_t)N * d, (size_t)N * T, T * d, T * d, T * d,
 			 T * d, kv * d, kv * d, T * d,
 			 (size_t)h->heads * T * kv, T * 2 * d, h->out_dim, h->out_dim};
+	struct head_bufs none;
+	if (!b)
+		b = &none;
 	float **p[13] = {&b->x, &b->logits, &b->t, &b->tok, &b->qb, &b->q, &b->k,
 			 &b->v, &b->o, &b->att, &b->hid, &b->p, &b->desc};
 	size_t off = 0;

@@ -360,7 +360,7 @@ void run_direct(const tk_cuda_conv *c, O *out, const T *in, const O *res,
 
 // TK_CONV_PATH=dnn|direct (or tk_cuda_set_conv_path): no GEMMs, or the
 // direct kernel only; for tests and benchmarks.
-int conv_path = -1;
+static int conv_path = -1;
 
 extern "C" {
 
