@@ -42,7 +42,6 @@ void cbn_plan(struct tk_net *n, struct cbn *c, const struct tk_model *m,
 	c->mean = net_alloc(n, OC, 4, MEM_ACT);
 	c->rstd = net_alloc(n, OC, 4, MEM_ACT);
 	int th = tk_threads();
-	n->wsize = max_sz(n->wsize, conv2d_workspace(c->d, th));
 	n->wsize = max_sz(n->wsize, conv2d_backward_workspace(c->d, th));
 	n->gsize = max_sz(n->gsize, out);
 	n->gsize = max_sz(n->gsize, (size_t)n->B * C * H * W);
@@ -54,7 +53,7 @@ void cbn_forward(struct tk_net *n, struct cbn *c, struct tk_model *m,
 	struct conv2d_dims d = c->d;
 	d.B = n->curB;
 	float *P = m->data;
-	conv2d_forward(c->t, n->work, x, P + c->w,
+	conv2d_train_forward(c->t, n->work, x, P + c->w,
 		       c->bias == NO_PARAM ? NULL : P + c->bias, NULL, 0, d);
 	int ohw = c->oh * c->ow;
 	if (n->trained) {

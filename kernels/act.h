@@ -1,9 +1,5 @@
 /* act.h - element-wise ops: ReLU, GELU (erf form, as torch's default),
- * residual add; and the softmax over the last axis.
- *
- * The *_backward functions are declared for the training issue; the CPU
- * versions are not written yet.
- */
+ * residual add; and the softmax over the last axis. */
 #ifndef TK_KERNELS_ACT_H
 #define TK_KERNELS_ACT_H
 

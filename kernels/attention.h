@@ -1,11 +1,7 @@
 /* attention.h - multi-head scaled dot-product attention on projected
  * queries, keys and values (the q, k, v and output projections are
  * linear_forward calls around it), as the reference's Attention:
- * per head, softmax(q k^T * head_dim^-0.5) v, heads concatenated.
- *
- * The *_backward functions are declared for the training issue; the CPU
- * versions are not written yet.
- */
+ * per head, softmax(q k^T * head_dim^-0.5) v, heads concatenated. */
 #ifndef TK_KERNELS_ATTENTION_H
 #define TK_KERNELS_ATTENTION_H
 

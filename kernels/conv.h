@@ -6,11 +6,7 @@
  * The CPU version computes 1x1 convolutions as GEMMs on the input itself,
  * 3x3 stride-1 convolutions by Winograd F(4x4,3x3) when the channels are
  * many enough, and everything else by im2col + GEMM, in tiles of output
- * pixels so that no whole im2col matrix is ever built.
- *
- * The *_backward functions are declared for the training issue; the CPU
- * versions are not written yet.
- */
+ * pixels so that no whole im2col matrix is ever built. */
 #ifndef TK_KERNELS_CONV_H
 #define TK_KERNELS_CONV_H
 
@@ -46,7 +42,19 @@ void conv2d_forward(float *out,            /* [B, OC, OH, OW] */
 		    const float *residual, /* [B, OC, OH, OW] or NULL */
 		    int relu, struct conv2d_dims d);
 
-/* Floats of scratch conv2d_backward needs for d. */
+/* Training's forward: conv2d_forward without the fast algorithms whose
+ * rounding differs from a direct convolution's (Winograd), so that the
+ * values that fall on a ReLU's kink fall as torch's do and the gradients
+ * follow the same branches. */
+void conv2d_train_forward(float *out,            /* [B, OC, OH, OW] */
+			  float *work,           /* scratch */
+			  const float *in,       /* [B, C, H, W] */
+			  const float *weight,   /* [OC, C, K, K] */
+			  const float *bias,     /* [OC] or NULL */
+			  const float *residual, /* [B, OC, OH, OW] or NULL */
+			  int relu, struct conv2d_dims d);
+
+/* Floats of scratch conv2d_backward and conv2d_train_forward need for d. */
 size_t conv2d_backward_workspace(struct conv2d_dims d, int threads);
 
 /* Gradients of conv2d_forward without its fused bias/residual/ReLU (the

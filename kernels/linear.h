@@ -1,9 +1,5 @@
 /* linear.h - fully connected layers, y = x W^T + b (torch's nn.Linear),
- * and the GEMM every kernel uses.
- *
- * The *_backward functions are declared for the training issue; the CPU
- * versions are not written yet.
- */
+ * and the GEMM every kernel uses. */
 #ifndef TK_KERNELS_LINEAR_H
 #define TK_KERNELS_LINEAR_H
 

@@ -1,9 +1,6 @@
-/* norm.h - normalisations: batch norm (folded into a convolution, or 1-d
- * over rows with running statistics), layer norm, L2 normalisation.
- *
- * The *_backward functions (and batch norm's training forward) are
- * declared for the training issue; the CPU versions are not written yet.
- */
+/* norm.h - normalisations: batch norm (folded into a convolution, 1-d
+ * over rows with running statistics, and in training over [B, C, S] for
+ * both), layer norm, L2 normalisation. */
 #ifndef TK_KERNELS_NORM_H
 #define TK_KERNELS_NORM_H
 
@@ -25,23 +22,6 @@ void batchnorm2d_fold(float *weight,          /* [OC, per] in place */
 		      const float *mean,      /* [OC] */
 		      const float *var,       /* [OC] */
 		      float eps, int OC, int per);
-
-/* Training BatchNorm2d (batch statistics over B*H*W per channel, saved
- * for the backward pass; the running statistics updated with momentum)
- * and its gradient: for the training issue. */
-void batchnorm2d_train_forward(float *out,          /* [B, C, H*W] */
-			       float *bmean,        /* [C] */
-			       float *brstd,        /* [C] */
-			       float *run_mean,     /* [C] in place */
-			       float *run_var,      /* [C] in place */
-			       const float *in,     /* [B, C, H*W] */
-			       const float *gamma,  /* [C] */
-			       const float *beta,   /* [C] */
-			       float eps, float momentum, int B, int C, int HW);
-void batchnorm2d_backward(float *din, float *dgamma, float *dbeta,
-			  const float *dout, const float *in,
-			  const float *bmean, const float *brstd,
-			  const float *gamma, int B, int C, int HW);
 
 /* Inference BatchNorm1d over the rows of a [N, C] array:
  * out = (in - mean) / sqrt(var + eps) * gamma + beta.  out may be in. */

@@ -1,9 +1,5 @@
 /* pool.h - max pooling over NCHW planes (the ResNet stem's 3x3 stride 2
- * pad 1).  Padding never wins: it counts as -infinity, as in torch.
- *
- * The *_backward functions are declared for the training issue; the CPU
- * versions are not written yet.
- */
+ * pad 1).  Padding never wins: it counts as -infinity, as in torch. */
 #ifndef TK_KERNELS_POOL_H
 #define TK_KERNELS_POOL_H
 

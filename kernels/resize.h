@@ -5,11 +5,7 @@
  * differ), else float(in)/out; the second neighbour clamped to the last
  * row or column; an axis that keeps its size is copied whatever the
  * scale (floor(2 * 1.41) = 2 rows stay as they are).  Indices and weights equal torch's; values agree to the
- * last bit of float.
- *
- * The *_backward functions are declared for the training issue; the CPU
- * versions are not written yet.
- */
+ * last bit of float. */
 #ifndef TK_KERNELS_RESIZE_H
 #define TK_KERNELS_RESIZE_H
 

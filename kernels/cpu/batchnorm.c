@@ -103,6 +103,53 @@ static void affine(float *out, const float *in, const float *alpha,
 		}
 }
 
+/* Sums of a plane: in double (torch's contiguous statistics), and in
+ * float over vector lanes (torch's vectorised reduce_all). */
+TK_SIMD
+static double plane_sum(const float *x, int n)
+{
+	double s = 0.0;
+#pragma omp simd reduction(+ : s)
+	for (int i = 0; i < n; i++)
+		s += x[i];
+	return s;
+}
+
+TK_SIMD
+static double plane_sqdev(const float *x, float mean, int n)
+{
+	double s = 0.0;
+#pragma omp simd reduction(+ : s)
+	for (int i = 0; i < n; i++) {
+		float d = x[i] - mean;
+		s += d * d;
+	}
+	return s;
+}
+
+TK_SIMD
+static void plane_dot(const float *x, const float *dy, float mean, int n,
+		      float *sum, float *dot)
+{
+	float ps = 0.0f, pd = 0.0f;
+#pragma omp simd reduction(+ : ps, pd)
+	for (int i = 0; i < n; i++) {
+		ps += dy[i];
+		pd += (x[i] - mean) * dy[i];
+	}
+	*sum = ps;
+	*dot = pd;
+}
+
+TK_SIMD
+static void plane_dx(float *dx, const float *x, const float *dy, float mean,
+		     float k, float gmean, float rstd, float gamma, int n)
+{
+#pragma omp simd
+	for (int i = 0; i < n; i++)
+		dx[i] += fmaf(-(x[i] - mean), k, dy[i] - gmean) * rstd * gamma;
+}
+
 void batchnorm_train_forward(float *out, float *bmean, float *brstd,
 			     float *running_mean, float *running_var,
 			     const float *in, const float *gamma,
@@ -126,20 +173,12 @@ void batchnorm_train_forward(float *out, float *bmean, float *brstd,
 #pragma omp parallel for schedule(static) if ((size_t)B * cs > PAR_MIN)
 		for (int c = 0; c < C; c++) {
 			double sum = 0.0;
-			for (int b = 0; b < B; b++) {
-				const float *x = in + b * cs + (size_t)c * S;
-				for (int i = 0; i < S; i++)
-					sum += x[i];
-			}
+			for (int b = 0; b < B; b++)
+				sum += plane_sum(in + b * cs + (size_t)c * S, S);
 			float mean = (float)(sum / (double)n);
 			double vs = 0.0;
-			for (int b = 0; b < B; b++) {
-				const float *x = in + b * cs + (size_t)c * S;
-				for (int i = 0; i < S; i++) {
-					float d = x[i] - mean;
-					vs += d * d;
-				}
-			}
+			for (int b = 0; b < B; b++)
+				vs += plane_sqdev(in + b * cs + (size_t)c * S, mean, S);
 			finish_stats(bmean, brstd, running_mean, running_var, c,
 				     mean, (float)vs, n, eps, momentum);
 		}
@@ -212,13 +251,9 @@ void batchnorm_backward(float *din, float *dgamma, float *dbeta,
 		float mean = bmean[c], rstd = brstd[c];
 		double sum = 0.0, dot = 0.0;
 		for (int b = 0; b < B; b++) {
-			const float *x = in + b * cs + (size_t)c * S;
-			const float *dy = dout + b * cs + (size_t)c * S;
-			float ps = 0.0f, pd = 0.0f; /* a plane in float */
-			for (int i = 0; i < S; i++) {
-				ps += dy[i];
-				pd += (x[i] - mean) * dy[i];
-			}
+			float ps, pd; /* a plane in float */
+			plane_dot(in + b * cs + (size_t)c * S, dout + b * cs + (size_t)c * S,
+				  mean, S, &ps, &pd);
 			sum += ps;
 			dot += pd;
 		}
@@ -228,13 +263,9 @@ void batchnorm_backward(float *din, float *dgamma, float *dbeta,
 			continue;
 		float k = (float)dot * rstd * rstd / (float)n;
 		float gmean = (float)(sum / (double)n);
-		for (int b = 0; b < B; b++) {
-			const float *x = in + b * cs + (size_t)c * S;
-			const float *dy = dout + b * cs + (size_t)c * S;
-			float *dx = din + b * cs + (size_t)c * S;
-			for (int i = 0; i < S; i++)
-				dx[i] += fmaf(-(x[i] - mean), k, dy[i] - gmean) * rstd *
-					 gamma[c];
-		}
+		for (int b = 0; b < B; b++)
+			plane_dx(din + b * cs + (size_t)c * S, in + b * cs + (size_t)c * S,
+				 dout + b * cs + (size_t)c * S, mean, k, gmean, rstd,
+				 gamma[c], S);
 	}
 }

@@ -1,85 +1,168 @@
-/* conv_backward.c - 2-D convolution's gradients, one image at a time:
- * its im2col matrix (split over input channels between threads), then
- * dweight += dout . col^T and dcol = weight^T . dout as GEMMs over all
- * threads, then col2im of dcol into din (again by input channel, so that
- * no two threads add into the same pixel).  A 1x1 stride-1 convolution
- * needs no im2col: the input is its own column matrix. */
+/* conv_backward.c - 2-D convolution for training: the forward without
+ * Winograd and the gradients.  Images are taken in groups whose output
+ * pixels make at least GROUP_COLS columns, so that the late stages of a
+ * ResNet (7 x 7 pixels) still give GEMMs of a useful shape: the group's
+ * im2col matrix col [C K K, group pixels] (for a 1x1 stride-1 convolution,
+ * the input gathered), then out = weight . col, dweight += dout . col^T
+ * and dcol = weight^T . dout as GEMMs over all threads, and col2im of dcol
+ * into din.  The gathers and scatters run by channel, so that no two
+ * threads add into the same pixel. */
 #include "kernels/conv.h"
 
-#include <omp.h>
 #include <string.h>
 
+#include "kernels/cpu/simd.h"
 #include "kernels/linear.h"
+
+/* Output pixels a group of images should give at least. */
+#define GROUP_COLS 2048
 
 static int is_direct(struct conv2d_dims d)
 {
 	return d.K == 1 && d.stride == 1 && d.pad == 0;
 }
 
+static int group_size(struct conv2d_dims d, int ohw)
+{
+	int g = (GROUP_COLS + ohw - 1) / ohw;
+	return g < 1 ? 1 : g > d.B ? d.B : g;
+}
+
 size_t conv2d_backward_workspace(struct conv2d_dims d, int threads)
 {
 	(void)threads;
-	if (is_direct(d))
-		return 0;
 	int oh = conv2d_out_size(d.H, d.K, d.stride, d.pad);
 	int ow = conv2d_out_size(d.W, d.K, d.stride, d.pad);
-	return 2 * (size_t)d.C * d.K * d.K * oh * ow;
+	size_t cols = (size_t)group_size(d, oh * ow) * oh * ow;
+	/* col, dcol and the group's gathered output gradient */
+	return cols * (2 * (size_t)d.C * d.K * d.K + d.OC);
 }
 
-/* col[(c*K + ky)*K + kx][oy*ow + ox] = in[c][oy*s - pad + ky][ox*s - pad + kx] */
-static void im2col(float *col, const float *in, struct conv2d_dims d, int oh,
-		   int ow)
+/* The group's im2col matrix, row stride ld: image j's pixels are columns
+ * j * ohw ... */
+static void im2col(float *col, size_t ld, const float *in, int n,
+		   struct conv2d_dims d, int oh, int ow)
 {
 	int K = d.K, s = d.stride;
-	size_t ohw = (size_t)oh * ow;
+	size_t ohw = (size_t)oh * ow, chw = (size_t)d.C * d.H * d.W;
 #pragma omp parallel for schedule(static)
 	for (int c = 0; c < d.C; c++) {
-		const float *plane = in + (size_t)c * d.H * d.W;
-		for (int ky = 0; ky < K; ky++)
-			for (int kx = 0; kx < K; kx++) {
-				float *dst = col + ((size_t)(c * K + ky) * K + kx) * ohw;
-				for (int oy = 0; oy < oh; oy++) {
-					int iy = oy * s - d.pad + ky;
-					float *o = dst + (size_t)oy * ow;
-					if (iy < 0 || iy >= d.H) {
-						memset(o, 0, ow * sizeof *o);
+		for (int j = 0; j < n; j++) {
+			const float *plane = in + j * chw + (size_t)c * d.H * d.W;
+			for (int ky = 0; ky < K; ky++)
+				for (int kx = 0; kx < K; kx++) {
+					float *dst = col + ((size_t)(c * K + ky) * K + kx) * ld +
+						     j * ohw;
+					if (is_direct(d)) {
+						memcpy(dst, plane, ohw * sizeof *dst);
 						continue;
 					}
-					const float *row = plane + (size_t)iy * d.W;
-					for (int ox = 0; ox < ow; ox++) {
-						int ix = ox * s - d.pad + kx;
-						o[ox] = ix >= 0 && ix < d.W ? row[ix] : 0.0f;
+					for (int oy = 0; oy < oh; oy++) {
+						int iy = oy * s - d.pad + ky;
+						float *o = dst + (size_t)oy * ow;
+						if (iy < 0 || iy >= d.H) {
+							memset(o, 0, ow * sizeof *o);
+							continue;
+						}
+						const float *row = plane + (size_t)iy * d.W;
+						for (int ox = 0; ox < ow; ox++) {
+							int ix = ox * s - d.pad + kx;
+							o[ox] = ix >= 0 && ix < d.W ? row[ix] : 0.0f;
+						}
 					}
 				}
-			}
+		}
 	}
 }
 
-/* The adjoint of im2col: din[c][iy][ix] += dcol[...] over every tap. */
-static void col2im(float *din, const float *dcol, struct conv2d_dims d, int oh,
-		   int ow)
+/* The adjoint of im2col: din += dcol over every tap. */
+static void col2im(float *din, const float *dcol, size_t ld, int n,
+		   struct conv2d_dims d, int oh, int ow)
 {
 	int K = d.K, s = d.stride;
-	size_t ohw = (size_t)oh * ow;
+	size_t ohw = (size_t)oh * ow, chw = (size_t)d.C * d.H * d.W;
 #pragma omp parallel for schedule(static)
 	for (int c = 0; c < d.C; c++) {
-		float *plane = din + (size_t)c * d.H * d.W;
-		for (int ky = 0; ky < K; ky++)
-			for (int kx = 0; kx < K; kx++) {
-				const float *src = dcol + ((size_t)(c * K + ky) * K + kx) * ohw;
-				for (int oy = 0; oy < oh; oy++) {
-					int iy = oy * s - d.pad + ky;
-					if (iy < 0 || iy >= d.H)
-						continue;
-					float *row = plane + (size_t)iy * d.W;
-					const float *g = src + (size_t)oy * ow;
-					for (int ox = 0; ox < ow; ox++) {
-						int ix = ox * s - d.pad + kx;
-						if (ix >= 0 && ix < d.W)
-							row[ix] += g[ox];
+		for (int j = 0; j < n; j++) {
+			float *plane = din + j * chw + (size_t)c * d.H * d.W;
+			for (int ky = 0; ky < K; ky++)
+				for (int kx = 0; kx < K; kx++) {
+					const float *src = dcol +
+							   ((size_t)(c * K + ky) * K + kx) * ld +
+							   j * ohw;
+					for (int oy = 0; oy < oh; oy++) {
+						int iy = oy * s - d.pad + ky;
+						if (iy < 0 || iy >= d.H)
+							continue;
+						float *row = plane + (size_t)iy * d.W;
+						const float *g = src + (size_t)oy * ow;
+						if (s == 1) {
+							int x0 = kx - d.pad, lo = x0 < 0 ? -x0 : 0;
+							int hi = d.W - x0 < ow ? d.W - x0 : ow;
+							for (int ox = lo; ox < hi; ox++)
+								row[ox + x0] += g[ox];
+							continue;
+						}
+						for (int ox = 0; ox < ow; ox++) {
+							int ix = ox * s - d.pad + kx;
+							if (ix >= 0 && ix < d.W)
+								row[ix] += g[ox];
+						}
 					}
 				}
+		}
+	}
+}
+
+/* og [OC, n * ohw] -> out [n, OC, ohw] with bias, residual and ReLU. */
+TK_SIMD
+static void scatter_out(float *out, const float *og, int n, int OC, size_t ohw,
+			const float *bias, const float *residual, int relu)
+{
+	size_t ld = (size_t)n * ohw;
+#pragma omp parallel for schedule(static)
+	for (int o = 0; o < OC; o++)
+		for (int j = 0; j < n; j++) {
+			const float *src = og + (size_t)o * ld + j * ohw;
+			size_t at = ((size_t)j * OC + o) * ohw;
+			float *dst = out + at;
+			const float *r = residual ? residual + at : NULL;
+			float b = bias ? bias[o] : 0.0f;
+			for (size_t i = 0; i < ohw; i++) {
+				float v = src[i] + b + (r ? r[i] : 0.0f);
+				dst[i] = relu && v < 0.0f ? 0.0f : v;
 			}
+		}
+}
+
+/* dout [n, OC, ohw] -> dy [OC, n * ohw] */
+static void gather_dout(float *dy, const float *dout, int n, int OC, size_t ohw)
+{
+	size_t ld = (size_t)n * ohw;
+#pragma omp parallel for schedule(static)
+	for (int o = 0; o < OC; o++)
+		for (int j = 0; j < n; j++)
+			memcpy(dy + (size_t)o * ld + j * ohw,
+			       dout + ((size_t)j * OC + o) * ohw, ohw * sizeof *dy);
+}
+
+void conv2d_train_forward(float *out, float *work, const float *in,
+			  const float *weight, const float *bias,
+			  const float *residual, int relu, struct conv2d_dims d)
+{
+	int oh = conv2d_out_size(d.H, d.K, d.stride, d.pad);
+	int ow = conv2d_out_size(d.W, d.K, d.stride, d.pad);
+	size_t ohw = (size_t)oh * ow, chw = (size_t)d.C * d.H * d.W;
+	int ckk = d.C * d.K * d.K, G = group_size(d, (int)ohw);
+	for (int g0 = 0; g0 < d.B; g0 += G) {
+		int n = d.B - g0 < G ? d.B - g0 : G;
+		int cols = (int)(n * ohw);
+		float *col = work, *og = work + (size_t)ckk * cols;
+		im2col(col, cols, in + g0 * chw, n, d, oh, ow);
+		gemm(0, 0, d.OC, cols, ckk, 1.0f, weight, ckk, col, cols, 0.0f, og, cols);
+		size_t at = (size_t)g0 * d.OC * ohw;
+		scatter_out(out + at, og, n, d.OC, ohw, bias,
+			    residual ? residual + at : NULL, relu);
 	}
 }
 
@@ -89,38 +172,31 @@ void conv2d_backward(float *din, float *dweight, float *dbias, float *work,
 {
 	int oh = conv2d_out_size(d.H, d.K, d.stride, d.pad);
 	int ow = conv2d_out_size(d.W, d.K, d.stride, d.pad);
-	int ohw = oh * ow, hw = d.H * d.W, ckk = d.C * d.K * d.K;
-	int direct = is_direct(d);
-	float *col = work, *dcol = work + (size_t)ckk * ohw;
-	for (int b = 0; b < d.B; b++) {
-		const float *inb = in + (size_t)b * d.C * hw;
-		const float *dy = dout + (size_t)b * d.OC * ohw;
-		if (!direct)
-			im2col(col, inb, d, oh, ow);
-		/* dweight [OC, CKK] += dy [OC, OHW] . col^T */
-		gemm(0, 1, d.OC, ckk, ohw, 1.0f, dy, ohw, direct ? inb : col,
-		     ohw, 1.0f, dweight, ckk);
-		if (din) {
-			float *dx = din + (size_t)b * d.C * hw;
-			/* dcol [CKK, OHW] = weight^T . dy */
-			if (direct) {
-				gemm(1, 0, ckk, ohw, d.OC, 1.0f, weight, ckk, dy, ohw,
-				     1.0f, dx, hw);
-			} else {
-				gemm(1, 0, ckk, ohw, d.OC, 1.0f, weight, ckk, dy, ohw,
-				     0.0f, dcol, ohw);
-				col2im(dx, dcol, d, oh, ow);
-			}
-		}
+	size_t ohw = (size_t)oh * ow, chw = (size_t)d.C * d.H * d.W;
+	int ckk = d.C * d.K * d.K, G = group_size(d, (int)ohw);
+	for (int g0 = 0; g0 < d.B; g0 += G) {
+		int n = d.B - g0 < G ? d.B - g0 : G;
+		int cols = (int)(n * ohw);
+		float *col = work, *dcol = col + (size_t)ckk * cols;
+		float *dy = dcol + (size_t)ckk * cols;
+		im2col(col, cols, in + g0 * chw, n, d, oh, ow);
+		gather_dout(dy, dout + (size_t)g0 * d.OC * ohw, n, d.OC, ohw);
+		/* dweight [OC, CKK] += dy [OC, cols] . col^T */
+		gemm(0, 1, d.OC, ckk, cols, 1.0f, dy, cols, col, cols, 1.0f, dweight, ckk);
+		if (!din)
+			continue;
+		/* dcol [CKK, cols] = weight^T . dy */
+		gemm(1, 0, ckk, cols, d.OC, 1.0f, weight, ckk, dy, cols, 0.0f, dcol, cols);
+		col2im(din + g0 * chw, dcol, cols, n, d, oh, ow);
 	}
 	if (dbias) {
 #pragma omp parallel for schedule(static)
 		for (int o = 0; o < d.OC; o++) {
 			double s = 0.0;
 			for (int b = 0; b < d.B; b++) {
-				const float *dy = dout + ((size_t)b * d.OC + o) * ohw;
-				for (int i = 0; i < ohw; i++)
-					s += dy[i];
+				const float *g = dout + ((size_t)b * d.OC + o) * ohw;
+				for (size_t i = 0; i < ohw; i++)
+					s += g[i];
 			}
 			dbias[o] += (float)s;
 		}

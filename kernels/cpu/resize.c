@@ -69,3 +69,37 @@ void resize_bilinear_forward(float *out, const float *in, int P, int H, int W,
 	free(ty);
 	free(tx);
 }
+
+/* The adjoint of the forward: each output's gradient spread over its four
+ * sources with the same weights (planes in parallel, serial within one:
+ * neighbouring outputs share sources). */
+void resize_bilinear_backward(float *din, const float *dout, int P, int H,
+			      int W, int OH, int OW, double scale_h,
+			      double scale_w)
+{
+	struct taps *ty = malloc(sizeof *ty * (size_t)OH);
+	struct taps *tx = malloc(sizeof *tx * (size_t)OW);
+	if (!ty || !tx)
+		abort();
+	compute_taps(ty, H, OH, scale_h);
+	compute_taps(tx, W, OW, scale_w);
+#pragma omp parallel for schedule(static)
+	for (int p = 0; p < P; p++) {
+		for (int oy = 0; oy < OH; oy++) {
+			float *r0 = din + ((size_t)p * H + ty[oy].i0) * W;
+			float *r1 = din + ((size_t)p * H + ty[oy].i1) * W;
+			float h0 = ty[oy].l0, h1 = ty[oy].l1;
+			const float *g = dout + ((size_t)p * OH + oy) * OW;
+			for (int ox = 0; ox < OW; ox++) {
+				const struct taps *t = &tx[ox];
+				float a = g[ox] * h0, b = g[ox] * h1;
+				r0[t->i0] += a * t->l0;
+				r0[t->i1] += a * t->l1;
+				r1[t->i0] += b * t->l0;
+				r1[t->i1] += b * t->l1;
+			}
+		}
+	}
+	free(ty);
+	free(tx);
+}

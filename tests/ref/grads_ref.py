@@ -171,6 +171,18 @@ def arcface(cases, N, D, K, s, m, eps=1e-6):
                    "want_din": x.grad, "want_dweight": w.grad}))
 
 
+def resize(cases, P, H, W, scale=None, size=None):
+    x = t(1, P, H, W)
+    if scale is not None:
+        y = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
+        meta = dict(scale=repr(float(scale)))
+    else:
+        y = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        meta = dict(scale="0")
+    meta.update(P=P, H=H, W=W, OH=y.shape[2], OW=y.shape[3])
+    case(cases, "resize", meta, {"in": x}, y)
+
+
 def sgd(cases, n, steps, lr, wd, nesterov=True):
     p = torch.randn(n)
     p0 = p.clone()
@@ -209,6 +221,7 @@ def small_cases():
     dropout(c, 50, 0.1, 5)
     droppath(c, 6, 4, 0.3, 11)
     arcface(c, 4, 6, 9, math.sqrt(6), 0.2)
+    resize(c, 2, 5, 7, scale=2 ** 0.5)
     sgd(c, 37, 3, 0.05, 1e-4)
     return c
 
@@ -243,6 +256,10 @@ def full_cases():
     droppath(c, 16, 99, 0.1, 77)
     arcface(c, 8, 64, 1000, 8.0, 0.2)
     arcface(c, 3, 1024, 300, 32.0, 0.2)
+    resize(c, 3, 33, 51, scale=2 ** 0.5)
+    resize(c, 3, 33, 51, scale=0.5 ** 0.5)
+    resize(c, 2, 2, 9, scale=2 ** 0.5)
+    resize(c, 2, 31, 17, size=(64, 9))
     sgd(c, 1001, 5, 0.01, 1e-4)
     sgd(c, 64, 4, 0.1, 0.0, nesterov=False)
     return c

@@ -7,7 +7,7 @@ WarmupCos_Scheduler stepped before optimizer.step, gradient accumulation,
 gradient-norm clipping).  Dropout draws tk's keep flags (tkrand) so that a
 run with dropout on can be compared too.
 
-    train_ref.py model ARCH OUT.safetensors [--seed S] [--init random|reference]
+    train_ref.py model ARCH OUT.safetensors [--seed S] [--init random|default]
     train_ref.py frames OUT.bin N SIZE CLASSES [--seed S] [--pattern]
     train_ref.py grads MODEL FRAMES OUT.bin [--dropout P] [--seed S]
     train_ref.py train MODEL FRAMES OUT.safetensors LOG.jsonl [options]
@@ -35,9 +35,11 @@ MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 class Ctx:
     """The dropout probability and the seed of the current forward pass
     (tk's per-micro-batch seed); sites derive theirs as tk's
-    net_site_seed does."""
+    net_site_seed does.  native: torch's own dropout and random numbers
+    instead (the reference's code path, for timing)."""
     p = 0.0
     seed = 0
+    native = False
 
 
 def site_seed(seed, site):
@@ -66,6 +68,12 @@ class Drop(nn.Module):
         p = Ctx.p
         if not self.training or p == 0:
             return x
+        if Ctx.native:
+            if not self.path:
+                return F.dropout(x, p, True)
+            shape = (x.shape[0],) + (1,) * (x.dim() - 1)
+            r = (1 - p + torch.rand(shape, dtype=x.dtype)).floor_()
+            return x.div(1 - p) * r
         s = site_seed(Ctx.seed, self.site)
         if self.path:
             keep = tkrand.keep(s, x.shape[0], p).astype(np.float32)
@@ -299,13 +307,21 @@ def load_model(path):
 
 def init_random(model, seed):
     """Every tensor random (no zero projections, norms away from 1), so
-    that every gradient is exercised."""
+    that every gradient is exercised; convolutions Kaiming-normal and the
+    last norm of each residual branch small, as in a trained ResNet, so
+    that the network is well conditioned and float32 rounding stays
+    small."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if p.dim() > 1:
+            if p.dim() == 4:
                 fan = p[0].numel()
+                p.copy_(torch.randn(p.shape, generator=g) * math.sqrt(2.0 / fan))
+            elif p.dim() > 1:
+                fan = p.shape[-1]
                 p.copy_(torch.randn(p.shape, generator=g) * math.sqrt(1.0 / fan))
+            elif name.endswith("bn3.weight"):
+                p.copy_(0.2 + 0.05 * torch.randn(p.shape, generator=g))
             elif name.endswith("weight"):
                 p.copy_(1 + 0.2 * torch.randn(p.shape, generator=g))
             else:
@@ -385,19 +401,43 @@ def cmd_frames(args):
 
 
 def cmd_grads(args):
+    """One training forward and backward pass of all the frames as one
+    batch: the loss, logits, every gradient and the updated buffers; in
+    float64 with --f64 (the yardstick for float32 rounding)."""
     torch.set_num_threads(args.threads)
     model, a, _, _ = load_model(args.model)
     imgs, labels = read_batches(args.frames, 0)
+    x = normalise(imgs)
+    if args.f64:
+        model = model.double()
+        x = x.double()
     model.train()
     Ctx.p, Ctx.seed = args.dropout, args.seed
-    loss, logits = model(normalise(imgs), torch.from_numpy(labels))
+    seen = {}
+
+    def keep(name):
+        def hook(mod, inp, out):
+            out.retain_grad()
+            seen[name] = out
+        return hook
+    model.tr.proj[0].register_forward_hook(keep("pj"))
+    model.tr.proj[0].register_forward_pre_hook(
+        lambda mod, inp: seen.__setitem__("pin", inp[0]))
+    model.tr.proj[1].register_forward_hook(keep("e"))
+    loss, logits = model(x, torch.from_numpy(labels))
     loss.backward()
-    out = {"loss": np.array([loss.item()], np.float32),
-           "logits": logits.detach().numpy().astype(np.float32)}
+    out = {"loss": np.array([loss.item()], np.float64),
+           "logits": logits.detach().numpy().astype(np.float64),
+           "net.e": seen["e"].detach().numpy().astype(np.float64),
+           "net.de": seen["e"].grad.numpy().astype(np.float64),
+           "net.pj": seen["pj"].detach().numpy().astype(np.float64),
+           "net.pin": seen["pin"].detach().numpy().astype(np.float64)}
     for name, p in model.named_parameters():
-        out["grad." + name] = p.grad.numpy().astype(np.float32)
+        out["grad." + name] = p.grad.numpy().astype(np.float64)
     for name, b in model.named_buffers():
-        out["state." + name] = b.numpy().astype(np.float32)
+        out["state." + name] = b.numpy().astype(np.float64)
+    if not args.f64:
+        out = {k: v.astype(np.float32) for k, v in out.items()}
     with open(args.out, "wb") as f:
         tkio.write_doc(f, {}, out)
 
@@ -407,6 +447,8 @@ def cmd_train(args):
     epoch after epoch (each epoch the next epoch_size frames)."""
     torch.set_num_threads(args.threads)
     model, a, _, _ = load_model(args.model)
+    if args.f64:
+        model = model.double()
     imgs, labels = read_batches(args.frames, 0)
     B, ue = args.batch, args.update_every
     scale = B * ue / 256
@@ -419,7 +461,7 @@ def cmd_train(args):
                           dampening=0.0)
     step, micro, pos = 0, 0, 0
     log = open(args.log, "w")
-    for epoch in range(args.epochs):
+    for epoch in range(args.stop_after or args.epochs):
         opt.zero_grad()
         for idx in range(nbatches):
             lo = epoch * args.epoch_size + idx * B
@@ -427,6 +469,8 @@ def cmd_train(args):
             model.train()
             Ctx.p, Ctx.seed = args.dropout, micro_seed(args.seed, micro)
             x = normalise(imgs[lo:hi])
+            if args.f64:
+                x = x.double()
             y = torch.from_numpy(labels[lo:hi])
             loss, logits = model(x, y)
             loss.backward()
@@ -459,7 +503,7 @@ def main():
     p.add_argument("arch")
     p.add_argument("out")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--init", default="random", choices=["random", "reference"])
+    p.add_argument("--init", default="random", choices=["random", "default"])
     p = sub.add_parser("frames")
     p.add_argument("out")
     p.add_argument("n", type=int)
@@ -474,6 +518,7 @@ def main():
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--f64", action="store_true")
     p = sub.add_parser("train")
     p.add_argument("model")
     p.add_argument("frames")
@@ -492,6 +537,9 @@ def main():
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--f64", action="store_true")
+    p.add_argument("--stop-after", type=int, default=0,
+                   help="stop after this many epochs (the schedule is --epochs')")
     args = ap.parse_args()
     {"model": cmd_model, "frames": cmd_frames, "grads": cmd_grads,
      "train": cmd_train}[args.cmd](args)

@@ -25,6 +25,7 @@
 #include "kernels/norm.h"
 #include "kernels/optim.h"
 #include "kernels/pool.h"
+#include "kernels/resize.h"
 
 static const struct st_doc *cur;
 
@@ -367,6 +368,20 @@ static void case_sgd(void)
 	free(buf);
 }
 
+static void case_resize(void)
+{
+	int P = iparam("P"), H = iparam("H"), W = iparam("W");
+	int OH = iparam("OH"), OW = iparam("OW");
+	double sc = dparam("scale");
+	float *out = zeros("want_out"), *din = zeros("in");
+	resize_bilinear_forward(out, in("in"), P, H, W, OH, OW, sc, sc);
+	compare("want_out", out, 1e-6);
+	resize_bilinear_backward(din, in("dout"), P, H, W, OH, OW, sc, sc);
+	compare("want_din", din, 1e-5);
+	free(out);
+	free(din);
+}
+
 static void run_case(void)
 {
 	const char *op = st_meta_get(cur, "op");
@@ -393,6 +408,8 @@ static void run_case(void)
 		case_arcface();
 	else if (strcmp(op, "sgd") == 0)
 		case_sgd();
+	else if (strcmp(op, "resize") == 0)
+		case_resize();
 	else {
 		fprintf(stderr, "unknown op '%s'\n", op);
 		CHECK(0);
@@ -719,6 +736,29 @@ static void fd_attention(int B, int Nq, int Nk, int D, int heads, float p)
 	fd_check(&t, 2e-3);
 }
 
+static void rs_fwd(struct fd *t, float *out)
+{
+	resize_bilinear_forward(out, t->x[0], t->i[0], t->i[1], t->i[2], t->i[3],
+				t->i[4], t->f[0], t->f[0]);
+}
+
+static void rs_bwd(struct fd *t, const float *dout, float *dx[4])
+{
+	resize_bilinear_backward(dx[0], dout, t->i[0], t->i[1], t->i[2], t->i[3],
+				 t->i[4], t->f[0], t->f[0]);
+}
+
+static void fd_resize(int P, int H, int W, double scale)
+{
+	struct fd t = {.name = "resize", .fwd = rs_fwd, .bwd = rs_bwd, .h = 1e-2f,
+		       .i = {P, H, W, resize_out_size(H, scale),
+			     resize_out_size(W, scale)},
+		       .f = {(float)scale}};
+	fill(&t, 0, (size_t)P * H * W, 1);
+	t.nout = (size_t)P * t.i[3] * t.i[4];
+	fd_check(&t, 2e-3);
+}
+
 static void arc_fwd(struct fd *t, float *out)
 {
 	int N = t->i[0], D = t->i[1], K = t->i[2];
@@ -792,5 +832,7 @@ int main(int argc, char **argv)
 	fd_attention(2, 3, 7, 8, 2, 0.0f);
 	fd_attention(1, 5, 5, 12, 3, 0.2f);
 	fd_arcface(5, 8, 13, 2.8f);
+	fd_resize(2, 6, 9, 1.5);
+	fd_resize(1, 9, 7, 0.75);
 	return CHECK_DONE();
 }

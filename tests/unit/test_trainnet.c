@@ -21,6 +21,7 @@
 #include "common/threads.h"
 #include "common/tk.h"
 #include "common/trainnet.h"
+#include "common/trainnet_impl.h"
 #include "kernels/image.h"
 
 static uint64_t rng = 0x853c49e6748fea9bull;
@@ -106,6 +107,14 @@ static int dump(int argc, char **argv)
 	int64_t one = 1, lshape[2] = {B, m.arch.classes};
 	st_add(&d, "loss", ST_F32, 1, &one, &loss);
 	st_add(&d, "logits", ST_F32, 2, lshape, tk_net_logits(net));
+	/* The descriptor, its gradient and the projection before its norm. */
+	int64_t eshape[2] = {B, m.arch.out_dim};
+	st_add(&d, "net.e", ST_F32, 2, eshape, net->e);
+	st_add(&d, "net.de", ST_F32, 2, eshape, net->de);
+	st_add(&d, "net.pj", ST_F32, 2, eshape, net->pj);
+	int64_t pshape[2] = {B, (int64_t)m.arch.tokens * m.arch.mid_dim};
+	st_add(&d, "net.pin", ST_F32, 2, pshape,
+	       m.arch.dec_layers ? net->dec[m.arch.dec_layers - 1].out : net->tq);
 	char **names = xcalloc(2 * m.n, sizeof *names);
 	for (int i = 0; i < m.n; i++) {
 		const struct tk_param *q = &m.p[i];
@@ -125,6 +134,15 @@ static int dump(int argc, char **argv)
 		return 1;
 	}
 	printf("loss %.7g\n", loss);
+	for (int i = 0; i < 2 * m.n; i++)
+		free(names[i]);
+	free(names);
+	st_free(&d);
+	tk_net_free(net);
+	tk_model_free(&m);
+	free(grad);
+	free(x);
+	free(label);
 	return 0;
 }
 

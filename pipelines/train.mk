@@ -1,0 +1,143 @@
+# pipelines/train.mk - train Token on Google Landmarks v2 (clean), one make
+# target per epoch, as the reference's experiment.sh does.
+#
+#   make -f pipelines/train.mk DATA=/data/Google-landmark-v2 ARCH=r101 \
+#        EPOCHS=30 IMSIZE=512 BATCH=128 [BACKBONE=resnet101.st] [OUT=DIR] ...
+#
+# DATA holds GLDv2's train_clean.csv (train.csv with CLEAN=0) and train/
+# (train/a/b/c/ID.jpg).  tk-list splits its images per class into train and
+# validation parts (VAL_FRACTION, fixed by SEED) and numbers the classes
+# (OUT/labels.tsv); tk-init makes the first model (OUT/init.st), its
+# backbone from BACKBONE (an ImageNet ResNet imported by tk-import) when
+# given.  Epoch E (from 1) is OUT/epoch-E.st: the train part listed in the
+# order of epoch E's shuffle, decoded, augmented (random crop of IMSIZE,
+# flip, colour jitter; the random numbers fixed by SEED, E and the frame),
+# trained on (tk-train --epoch E, resuming epoch E-1's checkpoint), then
+# validated on the validation part (centre crops), whose results go to
+# OUT/epoch-E.val.json and into the checkpoint's metadata.  OUT/best.st is
+# the epoch with the lowest validation top-1 error so far (OUT/best.json).
+# OUT/train.log has a JSON line per step and OUT/train.svg plots it.
+#
+# "make ... epoch-E" stops after epoch E.  Interrupted, make starts again
+# where it stopped: finished epochs are
+# files and are not redone; the epoch under way checkpoints into
+# OUT/epoch-E.part.st every SAVE_EVERY steps, and the next run resumes it,
+# feeding the epoch's stream again from its start while tk-train skips what
+# it had trained (the stream is the same: list, shuffle and augmentation
+# are functions of SEED, E and the position).  A resumed epoch equals an
+# uninterrupted one bit for bit (tk-train --deterministic).
+#
+# Variables (defaults: experiment.sh's):
+#   DATA                required
+#   ARCH                r50 or r101 (default), or with overrides (tk-init --arch)
+#   EPOCHS=30 IMSIZE=512 BATCH=128 UPDATE_EVERY=1
+#   LR=0.01 WARMUP_LR=1e-4 WARMUP=5 FINAL_LR=0  (per 256 images, as the
+#                       reference: scaled by BATCH * UPDATE_EVERY / 256)
+#   MOMENTUM=0.9 WD=1e-4 CLIP= (off) DROPOUT=0.1 SEED=11
+#   BACKBONE            ImageNet weights for the backbone (tk-import)
+#   CLEAN=1             GLDv2-clean (0: the full train.csv)
+#   VAL_FRACTION=0.2    validation part of each class; VAL=0: no validation
+#   VAL_IMAGES          validate on the first VAL_IMAGES only (default all)
+#   SAVE_EVERY=500      checkpoint the epoch under way every N steps
+#   JOBS=4              threads of tk-decode and tk-augment
+#   THREADS             threads of tk-train (default: all)
+#   DEVICE=cpu          cuda (GPUS=n) is passed to tk-train as --device
+#                       cuda[:n] once tk-train trains on the GPU (the CUDA
+#                       build); this tk-train refuses it with a clear message
+#   OUT                 the run's folder (default train/ARCH-IMSIZE)
+#   BIN                 the tools' folder (default: this checkout's bin/ if
+#                       built, else PATH)
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+.DELETE_ON_ERROR:
+.SECONDARY:
+
+here := $(dir $(abspath $(lastword $(MAKEFILE_LIST))))
+BIN ?= $(if $(wildcard $(here)../bin/tk-train),$(abspath $(here)../bin),)
+tk := $(if $(BIN),$(BIN)/,)
+
+ARCH ?= r101
+EPOCHS ?= 30
+IMSIZE ?= 512
+BATCH ?= 128
+UPDATE_EVERY ?= 1
+LR ?= 0.01
+WARMUP_LR ?= 1e-4
+WARMUP ?= 5
+FINAL_LR ?= 0
+MOMENTUM ?= 0.9
+WD ?= 1e-4
+DROPOUT ?= 0.1
+SEED ?= 11
+CLEAN ?= 1
+VAL ?= 1
+VAL_FRACTION ?= 0.2
+SAVE_EVERY ?= 500
+JOBS ?= 4
+DEVICE ?= cpu
+GPUS ?= 1
+
+ifeq ($(strip $(DATA)),)
+  $(error DATA=DIR is required: the folder holding train_clean.csv and train/)
+endif
+data := $(abspath $(DATA))
+comma := ,
+OUT ?= train/$(subst :,_,$(subst =,-,$(subst $(comma),_,$(ARCH))))-$(IMSIZE)
+o := $(abspath $(OUT))
+
+list := $(tk)tk-list gldv2 --root $(data) $(if $(filter 1,$(CLEAN)),--clean,) \
+	--val-fraction $(VAL_FRACTION) --seed $(SEED) --label-map $(o)/labels.tsv -q
+device := $(if $(filter cpu,$(DEVICE)),,--device $(DEVICE)$(if $(filter-out 1,$(GPUS)),:$(GPUS),))
+train := $(tk)tk-train -q --deterministic --batch $(BATCH) --update-every $(UPDATE_EVERY) \
+	--epochs $(EPOCHS) --warmup-epochs $(WARMUP) --warmup-lr $(WARMUP_LR) --lr $(LR) \
+	--final-lr $(FINAL_LR) --momentum $(MOMENTUM) --weight-decay $(WD) \
+	$(if $(CLIP),--clip $(CLIP),) --dropout $(DROPOUT) --seed $(SEED) \
+	--save-every $(SAVE_EVERY) $(if $(THREADS),--threads $(THREADS),) $(device) \
+	-l $(o)/train.log --plot $(o)/train.svg
+valstream = <($(list) --split val $(if $(VAL_IMAGES),| head -n $(VAL_IMAGES),) | \
+	$(tk)tk-decode -q -j $(JOBS) | $(tk)tk-augment -q --val --size $(IMSIZE) -j $(JOBS))
+
+epochs := $(shell seq 1 $(EPOCHS))
+.PHONY: all $(addprefix epoch-,$(epochs))
+all: $(o)/epoch-$(EPOCHS).st
+# make -f pipelines/train.mk ... epoch-3: the run up to epoch 3
+$(foreach e,$(epochs),$(eval epoch-$(e): $(o)/epoch-$(e).st))
+
+# The train part's image count (the epoch size) and the class count.
+$(o)/train.list:
+	@mkdir -p $(o)
+	$(list) --split train > $@
+
+$(o)/init.st: | $(o)/train.list
+	$(tk)tk-init -q --arch '$(ARCH)' --classes $$(wc -l < $(o)/labels.tsv) \
+		$(if $(BACKBONE),--backbone $(abspath $(BACKBONE)),) --seed $(SEED) -o $@
+
+# epoch-E.st from epoch-(E-1).st (init.st for the first), through the
+# epoch's part file; the validation after it; the best so far.
+define epoch
+$(o)/epoch-$(1).st: $(if $(filter 1,$(1)),$(o)/init.st,$(o)/epoch-$(shell echo $$(($(1) - 1))).st)
+	@n=$$$$(wc -l < $(o)/train.list); \
+	part=$(o)/epoch-$(1).part.st; \
+	if [ -e $$$$part ]; then start="--resume $$$$part"; \
+	elif [ $(1) = 1 ]; then start="--model $(o)/init.st"; \
+	else start="--resume $$<"; fi; \
+	echo "epoch $(1)/$(EPOCHS): $$$$n images, $$$$start"; \
+	$(list) --split train --shuffle --epoch $(1) | \
+	  $(tk)tk-decode -q -j $(JOBS) | \
+	  $(tk)tk-augment -q --size $(IMSIZE) --seed $(SEED) --epoch $(1) -j $(JOBS) | \
+	  $(train) $$$$start -o $$$$part --epoch-size $$$$n --epoch $(1) \
+	    $(if $(filter 1,$(VAL)),--validate $(valstream),) > $(o)/epoch-$(1).val.json; \
+	mv $$$$part $$@; \
+	$(if $(filter 1,$(VAL)),$(call best,$(1)),true)
+endef
+
+# Keep epoch E as best.st when its top-1 error is below best.json's.
+best = if awk -v f=$(o)/best.json 'BEGIN { b = 1e300; \
+	  if ((getline l < f) > 0 && match(l, /"val_top1": [-0-9.e+]+/)) \
+	    b = substr(l, RSTART + 12, RLENGTH - 12) + 0 } \
+	  match($$$$0, /"val_top1": [-0-9.e+]+/) { exit !(substr($$$$0, RSTART + 12, RLENGTH - 12) + 0 < b) }' \
+	  $(o)/epoch-$(1).val.json; then \
+	  cp $(o)/epoch-$(1).st $(o)/best.st.tmp && mv $(o)/best.st.tmp $(o)/best.st && \
+	  cp $(o)/epoch-$(1).val.json $(o)/best.json && echo "epoch $(1): best so far"; fi
+
+$(foreach e,$(epochs),$(eval $(call epoch,$(e))))

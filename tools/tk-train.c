@@ -1,0 +1,647 @@
+/* tk-train - train Token on image frames with labels: batches, forward,
+ * backward, SGD; checkpoints that resume the same schedule; a JSON-lines
+ * log and its plot; validation. */
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/checkpoint.h"
+#include "common/model.h"
+#include "common/optim.h"
+#include "common/stream.h"
+#include "common/threads.h"
+#include "common/tk.h"
+#include "common/trainlog.h"
+#include "common/trainnet.h"
+#include "kernels/dropout.h"
+#include "kernels/image.h"
+
+static const char usage[] =
+    "usage: tk-train (--model FILE | --resume CKPT) --out CKPT --epoch-size N\n"
+    "                [options] < images.bin\n"
+    "       tk-train --model FILE --validate STREAM\n"
+    "Train on image frames with labels (from tk-augment); see tk-train(1).\n"
+    "  -m, --model FILE       start from a model (tk-init) or checkpoint's weights\n"
+    "  -r, --resume CKPT      continue a checkpoint: weights, momentum, schedule,\n"
+    "                         position; the stream restarts at its epoch\n"
+    "  -o, --out CKPT         checkpoint to write (atomically) at the end\n"
+    "  -b, --batch N          images per batch (128)\n"
+    "      --update-every N   batches per optimizer step (1)\n"
+    "      --epoch-size N     images per epoch (required to train)\n"
+    "      --epochs E         epochs of the schedule (30)\n"
+    "      --warmup-epochs E  linear warm-up epochs (5)\n"
+    "      --warmup-lr LR     warm-up start per 256 images (1e-4)\n"
+    "      --lr LR            base learning rate per 256 images (0.01)\n"
+    "      --final-lr LR      end of the cosine decay per 256 images (0)\n"
+    "      --momentum M       Nesterov momentum (0.9)\n"
+    "      --weight-decay W   on weights, not biases or 1-D tensors (1e-4)\n"
+    "      --clip NORM        clip the gradient norm (off)\n"
+    "      --dropout P        dropout and drop-path in the head (0.1)\n"
+    "      --seed S           dropout seed (11)\n"
+    "      --save-every N     also checkpoint every N steps\n"
+    "      --no-skip          on --resume, the stream starts where the\n"
+    "                         checkpoint stopped (default: at its epoch's start)\n"
+    "      --deterministic    record the thread count; resumed runs equal\n"
+    "                         uninterrupted ones bit for bit\n"
+    "  -l, --log FILE         append JSON lines: a record per step\n"
+    "      --plot FILE.svg    draw the log's loss and error curves\n"
+    "      --validate STREAM  loss and top-1/top-5 error over STREAM at the end\n"
+    "                         (one JSON line on standard output)\n"
+    "      --epoch E          the stream is epoch E (from 1): start from epoch\n"
+    "                         E-1's end or inside E, stop at E's end, fail\n"
+    "                         (keeping the checkpoint) if the stream stops short\n"
+    "      --device DEV       cpu (this build trains on the CPU)\n"
+    "  -t, --threads N        threads (default: OMP_NUM_THREADS or all)\n"
+    "  -q, --quiet            only errors on stderr\n"
+    "  -h, --help             this text\n"
+    "      --version          version, and whether CUDA support is built in\n";
+
+enum {
+	OPT_UPDATE = TK_OPT_FIRST_TOOL, OPT_EPOCH_SIZE, OPT_EPOCHS, OPT_WARMUP,
+	OPT_WARMUP_LR, OPT_LR, OPT_FINAL_LR, OPT_MOMENTUM, OPT_WD, OPT_CLIP,
+	OPT_DROPOUT, OPT_SEED, OPT_SAVE_EVERY, OPT_NO_SKIP, OPT_DETERMINISTIC,
+	OPT_PLOT, OPT_VALIDATE, OPT_EPOCH, OPT_DEVICE,
+};
+
+struct options {
+	const char *model, *resume, *out, *log, *plot, *validate;
+	struct tk_hparams h;
+	char set[32]; /* hyper-parameters given on the command line */
+	long save_every, epoch;
+	int no_skip, deterministic, threads;
+};
+
+/* A hyper-parameter option: its field, for overriding a checkpoint's. */
+#define HP(c) ((c) - OPT_UPDATE)
+
+static void parse_options(struct options *o, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"model", required_argument, 0, 'm'},
+	    {"resume", required_argument, 0, 'r'},
+	    {"out", required_argument, 0, 'o'},
+	    {"batch", required_argument, 0, 'b'},
+	    {"update-every", required_argument, 0, OPT_UPDATE},
+	    {"epoch-size", required_argument, 0, OPT_EPOCH_SIZE},
+	    {"epochs", required_argument, 0, OPT_EPOCHS},
+	    {"warmup-epochs", required_argument, 0, OPT_WARMUP},
+	    {"warmup-lr", required_argument, 0, OPT_WARMUP_LR},
+	    {"lr", required_argument, 0, OPT_LR},
+	    {"final-lr", required_argument, 0, OPT_FINAL_LR},
+	    {"momentum", required_argument, 0, OPT_MOMENTUM},
+	    {"weight-decay", required_argument, 0, OPT_WD},
+	    {"clip", required_argument, 0, OPT_CLIP},
+	    {"dropout", required_argument, 0, OPT_DROPOUT},
+	    {"seed", required_argument, 0, OPT_SEED},
+	    {"save-every", required_argument, 0, OPT_SAVE_EVERY},
+	    {"no-skip", no_argument, 0, OPT_NO_SKIP},
+	    {"deterministic", no_argument, 0, OPT_DETERMINISTIC},
+	    {"log", required_argument, 0, 'l'},
+	    {"plot", required_argument, 0, OPT_PLOT},
+	    {"validate", required_argument, 0, OPT_VALIDATE},
+	    {"epoch", required_argument, 0, OPT_EPOCH},
+	    {"device", required_argument, 0, OPT_DEVICE},
+	    {"threads", required_argument, 0, 't'},
+	    TK_COMMON_OPTIONS,
+	    {0, 0, 0, 0}};
+	struct tk_hparams *h = &o->h;
+	int c;
+	memset(o, 0, sizeof *o);
+	tk_hparams_default(h);
+	while ((c = getopt_long(argc, argv, "m:r:o:b:l:t:qh", longopts, NULL)) != -1) {
+		if (c >= OPT_UPDATE && c <= OPT_SEED)
+			o->set[HP(c)] = 1;
+		switch (c) {
+		case 'm': o->model = optarg; break;
+		case 'r': o->resume = optarg; break;
+		case 'o': o->out = optarg; break;
+		case 'b':
+			h->batch = (int)tk_parse_long("--batch", optarg, 1, 1 << 20);
+			o->set[31] = 1;
+			break;
+		case OPT_UPDATE: h->update_every = (int)tk_parse_long("--update-every", optarg, 1, 1 << 20); break;
+		case OPT_EPOCH_SIZE: h->epoch_size = tk_parse_long("--epoch-size", optarg, 1, 1L << 40); break;
+		case OPT_EPOCHS: h->epochs = (int)tk_parse_long("--epochs", optarg, 1, 1 << 20); break;
+		case OPT_WARMUP: h->warmup_epochs = (int)tk_parse_long("--warmup-epochs", optarg, 0, 1 << 20); break;
+		case OPT_WARMUP_LR: h->warmup_lr = tk_parse_double("--warmup-lr", optarg); break;
+		case OPT_LR: h->base_lr = tk_parse_double("--lr", optarg); break;
+		case OPT_FINAL_LR: h->final_lr = tk_parse_double("--final-lr", optarg); break;
+		case OPT_MOMENTUM: h->momentum = tk_parse_double("--momentum", optarg); break;
+		case OPT_WD: h->weight_decay = tk_parse_double("--weight-decay", optarg); break;
+		case OPT_CLIP: h->clip = tk_parse_double("--clip", optarg); break;
+		case OPT_DROPOUT: h->dropout = tk_parse_double("--dropout", optarg); break;
+		case OPT_SEED: h->seed = (uint64_t)tk_parse_long("--seed", optarg, 0, 1L << 62); break;
+		case OPT_SAVE_EVERY: o->save_every = tk_parse_long("--save-every", optarg, 1, 1L << 40); break;
+		case OPT_NO_SKIP: o->no_skip = 1; break;
+		case OPT_DETERMINISTIC: o->deterministic = 1; break;
+		case 'l': o->log = optarg; break;
+		case OPT_PLOT: o->plot = optarg; break;
+		case OPT_VALIDATE: o->validate = optarg; break;
+		case OPT_EPOCH: o->epoch = tk_parse_long("--epoch", optarg, 1, 1L << 30); break;
+		case OPT_DEVICE:
+			if (strcmp(optarg, "cpu") != 0)
+				die_usage("--device %s: this tk-train trains on the CPU "
+					  "(CUDA training comes with the CUDA build)", optarg);
+			break;
+		case 't': o->threads = (int)tk_parse_long("--threads", optarg, 1, 4096); break;
+		default: tk_common_option(c, usage);
+		}
+	}
+	if (optind < argc)
+		die_usage("unexpected argument '%s' (frames come on standard input)",
+			  argv[optind]);
+	if (!!o->model + !!o->resume != 1)
+		die_usage("give one of --model FILE and --resume CKPT");
+	if (!o->out && !o->validate)
+		die_usage("--out CKPT is required to train");
+	if (o->out && !o->resume && h->epoch_size < 1)
+		die_usage("--epoch-size N is required to train (the schedule "
+			  "counts steps per epoch)");
+	if (o->epoch && !o->out)
+		die_usage("--epoch goes with --out");
+	if (!(h->dropout >= 0 && h->dropout < 1))
+		die_usage("--dropout must be in [0, 1)");
+	if (h->warmup_epochs > h->epochs)
+		die_usage("--warmup-epochs %d is more than --epochs %d",
+			  h->warmup_epochs, h->epochs);
+}
+
+/* On --resume the checkpoint's hyper-parameters hold unless an option
+ * sets one again, which is said. */
+static void merge_hparams(struct tk_hparams *ck, const struct options *o)
+{
+	static const struct {
+		int opt;
+		const char *name;
+		size_t off;
+		int kind; /* 0 int, 1 long, 2 double, 3 u64 */
+	} f[] = {
+#define F(opt, name, field, kind) {opt, name, offsetof(struct tk_hparams, field), kind}
+	    F(OPT_UPDATE, "--update-every", update_every, 0),
+	    F(OPT_EPOCH_SIZE, "--epoch-size", epoch_size, 1),
+	    F(OPT_EPOCHS, "--epochs", epochs, 0),
+	    F(OPT_WARMUP, "--warmup-epochs", warmup_epochs, 0),
+	    F(OPT_WARMUP_LR, "--warmup-lr", warmup_lr, 2),
+	    F(OPT_LR, "--lr", base_lr, 2), F(OPT_FINAL_LR, "--final-lr", final_lr, 2),
+	    F(OPT_MOMENTUM, "--momentum", momentum, 2),
+	    F(OPT_WD, "--weight-decay", weight_decay, 2),
+	    F(OPT_CLIP, "--clip", clip, 2), F(OPT_DROPOUT, "--dropout", dropout, 2),
+	    F(OPT_SEED, "--seed", seed, 3),
+#undef F
+	};
+	const size_t sizes[] = {sizeof(int), sizeof(long), sizeof(double),
+				sizeof(uint64_t)};
+	for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
+		if (!o->set[HP(f[i].opt)])
+			continue;
+		char *dst = (char *)ck + f[i].off;
+		const char *src = (const char *)&o->h + f[i].off;
+		if (memcmp(dst, src, sizes[f[i].kind]) != 0)
+			tk_warn("%s differs from the checkpoint's: the schedule changes",
+				f[i].name);
+		memcpy(dst, src, sizes[f[i].kind]);
+	}
+	if (o->set[31] && o->h.batch != ck->batch) {
+		tk_warn("--batch differs from the checkpoint's: the schedule changes");
+		ck->batch = o->h.batch;
+	}
+}
+
+/* ---- batches ---- */
+
+struct batch {
+	float *x;        /* [cap, 3, H, W] normalised */
+	int32_t *label;
+	int n, cap, H, W; /* H, W: 0 until the first frame */
+	long first;      /* stream frame index of image 0 */
+};
+
+static int parse_label(const struct tk_stream *s, const struct st_doc *d,
+		       int classes)
+{
+	const char *v = st_meta_get(d, "label");
+	if (!v)
+		tk_frame_die(s, d, "no 'label' in the metadata: training needs labels");
+	char *end;
+	long l = strtol(v, &end, 10);
+	if (end == v || *end)
+		tk_frame_die(s, d, "label '%s' is not an integer", v);
+	if (l < 0 || l >= classes)
+		tk_frame_die(s, d, "label %ld is outside the model's %d classes", l,
+			     classes);
+	return (int)l;
+}
+
+/* Read up to want frames into b; returns how many. */
+static int read_batch(struct batch *b, struct tk_stream *s, struct st_doc *d,
+		      int want, int classes)
+{
+	b->n = 0;
+	b->first = s->frame;
+	while (b->n < want && tk_read_frame(s, d)) {
+		struct st_tensor *t = tk_frame_tensor(s, d, "image", ST_U8, 3);
+		int H = (int)t->shape[0], W = (int)t->shape[1];
+		if (t->shape[2] != 3)
+			tk_frame_die(s, d, "image has %lld channels, not 3",
+				     (long long)t->shape[2]);
+		if (!b->H) {
+			b->H = H;
+			b->W = W;
+		} else if (H != b->H || W != b->W) {
+			tk_frame_die(s, d, "image of %d x %d in a batch of %d x %d "
+				     "images (tk-augment --size makes them equal)",
+				     W, H, b->W, b->H);
+		}
+		int32_t label = parse_label(s, d, classes);
+		if (!b->x) { /* room for a whole batch, whatever this one asks */
+			b->x = xmalloc(xmul((size_t)b->cap * 3 * H, (size_t)W * sizeof *b->x));
+			b->label = xmalloc(b->cap * sizeof *b->label);
+		}
+		image_normalize_forward(b->x + (size_t)b->n * 3 * H * W, t->data,
+					imagenet_mean, imagenet_std, H, W);
+		b->label[b->n++] = label;
+	}
+	return b->n;
+}
+
+/* Images whose label's logit is beaten by fewer than k others. */
+static void topk_hits(const float *logits, const int32_t *label, int B, int K,
+		      long *hit1, long *hit5)
+{
+	for (int i = 0; i < B; i++) {
+		const float *z = logits + (size_t)i * K;
+		float zl = z[label[i]];
+		int above = 0;
+		for (int j = 0; j < K; j++)
+			above += z[j] > zl;
+		*hit1 += above < 1;
+		*hit5 += above < 5;
+	}
+}
+
+/* CPU seconds of the whole process, every thread. */
+static double cpu_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double mib(size_t bytes)
+{
+	return bytes / (1024.0 * 1024.0);
+}
+
+/* ---- validation ---- */
+
+static void validate(struct tk_model *m, const struct options *o,
+		     struct tk_train_state *st, struct tk_trainlog *log)
+{
+	struct tk_stream s;
+	struct st_doc d;
+	st_init(&d);
+	tk_stream_open(&s, o->validate);
+	int B = st->h.batch, K = m->arch.classes;
+	/* Static: an error that ends the program leaves them reachable. */
+	static struct batch b;
+	static struct tk_net *net;
+	b.cap = B;
+	double loss = 0;
+	long n = 0, hit1 = 0, hit5 = 0;
+	while (read_batch(&b, &s, &d, B, K) > 0) {
+		if (!net)
+			net = tk_net_new(m, B, b.H, b.W, 0.0f);
+		loss += tk_net_forward(net, m, b.x, b.label, b.n, 0, 0) * b.n;
+		topk_hits(tk_net_logits(net), b.label, b.n, K, &hit1, &hit5);
+		n += b.n;
+	}
+	tk_stream_close(&s);
+	if (n == 0)
+		die_data("%s: no frames to validate on", o->validate);
+	st->has_val = 1;
+	st->val_loss = loss / n;
+	st->val_top1 = 100.0 * (n - hit1) / n;
+	st->val_top5 = 100.0 * (n - hit5) / n;
+	st->val_images = n;
+	char line[512];
+	snprintf(line, sizeof line,
+		 "{\"step\": %ld, \"epoch\": %ld, \"val_loss\": %.6f, "
+		 "\"val_top1\": %.4f, \"val_top5\": %.4f, \"val_images\": %ld}",
+		 st->step, st->epoch, st->val_loss, st->val_top1, st->val_top5, n);
+	tk_trainlog_write(log, "%s", line);
+	printf("%s\n", line);
+	tk_note("validation: %ld images, loss %.4f, top-1 error %.2f%%, top-5 "
+		"error %.2f%%", n, st->val_loss, st->val_top1, st->val_top5);
+	tk_net_free(net);
+	free(b.x);
+	free(b.label);
+	memset(&b, 0, sizeof b);
+	net = NULL;
+	st_free(&d);
+}
+
+/* ---- training ---- */
+
+/* What a checkpoint holds at the last optimizer step: the running
+ * statistics move with every forward pass, so they are kept as they were
+ * then, for a checkpoint written while batches wait for their step. */
+struct boundary {
+	struct tk_train_state st;
+	float *buffers; /* every TK_BUFFER and TK_COUNTER tensor */
+};
+
+static void buffers_copy(struct tk_model *m, float *shadow, int to_shadow)
+{
+	size_t k = 0;
+	for (int i = 0; i < m->n; i++) {
+		const struct tk_param *p = &m->p[i];
+		if (p->kind == TK_PARAM)
+			continue;
+		float *a = m->data + p->offset;
+		if (to_shadow)
+			memcpy(shadow + k, a, p->numel * sizeof *a);
+		else
+			memcpy(a, shadow + k, p->numel * sizeof *a);
+		k += p->numel;
+	}
+}
+
+static void mark_boundary(struct boundary *bd, struct tk_model *m,
+			  const struct tk_train_state *st)
+{
+	bd->st = *st;
+	buffers_copy(m, bd->buffers, 1);
+}
+
+/* The run's state, in static storage: an error that ends the program
+ * leaves everything reachable (no leak reports under LeakSanitizer). */
+struct run {
+	struct tk_model m;
+	float *momentum, *grad;
+	struct tk_net *net;
+	struct batch b;
+	struct boundary bd;
+	struct tk_train_state st;
+	struct tk_trainlog log;
+	const struct options *o;
+	long last_saved; /* step of the last checkpoint written, -1: none */
+	int out_existed; /* --out was there before this run */
+};
+
+static void save(struct run *r)
+{
+	/* A step that overflowed the weights leaves the last checkpoint be. */
+	for (size_t i = 0; i < r->m.numel; i++)
+		if (!isfinite(r->m.data[i]))
+			die_data("non-finite weights after step %ld: %s", r->st.step,
+				 r->last_saved >= 0 || r->out_existed
+				     ? "the last checkpoint is kept"
+				     : "no checkpoint was written");
+	tk_checkpoint_save(r->o->out, &r->m, r->momentum, &r->st);
+	r->last_saved = r->st.step;
+	if (r->o->plot && r->o->log) {
+		char err[512];
+		if (tk_train_plot(r->o->plot, r->o->log, err, sizeof err) < 0)
+			tk_warn("plot: %s", err);
+	}
+}
+
+static _Noreturn void non_finite(struct run *r, const char *what, double v,
+				 const struct batch *b)
+{
+	char kept[600];
+	if (r->last_saved >= 0)
+		snprintf(kept, sizeof kept, "%s (step %ld) is kept", r->o->out,
+			 r->last_saved);
+	else if (r->out_existed)
+		snprintf(kept, sizeof kept, "%s is kept as it was", r->o->out);
+	else
+		snprintf(kept, sizeof kept, "no checkpoint was written");
+	die_data("non-finite %s (%g) at step %ld, epoch %ld, frames %ld-%ld: "
+		 "stopping; %s", what, v, r->st.step + 1, r->st.epoch, b->first,
+		 b->first + b->n - 1, kept);
+}
+
+static void train(struct run *r)
+{
+	const struct options *o = r->o;
+	struct tk_train_state *st = &r->st;
+	const struct tk_hparams *h = &st->h;
+	struct tk_model *m = &r->m;
+	int K = m->arch.classes;
+	struct tk_stream s;
+	struct st_doc d;
+	st_init(&d);
+	tk_stream_open(&s, "-");
+	long skip = o->resume && !o->no_skip ? st->seen : 0;
+	for (long i = 0; i < skip; i++)
+		if (!tk_read_frame(&s, &d))
+			die_data("<stdin>: the stream ended after %ld frames; the "
+				 "checkpoint had trained %ld of its epoch (--no-skip "
+				 "for a stream that starts where it stopped)",
+				 i, skip);
+	size_t nbuf = 0;
+	for (int i = 0; i < m->n; i++)
+		nbuf += m->p[i].kind == TK_PARAM ? 0 : m->p[i].numel;
+	r->bd.buffers = xmalloc((nbuf + 1) * sizeof(float));
+	struct boundary *bdp = &r->bd;
+	mark_boundary(bdp, m, st);
+	r->grad = xcalloc(m->numel, sizeof *r->grad);
+	r->b.cap = h->batch;
+	struct batch *bp = &r->b;
+	int pending = 0;
+	long nimg = 0, hit1 = 0, hit5 = 0;
+	double loss_sum = 0, t0 = tk_now(), c0 = cpu_now();
+	long steps_total = tk_steps_per_epoch(h) * h->epochs;
+	long stop = o->epoch ? o->epoch : h->epochs;
+	while (st->epoch < stop) {
+		long left = h->epoch_size - st->seen;
+		int want = left < h->batch ? (int)left : h->batch;
+		int got = read_batch(bp, &s, &d, want, K);
+		if (got < want) {
+			if (got)
+				tk_note("the stream ended inside a batch: its %d images "
+					"are trained on when the run resumes", got);
+			break;
+		}
+		if (!r->net) {
+			r->net = tk_net_new(m, h->batch, bp->H, bp->W, (float)h->dropout);
+			struct tk_net_memory mem;
+			tk_net_memory(r->net, &mem);
+			size_t model = m->numel * sizeof(float);
+			tk_note("memory: model %.1f MiB, gradient %.1f MiB, momentum "
+				"%.1f MiB, activations %.1f MiB, scratch %.1f MiB, "
+				"workspace %.1f MiB; %.1f MiB in all",
+				mib(model), mib(model), mib(model), mib(mem.activations),
+				mib(mem.scratch), mib(mem.workspace),
+				mib(3 * model + mem.activations + mem.scratch + mem.workspace));
+			tk_trainlog_write(&r->log,
+					  "{\"memory\": {\"model\": %zu, \"gradient\": %zu, "
+					  "\"momentum\": %zu, \"activations\": %zu, "
+					  "\"scratch\": %zu, \"workspace\": %zu}, \"batch\": %d, "
+					  "\"height\": %d, \"width\": %d, \"threads\": %d}",
+					  model, model, model, mem.activations, mem.scratch,
+					  mem.workspace, h->batch, bp->H, bp->W, tk_threads());
+		}
+		st->seen += got;
+		if (got == 1) {
+			/* BatchNorm1d cannot normalise one image (torch refuses). */
+			tk_warn("epoch %ld ends with a batch of one image: skipped",
+				st->epoch);
+		} else {
+			uint64_t seed = tk_mix64(h->seed ^ tk_mix64(0x7261696e00000000ull +
+								   (uint64_t)st->micro));
+			double loss = tk_net_forward(r->net, m, bp->x, bp->label, got, 1, seed);
+			st->micro++;
+			if (!isfinite(loss))
+				non_finite(r, "loss", loss, bp);
+			tk_net_backward(r->net, m, r->grad);
+			loss_sum += loss * got;
+			topk_hits(tk_net_logits(r->net), bp->label, got, K, &hit1, &hit5);
+			nimg += got;
+			pending++;
+		}
+		if (pending == h->update_every) {
+			double norm = h->clip > 0 ? tk_clip_grad(m, r->grad, h->clip)
+						  : tk_grad_norm(m, r->grad);
+			if (!isfinite(norm))
+				non_finite(r, "gradient norm", norm, bp);
+			double lr = tk_lr(h, st->step);
+			tk_sgd_step(m, r->momentum, r->grad, h, lr);
+			memset(r->grad, 0, m->numel * sizeof *r->grad);
+			st->step++;
+			pending = 0;
+			double dt = tk_now() - t0;
+			double loss = loss_sum / nimg, e1 = 100.0 * (nimg - hit1) / nimg;
+			double e5 = 100.0 * (nimg - hit5) / nimg;
+			tk_trainlog_write(&r->log,
+					  "{\"step\": %ld, \"epoch\": %ld, \"lr\": %.17g, "
+					  "\"loss\": %.6f, \"top1\": %.4f, \"top5\": %.4f, "
+					  "\"grad_norm\": %.6g, \"images\": %ld, "
+					  "\"images_per_s\": %.3f, \"seconds\": %.4f, "
+					  "\"cpu_seconds\": %.4f}",
+					  st->step, st->epoch, lr, loss, e1, e5, norm, nimg,
+					  nimg / dt, dt, cpu_now() - c0);
+			tk_note("step %ld/%ld epoch %ld lr %.3g loss %.4f top1 %.1f%% "
+				"top5 %.1f%% %.2f img/s", st->step, steps_total,
+				st->epoch, lr, loss, e1, e5, nimg / dt);
+			loss_sum = 0;
+			nimg = hit1 = hit5 = 0;
+			t0 = tk_now();
+			c0 = cpu_now();
+			if (st->seen < h->epoch_size)
+				mark_boundary(bdp, m, st);
+			if (o->save_every && st->step % o->save_every == 0 &&
+			    st->seen < h->epoch_size)
+				save(r);
+		}
+		if (st->seen >= h->epoch_size) {
+			if (pending)
+				tk_note("epoch %ld ends with %d batches short of a step: "
+					"their gradient is dropped, as the reference's",
+					st->epoch, pending);
+			memset(r->grad, 0, m->numel * sizeof *r->grad);
+			pending = 0;
+			loss_sum = 0;
+			nimg = hit1 = hit5 = 0;
+			st->epoch++;
+			st->seen = 0;
+			mark_boundary(bdp, m, st);
+			if (o->save_every && st->step % o->save_every == 0)
+				save(r);
+		}
+	}
+	tk_stream_close(&s);
+	if (pending) {
+		/* The stream stopped between steps: keep the state of the last
+		 * step, so that a resumed run trains those batches again. */
+		*st = bdp->st;
+		buffers_copy(m, bdp->buffers, 0);
+		tk_note("the stream ended %d batches after step %ld: the checkpoint "
+			"is at that step", pending, st->step);
+	}
+	tk_net_free(r->net);
+	r->net = NULL;
+	free(bp->x);
+	free(bp->label);
+	free(bdp->buffers);
+	memset(bp, 0, sizeof *bp);
+	memset(bdp, 0, sizeof *bdp);
+	st_free(&d);
+}
+
+int main(int argc, char **argv)
+{
+	struct options o;
+	tk_init(argv[0]);
+	parse_options(&o, argc, argv);
+	static struct run r;
+	r.o = &o;
+	r.last_saved = -1;
+	char err[1024];
+	if (o.resume) {
+		if (tk_checkpoint_load(&r.m, &r.momentum, &r.st, o.resume, err,
+				       sizeof err) < 0)
+			die_data("--resume %s", err);
+		merge_hparams(&r.st.h, &o);
+		if (r.st.threads) {
+			if (o.threads && o.threads != r.st.threads)
+				die_usage("--threads %d: the deterministic checkpoint was "
+					  "made with %d threads", o.threads, r.st.threads);
+			o.threads = r.st.threads;
+		}
+	} else {
+		if (tk_model_load(&r.m, o.model, err, sizeof err) < 0)
+			die_data("--model %s", err);
+		r.st.h = o.h;
+		r.momentum = xcalloc(r.m.numel, sizeof *r.momentum);
+	}
+	tk_threads_set(o.threads);
+	if (o.deterministic)
+		r.st.threads = tk_threads();
+	if (r.m.arch.classes < 1)
+		die_data("%s: the model has no classifier (tk-init --classes C)",
+			 o.resume ? o.resume : o.model);
+	r.out_existed = o.out && access(o.out, F_OK) == 0;
+	tk_trainlog_open(&r.log, o.log);
+	if (o.out) {
+		char desc[256];
+		tk_arch_describe(&r.m.arch, desc, sizeof desc);
+		tk_note("%s; %ld steps per epoch, step %ld of %ld, epoch %ld, %d threads",
+			desc, tk_steps_per_epoch(&r.st.h), r.st.step,
+			tk_steps_per_epoch(&r.st.h) * r.st.h.epochs, r.st.epoch,
+			tk_threads());
+		if (o.epoch && r.st.epoch != o.epoch - 1)
+			die_data("--epoch %ld: the %s is at the end of epoch %ld, "
+				 "not inside epoch %ld", o.epoch,
+				 o.resume ? "checkpoint" : "model", r.st.epoch, o.epoch);
+		train(&r);
+		if (o.epoch && r.st.epoch != o.epoch) {
+			save(&r);
+			die_data("the stream stopped %ld images short of the end of "
+				 "epoch %ld: %s holds the run so far (--resume it with "
+				 "the epoch's stream)", r.st.h.epoch_size - r.st.seen,
+				 o.epoch, o.out);
+		}
+	}
+	if (o.validate)
+		validate(&r.m, &o, &r.st, &r.log);
+	if (o.out) {
+		save(&r);
+		struct rusage ru;
+		getrusage(RUSAGE_SELF, &ru);
+		tk_note("%s: step %ld, epoch %ld; peak memory %.1f MiB", o.out,
+			r.st.step, r.st.epoch, ru.ru_maxrss / 1024.0);
+	}
+	tk_trainlog_close(&r.log);
+	if (fflush(stdout) != 0 || ferror(stdout))
+		die_io("writing standard output:");
+	tk_model_free(&r.m);
+	free(r.momentum);
+	free(r.grad);
+	return 0;
+}
