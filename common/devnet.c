@@ -344,6 +344,8 @@ static int check_act(const struct tk_devnet *n, int check, const void *x,
 		     size_t count, int act, const char *what, char *err,
 		     size_t errlen)
 {
+	if (n->probe)
+		n->probe(n->probe_ctx, what, x, count, act);
 	if (!check)
 		return 0;
 	float v;
@@ -414,6 +416,8 @@ int tk_devnet_extract(struct tk_devnet *n, double scale, float *out,
 		H = oh;
 		W = ow;
 	}
+	if (n->probe)
+		n->probe(n->probe_ctx, "input", in, (size_t)3 * H * W, 0);
 	size_t xb = round256((size_t)H * W * n->stem_ld * n->act);
 	size_t bb = round256(largest_act(n, H, W) * n->act);
 	n->arena = reserve(dv, n->arena, &n->arena_cap, xb + 5 * bb);
@@ -438,6 +442,8 @@ int tk_devnet_extract(struct tk_devnet *n, double scale, float *out,
 	dev_maxpool_nhwc(dv, B[0], B[1], s->OC, h, w, 3, 2, 1);
 	h = maxpool2d_out_size(h, 3, 2, 1);
 	w = maxpool2d_out_size(w, 3, 2, 1);
+	if (n->probe)
+		n->probe(n->probe_ctx, "maxpool", B[0], (size_t)h * w * s->OC, 1);
 	/* the blocks: cur, other: the trunk; t1, t2, ds inside */
 	void *cur = B[0], *other = B[1], *t1 = B[2], *t2 = B[3], *ds = B[4];
 	for (int i = 0; i < n->nblocks; i++) {
@@ -604,6 +610,8 @@ int tk_devnet_head(struct tk_devnet *n, float *desc, const float *x, int N,
 	if (check_f(n, check, b.p, h->out_dim, "tr.proj", err, errlen))
 		return -1;
 	dev_l2norm_forward(dv, b.desc, b.p, 1e-12f, 1, h->out_dim);
+	if (n->probe)
+		n->probe(n->probe_ctx, "desc", b.desc, h->out_dim, 0);
 	dev_mark(dv, "head download");
 	dev_download(dv, desc, b.desc, h->out_dim * sizeof *desc);
 	dev_mark(dv, NULL);

@@ -51,6 +51,16 @@ struct tk_devnet {
 	size_t stage_cap[2];
 	int stage_next;
 	double flops; /* of the last tk_devnet_extract */
+	/* For the tests (test_cuda's layer-by-layer comparison of the two
+	 * devices): when set, called with each layer's output once its work
+	 * is queued: x on the device, n values, act: activations (else
+	 * float).  Layers: "input" (the resized image [3, H, W]), the stem
+	 * "backbone.block1.0", "maxpool", each block's name, "tr.conv",
+	 * "tr.encoder.I"; in the head "tr.token_norm", "tr.decoder.I",
+	 * "tr.proj", "desc". */
+	void (*probe)(void *ctx, const char *layer, const void *x, size_t n,
+		      int act);
+	void *probe_ctx;
 };
 
 /* Any of r, l, h may be NULL: the extractor needs r and l, the

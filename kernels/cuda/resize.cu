@@ -1,7 +1,9 @@
 // resize.cu - bilinear resampling (resize.h) with the CPU's taps: the
 // ratio rounded to float on the host, the source index in double, the
 // weights rounded to float, and products and sums rounded one by one
-// (no fused multiply-add), so the GPU gives the CPU's bits.
+// (no fused multiply-add), so the GPU gives the CPU's bits; an axis
+// whose size does not change is copied, as torch does whatever the
+// scale factor (2 rows at scale 1.41 stay 2).
 #include "kernels/cuda/common.cuh"
 
 namespace {
@@ -11,12 +13,18 @@ struct tap {
 	float l0, l1;
 };
 
-__device__ tap taps(int o, int in, float ratio)
+__device__ tap taps(int o, int in, int out, float ratio)
 {
+	tap t;
+	if (in == out) {
+		t.i0 = t.i1 = o;
+		t.l0 = 1.0f;
+		t.l1 = 0.0f;
+		return t;
+	}
 	double r = (double)ratio * (o + 0.5) - 0.5;
 	if (r < 0.0)
 		r = 0.0;
-	tap t;
 	t.i0 = (int)r;
 	double l1 = r - t.i0;
 	l1 = l1 < 0.0 ? 0.0 : l1 > 1.0 ? 1.0 : l1;
@@ -38,7 +46,7 @@ __global__ void bilinear_fwd(float *out, const float *in, int H, int W,
 	{
 		int ox = i % OW, oy = (i / OW) % OH;
 		size_t p = i / ((size_t)OW * OH);
-		tap ty = taps(oy, H, ry), tx = taps(ox, W, rx);
+		tap ty = taps(oy, H, OH, ry), tx = taps(ox, W, OW, rx);
 		const float *r0 = in + (p * H + ty.i0) * W;
 		const float *r1 = in + (p * H + ty.i1) * W;
 		float a = lerp2(r0[tx.i0], tx.l0, r0[tx.i1], tx.l1);
@@ -54,7 +62,7 @@ __global__ void bilinear_bwd(float *din, const float *dout, int H, int W,
 	{
 		int ox = i % OW, oy = (i / OW) % OH;
 		size_t p = i / ((size_t)OW * OH);
-		tap ty = taps(oy, H, ry), tx = taps(ox, W, rx);
+		tap ty = taps(oy, H, OH, ry), tx = taps(ox, W, OW, rx);
 		float g = dout[i];
 		float *r0 = din + (p * H + ty.i0) * W;
 		float *r1 = din + (p * H + ty.i1) * W;

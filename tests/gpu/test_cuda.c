@@ -2,7 +2,10 @@
  * (ggml's test-backend-ops), forward and backward, with a tolerance per
  * precision; the resize's backward, which the CPU lacks, by its adjoint.
  *
- *   test_cuda [-v] [fp32|tf32|bf16 ...]    default: all three
+ *   test_cuda [-v] [--tiny MODEL] [fp32|tf32|bf16 ...]   default: all three
+ *
+ * MODEL: the tiny Token model of tests/data (default: there under
+ * $TK_ROOT, else the current directory), compared layer by layer.
  *
  * Exits 77 (skip) with a message when no GPU is present. */
 #include <math.h>
@@ -10,8 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tests/unit/check.h"
+#include "common/devnet.h"
+#include "common/extract.h"
+#include "common/infer.h"
 #include "common/threads.h"
 #include "common/tk.h"
 #include "kernels/act.h"
@@ -31,6 +38,9 @@
 
 static enum tk_precision prec;
 static int verbose;
+static int loud;            /* print every comparison (the tiny model's) */
+static const char *tiny;    /* tests/data/token-tiny.safetensors */
+static const char *tiny_dev = "cuda:0"; /* against the CPU device */
 
 /* ---- data ---- */
 
@@ -106,7 +116,7 @@ static void cmp_d(const char *what, const float *got, const double *want,
 	}
 	double rel = sqrt(e) / (m > 0 ? sqrt(m) : 1);
 	int ok = !nan && rel <= tol;
-	if (!ok || verbose)
+	if (!ok || verbose || loud)
 		printf("%-5s %-4s %-34s n=%-9zu rel=%.2e max|d|=%.2e tol=%.0e\n",
 		       ok ? "ok" : "FAIL", tk_precision_name(prec), what, n, rel,
 		       emax, tol);
@@ -888,11 +898,255 @@ static void t_dispatch(void)
 	tk_cuda_set_precision(prec);
 }
 
+/* ---- the tiny model (tests/data/token-tiny.safetensors) on both devices:
+ * every route its layers take (odd channel counts: the direct kernel;
+ * aligned small ones: cuBLASLt and cuDNN; 1x1 spatial sizes; the resize
+ * of an axis that keeps its size), then the whole network layer by
+ * layer (common/devnet.c on the CPU device against the GPU), one line
+ * per image and scale naming the first layer that differs.  Printed
+ * whatever the outcome, so that one run shows where a difference starts. */
+
+static void t_tiny_routes(void)
+{
+	loud = 1;
+	/* resize: 2x3 at sqrt 2 keeps its 2 rows (torch copies them) */
+	t_resize(3, 2, 3, 1.41421356, 0, 0);
+	t_resize(3, 2, 3, 0.70710678, 0, 0);
+	t_resize(3, 40, 33, 1.41421356, 0, 0);
+	t_resize(3, 97, 65, 0.70710678, 0, 0);
+	t_image(2, 3);
+	/* stem: 3 channels padded to 8, OC 4 (the direct kernel), 2x3 too */
+	t_conv_nhwc((struct conv2d_dims){1, 3, 97, 65, 4, 7, 2, 3}, 8, 0, 1, 0);
+	t_conv_nhwc((struct conv2d_dims){1, 3, 2, 4, 4, 7, 2, 3}, 8, 0, 1, 0);
+	t_pool_nhwc(4, 49, 33);
+	t_pool_nhwc(4, 1, 2);
+	/* block2 (width 4): direct */
+	t_conv_nhwc((struct conv2d_dims){1, 4, 25, 17, 4, 1, 1, 0}, 4, 0, 1, 0);
+	t_conv_nhwc((struct conv2d_dims){1, 4, 25, 17, 4, 3, 1, 1}, 4, 0, 1, 0);
+	t_conv_nhwc((struct conv2d_dims){1, 4, 25, 17, 16, 1, 1, 0}, 4, 0, 0, 0);
+	t_conv_nhwc((struct conv2d_dims){1, 4, 25, 17, 16, 1, 1, 0}, 4, 1, 1, 0);
+	t_conv_nhwc((struct conv2d_dims){1, 16, 25, 17, 4, 1, 1, 0}, 16, 0, 1, 0);
+	/* block3..5: small aligned widths, cuBLASLt 1x1 and cuDNN */
+	t_conv_nhwc((struct conv2d_dims){1, 16, 25, 17, 8, 1, 1, 0}, 16, 0, 1, 0);
+	t_conv_nhwc((struct conv2d_dims){1, 8, 25, 17, 8, 3, 2, 1}, 8, 0, 1, 0);
+	t_conv_nhwc((struct conv2d_dims){1, 16, 25, 17, 32, 1, 2, 0}, 16, 0, 0, 0);
+	t_conv_nhwc((struct conv2d_dims){1, 8, 13, 9, 32, 1, 1, 0}, 8, 1, 1, 0);
+	t_conv_nhwc((struct conv2d_dims){1, 32, 13, 9, 8, 1, 1, 0}, 32, 0, 1, 0);
+	t_conv_nhwc((struct conv2d_dims){1, 8, 13, 9, 8, 3, 1, 1}, 8, 0, 1, 0);
+	t_conv_nhwc((struct conv2d_dims){1, 16, 7, 5, 16, 3, 2, 1}, 16, 0, 1, 0);
+	t_conv_nhwc((struct conv2d_dims){1, 32, 7, 5, 64, 1, 2, 0}, 32, 0, 0, 0);
+	t_conv_nhwc((struct conv2d_dims){1, 16, 4, 3, 64, 1, 1, 0}, 16, 1, 1, 0);
+	t_conv_nhwc((struct conv2d_dims){1, 32, 4, 3, 32, 3, 2, 1}, 32, 0, 1, 0);
+	t_conv_nhwc((struct conv2d_dims){1, 32, 2, 2, 128, 1, 1, 0}, 32, 1, 1, 0);
+	/* 1x1 spatial (the 2x3 image) */
+	t_conv_nhwc((struct conv2d_dims){1, 8, 1, 1, 8, 3, 2, 1}, 8, 0, 1, 0);
+	t_conv_nhwc((struct conv2d_dims){1, 16, 1, 1, 32, 1, 2, 0}, 16, 0, 0, 0);
+	t_conv_nhwc((struct conv2d_dims){1, 8, 1, 1, 32, 1, 1, 0}, 8, 1, 1, 0);
+	/* LFSA: 128 -> 32 with its bias, float out */
+	t_conv_nhwc((struct conv2d_dims){1, 128, 4, 3, 32, 1, 1, 0}, 128, 0, 0, 1);
+	t_conv_nhwc((struct conv2d_dims){1, 128, 1, 1, 32, 1, 1, 0}, 128, 0, 0, 1);
+	/* encoder and head: D 32, 4 heads (dh 8), 4 tokens */
+	t_linear(12, 32, 32, 1);
+	t_linear(1, 32, 32, 1);
+	t_linear(4, 32, 64, 1);
+	t_linear(1, 128, 32, 1);
+	t_attention(1, 12, 12, 32, 4, 0);
+	t_attention(1, 1, 1, 32, 4, 0);
+	t_attention(1, 4, 345, 32, 4, 0);
+	loud = 0;
+}
+
+struct probe_rec {
+	const struct tk_dev *dv;
+	int n;
+	char name[64][32];
+	float *x[64];
+	size_t len[64];
+};
+
+/* devnet's probe: each layer's output, downloaded as floats. */
+static void probe_take(void *ctx, const char *layer, const void *x, size_t n,
+		       int act)
+{
+	struct probe_rec *r = ctx;
+	if (r->n == 64)
+		return;
+	size_t es = act ? dev_act_size(r->dv) : 4;
+	float *h = xmalloc(xmul(n ? n : 1, sizeof *h));
+	if (es == 4) {
+		dev_download(r->dv, h, x, n * 4);
+	} else {
+		uint16_t *b = xmalloc(xmul(n ? n : 1, sizeof *b));
+		dev_download(r->dv, b, x, n * 2);
+		for (size_t i = 0; i < n; i++) {
+			uint32_t u = (uint32_t)b[i] << 16;
+			memcpy(&h[i], &u, 4);
+		}
+		free(b);
+	}
+	snprintf(r->name[r->n], sizeof r->name[0], "%s", layer);
+	r->x[r->n] = h;
+	r->len[r->n++] = n;
+}
+
+static void probe_clear(struct probe_rec *r)
+{
+	for (int i = 0; i < r->n; i++)
+		free(r->x[i]);
+	r->n = 0;
+}
+
+static double rel_err(const float *got, const float *want, size_t n)
+{
+	double e = 0, m = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (isnan(got[i]) != isnan(want[i]))
+			return INFINITY;
+		if (isnan(want[i]))
+			continue;
+		double d = (double)got[i] - want[i];
+		e += d * d;
+		m += (double)want[i] * want[i];
+	}
+	return sqrt(e) / (m > 0 ? sqrt(m) : 1);
+}
+
+/* One line: the first layer above tol, the worst, the last. */
+static void probe_compare(const char *what, const struct probe_rec *g,
+			  const struct probe_rec *c, double tol)
+{
+	int first = -1, worst = -1;
+	double wr = 0, fr = 0, lr = 0;
+	int ok = g->n == c->n && g->n > 0;
+	for (int i = 0; ok && i < c->n; i++) {
+		if (strcmp(g->name[i], c->name[i]) || g->len[i] != c->len[i]) {
+			ok = 0;
+			break;
+		}
+		double r = rel_err(g->x[i], c->x[i], c->len[i]);
+		if (!(r <= tol) && first < 0)
+			first = i, fr = r;
+		if (worst < 0 || !(r <= wr))
+			worst = i, wr = r;
+		lr = r;
+	}
+	ok = ok && first < 0;
+	char buf[256] = "";
+	if (first >= 0)
+		snprintf(buf, sizeof buf, "first above %.0e: %s rel=%.2e; ", tol,
+			 c->name[first], fr);
+	if (g->n != c->n)
+		snprintf(buf, sizeof buf, "%d layers against %d; ", g->n, c->n);
+	printf("%-5s %-4s %s: %sworst %s rel=%.2e; %s rel=%.2e\n", ok ? "ok" : "FAIL",
+	       tk_precision_name(prec), what, buf,
+	       worst >= 0 ? c->name[worst] : "-", wr,
+	       c->n ? c->name[c->n - 1] : "-", lr);
+	CHECK(ok);
+}
+
+/* Smooth colours with some grain, as tests/ref/synth_images.py makes. */
+static uint8_t *synth(int H, int W)
+{
+	uint8_t *p = xmalloc((size_t)H * W * 3);
+	double a = frand() * 0.2, b = frand() * 0.2;
+	for (int y = 0; y < H; y++)
+		for (int x = 0; x < W; x++)
+			for (int c = 0; c < 3; c++) {
+				double v = 128 + 90 * sin(a * x + b * y + c * 2.1 +
+							  0.03 * x * (c + 1)) +
+					   25 * frand();
+				p[((size_t)y * W + x) * 3 + c] =
+				    (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+			}
+	return p;
+}
+
+static void t_tiny_net(void)
+{
+	if (!tiny || access(tiny, R_OK) != 0) {
+		printf("skip  %-4s tiny network: no %s (test_cuda --tiny FILE)\n",
+		       tk_precision_name(prec), tiny ? tiny : "model");
+		return;
+	}
+	struct tk_dev cpu, gpu;
+	char err[512];
+	CHECK(tk_dev_parse(&cpu, "cpu", NULL, err, sizeof err) == 0);
+	CHECK(tk_dev_parse(&gpu, tiny_dev, tk_precision_name(prec), err,
+			   sizeof err) == 0);
+	tk_dev_open(&cpu);
+	tk_dev_open(&gpu);
+	struct tk_extractor e;
+	tk_extractor_init(&e, tiny);
+	static const char *const keep[] = {"tr.query", "tr.token_norm.",
+					   "tr.decoder.", "tr.proj.", NULL};
+	struct tk_model m;
+	tk_infer_load(&m, tiny, keep);
+	struct tk_head hd;
+	tk_head_init(&hd, &m);
+	struct tk_devnet nc, ng;
+	tk_devnet_init(&nc, &cpu, &e.backbone, &e.lfsa, &hd);
+	tk_devnet_init(&ng, &gpu, &e.backbone, &e.lfsa, &hd);
+	struct probe_rec rc = {.dv = &cpu}, rg = {.dv = &gpu};
+	nc.probe = ng.probe = probe_take;
+	nc.probe_ctx = &rc;
+	ng.probe_ctx = &rg;
+	double tol = prec == TK_FP32 ? 1e-4 : prec == TK_TF32 ? 3e-2 : 0.15;
+	static const int sizes[][2] = {{333, 517}, {97, 65}, {2, 3}, {40, 33}};
+	static const double scales[] = {1, 1.41421356, 0.70710678};
+	for (int i = 0; i < 4; i++) {
+		int H = sizes[i][0], W = sizes[i][1];
+		uint8_t *px = synth(H, W);
+		tk_devnet_image(&nc, px, 1, H, W);
+		tk_devnet_image(&ng, px, 1, H, W);
+		for (int k = 0; k < 3; k++) {
+			int gh, gw;
+			if (tk_devnet_grid(&nc, H, W, scales[k], &gh, &gw, err,
+					   sizeof err) < 0)
+				continue;
+			size_t nd = (size_t)gh * gw * nc.dim;
+			float *lc = dev_host_alloc(&cpu, nd * 4);
+			float *lg = dev_host_alloc(&gpu, nd * 4);
+			CHECK(tk_devnet_extract(&nc, scales[k], lc, 0, err, sizeof err) == 0);
+			CHECK(tk_devnet_extract(&ng, scales[k], lg, 0, err, sizeof err) == 0);
+			tk_devnet_wait(&ng);
+			char what[128];
+			snprintf(what, sizeof what, "tiny net %dx%d scale %g (grid %dx%d)",
+				 H, W, scales[k], gh, gw);
+			probe_compare(what, &rg, &rc, tol);
+			probe_clear(&rc);
+			probe_clear(&rg);
+			/* the head on the CPU's local features, both devices */
+			float dc[256], dg[256];
+			CHECK(hd.out_dim <= 256);
+			CHECK(tk_devnet_head(&nc, dc, lc, gh * gw, 0, err, sizeof err) == 0);
+			CHECK(tk_devnet_head(&ng, dg, lc, gh * gw, 0, err, sizeof err) == 0);
+			snprintf(what, sizeof what, "tiny head %d tokens", gh * gw);
+			probe_compare(what, &rg, &rc, tol);
+			probe_clear(&rc);
+			probe_clear(&rg);
+			dev_host_free(&cpu, lc);
+			dev_host_free(&gpu, lg);
+		}
+		free(px);
+	}
+	tk_devnet_free(&ng);
+	tk_devnet_free(&nc);
+	tk_head_free(&hd);
+	tk_model_free(&m);
+	tk_extractor_free(&e);
+	tk_dev_close(&gpu);
+	tk_dev_close(&cpu);
+	tk_cuda_set_precision(prec);
+}
+
 /* ---- main ---- */
 
 static void run_all(void)
 {
 	tk_cuda_set_precision(prec);
+	/* The tiny model first: what the whole-model test saw differ. */
+	t_tiny_routes();
+	t_tiny_net();
 	if (prec == TK_FP32) { /* precision-free ops once */
 		t_act();
 		t_norm();
@@ -955,14 +1209,25 @@ int main(int argc, char **argv)
 	}
 	tk_cuda_init(0);
 	printf("device: %s\n", tk_cuda_device_name());
+	if (!tiny) {
+		const char *root = getenv("TK_ROOT");
+		static char path[4096];
+		snprintf(path, sizeof path, "%s/tests/data/token-tiny.safetensors",
+			 root && *root ? root : ".");
+		tiny = path;
+	}
 	int any = 0;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-v") == 0) {
 			verbose = 1;
 			continue;
 		}
+		if (strcmp(argv[i], "--tiny") == 0 && i + 1 < argc) {
+			tiny = argv[++i];
+			continue;
+		}
 		if (tk_precision_parse(argv[i], &prec) != 0) {
-			fprintf(stderr, "usage: test_cuda [-v] [fp32|tf32|bf16 ...]\n");
+			fprintf(stderr, "usage: test_cuda [-v] [--tiny MODEL] [fp32|tf32|bf16 ...]\n");
 			return 1;
 		}
 		run_all();

@@ -5,7 +5,8 @@ the largest difference relative to the frame's largest magnitude.
 
     agree.py A B TENSOR [--min-cos C] [--max-rel R] [--label TEXT]
 
-Prints one line, "TEXT: N frames, min cosine ..., max relative error ...";
+Prints one line, "TEXT: N frames, min cosine ... (the worst frame's key and
+scale), max relative error ...";
 exits 1 when a bound given is missed or the frames do not correspond."""
 import sys
 
@@ -27,7 +28,7 @@ def main():
     if len(a) != len(b):
         print(f"{label}: {len(a)} frames against {len(b)}")
         return 1
-    worst_cos, worst_rel = 1.0, 0.0
+    worst_cos, worst_rel, where = 1.0, 0.0, ""
     for (ma, ta), (mb, tb) in zip(a, b):
         for k in ("key", "scale", "grid"):
             if ma.get(k) != mb.get(k):
@@ -44,8 +45,11 @@ def main():
         nx, ny = np.linalg.norm(x), np.linalg.norm(y)
         cos = float(x @ y / (nx * ny)) if nx > 0 and ny > 0 else float(nx == ny)
         rel = float(np.abs(x - y).max() / max(np.abs(y).max(), 1e-30))
+        if cos < worst_cos:
+            where = ma.get("key", "?") + (" scale " + ma["scale"] if "scale" in ma else "")
         worst_cos, worst_rel = min(worst_cos, cos), max(worst_rel, rel)
-    print(f"{label}: {len(a)} frames, min cosine {worst_cos:.8f}, "
+    print(f"{label}: {len(a)} frames, min cosine {worst_cos:.8f}"
+          f"{' (' + where + ')' if where else ''}, "
           f"max relative error {worst_rel:.2e}")
     ok = True
     if opts["--min-cos"] is not None and worst_cos < float(opts["--min-cos"]):
