@@ -799,8 +799,18 @@ static int cmp_u64(const void *a, const void *b)
 static void t_rank(int nq, int m, int D, int kk)
 {
 	float *q = rnd((size_t)nq * D, 1), *db = rnd((size_t)m * D, 1);
-	/* ties and signed zeros on purpose */
+	/* ties and signed zeros on purpose, also across the top-K's tiles of
+	 * 4096 (rank.cu) */
 	memcpy(db + (size_t)7 * D, db + (size_t)3 * D, D * 4);
+	static const int same[] = {4095, 4096, 8191, 8192, 12288};
+	for (int i = 0; i < 5; i++)
+		if (same[i] < m)
+			memcpy(db + (size_t)same[i] * D, db + (size_t)3 * D, D * 4);
+	if (m > 12001) {
+		memset(db + (size_t)4000 * D, 0, D * 4);
+		for (int j = 0; j < D; j++)
+			db[(size_t)12001 * D + j] = -0.0f;
+	}
 	float *dq = UP(q, (size_t)nq * D), *ddb = UP(db, (size_t)m * D);
 	float *ds = tk_cuda_malloc((size_t)nq * m * 4);
 	gemm_cuda(0, 1, nq, m, D, 1.0f, dq, D, ddb, D, 0.0f, ds, m, NULL);
@@ -814,7 +824,7 @@ static void t_rank(int nq, int m, int D, int kk)
 		qsort(want, m, 8, cmp_u64);
 		ok &= memcmp(want, got + (size_t)i * kk, (size_t)kk * 8) == 0;
 	}
-	if (!ok || verbose)
+	if (!ok || verbose || loud)
 		printf("%-5s %-4s rank_chunk nq=%d m=%d D=%d k=%d\n", ok ? "ok" : "FAIL",
 		       tk_precision_name(prec), nq, m, D, kk);
 	CHECK(ok);
@@ -1184,6 +1194,12 @@ static void run_all(void)
 		t_conv(shapes[i], epi[i][0], epi[i][1], epi[i][2]);
 	t_rank(3, 5000, 64, 5000);
 	t_rank(2, 3000, 128, 10);
+	loud = 1; /* the top-K selection by tiles: 2 and 3 rounds */
+	t_rank(3, 50000, 64, 100);
+	t_rank(70, 20000, 32, 512);
+	t_rank(2, 9000, 16, 1);
+	t_rank(1, 300000, 8, 300);
+	loud = 0;
 	/* channels-last: the stem (padded input), 1x1 GEMMs with and without
 	 * a residual, 3x3, strided, the LFSA's float output, odd channels */
 	t_conv_nhwc((struct conv2d_dims){1, 3, 37, 53, 64, 7, 2, 3}, 8, 0, 1, 0);
