@@ -1,12 +1,15 @@
 /* devnet.c - the inference network on a device: weights copied once,
  * activation memory planned per input size, the backbone on
  * channels-last activations, LFSA and head in float. */
+#define _GNU_SOURCE /* F_SETPIPE_SZ */
 #include "devnet.h"
 
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "extract.h"
 #include "kernels/image.h"
@@ -240,6 +243,8 @@ void tk_devnet_free(struct tk_devnet *n)
 	dev_free(dv, n->raw);
 	for (int i = 0; i < 2; i++)
 		dev_host_free(dv, n->stage[i]);
+	dev_host_free(dv, n->desc_host);
+	dev_host_free(dv, n->head_stage);
 	memset(n, 0, sizeof *n);
 }
 
@@ -558,6 +563,36 @@ static int check_f(const struct tk_devnet *n, int check, const float *x,
 int tk_devnet_head(struct tk_devnet *n, float *desc, const float *x, int N,
 		   int check, char *err, size_t errlen)
 {
+	if (tk_devnet_head_start(n, x, N, check, err, errlen) < 0)
+		return -1;
+	tk_devnet_head_finish(n, desc);
+	return 0;
+}
+
+void tk_devnet_head_finish(struct tk_devnet *n, float *desc)
+{
+	dev_sync(n->dv);
+	memcpy(desc, n->desc_host, n->head->out_dim * sizeof *desc);
+}
+
+/* The local features through pinned memory, so that the upload is
+ * asynchronous (the previous _finish waited for the last one). */
+static void head_upload(struct tk_devnet *n, float *dst, const float *x,
+			size_t bytes)
+{
+	const struct tk_dev *dv = n->dv;
+	if (bytes > n->head_stage_cap) {
+		dev_host_free(dv, n->head_stage);
+		n->head_stage_cap = bytes + bytes / 4;
+		n->head_stage = dev_host_alloc(dv, n->head_stage_cap);
+	}
+	memcpy(n->head_stage, x, bytes);
+	dev_upload(dv, dst, n->head_stage, bytes);
+}
+
+int tk_devnet_head_start(struct tk_devnet *n, const float *x, int N,
+			 int check, char *err, size_t errlen)
+{
 	const struct tk_dev *dv = n->dv;
 	const struct devnet_head *h = n->head;
 	int T = h->tokens, d = h->dim;
@@ -571,7 +606,9 @@ int tk_devnet_head(struct tk_devnet *n, float *desc, const float *x, int N,
 	struct head_bufs b;
 	head_layout(h, N, n->fbuf, &b);
 	dev_mark(dv, "head upload");
-	dev_upload(dv, b.x, x, (size_t)N * d * sizeof *x);
+	head_upload(n, b.x, x, (size_t)N * d * sizeof *x);
+	if (!n->desc_host)
+		n->desc_host = dev_host_alloc(dv, h->out_dim * sizeof(float));
 	dev_mark(dv, "head tokenizer");
 	/* Tokenizer: for each position, a softmax over the T queries. */
 	dev_gemm(dv, 0, 1, N, T, d, 1.0f, b.x, d, h->query, d, 0.0f, b.logits, T);
@@ -613,7 +650,19 @@ int tk_devnet_head(struct tk_devnet *n, float *desc, const float *x, int N,
 	if (n->probe)
 		n->probe(n->probe_ctx, "desc", b.desc, h->out_dim, 0);
 	dev_mark(dv, "head download");
-	dev_download(dv, desc, b.desc, h->out_dim * sizeof *desc);
+	dev_download_async(dv, n->desc_host, b.desc, h->out_dim * sizeof(float));
 	dev_mark(dv, NULL);
 	return 0;
+}
+
+void tk_devnet_pipes(void)
+{
+#ifdef F_SETPIPE_SZ
+	for (int fd = 0; fd < 2; fd++) {
+		struct stat st;
+		if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) &&
+		    fcntl(fd, F_GETPIPE_SZ) < (1 << 20))
+			(void)fcntl(fd, F_SETPIPE_SZ, 1 << 20); /* best effort */
+	}
+#endif
 }

@@ -51,6 +51,9 @@ struct tk_devnet {
 	size_t stage_cap[2];
 	int stage_next;
 	double flops; /* of the last tk_devnet_extract */
+	float *desc_host;  /* pinned: tk_devnet_head_start's result */
+	void *head_stage;  /* pinned: its input */
+	size_t head_stage_cap;
 	/* For the tests (test_cuda's layer-by-layer comparison of the two
 	 * devices): when set, called with each layer's output once its work
 	 * is queued: x on the device, n values, act: activations (else
@@ -91,5 +94,17 @@ void tk_devnet_wait(struct tk_devnet *n);
  * tk_head_forward; waits. */
 int tk_devnet_head(struct tk_devnet *n, float *desc, const float *x, int N,
 		   int check, char *err, size_t errlen);
+/* The same in two halves, so that the host reads the next frame while
+ * the device works on this one: _start copies x (free to reuse once it
+ * returns) and queues the work; _finish waits for it and writes desc.
+ * One at a time: every _start is followed by its _finish. */
+int tk_devnet_head_start(struct tk_devnet *n, const float *x, int N,
+			 int check, char *err, size_t errlen);
+void tk_devnet_head_finish(struct tk_devnet *n, float *desc);
+
+/* Standard input and output, where they are pipes, grown to 1 MiB (from
+ * Linux's 64 KiB): the device's frames then move in fewer, larger
+ * steps between tk-extract and tk-aggregate. */
+void tk_devnet_pipes(void);
 
 #endif

@@ -889,6 +889,15 @@ void dev_mark(const struct tk_dev *dv, const char *label)
 	    tk_cuda_event_record(prof.ev[i], ST(dv))));
 }
 
+void dev_profile_restart(const struct tk_dev *dv)
+{
+	if (prof.on <= 0)
+		return;
+	prof_flush(dv);
+	memset(prof.sum, 0, sizeof prof.sum);
+	prof.nsum = 0;
+}
+
 void dev_profile_report(const struct tk_dev *dv)
 {
 	if (prof.on <= 0)

@@ -146,6 +146,9 @@ void dev_rank_chunk(const struct tk_dev *dv, uint64_t *keys, const float *q,
  * TK_PROFILE both do nothing. */
 void dev_mark(const struct tk_dev *dv, const char *label);
 void dev_profile_report(const struct tk_dev *dv);
+/* Forget the spans so far (the work queued since the last mark stays
+ * in the next one); waits for the device. */
+void dev_profile_restart(const struct tk_dev *dv);
 
 /* ---- the ops (their contracts: kernels/act.h, conv.h, ...) ---- */
 void dev_relu_forward(const struct tk_dev *dv, float *out, const float *in,

@@ -110,6 +110,27 @@ static void group_start(struct group *g, const struct st_doc *d)
 	g->scales[0] = 0;
 }
 
+/* One frame's descriptor one, d its metadata: a new image when the key
+ * changes (a frame without a key is an image of its own). */
+static void account(struct group *g, struct tk_progress *p, const float *one,
+		    const struct st_doc *d)
+{
+	const char *key = st_meta_get(d, "key");
+	if (!g->n || !key || !g->key || strcmp(key, g->key) != 0) {
+		group_flush(g);
+		group_start(g, d);
+		tk_progress_step(p, 1);
+	}
+	for (int k = 0; k < g->dim; k++)
+		g->sum[k] += one[k];
+	const char *sc = st_meta_get(d, "scale");
+	if (sc && strlen(g->scales) + strlen(sc) + 2 < sizeof g->scales)
+		snprintf(g->scales + strlen(g->scales),
+			 sizeof g->scales - strlen(g->scales), "%s%s",
+			 g->scales[0] ? "," : "", sc);
+	g->n++;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o;
@@ -131,6 +152,7 @@ int main(int argc, char **argv)
 	if (on_dev) {
 		tk_dev_open(&o.dv);
 		tk_devnet_init(&net, &o.dv, NULL, NULL, &h);
+		tk_devnet_pipes();
 	}
 	struct group g = {.dim = h.out_dim};
 	st_init(&g.out);
@@ -138,10 +160,13 @@ int main(int argc, char **argv)
 	g.desc = xcalloc(h.out_dim, sizeof *g.desc);
 	float *one = xcalloc(h.out_dim, sizeof *one), *scratch = NULL;
 	size_t cap = 0;
-	struct st_doc d;
+	struct st_doc d, prev;
 	st_init(&d);
+	st_init(&prev);
+	int pending = 0; /* the device works on prev's frame */
 	struct tk_progress p;
 	tk_progress_start(&p, "images", 0);
+	double first = 0;
 	int nf = o.nfiles ? o.nfiles : 1;
 	for (int i = 0; i < nf; i++) {
 		struct tk_stream s;
@@ -162,40 +187,50 @@ int main(int argc, char **argv)
 					     ((const float *)t->data)[at], at);
 			char err[512];
 			if (on_dev) {
-				if (tk_devnet_head(&net, one, t->data, n, o.check, err,
-						   sizeof err) < 0)
-					tk_frame_die(&s, &d, "%s", err);
-			} else {
-				size_t need = tk_head_scratch(&h, n);
-				if (need > cap) {
-					free(scratch);
-					scratch = xmalloc(xmul(need, sizeof *scratch));
-					cap = need;
+				/* The frame before, which the device worked on while
+				 * this one was read; then this one's turn. */
+				if (pending) {
+					tk_devnet_head_finish(&net, one);
+					account(&g, &p, one, &prev);
+					if (p.count == 2 && !first) /* the first image done */
+						first = tk_now();
 				}
-				if (tk_head_forward(&h, one, scratch, t->data, n, o.check,
-						    err, sizeof err) < 0)
+				if (tk_devnet_head_start(&net, t->data, n, o.check, err,
+							 sizeof err) < 0)
 					tk_frame_die(&s, &d, "%s", err);
+				st_clear(&prev);
+				st_meta_copy(&prev, &d);
+				pending = 1;
+				continue;
 			}
-			const char *key = st_meta_get(&d, "key");
-			/* A frame without a key is an image of its own. */
-			if (!g.n || !key || !g.key || strcmp(key, g.key) != 0) {
-				group_flush(&g);
-				group_start(&g, &d);
-				tk_progress_step(&p, 1);
+			size_t need = tk_head_scratch(&h, n);
+			if (need > cap) {
+				free(scratch);
+				scratch = xmalloc(xmul(need, sizeof *scratch));
+				cap = need;
 			}
-			for (int k = 0; k < h.out_dim; k++)
-				g.sum[k] += one[k];
-			const char *sc = st_meta_get(&d, "scale");
-			if (sc && strlen(g.scales) + strlen(sc) + 2 < sizeof g.scales)
-				snprintf(g.scales + strlen(g.scales),
-					 sizeof g.scales - strlen(g.scales), "%s%s",
-					 g.scales[0] ? "," : "", sc);
-			g.n++;
+			if (tk_head_forward(&h, one, scratch, t->data, n, o.check, err,
+					    sizeof err) < 0)
+				tk_frame_die(&s, &d, "%s", err);
+			account(&g, &p, one, &d);
 		}
 		tk_stream_close(&s);
 	}
+	if (pending) {
+		tk_devnet_head_finish(&net, one);
+		account(&g, &p, one, &prev);
+	}
 	group_flush(&g);
+	double end = tk_now();
+	int summary = p.on && p.count && on_dev;
 	tk_progress_end(&p);
+	if (summary)
+		tk_note("%ld images, %.3f s/image (%.2f images/s after the first); %s",
+			p.count, (end - p.start) / p.count,
+			p.count > 1 && end > first && first > 0
+			    ? (p.count - 1) / (end - first)
+			    : 0.0,
+			tk_dev_describe(&o.dv));
 	tk_close_stdout();
 	if (on_dev) {
 		dev_profile_report(&o.dv);
@@ -203,6 +238,7 @@ int main(int argc, char **argv)
 		tk_dev_close(&o.dv);
 	}
 	st_free(&d);
+	st_free(&prev);
 	st_free(&g.out);
 	free(g.key);
 	free(g.sum);

@@ -190,6 +190,7 @@ static void extract_device(struct options *o, struct tk_extractor *e)
 	const struct tk_dev *dv = &o->dv;
 	struct tk_devnet net;
 	tk_devnet_init(&net, dv, &e->backbone, &e->lfsa, NULL);
+	tk_devnet_pipes();
 	/* The host's copy of the weights is not read again. */
 	static const char *const none[] = {NULL};
 	tk_model_release(&e->model, none);
@@ -242,8 +243,12 @@ static void extract_device(struct options *o, struct tk_extractor *e)
 			slot ^= 1;
 			if (q[slot].n) {
 				write_pending(dv, &q[slot], slot);
-				if (p.count == 1)
+				if (p.count == 1) {
 					first = tk_now();
+					/* the profile without the first image's
+					 * algorithm searches and kernel loading */
+					dev_profile_restart(dv);
+				}
 			}
 			tk_progress_step(&p, 1);
 		}

@@ -6,9 +6,10 @@
 #     output to /dev/null): images/s after the first image (which pays
 #     for cuDNN's algorithm search);
 #   the same with every convolution through cuDNN (TK_CONV_PATH=dnn);
-#   the bf16 run's per-layer profile (TK_PROFILE=1: lines "profile ...");
-#   tk-extract | tk-aggregate on the GPU, and the descriptors of tf32 and
-#     bf16 against fp32's (cosine);
+#   the bf16 run's per-layer profile (TK_PROFILE=1: lines "profile ...",
+#     the first two images' algorithm searches and kernel loading left out);
+#   tk-extract | tk-aggregate on the GPU (the same N frames), and the
+#     descriptors of tf32 and bf16 against fp32's (cosine);
 #   tk-rank on the CPU and the GPU, 70 queries against 100k x 1024.
 #
 #   bash tests/gpu/bench_tools.sh [FRAMES]   from the repository root;
@@ -64,14 +65,17 @@ rc=$(TK_CONV_PATH=dnn x dnn "$W/f8.bin" "$W/f8.bin" -- --precision bf16)
 echo "RESULT tk-extract bf16 every convolution through cuDNN: $(rate "$W/x-dnn.log")" \
 	"images/s after the first (16 frames; exit $rc; $(el "$t") s)"
 
-# The pipeline, and the precisions' descriptors against fp32's.
+# The pipeline (its rate: tk-extract's, and tk-aggregate's own), and the
+# precisions' descriptors against fp32's.
 for p in fp32 tf32 bf16; do
 	t=$(date +%s.%N)
 	timeout 40 "$B/tk-extract" --device cuda --precision $p --progress -m "$M" \
-		"$W/f8.bin" 2>"$W/p-$p.log" |
-		timeout 40 "$B/tk-aggregate" --device cuda --precision $p -m "$M" >"$W/d-$p.bin"
-	echo "RESULT tk-extract | tk-aggregate --device cuda --precision $p: 8 images," \
-		"$(rate "$W/p-$p.log") images/s after the first ($(el "$t") s in all)"
+		"$W/frames.bin" 2>"$W/p-$p.log" |
+		timeout 40 "$B/tk-aggregate" --device cuda --precision $p --progress -m "$M" \
+			>"$W/d-$p.bin" 2>"$W/a-$p.log"
+	echo "RESULT tk-extract | tk-aggregate --device cuda --precision $p: $N images," \
+		"$(rate "$W/p-$p.log") images/s after the first (tk-aggregate's own:" \
+		"$(rate "$W/a-$p.log"); $(el "$t") s in all)"
 done
 for p in tf32 bf16; do
 	"$PY" "$REF/agree.py" "$W/d-$p.bin" "$W/d-fp32.bin" desc \
