@@ -123,8 +123,10 @@ static int xfer(int fd, void *p, size_t n, int wr, double deadline)
 	return 0;
 }
 
+/* keep (world ints): the peers' connections are kept there by rank
+ * instead of closed. */
 static int serve(const struct tk_dist *d, const void *buf, size_t n,
-		 double deadline, char *err, size_t errlen)
+		 double deadline, int *keep, char *err, size_t errlen)
 {
 	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	int v6 = fd >= 0;
@@ -181,6 +183,10 @@ static int serve(const struct tk_dist *d, const void *buf, size_t n,
 			    xfer(c, (void *)buf, n, 1, dl) == 0) {
 				seen[h.rank] = 1;
 				served++;
+				if (keep) {
+					keep[h.rank] = c;
+					continue;
+				}
 			}
 		}
 		/* Anything else (a stray connection, another job) is dropped. */
@@ -192,7 +198,7 @@ static int serve(const struct tk_dist *d, const void *buf, size_t n,
 }
 
 static int join(const struct tk_dist *d, void *buf, size_t n, double deadline,
-		char *err, size_t errlen)
+		int *keep, char *err, size_t errlen)
 {
 	char port[16];
 	snprintf(port, sizeof port, "%d", d->port);
@@ -216,7 +222,10 @@ static int join(const struct tk_dist *d, void *buf, size_t n, double deadline,
 					    xfer(fd, &r, sizeof r, 0, deadline) == 0 &&
 					    r.magic == MAGIC && r.n == n &&
 					    xfer(fd, buf, n, 0, deadline) == 0) {
-						close(fd);
+						if (keep)
+							*keep = fd;
+						else
+							close(fd);
 						freeaddrinfo(res);
 						return 0;
 					}
@@ -243,6 +252,97 @@ int tk_dist_bootstrap(const struct tk_dist *d, void *buf, size_t n,
 	if (d->world <= 1)
 		return 0;
 	double deadline = now() + timeout_s;
-	return d->rank == 0 ? serve(d, buf, n, deadline, err, errlen)
-			    : join(d, buf, n, deadline, err, errlen);
+	return d->rank == 0 ? serve(d, buf, n, deadline, NULL, err, errlen)
+			    : join(d, buf, n, deadline, NULL, err, errlen);
 }
+
+/* ---- the host's collective: a star through rank 0 ---- */
+
+static struct {
+	int world, rank;
+	int *fd; /* rank 0: fd[r] for r > 0; others: fd[0], to rank 0 */
+} group = {1, 0, NULL};
+
+int tk_dist_connect(const struct tk_dist *d, double timeout_s, char *err,
+		    size_t errlen)
+{
+	tk_dist_close();
+	if (d->world <= 1)
+		return 0;
+	double deadline = now() + timeout_s;
+	int *fd = xmalloc((size_t)d->world * sizeof *fd);
+	for (int i = 0; i < d->world; i++)
+		fd[i] = -1;
+	char none = 0;
+	int rc = d->rank == 0 ? serve(d, &none, 0, deadline, fd, err, errlen)
+			      : join(d, &none, 0, deadline, fd, err, errlen);
+	if (rc < 0) {
+		for (int i = 0; i < d->world; i++)
+			if (fd[i] >= 0)
+				close(fd[i]);
+		free(fd);
+		return -1;
+	}
+	int one = 1;
+	for (int i = 0; i < d->world; i++)
+		if (fd[i] >= 0)
+			setsockopt(fd[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	group.world = d->world;
+	group.rank = d->rank;
+	group.fd = fd;
+	return 0;
+}
+
+int tk_dist_group_world(void)
+{
+	return group.world;
+}
+
+void tk_dist_close(void)
+{
+	if (group.fd)
+		for (int i = 0; i < group.world; i++)
+			if (group.fd[i] >= 0)
+				close(group.fd[i]);
+	free(group.fd);
+	group.fd = NULL;
+	group.world = 1;
+	group.rank = 0;
+}
+
+/* A peer may be a whole training step behind: an hour's patience. */
+#define GROUP_WAIT 3600.0
+
+static void group_xfer(int r, void *p, size_t bytes, int wr)
+{
+	if (xfer(group.fd[r], p, bytes, wr, now() + GROUP_WAIT) < 0)
+		die_io("all-reduce: rank %d %s rank %d: %s", group.rank,
+		       wr ? "cannot send to" : "receives nothing from",
+		       group.rank ? 0 : r, strerror(errno));
+}
+
+/* Rank 0 sums the ranks' buffers in rank order (the same bits on every
+ * run) and sends the sums back. */
+#define ALLREDUCE(name, T)                                                     \
+	void name(T *buf, size_t n)                                            \
+	{                                                                      \
+		if (group.world <= 1 || !n)                                    \
+			return;                                                \
+		size_t bytes = n * sizeof(T);                                  \
+		if (group.rank) {                                              \
+			group_xfer(0, buf, bytes, 1);                          \
+			group_xfer(0, buf, bytes, 0);                          \
+			return;                                                \
+		}                                                              \
+		T *t = xmalloc(bytes);                                         \
+		for (int r = 1; r < group.world; r++) {                        \
+			group_xfer(r, t, bytes, 0);                            \
+			for (size_t i = 0; i < n; i++)                         \
+				buf[i] += t[i];                                \
+		}                                                              \
+		free(t);                                                       \
+		for (int r = 1; r < group.world; r++)                          \
+			group_xfer(r, buf, bytes, 1);                          \
+	}
+ALLREDUCE(tk_dist_allreduce_f32, float)
+ALLREDUCE(tk_dist_allreduce_f64, double)

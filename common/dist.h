@@ -34,6 +34,19 @@ int tk_dist_from_env(struct tk_dist *d, char *err, size_t errlen);
 int tk_dist_bootstrap(const struct tk_dist *d, void *buf, size_t n,
 		      double timeout_s, char *err, size_t errlen);
 
+/* The host's collective, for data-parallel runs on CPUs (GPUs use
+ * NCCL): tk_dist_connect keeps a connection from every rank to rank 0
+ * (the bootstrap's handshake, on MASTER_PORT); the all-reduces then sum
+ * in place, rank 0 adding the ranks' buffers in rank order and sending
+ * the sums back, and die (exit 3) when a peer is gone.  World 1: they do
+ * nothing. */
+int tk_dist_connect(const struct tk_dist *d, double timeout_s, char *err,
+		    size_t errlen);
+int tk_dist_group_world(void); /* 1 before tk_dist_connect */
+void tk_dist_allreduce_f32(float *buf, size_t n);
+void tk_dist_allreduce_f64(double *buf, size_t n);
+void tk_dist_close(void);
+
 /* Whether item i of a list belongs to this rank's shard (round robin,
  * so shards differ in size by at most one). */
 static inline int tk_dist_mine(const struct tk_dist *d, long i)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/dist.h"
 #include "common/rank.h"
 #include "common/threads.h"
 #include "common/tk.h"
@@ -407,6 +408,16 @@ void dev_conv2d_forward(const struct tk_dev *dv, float *out, float *work,
 			       ST(dv)));
 }
 
+void dev_conv2d_train_forward(const struct tk_dev *dv, float *out, float *work,
+			      const float *in, const float *weight,
+			      const float *bias, const float *residual,
+			      int relu, struct conv2d_dims d)
+{
+	ON(dv, conv2d_train_forward(out, work, in, weight, bias, residual, relu, d),
+	   conv2d_forward_cuda(out, work, in, weight, bias, residual, relu, d,
+			       ST(dv)));
+}
+
 void dev_conv2d_backward(const struct tk_dev *dv, float *din, float *dweight,
 			 float *dbias, float *work, const float *dout,
 			 const float *in, const float *weight,
@@ -464,20 +475,115 @@ void dev_batchnorm_eval_forward(const struct tk_dev *dv, float *out,
 				       S, ST(dv)));
 }
 
+/* ---- SyncBatchNorm ---- */
+
+static int group_cpu; /* the CPU's group is joined (common/dist.c) */
+
+int dev_world(const struct tk_dev *dv)
+{
 #ifdef TK_CUDA
-/* SyncBatchNorm: the sums of every rank (equal batches per rank). */
-static double *sync_sums(int C)
+	if (tk_dev_is_cuda(dv))
+		return tk_nccl_world();
+#endif
+	(void)dv;
+	return group_cpu ? tk_dist_group_world() : 1;
+}
+
+/* The sums of every rank: 2C doubles of device memory, kept. */
+static double *sync_sums(const struct tk_dev *dv, int C)
 {
 	static double *s;
 	static int cap;
 	if (C > cap) {
-		tk_cuda_free(s);
-		s = tk_cuda_malloc(2 * (size_t)C * sizeof *s);
+		dev_free(dv, s);
+		s = dev_alloc(dv, 2 * (size_t)C * sizeof *s);
 		cap = C;
 	}
 	return s;
 }
-#endif
+
+/* The CPU's halves, as the GPU's (kernels/cuda/norm.cu): per channel the
+ * sums of x and x^2 (double); from the ranks' sums, the statistics and
+ * the normalisation; the backward's sums of dy and dy * xhat; din. */
+static void bn_stats_cpu(double *sums, const float *in, int B, int C, int S)
+{
+	size_t cs = (size_t)C * S;
+	for (int c = 0; c < C; c++) {
+		double a = 0, q = 0;
+		for (int b = 0; b < B; b++) {
+			const float *x = in + b * cs + (size_t)c * S;
+			for (int i = 0; i < S; i++) {
+				a += x[i];
+				q += (double)x[i] * x[i];
+			}
+		}
+		sums[c] = a;
+		sums[C + c] = q;
+	}
+}
+
+static void bn_apply_cpu(float *out, float *mean, float *rstd, float *rmean,
+			 float *rvar, const float *in, const double *sums,
+			 const float *gamma, const float *beta, double count,
+			 double momentum, float eps, int B, int C, int S)
+{
+	for (int c = 0; c < C; c++) {
+		double m = sums[c] / count, v = sums[C + c] / count - m * m;
+		v = v < 0 ? 0 : v;
+		mean[c] = (float)m;
+		rstd[c] = (float)(1.0 / sqrt(v + eps));
+		double unb = count > 1 ? v * count / (count - 1) : NAN;
+		if (rmean)
+			rmean[c] = (float)((1.0 - momentum) * rmean[c] + momentum * m);
+		if (rvar)
+			rvar[c] = (float)((1.0 - momentum) * rvar[c] + momentum * unb);
+	}
+	size_t cs = (size_t)C * S;
+	for (int b = 0; b < B; b++)
+		for (int c = 0; c < C; c++)
+			for (int i = 0; i < S; i++) {
+				size_t k = b * cs + (size_t)c * S + i;
+				out[k] = (in[k] - mean[c]) * rstd[c] * gamma[c] + beta[c];
+			}
+}
+
+static void bn_dsums_cpu(double *sums, float *dgamma, float *dbeta,
+			 const float *dout, const float *in, const float *mean,
+			 const float *rstd, int B, int C, int S)
+{
+	size_t cs = (size_t)C * S;
+	for (int c = 0; c < C; c++) {
+		double a = 0, q = 0;
+		for (int b = 0; b < B; b++)
+			for (int i = 0; i < S; i++) {
+				size_t k = b * cs + (size_t)c * S + i;
+				a += dout[k];
+				q += (double)dout[k] * ((in[k] - mean[c]) * rstd[c]);
+			}
+		sums[c] = a;
+		sums[C + c] = q;
+		dbeta[c] += (float)a;
+		dgamma[c] += (float)q;
+	}
+}
+
+static void bn_dapply_cpu(float *din, const float *dout, const float *in,
+			  const float *mean, const float *rstd,
+			  const float *gamma, const double *sums, double count,
+			  int B, int C, int S)
+{
+	size_t cs = (size_t)C * S;
+	for (int b = 0; b < B; b++)
+		for (int c = 0; c < C; c++) {
+			float mdy = (float)(sums[c] / count);
+			float mdyx = (float)(sums[C + c] / count);
+			for (int i = 0; i < S; i++) {
+				size_t k = b * cs + (size_t)c * S + i;
+				float xh = (in[k] - mean[c]) * rstd[c];
+				din[k] += gamma[c] * rstd[c] * (dout[k] - mdy - xh * mdyx);
+			}
+		}
+}
 
 void dev_batchnorm_train_forward(const struct tk_dev *dv, float *out,
 				 float *bmean, float *brstd, float *running_mean,
@@ -485,18 +591,21 @@ void dev_batchnorm_train_forward(const struct tk_dev *dv, float *out,
 				 const float *gamma, const float *beta,
 				 float eps, double momentum, int B, int C, int S)
 {
-#ifdef TK_CUDA
-	if (tk_dev_is_cuda(dv) && tk_nccl_world() > 1) {
-		double *sums = sync_sums(C);
-		batchnorm_stats_cuda(sums, in, B, C, S, ST(dv));
-		tk_nccl_allreduce_f64(sums, 2 * (size_t)C, ST(dv));
-		batchnorm_apply_cuda(out, bmean, brstd, running_mean, running_var,
-				     in, sums, gamma, beta,
-				     (double)B * S * tk_nccl_world(), momentum,
-				     eps, B, C, S, ST(dv));
+	int world = dev_world(dv);
+	if (world > 1) {
+		double *sums = sync_sums(dv, C);
+		double count = (double)B * S * world;
+		ON(dv, bn_stats_cpu(sums, in, B, C, S),
+		   batchnorm_stats_cuda(sums, in, B, C, S, ST(dv)));
+		dev_allreduce_f64(dv, sums, 2 * (size_t)C);
+		ON(dv,
+		   bn_apply_cpu(out, bmean, brstd, running_mean, running_var, in, sums,
+				gamma, beta, count, momentum, eps, B, C, S),
+		   batchnorm_apply_cuda(out, bmean, brstd, running_mean, running_var,
+					in, sums, gamma, beta, count, momentum, eps,
+					B, C, S, ST(dv)));
 		return;
 	}
-#endif
 	ON(dv,
 	   batchnorm_train_forward(out, bmean, brstd, running_mean, running_var,
 				   in, gamma, beta, eps, momentum, B, C, S),
@@ -510,24 +619,114 @@ void dev_batchnorm_backward(const struct tk_dev *dv, float *din, float *dgamma,
 			    const float *bmean, const float *brstd,
 			    const float *gamma, int B, int C, int S)
 {
-#ifdef TK_CUDA
-	if (tk_dev_is_cuda(dv) && tk_nccl_world() > 1) {
-		double *sums = sync_sums(C);
-		batchnorm_backward_reduce_cuda(sums, dgamma, dbeta, dout, in, bmean,
-					       brstd, B, C, S, ST(dv));
-		tk_nccl_allreduce_f64(sums, 2 * (size_t)C, ST(dv));
+	int world = dev_world(dv);
+	if (world > 1) {
+		double *sums = sync_sums(dv, C);
+		double count = (double)B * S * world;
+		ON(dv,
+		   bn_dsums_cpu(sums, dgamma, dbeta, dout, in, bmean, brstd, B, C, S),
+		   batchnorm_backward_reduce_cuda(sums, dgamma, dbeta, dout, in, bmean,
+						  brstd, B, C, S, ST(dv)));
+		dev_allreduce_f64(dv, sums, 2 * (size_t)C);
 		if (din)
-			batchnorm_backward_apply_cuda(
-			    din, dout, in, bmean, brstd, gamma, sums,
-			    (double)B * S * tk_nccl_world(), B, C, S, ST(dv));
+			ON(dv,
+			   bn_dapply_cpu(din, dout, in, bmean, brstd, gamma, sums, count,
+					 B, C, S),
+			   batchnorm_backward_apply_cuda(din, dout, in, bmean, brstd,
+							 gamma, sums, count, B, C, S,
+							 ST(dv)));
 		return;
 	}
-#endif
 	ON(dv,
 	   batchnorm_backward(din, dgamma, dbeta, dout, in, bmean, brstd, gamma,
 			      B, C, S),
 	   batchnorm_backward_cuda(din, dgamma, dbeta, dout, in, bmean, brstd,
 				   gamma, B, C, S, ST(dv)));
+}
+
+/* ---- data parallel ---- */
+
+void dev_group_init(const struct tk_dev *dv, const struct tk_dist *d)
+{
+	if (d->world <= 1)
+		return;
+	char err[512];
+	if (tk_dev_is_cuda(dv)) {
+#ifdef TK_CUDA
+		unsigned char id[TK_NCCL_ID_BYTES];
+		if (d->rank == 0)
+			tk_nccl_unique_id(id);
+		if (tk_dist_bootstrap(d, id, sizeof id, 300, err, sizeof err) < 0)
+			die_io("%s", err);
+		tk_nccl_init(id, d->world, d->rank);
+#endif
+		return;
+	}
+	if (tk_dist_connect(d, 300, err, sizeof err) < 0)
+		die_io("%s", err);
+	group_cpu = 1;
+}
+
+void dev_group_free(const struct tk_dev *dv)
+{
+#ifdef TK_CUDA
+	if (tk_dev_is_cuda(dv)) {
+		tk_nccl_destroy();
+		return;
+	}
+#endif
+	(void)dv;
+	if (group_cpu)
+		tk_dist_close();
+	group_cpu = 0;
+}
+
+void dev_allreduce(const struct tk_dev *dv, float *buf, size_t n)
+{
+	ON(dv, tk_dist_allreduce_f32(buf, n), tk_nccl_allreduce(buf, n, ST(dv)));
+}
+
+void dev_allreduce_f64(const struct tk_dev *dv, double *buf, size_t n)
+{
+	ON(dv, tk_dist_allreduce_f64(buf, n),
+	   tk_nccl_allreduce_f64(buf, n, ST(dv)));
+}
+
+struct dev_ddp {
+	float *grad;
+	size_t n;
+	void *nccl; /* struct tk_ddp */
+};
+
+struct dev_ddp *dev_ddp_create(const struct tk_dev *dv, float *grad, size_t n,
+			       size_t bucket_bytes)
+{
+	struct dev_ddp *d = xcalloc(1, sizeof *d);
+	d->grad = grad;
+	d->n = n;
+	ON(dv, (void)bucket_bytes,
+	   d->nccl = tk_ddp_create(grad, n, bucket_bytes));
+	return d;
+}
+
+void dev_ddp_ready(const struct tk_dev *dv, struct dev_ddp *d, size_t off,
+		   size_t n)
+{
+	ON(dv, ((void)d, (void)off, (void)n),
+	   tk_ddp_ready(d->nccl, off, n, ST(dv)));
+}
+
+void dev_ddp_finish(const struct tk_dev *dv, struct dev_ddp *d)
+{
+	ON(dv, tk_dist_allreduce_f32(d->grad, d->n), tk_ddp_finish(d->nccl, ST(dv)));
+}
+
+void dev_ddp_free(const struct tk_dev *dv, struct dev_ddp *d)
+{
+	if (!d)
+		return;
+	ON(dv, (void)0, tk_ddp_free(d->nccl));
+	free(d);
 }
 
 void dev_layernorm_forward(const struct tk_dev *dv, float *out, float *mean,

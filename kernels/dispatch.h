@@ -137,6 +137,33 @@ void dev_rank_chunk(const struct tk_dev *dv, uint64_t *keys, const float *q,
 		    const float *db, int nq, long m, int D, uint32_t base,
 		    long kk);
 
+/* ---- data parallel: one process per device ----
+ * dev_group_init joins the ranks of d (common/dist.h): on GPUs a NCCL
+ * communicator (its id from rank 0 through tk_dist_bootstrap), on CPUs
+ * the host collective of common/dist.c (the tests' way to run several
+ * ranks without a GPU).  World 1: nothing.  Dies on failure. */
+struct tk_dist;
+void dev_group_init(const struct tk_dev *dv, const struct tk_dist *d);
+void dev_group_free(const struct tk_dev *dv);
+int dev_world(const struct tk_dev *dv);
+/* Sums over the ranks in place (device memory), queued on the compute
+ * stream (the CPU's waits for the others). */
+void dev_allreduce(const struct tk_dev *dv, float *buf, size_t n);
+void dev_allreduce_f64(const struct tk_dev *dv, double *buf, size_t n);
+/* The gradient's all-reduce in buckets while the backward runs: mark
+ * each range of grad [n] final with dev_ddp_ready (any order, each float
+ * once); a bucket all of whose floats are final is summed over the ranks
+ * on its own stream, overlapping the rest of the backward (GPUs);
+ * dev_ddp_finish sums what is left and orders the compute stream after
+ * it all.  On CPUs, dev_ddp_finish sums the whole gradient at once. */
+struct dev_ddp;
+struct dev_ddp *dev_ddp_create(const struct tk_dev *dv, float *grad, size_t n,
+			       size_t bucket_bytes);
+void dev_ddp_ready(const struct tk_dev *dv, struct dev_ddp *d, size_t off,
+		   size_t n);
+void dev_ddp_finish(const struct tk_dev *dv, struct dev_ddp *d);
+void dev_ddp_free(const struct tk_dev *dv, struct dev_ddp *d);
+
 /* ---- where the time goes ----
  * With TK_PROFILE=1 in the environment, dev_mark(dv, label) starts a
  * span that lasts until the next mark (NULL: none), timed on the device
@@ -188,6 +215,12 @@ void dev_conv2d_forward(const struct tk_dev *dv, float *out, float *work,
 			const float *in, const float *weight,
 			const float *bias, const float *residual, int relu,
 			struct conv2d_dims d);
+/* Training's forward (conv.h's conv2d_train_forward on the CPU; the
+ * same cuDNN convolution as dev_conv2d_forward on the GPU). */
+void dev_conv2d_train_forward(const struct tk_dev *dv, float *out, float *work,
+			      const float *in, const float *weight,
+			      const float *bias, const float *residual,
+			      int relu, struct conv2d_dims d);
 void dev_conv2d_backward(const struct tk_dev *dv, float *din, float *dweight,
 			 float *dbias, float *work, const float *dout,
 			 const float *in, const float *weight,
@@ -212,8 +245,9 @@ void dev_batchnorm_eval_forward(const struct tk_dev *dv, float *out,
 				const float *beta, const float *mean,
 				const float *var, float eps, int B, int C,
 				int S);
-/* With a NCCL communicator of several ranks (tk_nccl_init), the batch
- * statistics and the backward's sums are all-reduced: SyncBatchNorm. */
+/* With a group of several ranks (dev_group_init), the batch statistics
+ * and the backward's sums are all-reduced: SyncBatchNorm (every rank's
+ * batch the same size). */
 void dev_batchnorm_train_forward(const struct tk_dev *dv, float *out,
 				 float *bmean, float *brstd,
 				 float *running_mean, float *running_var,
