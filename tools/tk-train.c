@@ -713,6 +713,12 @@ static void device_start(struct run *r, const struct options *o)
 		D.dv.index = D.dist.local_rank;
 	if (D.dist.rank > 0)
 		tk_quiet = 1; /* rank 0 speaks for the run */
+	if (!tk_dev_is_cuda(&D.dv) && world > 1 && !o->threads) {
+		/* ranks on CPUs share the machine's cores (idle OpenMP threads
+		 * spin while a rank waits for the others) */
+		int t = tk_threads() / (world < 64 ? world : 64);
+		tk_threads_set(t > 0 ? t : 1);
+	}
 	tk_dev_open(&D.dv);
 	dev_group_init(&D.dv, &D.dist);
 	size_t bytes = r->m.numel * sizeof(float);

@@ -195,6 +195,12 @@ void *tk_cuda_malloc(size_t bytes)
 	return p;
 }
 
+void tk_cuda_mem_info(size_t *free_bytes, size_t *total_bytes)
+{
+	need_init();
+	CUDA_CHECK(cudaMemGetInfo(free_bytes, total_bytes));
+}
+
 void tk_cuda_free(void *p)
 {
 	if (p)

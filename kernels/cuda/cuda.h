@@ -49,6 +49,7 @@ const char *tk_precision_name(enum tk_precision p);
 void tk_cuda_set_workspace_limit(size_t bytes);
 
 void *tk_cuda_malloc(size_t bytes);   /* dies when out of memory */
+void tk_cuda_mem_info(size_t *free_bytes, size_t *total_bytes);
 void tk_cuda_free(void *p);           /* NULL is fine */
 void *tk_cuda_host_alloc(size_t bytes); /* pinned host memory */
 void tk_cuda_host_free(void *p);
