@@ -79,7 +79,7 @@ ifeq ($(VARIANT),cuda)
   CUDA_SRC := $(wildcard kernels/cuda/*.cu)
 endif
 COMMON_SRC := $(wildcard common/*.c)
-KERNEL_SRC := $(wildcard kernels/cpu/*.c)
+KERNEL_SRC := $(wildcard kernels/*.c kernels/cpu/*.c)
 TOOL_SRC := $(wildcard tools/tk-*.c)
 TOOLS := $(patsubst tools/%.c,$(BINDIR)/%,$(TOOL_SRC))
 SCRIPTS := $(wildcard tools/tk-*.sh)
@@ -89,11 +89,14 @@ LIB := $(BUILD)/libtk.a
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 MAN := $(wildcard man/man1/*.1 man/man5/*.5)
+# GPU tests and benchmarks (tests/gpu/*.c): CUDA builds only.
+GPU_SRC := $(if $(CUDA_SRC),$(wildcard tests/gpu/*.c))
+GPU_BIN := $(patsubst tests/gpu/%.c,$(BUILD)/tests/gpu/%,$(GPU_SRC))
 
 # Keep objects that are only intermediates of a link.
 .SECONDARY:
 
-.PHONY: all test test-cuda fuzz install clean demo bench
+.PHONY: all test test-cuda gpu-tests fuzz install clean demo bench
 all: $(TOOLS) $(patsubst tools/%.sh,$(BINDIR)/%,$(SCRIPTS))
 
 # bin/ holds whichever of the CPU and CUDA builds was made last: relink
@@ -124,13 +127,20 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) -fopenmp -o $@ $< $(LIB) $(LDLIBS)
 
+$(BUILD)/tests/gpu/%: $(BUILD)/tests/gpu/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) -fopenmp -o $@ $< $(LIB) $(LDLIBS)
+
+gpu-tests: $(GPU_BIN)
+
 test: all $(UNIT)
 	@TK_BIN=$(abspath $(BINDIR)) TK_UNIT=$(abspath $(BUILD)/tests) \
 	 TK_VARIANT=$(VARIANT) PY=$(PY) tests/run.sh $(TESTS)
 
 test-cuda:
-	$(MAKE) CUDA=1 all
-	@TK_BIN=$(abspath bin) TK_VARIANT=cuda PY=$(PY) tests/run.sh tests/gpu/*.test
+	$(MAKE) CUDA=1 all gpu-tests
+	@TK_BIN=$(abspath bin) TK_GPU=$(abspath build/cuda/tests/gpu) TK_VARIANT=cuda \
+	 PY=$(PY) tests/run.sh tests/gpu/*.test
 
 # ---- fuzzing: clang's libFuzzer with ASan/UBSan ----
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)

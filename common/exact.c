@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/dispatch.h"
 #include "tk.h"
 
 /* Scores of ng queries against the database, chunk by chunk, into
@@ -57,6 +58,78 @@ static void scores(float *s, const float *q, long nq, const float *v,
 		    (int)chunk);
 }
 
+/* ---- tk-rank --device cuda: the queries of a pass and each chunk on
+ * the device, the products there; a top-K pass selects each chunk's
+ * best there too (dev_rank_chunk) and merges them here. ---- */
+
+static struct {
+	float *q, *v, *s;
+	size_t qcap, vcap, scap; /* bytes */
+	uint64_t *keys;          /* host */
+	size_t kcap;
+} gpu;
+
+/* The device path (on the CPU device too, for the tests). */
+static int on_gpu(const struct search_db *db)
+{
+	return db->dv != NULL;
+}
+
+static void *grow(const struct tk_dev *dv, void *p, size_t *cap, size_t bytes)
+{
+	if (bytes <= *cap)
+		return p;
+	dev_free(dv, p);
+	*cap = bytes + bytes / 4;
+	return dev_alloc(dv, *cap);
+}
+
+/* A pass's queries to the device. */
+static void gpu_queries(const struct search_db *db, const float *q, long nq)
+{
+	size_t b = (size_t)nq * db->dim * sizeof *q;
+	gpu.q = grow(db->dv, gpu.q, &gpu.qcap, b);
+	dev_upload(db->dv, gpu.q, q, b);
+}
+
+/* A chunk's m vectors (ld floats apart) to the device, packed. */
+static void gpu_chunk(const struct search_db *db, const float *v, long ld,
+		      long m)
+{
+	size_t row = (size_t)db->dim * sizeof *v;
+	gpu.v = grow(db->dv, gpu.v, &gpu.vcap, m * row);
+	dev_upload_rows(db->dv, gpu.v, row, v, ld * sizeof *v, row, m);
+}
+
+static void scores_gpu(const struct search_db *db, float *s, long nq,
+		       const float *v, long ld, long m, long chunk)
+{
+	const struct tk_dev *dv = db->dv;
+	gpu_chunk(db, v, ld, m);
+	gpu.s = grow(dv, gpu.s, &gpu.scap, (size_t)nq * m * sizeof *s);
+	dev_gemm(dv, 0, 1, (int)nq, (int)m, db->dim, 1.0f, gpu.q, db->dim, gpu.v,
+		 db->dim, 0.0f, gpu.s, (int)m);
+	dev_download_rows(dv, s, chunk * sizeof *s, gpu.s, m * sizeof *s,
+			  m * sizeof *s, nq);
+}
+
+/* The kk best keys of each of nq queries in a chunk at positions base.. */
+static const uint64_t *topk_gpu(const struct search_db *db, long nq,
+				const float *v, long ld, long m, long base,
+				long kk)
+{
+	gpu_chunk(db, v, ld, m);
+	size_t need = (size_t)nq * kk;
+	if (need > gpu.kcap) {
+		free(gpu.keys);
+		gpu.kcap = need;
+		gpu.keys = xmalloc(xmul(need, sizeof *gpu.keys));
+	}
+	dev_rank_chunk(db->dv, gpu.keys, gpu.q, gpu.v, (int)nq, m, db->dim,
+		       (uint32_t)base, kk);
+	return gpu.keys;
+}
+
 /* BLAS threads for a pass of ng queries.  Reading a database vector
  * takes the reading thread about 2 us, and one core's GEMM about
  * 2 ng dim / 1e11 s: below ng * dim = 2^17 the pass waits on the reader
@@ -85,6 +158,8 @@ static void rank_full(struct search_db *db, const float *q, long ng,
 	struct tk_progress p;
 	tk_progress_start(&p, "database vectors", db->est > 0 ? db->est : 0);
 	int threads = blas_threads(db, ng);
+	if (on_gpu(db))
+		gpu_queries(db, q, ng);
 	search_db_rewind(db);
 	while ((m = search_db_next(db, &v, &ld)) > 0) {
 		uint64_t bytes = (uint64_t)ng * db->chunk_cap * sizeof(float);
@@ -98,7 +173,10 @@ static void rank_full(struct search_db *db, const float *q, long ng,
 				  "ranked in several passes",
 				  ng, db->pos - m);
 		float *s = xmalloc(bytes);
-		scores(s, q, ng, v, ld, db->chunk_cap, db->dim);
+		if (on_gpu(db))
+			scores_gpu(db, s, ng, v, ld, m, db->chunk_cap);
+		else
+			scores(s, q, ng, v, ld, db->chunk_cap, db->dim);
 		blocks_add(&b, s, db->pos - m, m, bytes);
 		tk_progress_step(&p, m);
 	}
@@ -156,7 +234,9 @@ void exact_topk(struct search_db *db, const float *q, long ng, long k,
 		      struct topk *tk, float *vecs)
 {
 	long cap = db->chunk_cap;
-	float *s = xmalloc(xmul(xmul(ng, cap), sizeof *s));
+	int dev = on_gpu(db);
+	/* The scores of a chunk (on the GPU they stay there). */
+	float *s = dev ? NULL : xmalloc(xmul(xmul(ng, cap), sizeof *s));
 	int dim = db->dim;
 	int32_t *vpos = NULL;
 	long *vn = NULL;
@@ -174,16 +254,26 @@ void exact_topk(struct search_db *db, const float *q, long ng, long k,
 	struct tk_progress p;
 	tk_progress_start(&p, "database vectors", db->est > 0 ? db->est : 0);
 	int threads = blas_threads(db, ng);
+	if (dev)
+		gpu_queries(db, q, ng);
 	search_db_rewind(db);
 	while ((m = search_db_next(db, &v, &ld)) > 0) {
 		long base = db->pos - m;
-		scores(s, q, ng, v, ld, cap, dim);
+		long kk = k < m ? k : m;
+		const uint64_t *keys = NULL;
+		if (dev)
+			keys = topk_gpu(db, ng, v, ld, m, base, kk);
+		else
+			scores(s, q, ng, v, ld, cap, dim);
 		/* Most scores cost a comparison: threads only pay for large
 		 * chunks (idle OpenMP threads spin, taking time from BLAS's). */
 #pragma omp parallel for schedule(dynamic, 16) if (ng * m >= (1l << 22))
 		for (long i = 0; i < ng; i++) {
 			struct topk *t = &tk[i];
-			topk_offer(t, s + (size_t)i * cap, m, (uint32_t)base);
+			if (keys)
+				topk_offer_keys(t, keys + (size_t)i * kk, kk);
+			else
+				topk_offer(t, s + (size_t)i * cap, m, (uint32_t)base);
 			if (!vecs)
 				continue;
 			/* Only when this chunk brought new ones in; otherwise

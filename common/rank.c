@@ -154,6 +154,30 @@ void topk_offer(struct topk *t, const float *s, size_t n, uint32_t pos0)
 	}
 }
 
+void topk_offer_keys(struct topk *t, const uint64_t *keys, size_t n)
+{
+	if (t->k == 0)
+		return;
+	size_t capmax = 2 * t->k + 64;
+	for (size_t j = 0; j < n; j++) {
+		/* Later positions: an equal score ranks below, hence '>'. */
+		if (!(rank_key_score(keys[j]) > t->thr))
+			continue;
+		if (t->n == t->cap) {
+			if (t->cap < capmax) {
+				t->cap = t->cap ? 2 * t->cap : 256;
+				t->cap = t->cap < capmax ? t->cap : capmax;
+				t->buf = xrealloc(t->buf, t->cap * sizeof *t->buf);
+			} else {
+				topk_compact(t);
+				if (!(rank_key_score(keys[j]) > t->thr))
+					continue;
+			}
+		}
+		t->buf[t->n++] = keys[j];
+	}
+}
+
 void topk_finish(struct topk *t)
 {
 	if (t->n > t->k)

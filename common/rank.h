@@ -53,6 +53,9 @@ void topk_free(struct topk *t);
 /* Offer scores s[0..n) at positions pos0, pos0+1, ...; positions must
  * increase across calls. */
 void topk_offer(struct topk *t, const float *s, size_t n, uint32_t pos0);
+/* The same for items given as rank keys (any order), all of positions
+ * after those offered before. */
+void topk_offer_keys(struct topk *t, const uint64_t *keys, size_t n);
 /* Keep only the K best and sort them best first: t->buf[0..t->n).  The
  * state stays valid: more scores may be offered afterwards. */
 void topk_finish(struct topk *t);

@@ -26,7 +26,12 @@ void desc_free(struct desc_set *q);
 /* The database: frames read a chunk at a time, any number of passes when
  * it is a file.  Each vector is checked: `desc` F32 [dim], finite, and
  * small enough that no score against a vector of norm 'qnorm' overflows. */
+struct tk_dev;
+
 struct search_db {
+	/* tk-rank --device: the products, and a top-K pass's selection, on
+	 * this device (exact.c); NULL: the CPU */
+	const struct tk_dev *dv;
 	struct tk_stream s;
 	struct st_doc d;
 	char *path;

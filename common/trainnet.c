@@ -20,14 +20,23 @@
 #define NORM_EPS 1e-12f
 #define ARC_EPS 1e-6f
 
+/* The device of tk_net_new. */
+static struct tk_dev cpu = {.kind = TK_DEV_CPU};
+
 void *net_alloc(struct tk_net *n, size_t count, size_t size, int kind)
 {
 	size_t bytes = xmul(count ? count : 1, size);
-	void *p = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
-	if (!p)
-		die_io("out of memory for the training network (%zu bytes more)",
-		       bytes);
-	memset(p, 0, bytes);
+	void *p;
+	if (tk_dev_is_cuda(n->dv)) {
+		p = dev_alloc(n->dv, bytes);
+		dev_zero(n->dv, p, bytes);
+	} else {
+		p = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+		if (!p)
+			die_io("out of memory for the training network (%zu bytes "
+			       "more)", bytes);
+		memset(p, 0, bytes);
+	}
 	n->allocs = xrealloc(n->allocs, xmul(n->nallocs + 1, sizeof *n->allocs));
 	n->allocs[n->nallocs++] = p;
 	size_t *sum = kind == MEM_ACT ? &n->mem.activations
@@ -58,10 +67,19 @@ uint64_t net_site_seed(const struct tk_net *n, int id)
 struct tk_net *tk_net_new(const struct tk_model *m, int B, int H, int W,
 			  float p)
 {
+	return tk_net_new_on(&cpu, NULL, m, B, H, W, p);
+}
+
+struct tk_net *tk_net_new_on(const struct tk_dev *dv, float *params,
+			     const struct tk_model *m, int B, int H, int W,
+			     float p)
+{
 	if (m->arch.classes < 1)
 		die_data("the model has no classifier (classes 0): nothing to "
 			 "train against");
 	struct tk_net *n = xcalloc(1, sizeof *n);
+	n->dv = dv;
+	n->P = params;
 	n->arch = m->arch;
 	n->B = B;
 	n->H = H;
@@ -81,6 +99,10 @@ struct tk_net *tk_net_new(const struct tk_model *m, int B, int H, int W,
 	n->dwn = net_alloc(n, (size_t)K * O, 4, MEM_SCRATCH);
 	n->dlogits = net_alloc(n, (size_t)2 * B * K, 4, MEM_SCRATCH);
 	n->work = net_alloc(n, n->wsize, 4, MEM_WORK);
+	if (tk_dev_is_cuda(dv)) {
+		n->hloss = xcalloc(B, sizeof *n->hloss);
+		n->hlogits = xcalloc((size_t)B * K, sizeof *n->hlogits);
+	}
 	return n;
 }
 
@@ -89,8 +111,13 @@ void tk_net_free(struct tk_net *n)
 	if (!n)
 		return;
 	for (int i = 0; i < n->nallocs; i++)
-		free(n->allocs[i]);
+		if (tk_dev_is_cuda(n->dv))
+			dev_free(n->dv, n->allocs[i]);
+		else
+			free(n->allocs[i]);
 	free(n->allocs);
+	free(n->hloss);
+	free(n->hlogits);
 	free(n->blocks);
 	free(n->enc);
 	free(n->dec);
@@ -114,47 +141,83 @@ double tk_net_forward(struct tk_net *n, struct tk_model *m, const float *x,
 	resnet_forward(n, m, x);
 	head_forward(n, m, resnet_output(n));
 	int K = n->arch.classes, O = n->arch.out_dim;
-	const float *W = m->data + n->cls;
-	memcpy(n->label, label, B * sizeof *label);
-	l2norm_forward(n->xn, n->e, NORM_EPS, B, O);
-	l2norm_forward(n->wn, W, NORM_EPS, K, O);
-	linear_forward(n->cos, n->xn, n->wn, NULL, B, O, K);
-	arcface_forward(n->logits, n->cos, label, n->arch.arc_s, n->arch.arc_m,
-			ARC_EPS, B, K);
-	cross_entropy_forward(n->loss, n->prob, n->logits, label, B, K);
+	const float *W = net_P(n, m) + n->cls;
+	dev_upload(n->dv, n->label, label, B * sizeof *label);
+	dev_l2norm_forward(n->dv, n->xn, n->e, NORM_EPS, B, O);
+	dev_l2norm_forward(n->dv, n->wn, W, NORM_EPS, K, O);
+	dev_linear_forward(n->dv, n->cos, n->xn, n->wn, NULL, B, O, K);
+	dev_arcface_forward(n->dv, n->logits, n->cos, n->label, n->arch.arc_s,
+			    n->arch.arc_m, ARC_EPS, B, K);
+	dev_cross_entropy_forward(n->dv, n->loss, n->prob, n->logits, n->label, B,
+				  K);
+	const float *loss = n->loss;
+	if (n->hloss) {
+		dev_download(n->dv, n->hloss, n->loss, B * sizeof *n->hloss);
+		loss = n->hloss;
+		n->logits_down = 0;
+	}
 	double sum = 0.0;
 	for (int i = 0; i < B; i++)
-		sum += n->loss[i];
+		sum += loss[i];
 	return sum / B;
 }
 
 void tk_net_backward(struct tk_net *n, const struct tk_model *m, float *grad)
 {
+	tk_net_backward_sync(n, m, grad, NULL);
+}
+
+void net_ready(struct tk_net *n, size_t off, size_t len)
+{
+	if (n->ddp && off != NO_PARAM)
+		dev_ddp_ready(n->dv, n->ddp, off, len);
+}
+
+void tk_net_backward_sync(struct tk_net *n, const struct tk_model *m,
+			  float *grad, struct dev_ddp *ddp)
+{
+	n->ddp = ddp;
 	if (!n->trained)
 		die_usage("backward pass without a training forward pass");
 	int B = n->curB, K = n->arch.classes, O = n->arch.out_dim;
 	float *dlog = n->dlogits, *dcos = n->dlogits + (size_t)B * K;
-	memset(n->dlogits, 0, (size_t)2 * B * K * sizeof *dlog);
-	cross_entropy_backward(dlog, n->prob, n->label, 1.0f / B, B, K);
-	arcface_backward(dcos, dlog, n->cos, n->label, n->arch.arc_s,
+	dev_zero(n->dv, n->dlogits, (size_t)2 * B * K * sizeof *dlog);
+	dev_cross_entropy_backward(n->dv, dlog, n->prob, n->label, 1.0f / B, B, K);
+	dev_arcface_backward(n->dv, dcos, dlog, n->cos, n->label, n->arch.arc_s,
 			 n->arch.arc_m, ARC_EPS, B, K);
 	float *dxn = n->h[0], *de = n->de;
-	memset(dxn, 0, (size_t)B * O * sizeof *dxn);
-	memset(de, 0, (size_t)B * O * sizeof *de);
-	memset(n->dwn, 0, (size_t)K * O * sizeof *n->dwn);
-	linear_backward(dxn, n->dwn, NULL, dcos, n->xn, n->wn, B, O, K);
-	l2norm_backward(grad + n->cls, n->dwn, m->data + n->cls, NORM_EPS, K, O);
-	l2norm_backward(de, dxn, n->e, NORM_EPS, B, O);
+	dev_zero(n->dv, dxn, (size_t)B * O * sizeof *dxn);
+	dev_zero(n->dv, de, (size_t)B * O * sizeof *de);
+	dev_zero(n->dv, n->dwn, (size_t)K * O * sizeof *n->dwn);
+	dev_linear_backward(n->dv, dxn, n->dwn, NULL, dcos, n->xn, n->wn, B, O, K);
+	dev_l2norm_backward(n->dv, grad + n->cls, n->dwn, net_P(n, m) + n->cls, NORM_EPS,
+			    K, O);
+	dev_l2norm_backward(n->dv, de, dxn, n->e, NORM_EPS, B, O);
 	head_backward(n, m, grad, de, n->g[0], resnet_output(n));
 	resnet_backward(n, m, grad);
+	if (ddp) {
+		/* the head's and the classifier's buckets, what is left */
+		dev_ddp_finish(n->dv, ddp);
+		int world = dev_world(n->dv);
+		if (world > 1)
+			dev_scale_inplace(n->dv, grad, 1.0f / (float)world, m->numel);
+	}
+	n->ddp = NULL;
 }
 
-const float *tk_net_logits(const struct tk_net *n)
+const float *tk_net_logits(struct tk_net *n)
 {
-	return n->logits;
+	if (!n->hlogits)
+		return n->logits;
+	if (!n->logits_down) {
+		dev_download(n->dv, n->hlogits, n->logits,
+			     (size_t)n->curB * n->arch.classes * sizeof *n->hlogits);
+		n->logits_down = 1;
+	}
+	return n->hlogits;
 }
 
 const float *tk_net_losses(const struct tk_net *n)
 {
-	return n->loss;
+	return n->hloss ? n->hloss : n->loss;
 }

@@ -12,6 +12,8 @@
 #include "model.h"
 
 struct tk_net;
+struct tk_dev;
+struct dev_ddp;
 
 /* Bytes the network holds beside the model: activations kept for the
  * backward pass, scratch (gradients of activations, the classifier's
@@ -26,6 +28,14 @@ struct tk_net_memory {
  * 2) when H x W is too small for the network. */
 struct tk_net *tk_net_new(const struct tk_model *m, int B, int H, int W,
 			  float p);
+/* The same on a device (kernels/dispatch.h): params is the device's
+ * copy of m->data (parameters and buffers, the running statistics
+ * updated there; the num_batches_tracked counters stay in m->data); x
+ * and label stay host memory, grad is device memory.  On the CPU device
+ * with params NULL, it is tk_net_new's network. */
+struct tk_net *tk_net_new_on(const struct tk_dev *dv, float *params,
+			     const struct tk_model *m, int B, int H, int W,
+			     float p);
 void tk_net_free(struct tk_net *n);
 void tk_net_memory(const struct tk_net *n, struct tk_net_memory *mem);
 
@@ -40,9 +50,15 @@ double tk_net_forward(struct tk_net *n, struct tk_model *m, const float *x,
 /* Backward pass of the last training forward: the gradient of its mean
  * loss is added into grad (m->numel floats, the model table's layout). */
 void tk_net_backward(struct tk_net *n, const struct tk_model *m, float *grad);
+/* The same, and the gradient summed over the ranks (dev_ddp over grad:
+ * its buckets go while the backward runs, as their parameters' gradients
+ * are final) and divided by the world: the last backward before an
+ * optimizer step of a data-parallel run.  ddp NULL: tk_net_backward. */
+void tk_net_backward_sync(struct tk_net *n, const struct tk_model *m,
+			  float *grad, struct dev_ddp *ddp);
 /* The last forward's logits [B, classes] (with the margin, as the
- * reference's) and per-image losses [B]. */
-const float *tk_net_logits(const struct tk_net *n);
+ * reference's) and per-image losses [B], in host memory. */
+const float *tk_net_logits(struct tk_net *n);
 const float *tk_net_losses(const struct tk_net *n);
 
 #endif

@@ -68,19 +68,19 @@ static void attn_forward(struct tk_net *n, const struct tk_model *m,
 			 const float *kvin, int site)
 {
 	int B = n->curB, D = n->arch.mid_dim, Nq = a->Nq, Nk = a->Nk;
-	const float *P = m->data;
+	const float *P = net_P(n, m);
 	int drop = dropping(n);
-	linear_forward(a->q, qin, P + a->wq, P + a->bq, B * Nq, D, D);
-	linear_forward(a->k, kvin, P + a->wk, P + a->bk, B * Nk, D, D);
-	linear_forward(a->v, kvin, P + a->wv, P + a->bv, B * Nk, D, D);
-	attention_train_forward(a->ao, a->att, drop ? a->amask : NULL, a->q, a->k,
+	dev_linear_forward(n->dv, a->q, qin, P + a->wq, P + a->bq, B * Nq, D, D);
+	dev_linear_forward(n->dv, a->k, kvin, P + a->wk, P + a->bk, B * Nk, D, D);
+	dev_linear_forward(n->dv, a->v, kvin, P + a->wv, P + a->bv, B * Nk, D, D);
+	dev_attention_train_forward(n->dv, a->ao, a->att, drop ? a->amask : NULL, a->q, a->k,
 				a->v, drop ? n->p : 0.0f, net_site_seed(n, site), B,
 				Nq, Nk, D, n->arch.heads);
-	linear_forward(br, a->ao, P + a->wp, P + a->bp, B * Nq, D, D);
+	dev_linear_forward(n->dv, br, a->ao, P + a->wp, P + a->bp, B * Nq, D, D);
 	if (drop) {
 		size_t nq = (size_t)B * Nq * D;
-		dropout_forward(br, a->pmask, br, n->p, net_site_seed(n, site + 1), nq);
-		droppath_forward(br, a->dpath, br, n->p, net_site_seed(n, site + 2), B,
+		dev_dropout_forward(n->dv, br, a->pmask, br, n->p, net_site_seed(n, site + 1), nq);
+		dev_droppath_forward(n->dv, br, a->dpath, br, n->p, net_site_seed(n, site + 2), B,
 				 (size_t)Nq * D);
 	}
 }
@@ -94,31 +94,31 @@ static void attn_backward(struct tk_net *n, const struct tk_model *m,
 {
 	int B = n->curB, D = n->arch.mid_dim, Nq = a->Nq, Nk = a->Nk;
 	size_t nq = (size_t)B * Nq * D, nk = (size_t)B * Nk * D;
-	const float *P = m->data;
+	const float *P = net_P(n, m);
 	int drop = dropping(n);
 	const float *dproj = dbr;
 	if (drop) {
-		memset(n->h[0], 0, nq * 4);
-		droppath_backward(n->h[0], dbr, a->dpath, n->p, B, (size_t)Nq * D);
-		memset(n->h[1], 0, nq * 4);
-		dropout_backward(n->h[1], n->h[0], a->pmask, n->p, nq);
+		dev_zero(n->dv, n->h[0], nq * 4);
+		dev_droppath_backward(n->dv, n->h[0], dbr, a->dpath, n->p, B, (size_t)Nq * D);
+		dev_zero(n->dv, n->h[1], nq * 4);
+		dev_dropout_backward(n->dv, n->h[1], n->h[0], a->pmask, n->p, nq);
 		dproj = n->h[1];
 	}
 	float *dao = n->h[2], *dq = n->h[3], *dk = n->h[4], *dv = n->h[5];
-	memset(dao, 0, nq * 4);
-	linear_backward(dao, grad + a->wp, grad + a->bp, dproj, a->ao, P + a->wp,
+	dev_zero(n->dv, dao, nq * 4);
+	dev_linear_backward(n->dv, dao, grad + a->wp, grad + a->bp, dproj, a->ao, P + a->wp,
 			B * Nq, D, D);
-	memset(dq, 0, nq * 4);
-	memset(dk, 0, nk * 4);
-	memset(dv, 0, nk * 4);
-	attention_backward(dq, dk, dv, dao, a->att, drop ? a->amask : NULL, a->q,
+	dev_zero(n->dv, dq, nq * 4);
+	dev_zero(n->dv, dk, nk * 4);
+	dev_zero(n->dv, dv, nk * 4);
+	dev_attention_backward(n->dv, dq, dk, dv, dao, a->att, drop ? a->amask : NULL, a->q,
 			   a->k, a->v, drop ? n->p : 0.0f, B, Nq, Nk, D,
 			   n->arch.heads);
-	linear_backward(dqin, grad + a->wq, grad + a->bq, dq, qin, P + a->wq,
+	dev_linear_backward(n->dv, dqin, grad + a->wq, grad + a->bq, dq, qin, P + a->wq,
 			B * Nq, D, D);
-	linear_backward(dkvin, grad + a->wk, grad + a->bk, dk, kvin, P + a->wk,
+	dev_linear_backward(n->dv, dkvin, grad + a->wk, grad + a->bk, dk, kvin, P + a->wk,
 			B * Nk, D, D);
-	linear_backward(dkvin, grad + a->wv, grad + a->bv, dv, kvin, P + a->wv,
+	dev_linear_backward(n->dv, dkvin, grad + a->wv, grad + a->bv, dv, kvin, P + a->wv,
 			B * Nk, D, D);
 }
 
@@ -218,8 +218,15 @@ void head_plan(struct tk_net *n, const struct tk_model *m)
 }
 
 /* [B, R, C] <-> [B, C, R] */
-static void transpose(float *dst, const float *src, int B, int R, int C)
+static void transpose(const struct tk_net *n, float *dst, const float *src,
+		      int B, int R, int C)
 {
+	if (tk_dev_is_cuda(n->dv)) {
+		for (int b = 0; b < B; b++)
+			dev_transpose(n->dv, dst + (size_t)b * R * C,
+				      src + (size_t)b * R * C, R, C);
+		return;
+	}
 #pragma omp parallel for collapse(2) if ((size_t)B * R * C > 65536)
 	for (int b = 0; b < B; b++)
 		for (int r = 0; r < R; r++) {
@@ -247,84 +254,84 @@ void head_forward(struct tk_net *n, struct tk_model *m, const float *feat)
 	const struct tk_arch *A = &n->arch;
 	int B = n->curB, D = A->mid_dim, T = A->tokens, O = A->out_dim, N = n->n;
 	size_t bnd = (size_t)B * N * D, btd = (size_t)B * T * D;
-	float *P = m->data, *br = n->h[0];
+	float *P = net_P(n, m), *br = n->h[0];
 	int drop = dropping(n);
 	cbn_forward(n, &n->tconv, m, n->h[1], feat, 0);
-	transpose(n->x0, n->h[1], B, D, N);
+	transpose(n, n->x0, n->h[1], B, D, N);
 	const float *x = n->x0;
 	for (int l = 0; l < A->enc_layers; l++) {
 		struct enc_layer *e = &n->enc[l];
 		attn_forward(n, m, &e->a, br, x, x, ENC_SITE(l));
-		add_forward(e->x1, x, br, bnd);
+		dev_add_forward(n->dv, e->x1, x, br, bnd);
 		if (n->trained) {
-			batchnorm_train_forward(e->xb, e->mean, e->rstd, P + e->bnrm,
+			dev_batchnorm_train_forward(n->dv, e->xb, e->mean, e->rstd, P + e->bnrm,
 						P + e->bnrv, e->x1, P + e->bng,
 						P + e->bnb, BN_EPS, BN_MOMENTUM,
 						B * N, D, 1);
-			P[e->bncnt] += 1.0f;
+			m->data[e->bncnt] += 1.0f;
 		} else {
-			batchnorm_eval_forward(e->xb, e->x1, P + e->bng, P + e->bnb,
+			dev_batchnorm_eval_forward(n->dv, e->xb, e->x1, P + e->bng, P + e->bnb,
 					       P + e->bnrm, P + e->bnrv, BN_EPS,
 					       B * N, D, 1);
 		}
-		linear_forward(br, e->xb, P + e->mw, P + e->mb, B * N, D, D);
+		dev_linear_forward(n->dv, br, e->xb, P + e->mw, P + e->mb, B * N, D, D);
 		if (drop)
-			droppath_forward(br, e->dpath2, br, n->p,
+			dev_droppath_forward(n->dv, br, e->dpath2, br, n->p,
 					 net_site_seed(n, ENC_SITE(l) + 3), B,
 					 (size_t)N * D);
-		add_forward(e->out, e->x1, br, bnd);
+		dev_add_forward(n->dv, e->out, e->x1, br, bnd);
 		x = e->out;
 	}
 	/* Tokenizer: at[b] = softmax_tokens(x[b] query^T), [N, T]; tokens =
 	 * at[b]^T x[b]. */
 	const float *Q = P + n->query;
 	for (int b = 0; b < B; b++)
-		gemm(0, 1, N, T, D, 1.0f, x + (size_t)b * N * D, D, Q, D, 0.0f,
+		dev_gemm(n->dv, 0, 1, N, T, D, 1.0f, x + (size_t)b * N * D, D, Q, D, 0.0f,
 		     n->at + (size_t)b * N * T, T);
-	softmax_forward(n->at, n->at, B * N, T);
+	dev_softmax_forward(n->dv, n->at, n->at, B * N, T);
 	for (int b = 0; b < B; b++)
-		gemm(1, 0, T, D, N, 1.0f, n->at + (size_t)b * N * T, T,
+		dev_gemm(n->dv, 1, 0, T, D, N, 1.0f, n->at + (size_t)b * N * T, T,
 		     x + (size_t)b * N * D, D, 0.0f, n->tok + (size_t)b * T * D, D);
-	linear_forward(n->tl, n->tok, P + n->tnw, P + n->tnb, B * T, D, D);
-	layernorm_forward(n->tq, n->tm, n->tr, n->tl, P + n->tlnw, P + n->tlnb,
+	dev_linear_forward(n->dv, n->tl, n->tok, P + n->tnw, P + n->tnb, B * T, D, D);
+	dev_layernorm_forward(n->dv, n->tq, n->tm, n->tr, n->tl, P + n->tlnw, P + n->tlnb,
 			  LN_EPS, B * T, D);
 	const float *q = n->tq;
 	for (int l = 0; l < A->dec_layers; l++) {
 		struct dec_layer *d = &n->dec[l];
 		int s = DEC_SITE(l);
-		layernorm_forward(d->qn, d->m1, d->r1, q, P + d->ln1w, P + d->ln1b,
+		dev_layernorm_forward(n->dv, d->qn, d->m1, d->r1, q, P + d->ln1w, P + d->ln1b,
 				  LN_EPS, B * T, D);
 		attn_forward(n, m, &d->ca, br, d->qn, x, s);
-		add_forward(d->q1, q, br, btd);
+		dev_add_forward(n->dv, d->q1, q, br, btd);
 		/* The MLP works on q1 itself, without a norm, as the
 		 * reference's. */
-		linear_forward(d->h1, d->q1, P + d->fc1w, P + d->fc1b, B * T, D, 2 * D);
-		gelu_forward(d->gd, d->h1, 2 * btd);
+		dev_linear_forward(n->dv, d->h1, d->q1, P + d->fc1w, P + d->fc1b, B * T, D, 2 * D);
+		dev_gelu_forward(n->dv, d->gd, d->h1, 2 * btd);
 		if (drop)
-			dropout_forward(d->gd, d->actmask, d->gd, n->p,
+			dev_dropout_forward(n->dv, d->gd, d->actmask, d->gd, n->p,
 					net_site_seed(n, s + 3), 2 * btd);
-		linear_forward(br, d->gd, P + d->fc2w, P + d->fc2b, B * T, 2 * D, D);
+		dev_linear_forward(n->dv, br, d->gd, P + d->fc2w, P + d->fc2b, B * T, 2 * D, D);
 		if (drop) {
-			dropout_forward(br, d->fc2mask, br, n->p,
+			dev_dropout_forward(n->dv, br, d->fc2mask, br, n->p,
 					net_site_seed(n, s + 4), btd);
-			droppath_forward(br, d->dpath_mlp, br, n->p,
+			dev_droppath_forward(n->dv, br, d->dpath_mlp, br, n->p,
 					 net_site_seed(n, s + 5), B, (size_t)T * D);
 		}
-		add_forward(d->q2, d->q1, br, btd);
-		layernorm_forward(d->qn2, d->m2, d->r2, d->q2, P + d->ln2w,
+		dev_add_forward(n->dv, d->q2, d->q1, br, btd);
+		dev_layernorm_forward(n->dv, d->qn2, d->m2, d->r2, d->q2, P + d->ln2w,
 				  P + d->ln2b, LN_EPS, B * T, D);
 		attn_forward(n, m, &d->sa, br, d->qn2, d->qn2, s + 6);
-		add_forward(d->out, d->q2, br, btd);
+		dev_add_forward(n->dv, d->out, d->q2, br, btd);
 		q = d->out;
 	}
-	linear_forward(n->pj, q, P + n->pw0, P + n->pb0, B, T * D, O);
+	dev_linear_forward(n->dv, n->pj, q, P + n->pw0, P + n->pb0, B, T * D, O);
 	if (n->trained) {
-		batchnorm_train_forward(n->e, n->pmean, n->prstd, P + n->prm,
+		dev_batchnorm_train_forward(n->dv, n->e, n->pmean, n->prstd, P + n->prm,
 					P + n->prv, n->pj, P + n->pg, P + n->pbb,
 					BN_EPS, BN_MOMENTUM, B, O, 1);
-		P[n->pcnt] += 1.0f;
+		m->data[n->pcnt] += 1.0f;
 	} else {
-		batchnorm_eval_forward(n->e, n->pj, P + n->pg, P + n->pbb,
+		dev_batchnorm_eval_forward(n->dv, n->e, n->pj, P + n->pg, P + n->pbb,
 				       P + n->prm, P + n->prv, BN_EPS, B, O, 1);
 	}
 }
@@ -335,78 +342,78 @@ void head_backward(struct tk_net *n, const struct tk_model *m, float *grad,
 	const struct tk_arch *A = &n->arch;
 	int B = n->curB, D = A->mid_dim, T = A->tokens, O = A->out_dim, N = n->n;
 	size_t bnd = (size_t)B * N * D, btd = (size_t)B * T * D;
-	const float *P = m->data;
+	const float *P = net_P(n, m);
 	float **h = n->h, *gq = n->gq, *gx = n->gx, *dln = n->dln;
 	int drop = dropping(n);
 	/* proj: BatchNorm1d, linear */
-	memset(h[0], 0, (size_t)B * O * 4);
-	batchnorm_backward(h[0], grad + n->pg, grad + n->pbb, de, n->pj, n->pmean,
+	dev_zero(n->dv, h[0], (size_t)B * O * 4);
+	dev_batchnorm_backward(n->dv, h[0], grad + n->pg, grad + n->pbb, de, n->pj, n->pmean,
 			   n->prstd, P + n->pg, B, O, 1);
-	memset(gq, 0, btd * 4);
-	linear_backward(gq, grad + n->pw0, grad + n->pb0, h[0], decoder_output(n),
+	dev_zero(n->dv, gq, btd * 4);
+	dev_linear_backward(n->dv, gq, grad + n->pw0, grad + n->pb0, h[0], decoder_output(n),
 			P + n->pw0, B, T * D, O);
 	const float *x = encoder_output(n);
-	memset(gx, 0, bnd * 4);
+	dev_zero(n->dv, gx, bnd * 4);
 	for (int l = A->dec_layers - 1; l >= 0; l--) {
 		const struct dec_layer *d = &n->dec[l];
 		const float *qin = l ? n->dec[l - 1].out : n->tq;
 		/* self-attention branch, bn2 */
-		memset(dln, 0, btd * 4);
+		dev_zero(n->dv, dln, btd * 4);
 		attn_backward(n, m, grad, &d->sa, gq, dln, dln, d->qn2, d->qn2);
-		layernorm_backward(gq, grad + d->ln2w, grad + d->ln2b, dln, d->q2,
+		dev_layernorm_backward(n->dv, gq, grad + d->ln2w, grad + d->ln2b, dln, d->q2,
 				   P + d->ln2w, d->m2, d->r2, B * T, D);
 		/* MLP branch */
 		const float *dy = gq;
 		if (drop) {
-			memset(h[0], 0, btd * 4);
-			droppath_backward(h[0], gq, d->dpath_mlp, n->p, B, (size_t)T * D);
-			memset(h[1], 0, btd * 4);
-			dropout_backward(h[1], h[0], d->fc2mask, n->p, btd);
+			dev_zero(n->dv, h[0], btd * 4);
+			dev_droppath_backward(n->dv, h[0], gq, d->dpath_mlp, n->p, B, (size_t)T * D);
+			dev_zero(n->dv, h[1], btd * 4);
+			dev_dropout_backward(n->dv, h[1], h[0], d->fc2mask, n->p, btd);
 			dy = h[1];
 		}
-		memset(h[2], 0, 2 * btd * 4);
-		linear_backward(h[2], grad + d->fc2w, grad + d->fc2b, dy, d->gd,
+		dev_zero(n->dv, h[2], 2 * btd * 4);
+		dev_linear_backward(n->dv, h[2], grad + d->fc2w, grad + d->fc2b, dy, d->gd,
 				P + d->fc2w, B * T, 2 * D, D);
 		const float *dg = h[2];
 		if (drop) {
-			memset(h[3], 0, 2 * btd * 4);
-			dropout_backward(h[3], h[2], d->actmask, n->p, 2 * btd);
+			dev_zero(n->dv, h[3], 2 * btd * 4);
+			dev_dropout_backward(n->dv, h[3], h[2], d->actmask, n->p, 2 * btd);
 			dg = h[3];
 		}
-		memset(h[4], 0, 2 * btd * 4);
-		gelu_backward(h[4], dg, d->h1, 2 * btd);
-		linear_backward(gq, grad + d->fc1w, grad + d->fc1b, h[4], d->q1,
+		dev_zero(n->dv, h[4], 2 * btd * 4);
+		dev_gelu_backward(n->dv, h[4], dg, d->h1, 2 * btd);
+		dev_linear_backward(n->dv, gq, grad + d->fc1w, grad + d->fc1b, h[4], d->q1,
 				P + d->fc1w, B * T, D, 2 * D);
 		/* cross-attention branch, bn1 */
-		memset(dln, 0, btd * 4);
+		dev_zero(n->dv, dln, btd * 4);
 		attn_backward(n, m, grad, &d->ca, gq, dln, gx, d->qn, x);
-		layernorm_backward(gq, grad + d->ln1w, grad + d->ln1b, dln, qin,
+		dev_layernorm_backward(n->dv, gq, grad + d->ln1w, grad + d->ln1b, dln, qin,
 				   P + d->ln1w, d->m1, d->r1, B * T, D);
 	}
 	/* token_norm: LayerNorm, linear */
-	memset(h[0], 0, btd * 4);
-	layernorm_backward(h[0], grad + n->tlnw, grad + n->tlnb, gq, n->tl,
+	dev_zero(n->dv, h[0], btd * 4);
+	dev_layernorm_backward(n->dv, h[0], grad + n->tlnw, grad + n->tlnb, gq, n->tl,
 			   P + n->tlnw, n->tm, n->tr, B * T, D);
 	float *dtok = h[1];
-	memset(dtok, 0, btd * 4);
-	linear_backward(dtok, grad + n->tnw, grad + n->tnb, h[0], n->tok,
+	dev_zero(n->dv, dtok, btd * 4);
+	dev_linear_backward(n->dv, dtok, grad + n->tnw, grad + n->tnb, h[0], n->tok,
 			P + n->tnw, B * T, D, D);
 	/* tokenizer */
 	float *dat = h[2], *dlog = h[3];
 	for (int b = 0; b < B; b++) {
 		const float *xb = x + (size_t)b * N * D, *atb = n->at + (size_t)b * N * T;
 		const float *dt = dtok + (size_t)b * T * D;
-		gemm(0, 1, N, T, D, 1.0f, xb, D, dt, D, 0.0f, dat + (size_t)b * N * T, T);
-		gemm(0, 0, N, D, T, 1.0f, atb, T, dt, D, 1.0f, gx + (size_t)b * N * D, D);
+		dev_gemm(n->dv, 0, 1, N, T, D, 1.0f, xb, D, dt, D, 0.0f, dat + (size_t)b * N * T, T);
+		dev_gemm(n->dv, 0, 0, N, D, T, 1.0f, atb, T, dt, D, 1.0f, gx + (size_t)b * N * D, D);
 	}
-	memset(dlog, 0, (size_t)B * N * T * 4);
-	softmax_backward(dlog, dat, n->at, B * N, T);
+	dev_zero(n->dv, dlog, (size_t)B * N * T * 4);
+	dev_softmax_backward(n->dv, dlog, dat, n->at, B * N, T);
 	const float *Q = P + n->query;
 	for (int b = 0; b < B; b++) {
 		const float *dl = dlog + (size_t)b * N * T;
-		gemm(1, 0, T, D, N, 1.0f, dl, T, x + (size_t)b * N * D, D, 1.0f,
+		dev_gemm(n->dv, 1, 0, T, D, N, 1.0f, dl, T, x + (size_t)b * N * D, D, 1.0f,
 		     grad + n->query, D);
-		gemm(0, 0, N, D, T, 1.0f, dl, T, Q, D, 1.0f, gx + (size_t)b * N * D, D);
+		dev_gemm(n->dv, 0, 0, N, D, T, 1.0f, dl, T, Q, D, 1.0f, gx + (size_t)b * N * D, D);
 	}
 	/* encoder layers */
 	for (int l = A->enc_layers - 1; l >= 0; l--) {
@@ -414,19 +421,19 @@ void head_backward(struct tk_net *n, const struct tk_model *m, float *grad,
 		const float *xin = l ? n->enc[l - 1].out : n->x0;
 		const float *dy = gx;
 		if (drop) {
-			memset(h[0], 0, bnd * 4);
-			droppath_backward(h[0], gx, e->dpath2, n->p, B, (size_t)N * D);
+			dev_zero(n->dv, h[0], bnd * 4);
+			dev_droppath_backward(n->dv, h[0], gx, e->dpath2, n->p, B, (size_t)N * D);
 			dy = h[0];
 		}
-		memset(h[1], 0, bnd * 4);
-		linear_backward(h[1], grad + e->mw, grad + e->mb, dy, e->xb, P + e->mw,
+		dev_zero(n->dv, h[1], bnd * 4);
+		dev_linear_backward(n->dv, h[1], grad + e->mw, grad + e->mb, dy, e->xb, P + e->mw,
 				B * N, D, D);
-		batchnorm_backward(gx, grad + e->bng, grad + e->bnb, h[1], e->x1,
+		dev_batchnorm_backward(n->dv, gx, grad + e->bng, grad + e->bnb, h[1], e->x1,
 				   e->mean, e->rstd, P + e->bng, B * N, D, 1);
 		attn_backward(n, m, grad, &e->a, gx, gx, gx, xin, xin);
 	}
 	/* 1x1 convolution + BatchNorm2d, into the backbone's gradient */
-	transpose(h[0], gx, B, N, D);
-	memset(dfeat, 0, (size_t)B * n->tconv.d.C * N * 4);
+	transpose(n, h[0], gx, B, N, D);
+	dev_zero(n->dv, dfeat, (size_t)B * n->tconv.d.C * N * 4);
 	cbn_backward(n, &n->tconv, m, grad, dfeat, h[1], h[0], feat);
 }

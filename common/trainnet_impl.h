@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "kernels/conv.h"
+#include "kernels/dispatch.h"
 #include "model.h"
 #include "trainnet.h"
 
@@ -69,6 +70,13 @@ struct dec_layer {
 };
 
 struct tk_net {
+	/* the device (kernels/dispatch.h; a CPU one for tk_net_new), and the
+	 * parameters and buffers there (NULL: m->data) */
+	const struct tk_dev *dv;
+	float *P;
+	float *hloss, *hlogits; /* host copies on a GPU */
+	int logits_down;        /* hlogits holds this forward's */
+	struct dev_ddp *ddp;    /* the gradient's all-reduce in this backward */
 	struct tk_arch arch;
 	int B, H, W; /* planned */
 	float p;
@@ -126,6 +134,14 @@ enum { MEM_ACT, MEM_SCRATCH, MEM_WORK };
 void *net_alloc(struct tk_net *n, size_t count, size_t size, int kind);
 size_t net_param(const struct tk_model *m, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* The parameters and buffers the network computes with. */
+static inline float *net_P(const struct tk_net *n, const struct tk_model *m)
+{
+	return n->P ? n->P : m->data;
+}
+/* The gradient of [off, off + len) is final in this backward (NO_PARAM:
+ * none): its bucket may go (tk_net_backward_sync). */
+void net_ready(struct tk_net *n, size_t off, size_t len);
 /* The dropout seed of site 'id' of this forward pass. */
 uint64_t net_site_seed(const struct tk_net *n, int id);
 

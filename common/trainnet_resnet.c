@@ -41,8 +41,7 @@ void cbn_plan(struct tk_net *n, struct cbn *c, const struct tk_model *m,
 	c->t = net_alloc(n, out, 4, MEM_ACT);
 	c->mean = net_alloc(n, OC, 4, MEM_ACT);
 	c->rstd = net_alloc(n, OC, 4, MEM_ACT);
-	int th = tk_threads();
-	n->wsize = max_sz(n->wsize, conv2d_backward_workspace(c->d, th));
+	n->wsize = max_sz(n->wsize, dev_conv2d_backward_workspace(n->dv, c->d));
 	n->gsize = max_sz(n->gsize, out);
 	n->gsize = max_sz(n->gsize, (size_t)n->B * C * H * W);
 }
@@ -52,21 +51,21 @@ void cbn_forward(struct tk_net *n, struct cbn *c, struct tk_model *m,
 {
 	struct conv2d_dims d = c->d;
 	d.B = n->curB;
-	float *P = m->data;
-	conv2d_train_forward(c->t, n->work, x, P + c->w,
+	float *P = net_P(n, m);
+	dev_conv2d_train_forward(n->dv, c->t, n->work, x, P + c->w,
 		       c->bias == NO_PARAM ? NULL : P + c->bias, NULL, 0, d);
 	int ohw = c->oh * c->ow;
 	if (n->trained) {
-		batchnorm_train_forward(dst, c->mean, c->rstd, P + c->rm, P + c->rv,
+		dev_batchnorm_train_forward(n->dv, dst, c->mean, c->rstd, P + c->rm, P + c->rv,
 					c->t, P + c->g, P + c->b, BN_EPS,
 					BN_MOMENTUM, d.B, d.OC, ohw);
-		P[c->cnt] += 1.0f;
+		m->data[c->cnt] += 1.0f; /* counters: the host's */
 	} else {
-		batchnorm_eval_forward(dst, c->t, P + c->g, P + c->b, P + c->rm,
+		dev_batchnorm_eval_forward(n->dv, dst, c->t, P + c->g, P + c->b, P + c->rm,
 				       P + c->rv, BN_EPS, d.B, d.OC, ohw);
 	}
 	if (relu)
-		relu_forward(dst, dst, (size_t)d.B * d.OC * ohw);
+		dev_relu_forward(n->dv, dst, dst, (size_t)d.B * d.OC * ohw);
 }
 
 void cbn_backward(struct tk_net *n, const struct cbn *c,
@@ -76,11 +75,22 @@ void cbn_backward(struct tk_net *n, const struct cbn *c,
 	struct conv2d_dims d = c->d;
 	d.B = n->curB;
 	int ohw = c->oh * c->ow;
-	memset(dt, 0, (size_t)d.B * d.OC * ohw * sizeof *dt);
-	batchnorm_backward(dt, grad + c->g, grad + c->b, dy, c->t, c->mean,
-			   c->rstd, m->data + c->g, d.B, d.OC, ohw);
-	conv2d_backward(dx, grad + c->w, c->bias == NO_PARAM ? NULL : grad + c->bias,
-			n->work, dt, x, m->data + c->w, d);
+	dev_zero(n->dv, dt, (size_t)d.B * d.OC * ohw * sizeof *dt);
+	dev_batchnorm_backward(n->dv, dt, grad + c->g, grad + c->b, dy, c->t, c->mean,
+			   c->rstd, net_P(n, m) + c->g, d.B, d.OC, ohw);
+	dev_conv2d_backward(n->dv, dx, grad + c->w,
+			    c->bias == NO_PARAM ? NULL : grad + c->bias, n->work, dt,
+			    x, net_P(n, m) + c->w, d);
+	/* Every gradient of this convolution and batch norm is final (the
+	 * running statistics' and counter's are zeros, final too). */
+	size_t oc = (size_t)d.OC;
+	net_ready(n, c->w, oc * d.C * d.K * d.K);
+	net_ready(n, c->bias, oc);
+	net_ready(n, c->g, oc);
+	net_ready(n, c->b, oc);
+	net_ready(n, c->rm, oc);
+	net_ready(n, c->rv, oc);
+	net_ready(n, c->cnt, 1);
 }
 
 static void names(char a[96], char b[96], int stage, int i, const char *conv,
@@ -152,9 +162,9 @@ static size_t numel(const struct tk_net *n, const struct cbn *c)
 void resnet_forward(struct tk_net *n, struct tk_model *m, const float *x)
 {
 	int B = n->curB;
-	memcpy(n->img, x, (size_t)B * 3 * n->H * n->W * sizeof *x);
+	dev_upload(n->dv, n->img, x, (size_t)B * 3 * n->H * n->W * sizeof *x);
 	cbn_forward(n, &n->stem, m, n->a1, n->img, 1);
-	maxpool2d_forward(n->pool, n->argmax, n->a1, B * n->stem.d.OC, n->stem.oh,
+	dev_maxpool2d_forward(n->dv, n->pool, n->argmax, n->a1, B * n->stem.d.OC, n->stem.oh,
 			  n->stem.ow, 3, 2, 1);
 	const float *in = n->pool;
 	for (int k = 0; k < n->nblocks; k++) {
@@ -169,8 +179,8 @@ void resnet_forward(struct tk_net *n, struct tk_model *m, const float *x)
 			cbn_forward(n, &bl->down, m, n->g[1], in, 0);
 			id = n->g[1];
 		}
-		add_forward(bl->out, v3, id, sz);
-		relu_forward(bl->out, bl->out, sz);
+		dev_add_forward(n->dv, bl->out, v3, id, sz);
+		dev_relu_forward(n->dv, bl->out, bl->out, sz);
 		in = bl->out;
 	}
 }
@@ -186,27 +196,27 @@ static int block_backward(struct tk_net *n, const struct tk_model *m,
 	size_t sout = numel(n, &bl->c3);
 	size_t sin = (size_t)n->curB * bl->c1.d.C * bl->c1.d.H * bl->c1.d.W;
 	/* Through the final ReLU: the gradient of bn3 + identity. */
-	memset(t0, 0, sout * sizeof *t0);
-	relu_backward(t0, gy, bl->out, sout);
+	dev_zero(n->dv, t0, sout * sizeof *t0);
+	dev_relu_backward(n->dv, t0, gy, bl->out, sout);
 	/* The identity branch. */
 	if (bl->has_down) {
-		memset(gx, 0, sin * sizeof *gx);
+		dev_zero(n->dv, gx, sin * sizeof *gx);
 		cbn_backward(n, &bl->down, m, grad, gx, gy, t0, in);
 	} else {
-		memcpy(gx, t0, sin * sizeof *gx);
+		dev_copy(n->dv, gx, t0, sin * sizeof *gx);
 	}
 	/* bn3, conv3 */
 	size_t s2 = numel(n, &bl->c2), s1 = numel(n, &bl->c1);
-	memset(gy, 0, s2 * sizeof *gy);
+	dev_zero(n->dv, gy, s2 * sizeof *gy);
 	cbn_backward(n, &bl->c3, m, grad, gy, t1, t0, bl->u2);
 	/* relu2, bn2, conv2 */
-	memset(t0, 0, s2 * sizeof *t0);
-	relu_backward(t0, gy, bl->u2, s2);
-	memset(gy, 0, s1 * sizeof *gy);
+	dev_zero(n->dv, t0, s2 * sizeof *t0);
+	dev_relu_backward(n->dv, t0, gy, bl->u2, s2);
+	dev_zero(n->dv, gy, s1 * sizeof *gy);
 	cbn_backward(n, &bl->c2, m, grad, gy, t1, t0, bl->u1);
 	/* relu1, bn1, conv1 (into the input's gradient) */
-	memset(t0, 0, s1 * sizeof *t0);
-	relu_backward(t0, gy, bl->u1, s1);
+	dev_zero(n->dv, t0, s1 * sizeof *t0);
+	dev_relu_backward(n->dv, t0, gy, bl->u1, s1);
 	cbn_backward(n, &bl->c1, m, grad, gx, t1, t0, in);
 	return ix;
 }
@@ -223,9 +233,9 @@ void resnet_backward(struct tk_net *n, const struct tk_model *m, float *grad)
 	const struct cbn *c = &n->stem;
 	size_t sa = numel(n, c);
 	float *gp = n->g[iy], *t0 = n->g[(iy + 1) & 3], *t1 = n->g[(iy + 2) & 3];
-	memset(t0, 0, sa * sizeof *t0);
-	maxpool2d_backward(t0, gp, n->argmax, B * c->d.OC, c->oh, c->ow, 3, 2, 1);
-	memset(t1, 0, sa * sizeof *t1);
-	relu_backward(t1, t0, n->a1, sa);
+	dev_zero(n->dv, t0, sa * sizeof *t0);
+	dev_maxpool2d_backward(n->dv, t0, gp, n->argmax, B * c->d.OC, c->oh, c->ow, 3, 2, 1);
+	dev_zero(n->dv, t1, sa * sizeof *t1);
+	dev_relu_backward(n->dv, t1, t0, n->a1, sa);
 	cbn_backward(n, c, m, grad, NULL, t0, t1, n->img);
 }

@@ -41,9 +41,20 @@
 #   SAVE_EVERY=500      checkpoint the epoch under way every N steps
 #   JOBS=4              threads of tk-decode and tk-augment
 #   THREADS             threads of tk-train (default: all)
-#   DEVICE=cpu          cuda (GPUS=n) is passed to tk-train as --device
-#                       cuda[:n] once tk-train trains on the GPU (the CUDA
-#                       build); this tk-train refuses it with a clear message
+#   DEVICE=cpu          or cuda (a CUDA build: make CUDA=1); PRECISION=fp32
+#                       (tf32, bf16) for the GPU's GEMMs
+#   GPUS=1              GPUs of this machine to train on, data-parallel:
+#                       GPUS processes an epoch, rank r decoding and
+#                       augmenting its shard of the list (tk-decode --shard
+#                       r/GPUS) and training on BATCH/GPUS images of each
+#                       batch (SyncBatchNorm, the gradient all-reduced by
+#                       NCCL); rank 0 validates and writes the checkpoints.
+#                       PORT=29500: the ranks' rendezvous on this machine.
+#                       Across machines, launch one pipeline per GPU with
+#                       the launcher's variables (see tk-train(1), "DATA
+#                       PARALLEL"): torchrun --no-python or srun set RANK,
+#                       WORLD_SIZE, LOCAL_RANK (SLURM_PROCID, ...) and each
+#                       pipeline shards the list by them
 #   OUT                 the run's folder (default train/ARCH-IMSIZE)
 #   BIN                 the tools' folder (default: this checkout's bin/ if
 #                       built, else PATH)
@@ -75,7 +86,9 @@ VAL_FRACTION ?= 0.2
 SAVE_EVERY ?= 500
 JOBS ?= 4
 DEVICE ?= cpu
+PRECISION ?= fp32
 GPUS ?= 1
+PORT ?= 29500
 
 ifeq ($(strip $(DATA)),)
   $(error DATA=DIR is required: the folder holding train_clean.csv and train/)
@@ -87,7 +100,7 @@ o := $(abspath $(OUT))
 
 list := $(tk)tk-list gldv2 --root $(data) $(if $(filter 1,$(CLEAN)),--clean,) \
 	--val-fraction $(VAL_FRACTION) --seed $(SEED) --label-map $(o)/labels.tsv -q
-device := $(if $(filter cpu,$(DEVICE)),,--device $(DEVICE)$(if $(filter-out 1,$(GPUS)),:$(GPUS),))
+device := $(if $(filter cpu,$(DEVICE)),,--device $(DEVICE) --precision $(PRECISION))
 train := $(tk)tk-train -q --deterministic --batch $(BATCH) --update-every $(UPDATE_EVERY) \
 	--epochs $(EPOCHS) --warmup-epochs $(WARMUP) --warmup-lr $(WARMUP_LR) --lr $(LR) \
 	--final-lr $(FINAL_LR) --momentum $(MOMENTUM) --weight-decay $(WD) \
@@ -122,14 +135,27 @@ $(o)/epoch-$(1).st: $(if $(filter 1,$(1)),$(o)/init.st,$(o)/epoch-$(shell echo $
 	elif [ $(1) = 1 ]; then start="--model $(o)/init.st"; \
 	else start="--resume $$<"; fi; \
 	echo "epoch $(1)/$(EPOCHS): $$$$n images, $$$$start"; \
-	$(list) --split train --shuffle --epoch $(1) | \
-	  $(tk)tk-decode -q -j $(JOBS) | \
-	  $(tk)tk-augment -q --size $(IMSIZE) --seed $(SEED) --epoch $(1) -j $(JOBS) | \
-	  $(train) $$$$start -o $$$$part --epoch-size $$$$n --epoch $(1) \
-	    $(if $(filter 1,$(VAL)),--validate $(valstream),) > $(o)/epoch-$(1).val.json; \
+	$(if $(filter 1,$(GPUS)),$(call rank_run,$(1),0,1) > $(o)/epoch-$(1).val.json;,\
+	  rc=; pids=; \
+	  for r in $$$$(seq 1 $$$$(($(GPUS) - 1))); do \
+	    ( $(call rank_run,$(1),$$$$r,$(GPUS)) ) > /dev/null & pids="$$$$pids $$$$!"; \
+	  done; \
+	  ( $(call rank_run,$(1),0,$(GPUS)) ) > $(o)/epoch-$(1).val.json || rc=$$$$?; \
+	  for p in $$$$pids; do wait $$$$p || rc=$$$$?; done; \
+	  [ -z "$$$$rc" ] || exit $$$$rc;) \
 	mv $$$$part $$@; \
 	$(if $(filter 1,$(VAL)),$(call best,$(1)),true)
 endef
+
+# One rank's pipeline of epoch E: rank_run(E, RANK, WORLD), with the shard
+# of the list and the launch's variables when WORLD > 1; rank 0 validates.
+rank_run = $(list) --split train --shuffle --epoch $(1) | \
+	  $(tk)tk-decode -q -j $(JOBS) $(if $(filter-out 1,$(3)),--shard $(2)/$(3),) | \
+	  $(tk)tk-augment -q --size $(IMSIZE) --seed $(SEED) --epoch $(1) -j $(JOBS) | \
+	  $(if $(filter-out 1,$(3)),RANK=$(2) LOCAL_RANK=$(2) WORLD_SIZE=$(3) \
+	    MASTER_ADDR=127.0.0.1 MASTER_PORT=$(PORT),) \
+	  $(train) $$$$start -o $$$$part --epoch-size $$$$n --epoch $(1) \
+	    $(if $(filter 1,$(VAL)),$(if $(filter 0,$(2)),--validate $(valstream),),)
 
 # Keep epoch E as best.st when its top-1 error is below best.json's.
 best = if awk -v f=$(o)/best.json 'BEGIN { b = 1e300; \

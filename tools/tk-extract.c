@@ -5,22 +5,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/devnet.h"
 #include "common/extract.h"
 #include "common/infer.h"
 #include "common/stream.h"
 #include "common/threads.h"
 #include "common/tk.h"
+#include "kernels/dispatch.h"
 #include "kernels/image.h"
 
 static const char usage[] =
     "usage: tk-extract [--model FILE] [--scales LIST] [--threads N]\n"
-    "                  [--check-finite] [FILE...]\n"
+    "                  [--device DEV] [--precision P] [--check-finite]\n"
+    "                  [FILE...]\n"
     "Image frames in (U8 [H,W,3], or F32 [3,H,W] already normalised), one\n"
     "'local' frame F32 [h*w, D] per image and scale out.  See tk-extract(1).\n"
     "  -m, --model FILE    weights (default: $TK_MODEL)\n"
     "  -s, --scales LIST   comma-separated scales (default 1,1.41421356,0.70710678:\n"
     "                      1, sqrt 2, sqrt 1/2, as the reference's evaluation)\n"
     "  -j, --threads N     threads (default: OMP_NUM_THREADS, else all cores)\n"
+    "      --device DEV    cpu (default), cuda or cuda:N\n"
+    "      --precision P   on the GPU: fp32 (default), tf32 or bf16\n"
     "      --check-finite  fail on NaN or Inf in an input or a layer's output\n"
     "  -q, --quiet         only errors on stderr\n"
     "      --progress      progress and a summary even when stderr is not a\n"
@@ -28,7 +33,7 @@ static const char usage[] =
     "  -h, --help          this text\n"
     "      --version       version, and whether CUDA support is built in\n";
 
-enum { OPT_CHECK = TK_OPT_FIRST_TOOL };
+enum { OPT_CHECK = TK_OPT_FIRST_TOOL, OPT_DEVICE, OPT_PRECISION };
 
 #define MAX_SCALES 16
 
@@ -40,6 +45,7 @@ struct options {
 	char **files;
 	int nfiles;
 	char *scales_copy;
+	struct tk_dev dv;
 };
 
 static void parse_scales(struct options *o, const char *list)
@@ -68,9 +74,12 @@ static void parse_options(struct options *o, int argc, char **argv)
 	    {"scales", required_argument, 0, 's'},
 	    {"threads", required_argument, 0, 'j'},
 	    {"check-finite", no_argument, 0, OPT_CHECK},
+	    {"device", required_argument, 0, OPT_DEVICE},
+	    {"precision", required_argument, 0, OPT_PRECISION},
 	    TK_COMMON_OPTIONS,
 	    {0, 0, 0, 0}};
 	memset(o, 0, sizeof *o);
+	const char *device = NULL, *precision = NULL;
 	/* The reference's scales, exactly: 1, 2**(1/2), (1/2)**(1/2). */
 	o->nscales = 3;
 	o->scale[0] = 1.0, o->label[0] = "1";
@@ -83,18 +92,24 @@ static void parse_options(struct options *o, int argc, char **argv)
 		case 's': parse_scales(o, optarg); break;
 		case 'j': o->threads = (int)tk_parse_long("--threads", optarg, 1, 1024); break;
 		case OPT_CHECK: o->check = 1; break;
+		case OPT_DEVICE: device = optarg; break;
+		case OPT_PRECISION: precision = optarg; break;
 		default: tk_common_option(c, usage);
 		}
 	}
+	char err[256];
+	if (tk_dev_parse(&o->dv, device, precision, err, sizeof err) < 0)
+		die_usage("%s", err);
 	o->model = tk_model_path(o->model);
 	o->files = argv + optind;
 	o->nfiles = argc - optind;
 }
 
-/* The frame's image as a normalised [3, H, W] float tensor. */
-static const float *input_image(const struct tk_stream *s,
-				const struct st_doc *d, float **buf,
-				size_t *cap, int *H, int *W, int check)
+/* The frame's image tensor, checked: U8 [H, W, 3] (*u8 = 1) or F32
+ * [3, H, W] already normalised. */
+static const struct st_tensor *frame_image(const struct tk_stream *s,
+					   const struct st_doc *d, int *H,
+					   int *W, int *u8, int check)
 {
 	struct st_tensor *t = st_find(d, "image");
 	if (!t)
@@ -123,14 +138,24 @@ static const float *input_image(const struct tk_stream *s,
 			     (long long)w, (long long)h, TK_MAX_PIXELS);
 	*H = (int)h;
 	*W = (int)w;
-	size_t n = (size_t)3 * *H * *W;
-	if (t->dtype == ST_F32) {
-		size_t at;
-		if (check && !tk_all_finite(t->data, n, &at))
-			tk_frame_die(s, d, "tensor 'image' holds %g at element %zu",
-				     ((const float *)t->data)[at], at);
+	*u8 = t->dtype == ST_U8;
+	size_t n = (size_t)3 * *H * *W, at;
+	if (!*u8 && check && !tk_all_finite(t->data, n, &at))
+		tk_frame_die(s, d, "tensor 'image' holds %g at element %zu",
+			     ((const float *)t->data)[at], at);
+	return t;
+}
+
+/* The frame's image as a normalised [3, H, W] float tensor. */
+static const float *input_image(const struct tk_stream *s,
+				const struct st_doc *d, float **buf,
+				size_t *cap, int *H, int *W, int check)
+{
+	int u8;
+	const struct st_tensor *t = frame_image(s, d, H, W, &u8, check);
+	if (!u8)
 		return t->data;
-	}
+	size_t n = (size_t)3 * *H * *W;
 	if (n > *cap) {
 		free(*buf);
 		*buf = xmalloc(xmul(n, sizeof **buf));
@@ -138,6 +163,115 @@ static const float *input_image(const struct tk_stream *s,
 	}
 	image_normalize_forward(*buf, t->data, imagenet_mean, imagenet_std, *H, *W);
 	return *buf;
+}
+
+/* An image's frames on their way out of the device: the local features
+ * land in pinned host memory; the frames are written once the image's
+ * fence is passed, while the device works on the next image. */
+struct pending {
+	struct st_doc out[MAX_SCALES];
+	float *local[MAX_SCALES];
+	size_t cap[MAX_SCALES]; /* floats */
+	int n;
+};
+
+static void write_pending(const struct tk_dev *dv, struct pending *q, int slot)
+{
+	dev_fence_wait(dv, slot);
+	for (int k = 0; k < q->n; k++)
+		tk_write_frame(&q->out[k]);
+	q->n = 0;
+}
+
+/* --device cuda (or TK_DEVPATH=1 on the CPU, the tests' way through this
+ * code): the network of common/devnet.c, one image ahead of the writes. */
+static void extract_device(struct options *o, struct tk_extractor *e)
+{
+	const struct tk_dev *dv = &o->dv;
+	struct tk_devnet net;
+	tk_devnet_init(&net, dv, &e->backbone, &e->lfsa, NULL);
+	tk_devnet_pipes();
+	/* The host's copy of the weights is not read again. */
+	static const char *const none[] = {NULL};
+	tk_model_release(&e->model, none);
+	struct pending q[2];
+	memset(q, 0, sizeof q);
+	for (int j = 0; j < 2; j++)
+		for (int k = 0; k < MAX_SCALES; k++)
+			st_init(&q[j].out[k]);
+	struct st_doc d;
+	st_init(&d);
+	double flops = 0, first = 0;
+	struct tk_progress p;
+	tk_progress_start(&p, "images", 0);
+	int nf = o->nfiles ? o->nfiles : 1, slot = 0;
+	for (int i = 0; i < nf; i++) {
+		struct tk_stream s;
+		tk_stream_open(&s, o->nfiles ? o->files[i] : "-");
+		while (tk_read_frame(&s, &d)) {
+			int H, W, u8;
+			const struct st_tensor *t = frame_image(&s, &d, &H, &W, &u8,
+								o->check);
+			tk_devnet_image(&net, t->data, u8, H, W);
+			struct pending *c = &q[slot];
+			for (int k = 0; k < o->nscales; k++) {
+				int gh, gw;
+				char err[512];
+				if (tk_devnet_grid(&net, H, W, o->scale[k], &gh, &gw, err,
+						   sizeof err) < 0)
+					tk_frame_die(&s, &d, "scale %s: %s", o->label[k], err);
+				size_t need = (size_t)gh * gw * net.dim;
+				if (need > c->cap[k]) {
+					dev_host_free(dv, c->local[k]);
+					c->cap[k] = need + need / 4;
+					c->local[k] = dev_host_alloc(dv, c->cap[k] * sizeof(float));
+				}
+				if (tk_devnet_extract(&net, o->scale[k], c->local[k], o->check,
+						      err, sizeof err) < 0)
+					tk_frame_die(&s, &d, "scale %s: %s", o->label[k], err);
+				flops += net.flops;
+				struct st_doc *out = &c->out[k];
+				st_clear(out);
+				st_meta_copy(out, &d);
+				st_meta_set(out, "scale", o->label[k]);
+				st_meta_setf(out, "grid", "%d,%d", gh, gw);
+				st_add(out, "local", ST_F32, 2,
+				       (int64_t[]){(int64_t)gh * gw, net.dim}, c->local[k]);
+			}
+			c->n = o->nscales;
+			dev_fence(dv, slot);
+			slot ^= 1;
+			if (q[slot].n) {
+				write_pending(dv, &q[slot], slot);
+				if (p.count == 1) {
+					first = tk_now();
+					/* the profile without the first image's
+					 * algorithm searches and kernel loading */
+					dev_profile_restart(dv);
+				}
+			}
+			tk_progress_step(&p, 1);
+		}
+		tk_stream_close(&s);
+	}
+	write_pending(dv, &q[slot ^ 1], slot ^ 1);
+	double end = tk_now(), dt = end - p.start;
+	int summary = p.on && p.count;
+	tk_progress_end(&p);
+	if (summary)
+		tk_note("%ld images, %.3f s/image (%.2f images/s after the first), "
+			"%.1f GFLOP/s; %s",
+			p.count, dt / p.count,
+			p.count > 1 && end > first ? (p.count - 1) / (end - first) : 0.0,
+			flops / dt / 1e9, tk_dev_describe(dv));
+	dev_profile_report(dv);
+	st_free(&d);
+	for (int j = 0; j < 2; j++)
+		for (int k = 0; k < MAX_SCALES; k++) {
+			st_free(&q[j].out[k]);
+			dev_host_free(dv, q[j].local[k]);
+		}
+	tk_devnet_free(&net);
 }
 
 int main(int argc, char **argv)
@@ -149,6 +283,16 @@ int main(int argc, char **argv)
 	tk_threads_set(o.threads);
 	struct tk_extractor e;
 	tk_extractor_init(&e, o.model);
+	const char *env = getenv("TK_DEVPATH");
+	if (tk_dev_is_cuda(&o.dv) || (env && !strcmp(env, "1"))) {
+		tk_dev_open(&o.dv);
+		extract_device(&o, &e);
+		tk_close_stdout();
+		tk_dev_close(&o.dv);
+		free(o.scales_copy);
+		tk_extractor_free(&e);
+		return 0;
+	}
 	struct st_doc d, out;
 	st_init(&d);
 	st_init(&out);

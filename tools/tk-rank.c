@@ -12,10 +12,11 @@
 #include "common/search.h"
 #include "common/stream.h"
 #include "common/tk.h"
+#include "kernels/dispatch.h"
 
 static const char usage[] =
     "usage: tk-rank [--top K] [--mem SIZE] [--qe N] [--dba N] [--alpha A]\n"
-    "               Q.bin DB.bin\n"
+    "               [--device DEV] [--precision P] Q.bin DB.bin\n"
     "       tk-rank --merge OFFSETS [--top K] RANKS...\n"
     "One rank frame per query of Q.bin: the positions of DB.bin's vectors\n"
     "best first ('rank' I32 [K]) and their inner products ('score' F32\n"
@@ -27,6 +28,8 @@ static const char usage[] =
     "      --dba N         alpha database-side augmentation with the top N\n"
     "                      neighbours (holds the database in memory)\n"
     "      --alpha A       the weights' exponent (default 3)\n"
+    "      --device DEV    cpu (default), cuda or cuda:N: the products there\n"
+    "      --precision P   on the GPU: fp32 (default), tf32 or bf16\n"
     "      --merge OFFSETS merge rankings of database shards; OFFSETS:\n"
     "                      each shard's first position in the whole\n"
     "                      database, comma-separated, one per RANKS file\n"
@@ -35,7 +38,14 @@ static const char usage[] =
     "  -h, --help          this text\n"
     "      --version       version, and whether CUDA support is built in\n";
 
-enum { OPT_QE = TK_OPT_FIRST_TOOL, OPT_DBA, OPT_ALPHA, OPT_MERGE };
+enum {
+	OPT_QE = TK_OPT_FIRST_TOOL,
+	OPT_DBA,
+	OPT_ALPHA,
+	OPT_MERGE,
+	OPT_DEVICE,
+	OPT_PRECISION
+};
 
 struct options {
 	long top; /* 0: all */
@@ -45,6 +55,7 @@ struct options {
 	const char *merge;
 	char **files;
 	int nfiles;
+	struct tk_dev dv;
 };
 
 static void parse_options(struct options *o, int argc, char **argv)
@@ -56,9 +67,12 @@ static void parse_options(struct options *o, int argc, char **argv)
 	    {"dba", required_argument, 0, OPT_DBA},
 	    {"alpha", required_argument, 0, OPT_ALPHA},
 	    {"merge", required_argument, 0, OPT_MERGE},
+	    {"device", required_argument, 0, OPT_DEVICE},
+	    {"precision", required_argument, 0, OPT_PRECISION},
 	    TK_COMMON_OPTIONS,
 	    {0, 0, 0, 0}};
 	int c, have_alpha = 0;
+	const char *device = NULL, *precision = NULL;
 	memset(o, 0, sizeof *o);
 	o->mem = 2ull << 30;
 	o->alpha = 3;
@@ -73,9 +87,14 @@ static void parse_options(struct options *o, int argc, char **argv)
 			have_alpha = 1;
 			break;
 		case OPT_MERGE: o->merge = optarg; break;
+		case OPT_DEVICE: device = optarg; break;
+		case OPT_PRECISION: precision = optarg; break;
 		default: tk_common_option(c, usage);
 		}
 	}
+	char err[256];
+	if (tk_dev_parse(&o->dv, device, precision, err, sizeof err) < 0)
+		die_usage("%s", err);
 	o->files = argv + optind;
 	o->nfiles = argc - optind;
 	if (o->alpha < 0)
@@ -395,6 +414,13 @@ int main(int argc, char **argv)
 	struct search_db db;
 	search_db_open(&db, o.files[1], dim, q.maxnorm > 1 ? q.maxnorm : 1,
 		       chunk);
+	/* --device cuda (or TK_DEVPATH=1 on the CPU, the tests' way through
+	 * that code): the products there. */
+	const char *env = getenv("TK_DEVPATH");
+	if (tk_dev_is_cuda(&o.dv) || (env && !strcmp(env, "1"))) {
+		tk_dev_open(&o.dv);
+		db.dv = &o.dv;
+	}
 	if (q.n == 0) { /* nothing to rank; the database is still checked */
 		const float *v;
 		long ld;
@@ -413,5 +439,6 @@ int main(int argc, char **argv)
 	search_db_close(&db);
 	desc_free(&q);
 	tk_close_stdout();
+	tk_dev_close(&o.dv);
 	return 0;
 }

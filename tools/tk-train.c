@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "common/checkpoint.h"
+#include "common/devtrain.h"
+#include "common/dist.h"
 #include "common/model.h"
 #include "common/optim.h"
 #include "common/stream.h"
@@ -17,6 +19,7 @@
 #include "common/tk.h"
 #include "common/trainlog.h"
 #include "common/trainnet.h"
+#include "kernels/dispatch.h"
 #include "kernels/dropout.h"
 #include "kernels/image.h"
 
@@ -54,7 +57,10 @@ static const char usage[] =
     "      --epoch E          the stream is epoch E (from 1): start from epoch\n"
     "                         E-1's end or inside E, stop at E's end, fail\n"
     "                         (keeping the checkpoint) if the stream stops short\n"
-    "      --device DEV       cpu (this build trains on the CPU)\n"
+    "      --device DEV       cpu (default), cuda or cuda:N (cuda: the launch's\n"
+    "                         LOCAL_RANK); several ranks (torchrun's or Slurm's\n"
+    "                         variables) train data-parallel, each on its shard\n"
+    "      --precision P      on the GPU: fp32 (default), tf32 or bf16 GEMMs\n"
     "  -t, --threads N        threads (default: OMP_NUM_THREADS or all)\n"
     "  -q, --quiet            only errors on stderr\n"
     "  -h, --help             this text\n"
@@ -64,7 +70,7 @@ enum {
 	OPT_UPDATE = TK_OPT_FIRST_TOOL, OPT_EPOCH_SIZE, OPT_EPOCHS, OPT_WARMUP,
 	OPT_WARMUP_LR, OPT_LR, OPT_FINAL_LR, OPT_MOMENTUM, OPT_WD, OPT_CLIP,
 	OPT_DROPOUT, OPT_SEED, OPT_SAVE_EVERY, OPT_NO_SKIP, OPT_DETERMINISTIC,
-	OPT_PLOT, OPT_VALIDATE, OPT_EPOCH, OPT_DEVICE,
+	OPT_PLOT, OPT_VALIDATE, OPT_EPOCH, OPT_DEVICE, OPT_PRECISION,
 };
 
 struct options {
@@ -73,6 +79,7 @@ struct options {
 	char set[32]; /* hyper-parameters given on the command line */
 	long save_every, epoch;
 	int no_skip, deterministic, threads;
+	const char *device, *precision;
 };
 
 /* A hyper-parameter option: its field, for overriding a checkpoint's. */
@@ -105,6 +112,7 @@ static void parse_options(struct options *o, int argc, char **argv)
 	    {"validate", required_argument, 0, OPT_VALIDATE},
 	    {"epoch", required_argument, 0, OPT_EPOCH},
 	    {"device", required_argument, 0, OPT_DEVICE},
+	    {"precision", required_argument, 0, OPT_PRECISION},
 	    {"threads", required_argument, 0, 't'},
 	    TK_COMMON_OPTIONS,
 	    {0, 0, 0, 0}};
@@ -142,11 +150,8 @@ static void parse_options(struct options *o, int argc, char **argv)
 		case OPT_PLOT: o->plot = optarg; break;
 		case OPT_VALIDATE: o->validate = optarg; break;
 		case OPT_EPOCH: o->epoch = tk_parse_long("--epoch", optarg, 1, 1L << 30); break;
-		case OPT_DEVICE:
-			if (strcmp(optarg, "cpu") != 0)
-				die_usage("--device %s: this tk-train trains on the CPU "
-					  "(CUDA training comes with the CUDA build)", optarg);
-			break;
+		case OPT_DEVICE: o->device = optarg; break;
+		case OPT_PRECISION: o->precision = optarg; break;
 		case 't': o->threads = (int)tk_parse_long("--threads", optarg, 1, 4096); break;
 		default: tk_common_option(c, usage);
 		}
@@ -296,6 +301,32 @@ static double mib(size_t bytes)
 	return bytes / (1024.0 * 1024.0);
 }
 
+/* ---- the device path ----
+ * --device cuda, TK_DEVPATH=1 (the same code on the CPU device, the
+ * tests' way through it), or several ranks: the network on the device
+ * with the device's copy of the parameters and buffers (P), the momentum
+ * and the gradient there; the host's model (m->data) keeps the
+ * num_batches_tracked counters and is brought up to date before a
+ * checkpoint.  Data parallel: each rank trains on batch / world images of
+ * its shard of the stream (the global frames i with i % world == rank:
+ * tk-decode --shard RANK/WORLD), SyncBatchNorm, the gradient averaged
+ * over the ranks; rank 0 logs, validates and writes the checkpoints. */
+static struct {
+	int on;
+	struct tk_dev dv;
+	struct tk_dist dist;
+	float *P, *mom, *shadow; /* device: parameters, momentum, buffers */
+	double *stat;            /* device: a step's sums over the ranks */
+	struct dev_ddp *ddp;
+} D;
+
+/* Frames of [0, x) of the global stream that are this rank's. */
+static long mine_before(long x)
+{
+	int w = D.on ? D.dist.world : 1, r = D.on ? D.dist.rank : 0;
+	return x > r ? (x - r + w - 1) / w : 0;
+}
+
 /* ---- validation ---- */
 
 static void validate(struct tk_model *m, const struct options *o,
@@ -314,7 +345,8 @@ static void validate(struct tk_model *m, const struct options *o,
 	long n = 0, hit1 = 0, hit5 = 0;
 	while (read_batch(&b, &s, &d, B, K) > 0) {
 		if (!net)
-			net = tk_net_new(m, B, b.H, b.W, 0.0f);
+			net = D.on ? tk_net_new_on(&D.dv, D.P, m, B, b.H, b.W, 0.0f)
+				   : tk_net_new(m, B, b.H, b.W, 0.0f);
 		loss += tk_net_forward(net, m, b.x, b.label, b.n, 0, 0) * b.n;
 		topk_hits(tk_net_logits(net), b.label, b.n, K, &hit1, &hit5);
 		n += b.n;
@@ -374,7 +406,26 @@ static void mark_boundary(struct boundary *bd, struct tk_model *m,
 			  const struct tk_train_state *st)
 {
 	bd->st = *st;
-	buffers_copy(m, bd->buffers, 1);
+	buffers_copy(m, bd->buffers, 1); /* the counters, on the device path */
+	if (D.on)
+		tk_buffers_copy_on(&D.dv, m, D.P, D.shadow, 1);
+}
+
+static void restore_boundary(struct boundary *bd, struct tk_model *m,
+			     struct tk_train_state *st)
+{
+	*st = bd->st;
+	buffers_copy(m, bd->buffers, 0);
+	if (D.on)
+		tk_buffers_copy_on(&D.dv, m, D.P, D.shadow, 0);
+}
+
+static void zero_grad(float *grad, size_t n)
+{
+	if (D.on)
+		dev_zero(&D.dv, grad, n * sizeof *grad);
+	else
+		memset(grad, 0, n * sizeof *grad);
 }
 
 /* The run's state, in static storage: an error that ends the program
@@ -394,6 +445,10 @@ struct run {
 
 static void save(struct run *r)
 {
+	if (D.on) { /* the host's model and momentum from the device's */
+		tk_model_download(&D.dv, &r->m, D.P);
+		dev_download(&D.dv, r->momentum, D.mom, r->m.numel * sizeof(float));
+	}
 	/* A step that overflowed the weights leaves the last checkpoint be. */
 	for (size_t i = 0; i < r->m.numel; i++)
 		if (!isfinite(r->m.data[i]))
@@ -401,6 +456,8 @@ static void save(struct run *r)
 				 r->last_saved >= 0 || r->out_existed
 				     ? "the last checkpoint is kept"
 				     : "no checkpoint was written");
+	if (D.on && D.dist.rank != 0)
+		return; /* rank 0 writes */
 	tk_checkpoint_save(r->o->out, &r->m, r->momentum, &r->st);
 	r->last_saved = r->st.step;
 	if (r->o->plot && r->o->log) {
@@ -437,7 +494,7 @@ static void train(struct run *r)
 	struct st_doc d;
 	st_init(&d);
 	tk_stream_open(&s, "-");
-	long skip = o->resume && !o->no_skip ? st->seen : 0;
+	long skip = o->resume && !o->no_skip ? mine_before(st->seen) : 0;
 	for (long i = 0; i < skip; i++)
 		if (!tk_read_frame(&s, &d))
 			die_data("<stdin>: the stream ended after %ld frames; the "
@@ -449,9 +506,20 @@ static void train(struct run *r)
 		nbuf += m->p[i].kind == TK_PARAM ? 0 : m->p[i].numel;
 	r->bd.buffers = xmalloc((nbuf + 1) * sizeof(float));
 	struct boundary *bdp = &r->bd;
+	int world = D.on ? D.dist.world : 1;
+	if (D.on) {
+		r->grad = dev_alloc(&D.dv, m->numel * sizeof *r->grad);
+		dev_zero(&D.dv, r->grad, m->numel * sizeof *r->grad);
+		D.shadow = dev_alloc(&D.dv, (tk_model_buffers(m) + 1) * sizeof(float));
+		if (world > 1) {
+			D.ddp = dev_ddp_create(&D.dv, r->grad, m->numel, (size_t)25 << 20);
+			D.stat = dev_alloc(&D.dv, 4 * sizeof *D.stat);
+		}
+	} else {
+		r->grad = xcalloc(m->numel, sizeof *r->grad);
+	}
 	mark_boundary(bdp, m, st);
-	r->grad = xcalloc(m->numel, sizeof *r->grad);
-	r->b.cap = h->batch;
+	r->b.cap = h->batch / world;
 	struct batch *bp = &r->b;
 	int pending = 0;
 	long nimg = 0, hit1 = 0, hit5 = 0;
@@ -461,15 +529,21 @@ static void train(struct run *r)
 	while (st->epoch < stop) {
 		long left = h->epoch_size - st->seen;
 		int want = left < h->batch ? (int)left : h->batch;
-		int got = read_batch(bp, &s, &d, want, K);
-		if (got < want) {
+		/* this rank's frames of the batch (all of them in one rank) */
+		int mine = (int)(mine_before(st->seen + want) - mine_before(st->seen));
+		int got = read_batch(bp, &s, &d, mine, K);
+		if (got < mine) {
 			if (got)
 				tk_note("the stream ended inside a batch: its %d images "
 					"are trained on when the run resumes", got);
 			break;
 		}
+		got = want;
 		if (!r->net) {
-			r->net = tk_net_new(m, h->batch, bp->H, bp->W, (float)h->dropout);
+			r->net = D.on ? tk_net_new_on(&D.dv, D.P, m, h->batch / world,
+						      bp->H, bp->W, (float)h->dropout)
+				      : tk_net_new(m, h->batch, bp->H, bp->W,
+						   (float)h->dropout);
 			struct tk_net_memory mem;
 			tk_net_memory(r->net, &mem);
 			size_t model = m->numel * sizeof(float);
@@ -492,27 +566,58 @@ static void train(struct run *r)
 			/* BatchNorm1d cannot normalise one image (torch refuses). */
 			tk_warn("epoch %ld ends with a batch of one image: skipped",
 				st->epoch);
+		} else if (got % world) {
+			/* SyncBatchNorm wants the ranks' batches equal. */
+			tk_warn("epoch %ld ends with a batch of %d images, which %d "
+				"ranks cannot share equally: skipped", st->epoch, got,
+				world);
 		} else {
 			uint64_t seed = tk_mix64(h->seed ^ tk_mix64(0x7261696e00000000ull +
 								   (uint64_t)st->micro));
-			double loss = tk_net_forward(r->net, m, bp->x, bp->label, got, 1, seed);
+			double loss = tk_net_forward(r->net, m, bp->x, bp->label, bp->n, 1,
+						     seed);
 			st->micro++;
+			long h1 = 0, h5 = 0;
+			topk_hits(tk_net_logits(r->net), bp->label, bp->n, K, &h1, &h5);
+			if (world > 1) {
+				/* every rank the batch's loss and errors (and so
+				 * the same verdict on a non-finite loss) */
+				double sums[3] = {loss * bp->n, (double)h1, (double)h5};
+				dev_upload(&D.dv, D.stat, sums, sizeof sums);
+				dev_allreduce_f64(&D.dv, D.stat, 3);
+				dev_download(&D.dv, sums, D.stat, sizeof sums);
+				loss = sums[0] / got;
+				h1 = (long)sums[1];
+				h5 = (long)sums[2];
+			}
 			if (!isfinite(loss))
 				non_finite(r, "loss", loss, bp);
-			tk_net_backward(r->net, m, r->grad);
+			/* the last batch before a step sums the gradient over the
+			 * ranks */
+			tk_net_backward_sync(r->net, m, r->grad,
+					     pending + 1 == h->update_every ? D.ddp : NULL);
 			loss_sum += loss * got;
-			topk_hits(tk_net_logits(r->net), bp->label, got, K, &hit1, &hit5);
+			hit1 += h1;
+			hit5 += h5;
 			nimg += got;
 			pending++;
 		}
 		if (pending == h->update_every) {
-			double norm = h->clip > 0 ? tk_clip_grad(m, r->grad, h->clip)
-						  : tk_grad_norm(m, r->grad);
-			if (!isfinite(norm))
-				non_finite(r, "gradient norm", norm, bp);
-			double lr = tk_lr(h, st->step);
-			tk_sgd_step(m, r->momentum, r->grad, h, lr);
-			memset(r->grad, 0, m->numel * sizeof *r->grad);
+			double norm, lr = tk_lr(h, st->step);
+			if (D.on) {
+				norm = h->clip > 0 ? tk_clip_grad_on(&D.dv, m, r->grad, h->clip)
+						   : tk_grad_norm_on(&D.dv, m, r->grad);
+				if (!isfinite(norm))
+					non_finite(r, "gradient norm", norm, bp);
+				tk_sgd_step_on(&D.dv, m, D.P, D.mom, r->grad, h, lr);
+			} else {
+				norm = h->clip > 0 ? tk_clip_grad(m, r->grad, h->clip)
+						   : tk_grad_norm(m, r->grad);
+				if (!isfinite(norm))
+					non_finite(r, "gradient norm", norm, bp);
+				tk_sgd_step(m, r->momentum, r->grad, h, lr);
+			}
+			zero_grad(r->grad, m->numel);
 			st->step++;
 			pending = 0;
 			double dt = tk_now() - t0;
@@ -544,7 +649,7 @@ static void train(struct run *r)
 				tk_note("epoch %ld ends with %d batches short of a step: "
 					"their gradient is dropped, as the reference's",
 					st->epoch, pending);
-			memset(r->grad, 0, m->numel * sizeof *r->grad);
+			zero_grad(r->grad, m->numel);
 			pending = 0;
 			loss_sum = 0;
 			nimg = hit1 = hit5 = 0;
@@ -559,19 +664,71 @@ static void train(struct run *r)
 	if (pending) {
 		/* The stream stopped between steps: keep the state of the last
 		 * step, so that a resumed run trains those batches again. */
-		*st = bdp->st;
-		buffers_copy(m, bdp->buffers, 0);
+		restore_boundary(bdp, m, st);
 		tk_note("the stream ended %d batches after step %ld: the checkpoint "
 			"is at that step", pending, st->step);
 	}
 	tk_net_free(r->net);
 	r->net = NULL;
+	if (D.on) {
+		dev_free(&D.dv, r->grad);
+		dev_free(&D.dv, D.shadow);
+		dev_free(&D.dv, D.stat);
+		dev_ddp_free(&D.dv, D.ddp);
+		r->grad = NULL;
+		D.shadow = NULL;
+		D.stat = NULL;
+		D.ddp = NULL;
+	}
 	free(bp->x);
 	free(bp->label);
 	free(bdp->buffers);
 	memset(bp, 0, sizeof *bp);
 	memset(bdp, 0, sizeof *bdp);
 	st_free(&d);
+}
+
+/* The device path's start: the launch's ranks, the device (cuda: the
+ * LOCAL_RANK-th GPU), the group, the model and momentum on the device. */
+static void device_start(struct run *r, const struct options *o)
+{
+	char err[512];
+	if (tk_dist_from_env(&D.dist, err, sizeof err) < 0)
+		die_usage("%s", err);
+	if (tk_dev_parse(&D.dv, o->device, o->precision, err, sizeof err) < 0)
+		die_usage("%s", err);
+	const char *env = getenv("TK_DEVPATH");
+	D.on = tk_dev_is_cuda(&D.dv) || (env && !strcmp(env, "1")) ||
+	       D.dist.world > 1;
+	if (!D.on)
+		return;
+	int world = D.dist.world;
+	if (r->st.h.batch % world)
+		die_usage("--batch %d: %d ranks need a multiple of %d (each trains "
+			  "on batch / ranks images)", r->st.h.batch, world, world);
+	if (r->st.h.batch / world < 2)
+		die_usage("--batch %d: %d ranks would train on one image each "
+			  "(batch norm needs two)", r->st.h.batch, world);
+	if (tk_dev_is_cuda(&D.dv) && !strcmp(o->device, "cuda"))
+		D.dv.index = D.dist.local_rank;
+	if (D.dist.rank > 0)
+		tk_quiet = 1; /* rank 0 speaks for the run */
+	if (!tk_dev_is_cuda(&D.dv) && world > 1 && !o->threads) {
+		/* ranks on CPUs share the machine's cores (idle OpenMP threads
+		 * spin while a rank waits for the others) */
+		int t = tk_threads() / (world < 64 ? world : 64);
+		tk_threads_set(t > 0 ? t : 1);
+	}
+	tk_dev_open(&D.dv);
+	dev_group_init(&D.dv, &D.dist);
+	size_t bytes = r->m.numel * sizeof(float);
+	D.P = dev_alloc(&D.dv, bytes);
+	D.mom = dev_alloc(&D.dv, bytes);
+	dev_upload(&D.dv, D.P, r->m.data, bytes);
+	dev_upload(&D.dv, D.mom, r->momentum, bytes);
+	if (world > 1 || tk_dev_is_cuda(&D.dv))
+		tk_note("%s; rank %d of %d (%s)", tk_dev_describe(&D.dv),
+			D.dist.rank, world, D.dist.launcher);
 }
 
 int main(int argc, char **argv)
@@ -606,8 +763,9 @@ int main(int argc, char **argv)
 	if (r.m.arch.classes < 1)
 		die_data("%s: the model has no classifier (tk-init --classes C)",
 			 o.resume ? o.resume : o.model);
+	device_start(&r, &o);
 	r.out_existed = o.out && access(o.out, F_OK) == 0;
-	tk_trainlog_open(&r.log, o.log);
+	tk_trainlog_open(&r.log, D.dist.rank == 0 ? o.log : NULL);
 	if (o.out) {
 		char desc[256];
 		tk_arch_describe(&r.m.arch, desc, sizeof desc);
@@ -628,7 +786,7 @@ int main(int argc, char **argv)
 				 o.epoch, o.out);
 		}
 	}
-	if (o.validate)
+	if (o.validate && D.dist.rank == 0)
 		validate(&r.m, &o, &r.st, &r.log);
 	if (o.out) {
 		save(&r);
@@ -640,8 +798,15 @@ int main(int argc, char **argv)
 	tk_trainlog_close(&r.log);
 	if (fflush(stdout) != 0 || ferror(stdout))
 		die_io("writing standard output:");
+	if (D.on) {
+		dev_free(&D.dv, D.P);
+		dev_free(&D.dv, D.mom);
+		dev_group_free(&D.dv);
+		tk_dev_close(&D.dv);
+	} else {
+		free(r.grad);
+	}
 	tk_model_free(&r.m);
 	free(r.momentum);
-	free(r.grad);
 	return 0;
 }

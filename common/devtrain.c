@@ -1,0 +1,92 @@
+/* devtrain.c - the optimizer and the model's copies on a device. */
+#include "devtrain.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tk.h"
+
+void tk_sgd_step_on(const struct tk_dev *dv, const struct tk_model *m,
+		    float *params, float *momentum, const float *grad,
+		    const struct tk_hparams *h, double lr)
+{
+	for (int i = 0; i < m->n; i++) {
+		const struct tk_param *p = &m->p[i];
+		if (p->kind != TK_PARAM)
+			continue;
+		dev_sgd_update(dv, params + p->offset, momentum + p->offset,
+			       grad + p->offset, (float)lr, (float)h->momentum, 0.0f,
+			       p->decay ? (float)h->weight_decay : 0.0f, 1, p->numel);
+	}
+}
+
+double tk_grad_norm_on(const struct tk_dev *dv, const struct tk_model *m,
+		       const float *grad)
+{
+	if (tk_dev_is_cuda(dv))
+		return sqrt(dev_sumsq(dv, grad, m->numel));
+	double s = 0.0;
+	for (int i = 0; i < m->n; i++) {
+		const struct tk_param *p = &m->p[i];
+		if (p->kind == TK_PARAM)
+			s += dev_sumsq(dv, grad + p->offset, p->numel);
+	}
+	return sqrt(s);
+}
+
+double tk_clip_grad_on(const struct tk_dev *dv, const struct tk_model *m,
+		       float *grad, double max_norm)
+{
+	double norm = tk_grad_norm_on(dv, m, grad);
+	float coef = (float)max_norm / ((float)norm + 1e-6f);
+	if (coef < 1.0f)
+		for (int i = 0; i < m->n; i++) {
+			const struct tk_param *p = &m->p[i];
+			if (p->kind == TK_PARAM)
+				dev_scale_inplace(dv, grad + p->offset, coef, p->numel);
+		}
+	return norm;
+}
+
+void tk_model_download(const struct tk_dev *dv, struct tk_model *m,
+		       const float *params)
+{
+	/* one transfer, then the counters put back */
+	float *keep = xmalloc((m->numel + 1) * sizeof *keep);
+	memcpy(keep, m->data, m->numel * sizeof *keep);
+	dev_download(dv, m->data, params, m->numel * sizeof *m->data);
+	for (int i = 0; i < m->n; i++) {
+		const struct tk_param *p = &m->p[i];
+		if (p->kind == TK_COUNTER)
+			memcpy(m->data + p->offset, keep + p->offset,
+			       p->numel * sizeof *keep);
+	}
+	free(keep);
+}
+
+size_t tk_model_buffers(const struct tk_model *m)
+{
+	size_t k = 0;
+	for (int i = 0; i < m->n; i++)
+		if (m->p[i].kind == TK_BUFFER)
+			k += m->p[i].numel;
+	return k;
+}
+
+void tk_buffers_copy_on(const struct tk_dev *dv, const struct tk_model *m,
+			float *params, float *shadow, int to_shadow)
+{
+	size_t k = 0;
+	for (int i = 0; i < m->n; i++) {
+		const struct tk_param *p = &m->p[i];
+		if (p->kind != TK_BUFFER)
+			continue;
+		float *a = params + p->offset;
+		if (to_shadow)
+			dev_copy(dv, shadow + k, a, p->numel * sizeof *a);
+		else
+			dev_copy(dv, a, shadow + k, p->numel * sizeof *a);
+		k += p->numel;
+	}
+}

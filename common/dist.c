@@ -1,0 +1,348 @@
+/* dist.c - rank and world from the launch environment, and the TCP
+ * bootstrap that gives every rank rank 0's bytes (NCCL's unique id). */
+#define _GNU_SOURCE
+#include "dist.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tk.h"
+
+static int env_int(const char *name, int lo, int hi, int *v, char *err,
+		   size_t errlen)
+{
+	const char *s = getenv(name);
+	char *end;
+	errno = 0;
+	long x = s ? strtol(s, &end, 10) : 0;
+	if (!s || !*s || *end || errno || x < lo || x > hi) {
+		snprintf(err, errlen, "%s=%s: expected an integer in %d..%d", name,
+			 s ? s : "(unset)", lo, hi);
+		return -1;
+	}
+	*v = (int)x;
+	return 0;
+}
+
+int tk_dist_from_env(struct tk_dist *d, char *err, size_t errlen)
+{
+	memset(d, 0, sizeof *d);
+	d->world = 1;
+	d->launcher = "single";
+	const char *rank_var = NULL, *world_var = NULL, *local_var = NULL;
+	if (getenv("WORLD_SIZE") && getenv("RANK")) {
+		d->launcher = "torchrun";
+		rank_var = "RANK", world_var = "WORLD_SIZE", local_var = "LOCAL_RANK";
+	} else if (getenv("SLURM_NTASKS") && getenv("SLURM_PROCID")) {
+		d->launcher = "slurm";
+		rank_var = "SLURM_PROCID", world_var = "SLURM_NTASKS";
+		local_var = "SLURM_LOCALID";
+	}
+	if (world_var) {
+		if (env_int(world_var, 1, 1 << 20, &d->world, err, errlen) ||
+		    env_int(rank_var, 0, d->world - 1, &d->rank, err, errlen))
+			return -1;
+		if (getenv(local_var)) {
+			if (env_int(local_var, 0, 1 << 20, &d->local_rank, err, errlen))
+				return -1;
+		} else {
+			d->local_rank = d->rank;
+		}
+	}
+	d->port = 29500;
+	if (getenv("MASTER_PORT") &&
+	    env_int("MASTER_PORT", 1, 65535, &d->port, err, errlen))
+		return -1;
+	const char *addr = getenv("MASTER_ADDR");
+	if (!addr || !*addr) {
+		if (d->world > 1) {
+			snprintf(err, errlen,
+				 "MASTER_ADDR is not set (%s launch of %d processes): "
+				 "export the address of rank 0's host",
+				 d->launcher, d->world);
+			return -1;
+		}
+		addr = "127.0.0.1";
+	}
+	if (strlen(addr) >= sizeof d->addr) {
+		snprintf(err, errlen, "MASTER_ADDR is too long");
+		return -1;
+	}
+	strcpy(d->addr, addr);
+	return 0;
+}
+
+/* ---- the bootstrap: rank 0 serves its bytes to world-1 peers ---- */
+
+#define MAGIC 0x746b64697374310aull /* "tkdist1\n" */
+
+struct hello {
+	uint64_t magic;
+	uint32_t world, rank;
+	uint64_t n;
+};
+
+static double now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* Read or write all n bytes before the deadline; 0 or -1. */
+static int xfer(int fd, void *p, size_t n, int wr, double deadline)
+{
+	char *c = p;
+	while (n) {
+		int ms = (int)((deadline - now()) * 1000);
+		if (ms <= 0)
+			return errno = ETIMEDOUT, -1;
+		struct pollfd pf = {fd, wr ? POLLOUT : POLLIN, 0};
+		int r = poll(&pf, 1, ms);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r == 0 ? (errno = ETIMEDOUT, -1) : -1;
+		ssize_t k = wr ? send(fd, c, n, MSG_NOSIGNAL) : recv(fd, c, n, 0);
+		if (k < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (k <= 0)
+			return k == 0 ? (errno = ECONNRESET, -1) : -1;
+		c += k, n -= (size_t)k;
+	}
+	return 0;
+}
+
+/* keep (world ints): the peers' connections are kept there by rank
+ * instead of closed. */
+static int serve(const struct tk_dist *d, const void *buf, size_t n,
+		 double deadline, int *keep, char *err, size_t errlen)
+{
+	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int v6 = fd >= 0;
+	if (!v6)
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "bootstrap: socket: %s", strerror(errno));
+		return -1;
+	}
+	int one = 1, zero = 0;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	int rc;
+	if (v6) {
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+		struct sockaddr_in6 a = {0};
+		a.sin6_family = AF_INET6;
+		a.sin6_addr = in6addr_any;
+		a.sin6_port = htons((uint16_t)d->port);
+		rc = bind(fd, (struct sockaddr *)&a, sizeof a);
+	} else {
+		struct sockaddr_in a = {0};
+		a.sin_family = AF_INET;
+		a.sin_addr.s_addr = htonl(INADDR_ANY);
+		a.sin_port = htons((uint16_t)d->port);
+		rc = bind(fd, (struct sockaddr *)&a, sizeof a);
+	}
+	if (rc || listen(fd, d->world)) {
+		snprintf(err, errlen, "bootstrap: cannot listen on port %d: %s",
+			 d->port, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	int served = 0;
+	char *seen = xcalloc((size_t)d->world, 1);
+	while (served < d->world - 1) {
+		int ms = (int)((deadline - now()) * 1000);
+		struct pollfd pf = {fd, POLLIN, 0};
+		if (ms <= 0 || poll(&pf, 1, ms) == 0) {
+			snprintf(err, errlen,
+				 "bootstrap: only %d of %d ranks reached port %d in time",
+				 served + 1, d->world, d->port);
+			break;
+		}
+		int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+		if (c < 0)
+			continue;
+		struct hello h;
+		double dl = now() + 10 < deadline ? now() + 10 : deadline;
+		if (xfer(c, &h, sizeof h, 0, dl) == 0 && h.magic == MAGIC &&
+		    h.world == (uint32_t)d->world && h.rank > 0 &&
+		    h.rank < (uint32_t)d->world && !seen[h.rank] && h.n == n) {
+			struct hello r = {MAGIC, (uint32_t)d->world, 0, n};
+			if (xfer(c, &r, sizeof r, 1, dl) == 0 &&
+			    xfer(c, (void *)buf, n, 1, dl) == 0) {
+				seen[h.rank] = 1;
+				served++;
+				if (keep) {
+					keep[h.rank] = c;
+					continue;
+				}
+			}
+		}
+		/* Anything else (a stray connection, another job) is dropped. */
+		close(c);
+	}
+	free(seen);
+	close(fd);
+	return served == d->world - 1 ? 0 : -1;
+}
+
+static int join(const struct tk_dist *d, void *buf, size_t n, double deadline,
+		int *keep, char *err, size_t errlen)
+{
+	char port[16];
+	snprintf(port, sizeof port, "%d", d->port);
+	const char *why = "timed out";
+	while (now() < deadline) {
+		struct addrinfo hints = {0}, *res = NULL;
+		hints.ai_socktype = SOCK_STREAM;
+		int g = getaddrinfo(d->addr, port, &hints, &res);
+		if (g) {
+			why = gai_strerror(g);
+		} else {
+			for (struct addrinfo *a = res; a; a = a->ai_next) {
+				int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC,
+						a->ai_protocol);
+				if (fd < 0)
+					continue;
+				if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) {
+					struct hello h = {MAGIC, (uint32_t)d->world,
+							  (uint32_t)d->rank, n}, r;
+					if (xfer(fd, &h, sizeof h, 1, deadline) == 0 &&
+					    xfer(fd, &r, sizeof r, 0, deadline) == 0 &&
+					    r.magic == MAGIC && r.n == n &&
+					    xfer(fd, buf, n, 0, deadline) == 0) {
+						if (keep)
+							*keep = fd;
+						else
+							close(fd);
+						freeaddrinfo(res);
+						return 0;
+					}
+					why = "rank 0 closed the connection (another job's "
+					      "world size, or a second rank with this rank)";
+				} else {
+					why = strerror(errno);
+				}
+				close(fd);
+			}
+			freeaddrinfo(res);
+		}
+		struct timespec ts = {0, 100 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	snprintf(err, errlen, "bootstrap: rank %d cannot reach rank 0 at %s:%d: %s",
+		 d->rank, d->addr, d->port, why);
+	return -1;
+}
+
+int tk_dist_bootstrap(const struct tk_dist *d, void *buf, size_t n,
+		      double timeout_s, char *err, size_t errlen)
+{
+	if (d->world <= 1)
+		return 0;
+	double deadline = now() + timeout_s;
+	return d->rank == 0 ? serve(d, buf, n, deadline, NULL, err, errlen)
+			    : join(d, buf, n, deadline, NULL, err, errlen);
+}
+
+/* ---- the host's collective: a star through rank 0 ---- */
+
+static struct {
+	int world, rank;
+	int *fd; /* rank 0: fd[r] for r > 0; others: fd[0], to rank 0 */
+} group = {1, 0, NULL};
+
+int tk_dist_connect(const struct tk_dist *d, double timeout_s, char *err,
+		    size_t errlen)
+{
+	tk_dist_close();
+	if (d->world <= 1)
+		return 0;
+	double deadline = now() + timeout_s;
+	int *fd = xmalloc((size_t)d->world * sizeof *fd);
+	for (int i = 0; i < d->world; i++)
+		fd[i] = -1;
+	char none = 0;
+	int rc = d->rank == 0 ? serve(d, &none, 0, deadline, fd, err, errlen)
+			      : join(d, &none, 0, deadline, fd, err, errlen);
+	if (rc < 0) {
+		for (int i = 0; i < d->world; i++)
+			if (fd[i] >= 0)
+				close(fd[i]);
+		free(fd);
+		return -1;
+	}
+	int one = 1;
+	for (int i = 0; i < d->world; i++)
+		if (fd[i] >= 0)
+			setsockopt(fd[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	group.world = d->world;
+	group.rank = d->rank;
+	group.fd = fd;
+	return 0;
+}
+
+int tk_dist_group_world(void)
+{
+	return group.world;
+}
+
+void tk_dist_close(void)
+{
+	if (group.fd)
+		for (int i = 0; i < group.world; i++)
+			if (group.fd[i] >= 0)
+				close(group.fd[i]);
+	free(group.fd);
+	group.fd = NULL;
+	group.world = 1;
+	group.rank = 0;
+}
+
+/* A peer may be a whole training step behind: an hour's patience. */
+#define GROUP_WAIT 3600.0
+
+static void group_xfer(int r, void *p, size_t bytes, int wr)
+{
+	if (xfer(group.fd[r], p, bytes, wr, now() + GROUP_WAIT) < 0)
+		die_io("all-reduce: rank %d %s rank %d: %s", group.rank,
+		       wr ? "cannot send to" : "receives nothing from",
+		       group.rank ? 0 : r, strerror(errno));
+}
+
+/* Rank 0 sums the ranks' buffers in rank order (the same bits on every
+ * run) and sends the sums back. */
+#define ALLREDUCE(name, T)                                                     \
+	void name(T *buf, size_t n)                                            \
+	{                                                                      \
+		if (group.world <= 1 || !n)                                    \
+			return;                                                \
+		size_t bytes = n * sizeof(T);                                  \
+		if (group.rank) {                                              \
+			group_xfer(0, buf, bytes, 1);                          \
+			group_xfer(0, buf, bytes, 0);                          \
+			return;                                                \
+		}                                                              \
+		T *t = xmalloc(bytes);                                         \
+		for (int r = 1; r < group.world; r++) {                        \
+			group_xfer(r, t, bytes, 0);                            \
+			for (size_t i = 0; i < n; i++)                         \
+				buf[i] += t[i];                                \
+		}                                                              \
+		free(t);                                                       \
+		for (int r = 1; r < group.world; r++)                          \
+			group_xfer(r, buf, bytes, 1);                          \
+	}
+ALLREDUCE(tk_dist_allreduce_f32, float)
+ALLREDUCE(tk_dist_allreduce_f64, double)

@@ -1,0 +1,57 @@
+/* dist.h - data-parallel training across processes: who am I (rank,
+ * world, local rank, from the launch environment people already use),
+ * and a small TCP bootstrap that hands every rank the same bytes from
+ * rank 0 (NCCL's unique id).  The collectives themselves are NCCL's
+ * (kernels/cuda/cuda.h, tk_nccl_*): no transport of our own.
+ *
+ * Environment, first match wins:
+ *   torchrun:  RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT
+ *   Slurm:     SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID; MASTER_ADDR
+ *              (the first host of the job, which the batch script
+ *              exports) and MASTER_PORT as above
+ *   neither:   one process, rank 0 of 1.
+ * MASTER_PORT defaults to 29500, torchrun's default. */
+#ifndef TK_DIST_H
+#define TK_DIST_H
+
+#include <stddef.h>
+
+struct tk_dist {
+	int rank, world, local_rank;
+	char addr[256]; /* MASTER_ADDR; "127.0.0.1" when unset and world 1 */
+	int port;
+	const char *launcher; /* "torchrun", "slurm" or "single" */
+};
+
+/* Read the environment; 0, or -1 with a message naming the variable. */
+int tk_dist_from_env(struct tk_dist *d, char *err, size_t errlen);
+
+/* Every rank returns with rank 0's n bytes in buf: rank 0 listens on
+ * MASTER_PORT and answers world-1 connections; the others connect to
+ * MASTER_ADDR:MASTER_PORT, retrying until timeout_s.  A peer from
+ * another job (wrong world size or protocol) is refused.  0, or -1 with
+ * a message. */
+int tk_dist_bootstrap(const struct tk_dist *d, void *buf, size_t n,
+		      double timeout_s, char *err, size_t errlen);
+
+/* The host's collective, for data-parallel runs on CPUs (GPUs use
+ * NCCL): tk_dist_connect keeps a connection from every rank to rank 0
+ * (the bootstrap's handshake, on MASTER_PORT); the all-reduces then sum
+ * in place, rank 0 adding the ranks' buffers in rank order and sending
+ * the sums back, and die (exit 3) when a peer is gone.  World 1: they do
+ * nothing. */
+int tk_dist_connect(const struct tk_dist *d, double timeout_s, char *err,
+		    size_t errlen);
+int tk_dist_group_world(void); /* 1 before tk_dist_connect */
+void tk_dist_allreduce_f32(float *buf, size_t n);
+void tk_dist_allreduce_f64(double *buf, size_t n);
+void tk_dist_close(void);
+
+/* Whether item i of a list belongs to this rank's shard (round robin,
+ * so shards differ in size by at most one). */
+static inline int tk_dist_mine(const struct tk_dist *d, long i)
+{
+	return d->world <= 1 || i % d->world == d->rank;
+}
+
+#endif

@@ -1,0 +1,156 @@
+// act.cu - element-wise ops and the row softmax (act.h), as the CPU's:
+// the same float formulas, so fp32 results agree to rounding.
+#include <cfloat>
+
+#include "kernels/cuda/common.cuh"
+
+namespace {
+
+__global__ void relu_fwd(float *out, const float *in, size_t n)
+{
+	FOR_N(i, n) out[i] = in[i] > 0.0f ? in[i] : 0.0f;
+}
+
+__global__ void relu_bwd(float *din, const float *dout, const float *out,
+			 size_t n)
+{
+	FOR_N(i, n) din[i] += out[i] > 0.0f ? dout[i] : 0.0f;
+}
+
+__global__ void gelu_fwd(float *out, const float *in, size_t n)
+{
+	FOR_N(i, n)
+	{
+		float x = in[i];
+		out[i] = 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+	}
+}
+
+// d/dx 0.5 x (1 + erf(x/sqrt2)) = 0.5 (1 + erf(x/sqrt2)) + x phi(x).
+__global__ void gelu_bwd(float *din, const float *dout, const float *in,
+			 size_t n)
+{
+	FOR_N(i, n)
+	{
+		float x = in[i];
+		float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
+		float pdf = 0.39894228040143268f * expf(-0.5f * x * x);
+		din[i] += dout[i] * (cdf + x * pdf);
+	}
+}
+
+__global__ void add_fwd(float *out, const float *a, const float *b, size_t n)
+{
+	FOR_N(i, n) out[i] = a[i] + b[i];
+}
+
+// One block per row.
+__global__ void softmax_fwd(float *out, const float *in, int C)
+{
+	__shared__ float buf[32];
+	const float *x = in + (size_t)blockIdx.x * C;
+	float *y = out + (size_t)blockIdx.x * C;
+	float m = -INFINITY;
+	for (int i = threadIdx.x; i < C; i += blockDim.x)
+		m = x[i] > m ? x[i] : m;
+	m = block_max(m, buf, -INFINITY);
+	float sum = 0.0f;
+	for (int i = threadIdx.x; i < C; i += blockDim.x) {
+		float e = expf(x[i] - m);
+		y[i] = e;
+		sum += e;
+	}
+	sum = block_sum(sum, buf);
+	float inv = 1.0f / sum;
+	for (int i = threadIdx.x; i < C; i += blockDim.x)
+		y[i] *= inv;
+}
+
+// din += out * (dout - sum(dout * out)).
+__global__ void softmax_bwd(float *din, const float *dout, const float *out,
+			    int C)
+{
+	__shared__ float buf[32];
+	size_t r = (size_t)blockIdx.x * C;
+	float dot = 0.0f;
+	for (int i = threadIdx.x; i < C; i += blockDim.x)
+		dot += dout[r + i] * out[r + i];
+	dot = block_sum(dot, buf);
+	for (int i = threadIdx.x; i < C; i += blockDim.x)
+		din[r + i] += out[r + i] * (dout[r + i] - dot);
+}
+
+unsigned row_threads(int C)
+{
+	unsigned t = 32;
+	while (t < 1024 && (int)t < C)
+		t *= 2;
+	return t;
+}
+
+} // namespace
+
+extern "C" {
+
+void relu_forward_cuda(float *out, const float *in, size_t n, tk_stream s)
+{
+	if (!n)
+		return;
+	relu_fwd<<<tk::blocks(n, 256), 256, 0, s>>>(out, in, n);
+	LAUNCH_CHECK();
+}
+
+void relu_backward_cuda(float *din, const float *dout, const float *out,
+			size_t n, tk_stream s)
+{
+	if (!n)
+		return;
+	relu_bwd<<<tk::blocks(n, 256), 256, 0, s>>>(din, dout, out, n);
+	LAUNCH_CHECK();
+}
+
+void gelu_forward_cuda(float *out, const float *in, size_t n, tk_stream s)
+{
+	if (!n)
+		return;
+	gelu_fwd<<<tk::blocks(n, 256), 256, 0, s>>>(out, in, n);
+	LAUNCH_CHECK();
+}
+
+void gelu_backward_cuda(float *din, const float *dout, const float *in,
+			size_t n, tk_stream s)
+{
+	if (!n)
+		return;
+	gelu_bwd<<<tk::blocks(n, 256), 256, 0, s>>>(din, dout, in, n);
+	LAUNCH_CHECK();
+}
+
+void add_forward_cuda(float *out, const float *a, const float *b, size_t n,
+		      tk_stream s)
+{
+	if (!n)
+		return;
+	add_fwd<<<tk::blocks(n, 256), 256, 0, s>>>(out, a, b, n);
+	LAUNCH_CHECK();
+}
+
+void softmax_forward_cuda(float *out, const float *in, int N, int C,
+			  tk_stream s)
+{
+	if (N <= 0 || C <= 0)
+		return;
+	softmax_fwd<<<N, row_threads(C), 0, s>>>(out, in, C);
+	LAUNCH_CHECK();
+}
+
+void softmax_backward_cuda(float *din, const float *dout, const float *out,
+			   int N, int C, tk_stream s)
+{
+	if (N <= 0 || C <= 0)
+		return;
+	softmax_bwd<<<N, row_threads(C), 0, s>>>(din, dout, out, C);
+	LAUNCH_CHECK();
+}
+
+} // extern "C"

@@ -1,0 +1,245 @@
+// conv.cu - convolutions through cuDNN (conv.h).  Per shape and
+// precision, one set of descriptors and the algorithms cuDNN's own
+// timing found fastest within the workspace bound, cached for the
+// process.  Forward with ReLU is cuDNN's fused conv + bias (+ residual)
+// + ReLU; without, the convolution blends onto the residual (beta = 1)
+// and one pass adds the bias.
+#include <cstring>
+#include <map>
+#include <tuple>
+
+#include "kernels/cuda/common.cuh"
+
+namespace {
+
+struct plan {
+	cudnnTensorDescriptor_t x, y, b;
+	cudnnFilterDescriptor_t w;
+	cudnnConvolutionDescriptor_t conv;
+	cudnnActivationDescriptor_t relu;
+	bool fwd_found = false, bwd_found = false;
+	cudnnConvolutionFwdAlgo_t fwd;
+	cudnnMathType_t fwd_math;
+	size_t fwd_ws = 0;
+	cudnnConvolutionBwdDataAlgo_t bwd_data;
+	cudnnMathType_t bwd_data_math;
+	size_t bwd_data_ws = 0;
+	cudnnConvolutionBwdFilterAlgo_t bwd_filter;
+	cudnnMathType_t bwd_filter_math;
+	size_t bwd_filter_ws = 0;
+};
+
+typedef std::tuple<int, int, int, int, int, int, int, int, int> key_t_;
+std::map<key_t_, plan> plans;
+
+bool fp32_only()
+{
+	return tk_cuda_precision() == TK_FP32;
+}
+
+// The math type the descriptor carries while cuDNN searches: FMA (no
+// TF32) for FP32, tensor cores otherwise.
+cudnnMathType_t search_math()
+{
+	return fp32_only() ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH;
+}
+
+bool math_ok(cudnnMathType_t m)
+{
+	return !fp32_only() || m == CUDNN_FMA_MATH;
+}
+
+plan &get_plan(const struct conv2d_dims &d)
+{
+	key_t_ key(d.B, d.C, d.H, d.W, d.OC, d.K, d.stride, d.pad,
+		   (int)tk_cuda_precision());
+	auto it = plans.find(key);
+	if (it != plans.end())
+		return it->second;
+	plan &p = plans[key];
+	int oh = conv2d_out_size(d.H, d.K, d.stride, d.pad);
+	int ow = conv2d_out_size(d.W, d.K, d.stride, d.pad);
+	CUDNN_CHECK(cudnnCreateTensorDescriptor(&p.x));
+	CUDNN_CHECK(cudnnCreateTensorDescriptor(&p.y));
+	CUDNN_CHECK(cudnnCreateTensorDescriptor(&p.b));
+	CUDNN_CHECK(cudnnCreateFilterDescriptor(&p.w));
+	CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&p.conv));
+	CUDNN_CHECK(cudnnCreateActivationDescriptor(&p.relu));
+	CUDNN_CHECK(cudnnSetTensor4dDescriptor(p.x, CUDNN_TENSOR_NCHW,
+					       CUDNN_DATA_FLOAT, d.B, d.C, d.H, d.W));
+	CUDNN_CHECK(cudnnSetTensor4dDescriptor(p.y, CUDNN_TENSOR_NCHW,
+					       CUDNN_DATA_FLOAT, d.B, d.OC, oh, ow));
+	CUDNN_CHECK(cudnnSetTensor4dDescriptor(p.b, CUDNN_TENSOR_NCHW,
+					       CUDNN_DATA_FLOAT, 1, d.OC, 1, 1));
+	CUDNN_CHECK(cudnnSetFilter4dDescriptor(p.w, CUDNN_DATA_FLOAT,
+					       CUDNN_TENSOR_NCHW, d.OC, d.C, d.K,
+					       d.K));
+	CUDNN_CHECK(cudnnSetConvolution2dDescriptor(
+	    p.conv, d.pad, d.pad, d.stride, d.stride, 1, 1,
+	    CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+	CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, search_math()));
+	CUDNN_CHECK(cudnnSetActivationDescriptor(p.relu, CUDNN_ACTIVATION_RELU,
+						 CUDNN_NOT_PROPAGATE_NAN, 0.0));
+	return p;
+}
+
+// The first (fastest) result that succeeded, fits the bound and keeps
+// the precision; else the first that succeeded and fits.
+template <typename Perf> const Perf *pick(const Perf *r, int n)
+{
+	size_t lim = tk::workspace_limit();
+	for (int i = 0; i < n; i++)
+		if (r[i].status == CUDNN_STATUS_SUCCESS && r[i].memory <= lim &&
+		    math_ok(r[i].mathType))
+			return &r[i];
+	return nullptr;
+}
+
+void find_fwd(plan &p, cudnnHandle_t h)
+{
+	cudnnConvolutionFwdAlgoPerf_t r[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+	int n = 0;
+	CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, search_math()));
+	CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(
+	    h, p.x, p.w, p.conv, p.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, r));
+	const cudnnConvolutionFwdAlgoPerf_t *best = pick(r, n);
+	if (!best) {
+		CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(
+		    h, p.x, p.w, p.conv, p.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, r));
+		best = pick(r, n);
+	}
+	if (best) {
+		p.fwd = best->algo;
+		p.fwd_math = best->mathType;
+		p.fwd_ws = best->memory;
+	} else { // always supported, no scratch
+		p.fwd = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
+		p.fwd_math = search_math();
+		p.fwd_ws = 0;
+	}
+	p.fwd_found = true;
+}
+
+void find_bwd(plan &p, cudnnHandle_t h)
+{
+	CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, search_math()));
+	cudnnConvolutionBwdDataAlgoPerf_t rd[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+	int n = 0;
+	CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(
+	    h, p.w, p.y, p.conv, p.x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n,
+	    rd));
+	const cudnnConvolutionBwdDataAlgoPerf_t *bd = pick(rd, n);
+	if (bd) {
+		p.bwd_data = bd->algo;
+		p.bwd_data_math = bd->mathType;
+		p.bwd_data_ws = bd->memory;
+	} else {
+		p.bwd_data = CUDNN_CONVOLUTION_BWD_DATA_ALGO_0;
+		p.bwd_data_math = search_math();
+		CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(
+		    h, p.w, p.y, p.conv, p.x, p.bwd_data, &p.bwd_data_ws));
+	}
+	cudnnConvolutionBwdFilterAlgoPerf_t rf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+	CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(
+	    h, p.x, p.y, p.conv, p.w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n,
+	    rf));
+	const cudnnConvolutionBwdFilterAlgoPerf_t *bf = pick(rf, n);
+	if (bf) {
+		p.bwd_filter = bf->algo;
+		p.bwd_filter_math = bf->mathType;
+		p.bwd_filter_ws = bf->memory;
+	} else {
+		p.bwd_filter = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0;
+		p.bwd_filter_math = search_math();
+		CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(
+		    h, p.x, p.y, p.conv, p.w, p.bwd_filter, &p.bwd_filter_ws));
+	}
+	p.bwd_found = true;
+}
+
+// out[b, c, :] = relu?(out + bias[c]).
+__global__ void bias_relu(float *out, const float *bias, int relu, int C,
+			  size_t hw, size_t n)
+{
+	FOR_N(i, n)
+	{
+		float v = out[i];
+		if (bias)
+			v += bias[(i / hw) % C];
+		out[i] = relu && !(v > 0.0f) ? 0.0f : v;
+	}
+}
+
+} // namespace
+
+extern "C" {
+
+void conv2d_forward_cuda(float *out, float *work, const float *in,
+			 const float *weight, const float *bias,
+			 const float *residual, int relu, struct conv2d_dims d,
+			 tk_stream s)
+{
+	(void)work;
+	int oh = conv2d_out_size(d.H, d.K, d.stride, d.pad);
+	int ow = conv2d_out_size(d.W, d.K, d.stride, d.pad);
+	size_t n = (size_t)d.B * d.OC * oh * ow;
+	if (!n)
+		return;
+	cudnnHandle_t h = tk::dnn(s);
+	plan &p = get_plan(d);
+	if (!p.fwd_found)
+		find_fwd(p, h);
+	CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.fwd_math));
+	void *ws = p.fwd_ws ? tk::workspace(p.fwd_ws) : nullptr;
+	float one = 1.0f, zero = 0.0f;
+	if (relu && residual != out) {
+		// y = relu(conv(x) + alpha2 z + bias); z must not alias y.
+		const float *z = residual ? residual : out;
+		float a2 = residual ? 1.0f : 0.0f;
+		CUDNN_CHECK(cudnnConvolutionBiasActivationForward(
+		    h, &one, p.x, in, p.w, weight, p.conv, p.fwd, ws, p.fwd_ws, &a2,
+		    p.y, z, p.b, bias ? bias : tk::zeros(d.OC), p.relu, p.y, out));
+		return;
+	}
+	// In place onto the residual, or a copy of it first.
+	if (residual && residual != out)
+		CUDA_CHECK(cudaMemcpyAsync(out, residual, n * sizeof(float),
+					   cudaMemcpyDeviceToDevice, s));
+	float *beta = residual ? &one : &zero;
+	CUDNN_CHECK(cudnnConvolutionForward(h, &one, p.x, in, p.w, weight, p.conv,
+					    p.fwd, ws, p.fwd_ws, beta, p.y, out));
+	if (bias || relu) {
+		bias_relu<<<tk::blocks(n, 256), 256, 0, s>>>(
+		    out, bias, relu, d.OC, (size_t)oh * ow, n);
+		LAUNCH_CHECK();
+	}
+}
+
+void conv2d_backward_cuda(float *din, float *dweight, float *dbias,
+			  float *work, const float *dout, const float *in,
+			  const float *weight, struct conv2d_dims d, tk_stream s)
+{
+	(void)work;
+	cudnnHandle_t h = tk::dnn(s);
+	plan &p = get_plan(d);
+	if (!p.bwd_found)
+		find_bwd(p, h);
+	float one = 1.0f;
+	if (din) {
+		CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.bwd_data_math));
+		void *ws = p.bwd_data_ws ? tk::workspace(p.bwd_data_ws) : nullptr;
+		CUDNN_CHECK(cudnnConvolutionBackwardData(
+		    h, &one, p.w, weight, p.y, dout, p.conv, p.bwd_data, ws,
+		    p.bwd_data_ws, &one, p.x, din));
+	}
+	CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.bwd_filter_math));
+	void *ws = p.bwd_filter_ws ? tk::workspace(p.bwd_filter_ws) : nullptr;
+	CUDNN_CHECK(cudnnConvolutionBackwardFilter(
+	    h, &one, p.x, in, p.y, dout, p.conv, p.bwd_filter, ws, p.bwd_filter_ws,
+	    &one, p.w, dweight));
+	if (dbias)
+		CUDNN_CHECK(cudnnConvolutionBackwardBias(h, &one, p.y, dout, &one,
+							 p.b, dbias));
+}
+
+} // extern "C"

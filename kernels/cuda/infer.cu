@@ -1,0 +1,516 @@
+// infer.cu - channels-last inference (nhwc.h's ops) for the device
+// network: activations [H, W, ld] in the activation type of the
+// precision (bf16 under TK_BF16, float otherwise).  A convolution goes
+// the fastest way its shape allows:
+//   1x1 stride 1   a cuBLASLt GEMM, [P, C] x [C, OC], with the bias,
+//                  the residual (as C, beta 1) and ReLU in the epilogue;
+//   other shapes   cuDNN with channels-last filters and tensor-core
+//                  math (FMA in fp32), then one pass for bias and ReLU;
+//   the rest       (channel counts not a multiple of 8, which neither
+//                  library takes well, or a shape they refuse) a direct
+//                  kernel, fused likewise.
+// Every choice is per shape and cached for the process.
+#include <cuda_bf16.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <tuple>
+#include <vector>
+
+#include "kernels/cuda/common.cuh"
+
+typedef __nv_bfloat16 bf16;
+
+extern "C" [[noreturn]] void tk_die(int status, const char *fmt, ...);
+
+struct tk_cuda_conv {
+	int C, ld, OC, K, stride, pad;
+	bool bf;         // activations (and weights) bf16
+	void *w;         // [OC, K, K, ld], the activation type
+	float *bias;     // [OC]
+	void *bias_act;  // [OC], the activation type (cuBLASLt's bias type
+			 // follows its output's)
+	bool gemm_shape; // 1x1, stride 1, no padding
+	bool aligned;    // ld and OC multiples of 8
+};
+
+namespace {
+
+__device__ inline float to_f(float x)
+{
+	return x;
+}
+__device__ inline float to_f(bf16 x)
+{
+	return __bfloat162float(x);
+}
+template <typename T> __device__ inline T from_f(float x);
+template <> __device__ inline float from_f<float>(float x)
+{
+	return x;
+}
+template <> __device__ inline bf16 from_f<bf16>(float x)
+{
+	return __float2bfloat16(x); // round to nearest even
+}
+
+template <typename T>
+__global__ void convert(T *out, const float *in, size_t n)
+{
+	FOR_N(i, n) out[i] = from_f<T>(in[i]);
+}
+
+template <typename T>
+__global__ void nchw_to_nhwc(T *out, const float *in, int C, int ld,
+			     size_t hw)
+{
+	FOR_N(i, hw * ld)
+	{
+		size_t p = i / ld;
+		int c = (int)(i % ld);
+		out[i] = from_f<T>(c < C ? in[(size_t)c * hw + p] : 0.0f);
+	}
+}
+
+template <typename T>
+__global__ void maxpool_nhwc(T *out, const T *in, int C, int H, int W, int OH,
+			     int OW, int K, int stride, int pad, size_t n)
+{
+	FOR_N(i, n)
+	{
+		int c = (int)(i % C);
+		size_t p = i / C;
+		int ox = (int)(p % OW), oy = (int)(p / OW);
+		float m = -INFINITY;
+		for (int ky = 0; ky < K; ky++) {
+			int iy = oy * stride - pad + ky;
+			if (iy < 0 || iy >= H)
+				continue;
+			for (int kx = 0; kx < K; kx++) {
+				int ix = ox * stride - pad + kx;
+				if (ix < 0 || ix >= W)
+					continue;
+				float v = to_f(in[((size_t)iy * W + ix) * C + c]);
+				if (v > m || v != v)
+					m = v;
+			}
+		}
+		out[i] = from_f<T>(m);
+	}
+}
+
+// out = relu?(out + bias), per channel (the last axis).
+template <typename T>
+__global__ void bias_relu(T *out, const float *bias, int relu, int C,
+			  size_t n)
+{
+	FOR_N(i, n)
+	{
+		float v = to_f(out[i]) + bias[i % C];
+		out[i] = from_f<T>(relu && !(v > 0.0f) ? 0.0f : v);
+	}
+}
+
+// The direct convolution: one output value a thread, float sums.
+template <typename T, typename O>
+__global__ void conv_direct(O *out, const T *in, const T *w,
+			    const float *bias, const O *res, int relu, int ld,
+			    int H, int W, int OC, int K, int stride, int pad,
+			    int OW, size_t n)
+{
+	FOR_N(i, n)
+	{
+		int oc = (int)(i % OC);
+		size_t p = i / OC;
+		int ox = (int)(p % OW), oy = (int)(p / OW);
+		float s = 0.0f;
+		for (int ky = 0; ky < K; ky++) {
+			int iy = oy * stride - pad + ky;
+			if (iy < 0 || iy >= H)
+				continue;
+			for (int kx = 0; kx < K; kx++) {
+				int ix = ox * stride - pad + kx;
+				if (ix < 0 || ix >= W)
+					continue;
+				const T *x = in + ((size_t)iy * W + ix) * ld;
+				const T *f = w + (((size_t)oc * K + ky) * K + kx) * ld;
+				for (int c = 0; c < ld; c++)
+					s += to_f(x[c]) * to_f(f[c]);
+			}
+		}
+		if (bias)
+			s += bias[oc];
+		if (res)
+			s += to_f(res[i]);
+		out[i] = from_f<O>(relu && !(s > 0.0f) ? 0.0f : s);
+	}
+}
+
+template <typename T>
+__global__ void first_nonfinite(const T *x, size_t n, unsigned long long *at)
+{
+	FOR_N(i, n)
+	if (!isfinite(to_f(x[i])))
+		atomicMin(at, (unsigned long long)i);
+}
+
+unsigned grid(size_t n)
+{
+	return tk::blocks(n, 256);
+}
+
+// ---- cuBLASLt: the 1x1 convolutions ----
+
+struct lt_plan {
+	bool ok = false;
+	cublasLtMatmulDesc_t op = nullptr;
+	cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+	cublasLtMatmulAlgo_t algo;
+	size_t work = 0;
+};
+typedef std::tuple<long, int, int, int, int, int, int> lt_key;
+std::map<lt_key, lt_plan> lt_plans;
+const size_t LT_WORK = (size_t)32 << 20;
+
+// Column-major D[OC, P] = W^T (W stored [OC, ld]: [ld, OC] column-major)
+// x in^T ([ld, P] column-major) + beta C, then bias and ReLU.
+lt_plan *lt_get(long P, int ld, int OC, bool bf, bool out_f32, int relu,
+		bool res)
+{
+	lt_key key(P, ld, OC, bf, out_f32, relu, (int)tk_cuda_precision() * 2 + res);
+	auto it = lt_plans.find(key);
+	if (it != lt_plans.end())
+		return it->second.ok ? &it->second : nullptr;
+	lt_plan &p = lt_plans[key];
+	cudaDataType_t at = bf ? CUDA_R_16BF : CUDA_R_32F;
+	cudaDataType_t dt = out_f32 || !bf ? CUDA_R_32F : CUDA_R_16BF;
+	cublasComputeType_t ct = tk_cuda_precision() == TK_TF32 && !bf
+					 ? CUBLAS_COMPUTE_32F_FAST_TF32
+					 : CUBLAS_COMPUTE_32F;
+	cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+	cublasLtEpilogue_t epi = relu ? CUBLASLT_EPILOGUE_RELU_BIAS
+				      : CUBLASLT_EPILOGUE_BIAS;
+	cublasLtMatmulPreference_t pref = nullptr;
+	cublasLtMatmulHeuristicResult_t r;
+	int found = 0;
+	size_t ws = LT_WORK;
+	bool ok =
+	    cublasLtMatmulDescCreate(&p.op, ct, CUDA_R_32F) == CUBLAS_STATUS_SUCCESS &&
+	    cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta,
+					   sizeof ta) == CUBLAS_STATUS_SUCCESS &&
+	    cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb,
+					   sizeof tb) == CUBLAS_STATUS_SUCCESS &&
+	    cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_EPILOGUE,
+					   &epi, sizeof epi) == CUBLAS_STATUS_SUCCESS &&
+	    cublasLtMatrixLayoutCreate(&p.a, at, ld, OC, ld) == CUBLAS_STATUS_SUCCESS &&
+	    cublasLtMatrixLayoutCreate(&p.b, at, ld, P, ld) == CUBLAS_STATUS_SUCCESS &&
+	    cublasLtMatrixLayoutCreate(&p.c, dt, OC, P, OC) == CUBLAS_STATUS_SUCCESS &&
+	    cublasLtMatmulPreferenceCreate(&pref) == CUBLAS_STATUS_SUCCESS &&
+	    cublasLtMatmulPreferenceSetAttribute(
+		pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
+		sizeof ws) == CUBLAS_STATUS_SUCCESS &&
+	    cublasLtMatmulAlgoGetHeuristic(tk::blaslt(), p.op, p.a, p.b, p.c, p.c,
+					   pref, 1, &r, &found) ==
+		CUBLAS_STATUS_SUCCESS &&
+	    found > 0 && r.state == CUBLAS_STATUS_SUCCESS;
+	if (pref)
+		cublasLtMatmulPreferenceDestroy(pref);
+	if (!ok)
+		return nullptr;
+	p.algo = r.algo;
+	p.work = r.workspaceSize;
+	p.ok = true;
+	return &p;
+}
+
+bool run_lt(const tk_cuda_conv *c, void *out, bool out_f32, const void *in,
+	    const void *res, int relu, long P, cudaStream_t s)
+{
+	lt_plan *p = lt_get(P, c->ld, c->OC, c->bf, out_f32, relu, res != nullptr);
+	if (!p)
+		return false;
+	const void *bias = out_f32 || !c->bf ? (const void *)c->bias : c->bias_act;
+	CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(
+	    p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
+	float one = 1.0f, beta = res ? 1.0f : 0.0f;
+	void *ws = p->work ? tk::workspace(p->work) : nullptr;
+	cublasStatus_t st = cublasLtMatmul(tk::blaslt(), p->op, &one, c->w, p->a,
+					   in, p->b, &beta, res ? res : out, p->c,
+					   out, p->c, &p->algo, ws, p->work, s);
+	if (st == CUBLAS_STATUS_NOT_SUPPORTED) { // remembered: the next way
+		p->ok = false;
+		return false;
+	}
+	CUBLAS_CHECK(st);
+	return true;
+}
+
+// ---- cuDNN: the other shapes ----
+
+struct dnn_plan {
+	bool ok = false;
+	cudnnTensorDescriptor_t x, y;
+	cudnnFilterDescriptor_t w;
+	cudnnConvolutionDescriptor_t conv;
+	cudnnConvolutionFwdAlgo_t algo;
+	size_t work = 0;
+};
+typedef std::tuple<int, int, int, int, int, int, int, int> dnn_key;
+std::map<dnn_key, dnn_plan> dnn_plans;
+
+bool fp32_only()
+{
+	return tk_cuda_precision() == TK_FP32;
+}
+
+dnn_plan *dnn_get(const tk_cuda_conv *c, int H, int W, cudaStream_t s)
+{
+	dnn_key key(c->ld, H, W, c->OC, c->K * 16 + c->stride, c->pad, c->bf,
+		    (int)tk_cuda_precision());
+	auto it = dnn_plans.find(key);
+	if (it != dnn_plans.end())
+		return it->second.ok ? &it->second : nullptr;
+	dnn_plan &p = dnn_plans[key];
+	int oh = conv2d_out_size(H, c->K, c->stride, c->pad);
+	int ow = conv2d_out_size(W, c->K, c->stride, c->pad);
+	cudnnDataType_t dt = c->bf ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+	cudnnMathType_t math = fp32_only() ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH;
+	CUDNN_CHECK(cudnnCreateTensorDescriptor(&p.x));
+	CUDNN_CHECK(cudnnCreateTensorDescriptor(&p.y));
+	CUDNN_CHECK(cudnnCreateFilterDescriptor(&p.w));
+	CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&p.conv));
+	CUDNN_CHECK(cudnnSetTensor4dDescriptor(p.x, CUDNN_TENSOR_NHWC, dt, 1, c->ld,
+					       H, W));
+	CUDNN_CHECK(cudnnSetTensor4dDescriptor(p.y, CUDNN_TENSOR_NHWC, dt, 1, c->OC,
+					       oh, ow));
+	CUDNN_CHECK(cudnnSetFilter4dDescriptor(p.w, dt, CUDNN_TENSOR_NHWC, c->OC,
+					       c->ld, c->K, c->K));
+	CUDNN_CHECK(cudnnSetConvolution2dDescriptor(
+	    p.conv, c->pad, c->pad, c->stride, c->stride, 1, 1,
+	    CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+	CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, math));
+	cudnnHandle_t h = tk::dnn(s);
+	cudnnConvolutionFwdAlgoPerf_t r[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+	int n = 0;
+	size_t lim = tk::workspace_limit();
+	// cuDNN times each algorithm (it tries the default math as well:
+	// fp32 keeps FMA only).
+	if (cudnnFindConvolutionForwardAlgorithm(h, p.x, p.w, p.conv, p.y,
+						 CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+						 &n, r) != CUDNN_STATUS_SUCCESS)
+		n = 0;
+	for (int i = 0; i < n; i++)
+		if (r[i].status == CUDNN_STATUS_SUCCESS && r[i].memory <= lim &&
+		    (!fp32_only() || r[i].mathType == CUDNN_FMA_MATH)) {
+			p.algo = r[i].algo;
+			p.work = r[i].memory;
+			CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, r[i].mathType));
+			p.ok = true;
+			break;
+		}
+	return p.ok ? &p : nullptr;
+}
+
+bool run_dnn(const tk_cuda_conv *c, void *out, const void *in, const void *res,
+	     int relu, int H, int W, cudaStream_t s)
+{
+	dnn_plan *p = dnn_get(c, H, W, s);
+	if (!p)
+		return false;
+	int oh = conv2d_out_size(H, c->K, c->stride, c->pad);
+	int ow = conv2d_out_size(W, c->K, c->stride, c->pad);
+	size_t n = (size_t)oh * ow * c->OC, es = c->bf ? 2 : 4;
+	if (res && res != out)
+		CUDA_CHECK(cudaMemcpyAsync(out, res, n * es, cudaMemcpyDeviceToDevice, s));
+	float one = 1.0f, beta = res ? 1.0f : 0.0f;
+	void *ws = p->work ? tk::workspace(p->work) : nullptr;
+	cudnnStatus_t st = cudnnConvolutionForward(tk::dnn(s), &one, p->x, in, p->w,
+						   c->w, p->conv, p->algo, ws,
+						   p->work, &beta, p->y, out);
+	if (st == CUDNN_STATUS_NOT_SUPPORTED || st == CUDNN_STATUS_BAD_PARAM) {
+		p->ok = false; // remembered; the direct kernel overwrites out
+		return false;
+	}
+	CUDNN_CHECK(st);
+	if (c->bf)
+		bias_relu<bf16><<<grid(n), 256, 0, s>>>((bf16 *)out, c->bias, relu,
+							 c->OC, n);
+	else
+		bias_relu<float><<<grid(n), 256, 0, s>>>((float *)out, c->bias, relu,
+							  c->OC, n);
+	LAUNCH_CHECK();
+	return true;
+}
+
+template <typename T, typename O>
+void run_direct(const tk_cuda_conv *c, O *out, const T *in, const O *res,
+		int relu, int H, int W, cudaStream_t s)
+{
+	int oh = conv2d_out_size(H, c->K, c->stride, c->pad);
+	int ow = conv2d_out_size(W, c->K, c->stride, c->pad);
+	size_t n = (size_t)oh * ow * c->OC;
+	conv_direct<T, O><<<grid(n), 256, 0, s>>>(out, in, (const T *)c->w, c->bias,
+						  res, relu, c->ld, H, W, c->OC,
+						  c->K, c->stride, c->pad, ow, n);
+	LAUNCH_CHECK();
+}
+
+} // namespace
+
+// TK_CONV_PATH=dnn|direct (or tk_cuda_set_conv_path): no GEMMs, or the
+// direct kernel only; for tests and benchmarks.
+static int conv_path = -1;
+
+extern "C" {
+
+void tk_cuda_set_conv_path(int path)
+{
+	conv_path = path;
+}
+
+size_t tk_cuda_act_size(void)
+{
+	return tk_cuda_precision() == TK_BF16 ? 2 : 4;
+}
+
+struct tk_cuda_conv *conv2d_nhwc_create_cuda(const float *weight,
+					     const float *bias, int C, int ld,
+					     int OC, int K, int stride, int pad)
+{
+	tk_cuda_conv *c = (tk_cuda_conv *)calloc(1, sizeof *c);
+	if (!c)
+		tk_die(3, "out of memory");
+	c->C = C, c->ld = ld, c->OC = OC, c->K = K, c->stride = stride, c->pad = pad;
+	c->bf = tk_cuda_precision() == TK_BF16;
+	c->gemm_shape = K == 1 && stride == 1 && pad == 0;
+	c->aligned = ld % 8 == 0 && OC % 8 == 0;
+	// [OC, C, K, K] to [OC, K, K, ld], the padding channels zero.
+	size_t n = (size_t)OC * K * K * ld;
+	std::vector<float> h(n, 0.0f);
+	for (int o = 0; o < OC; o++)
+		for (int i = 0; i < C; i++)
+			for (int y = 0; y < K; y++)
+				for (int x = 0; x < K; x++)
+					h[(((size_t)o * K + y) * K + x) * ld + i] =
+					    weight[(((size_t)o * C + i) * K + y) * K + x];
+	std::vector<float> hb(OC, 0.0f);
+	if (bias)
+		memcpy(hb.data(), bias, OC * sizeof(float));
+	float *wf = (float *)tk_cuda_malloc(n * sizeof(float));
+	c->bias = (float *)tk_cuda_malloc(OC * sizeof(float));
+	CUDA_CHECK(cudaMemcpy(wf, h.data(), n * sizeof(float), cudaMemcpyHostToDevice));
+	CUDA_CHECK(cudaMemcpy(c->bias, hb.data(), OC * sizeof(float),
+			      cudaMemcpyHostToDevice));
+	if (c->bf) {
+		c->w = tk_cuda_malloc(n * sizeof(bf16));
+		c->bias_act = tk_cuda_malloc(OC * sizeof(bf16));
+		convert<bf16><<<grid(n), 256>>>((bf16 *)c->w, wf, n);
+		LAUNCH_CHECK();
+		convert<bf16><<<grid(OC), 256>>>((bf16 *)c->bias_act, c->bias, OC);
+		LAUNCH_CHECK();
+		CUDA_CHECK(cudaDeviceSynchronize());
+		tk_cuda_free(wf);
+	} else {
+		c->w = wf;
+		c->bias_act = c->bias;
+	}
+	// The copies from pageable memory and the conversions are done
+	// before any stream uses the weights.
+	CUDA_CHECK(cudaDeviceSynchronize());
+	return c;
+}
+
+void conv2d_nhwc_free_cuda(struct tk_cuda_conv *c)
+{
+	if (!c)
+		return;
+	if (c->bf) {
+		tk_cuda_free(c->bias_act);
+	}
+	tk_cuda_free(c->w);
+	tk_cuda_free(c->bias);
+	free(c);
+}
+
+void conv2d_nhwc_forward_cuda(const struct tk_cuda_conv *c, void *out,
+			      int out_f32, const void *in, const void *residual,
+			      int relu, int H, int W, tk_stream s)
+{
+	int oh = conv2d_out_size(H, c->K, c->stride, c->pad);
+	int ow = conv2d_out_size(W, c->K, c->stride, c->pad);
+	if (oh <= 0 || ow <= 0)
+		return;
+	bool f32 = out_f32 || !c->bf;
+	if (conv_path < 0) {
+		const char *e = getenv("TK_CONV_PATH");
+		conv_path = !e ? 0 : !strcmp(e, "dnn") ? 2 : !strcmp(e, "direct") ? 3 : 0;
+	}
+	int force = conv_path;
+	if (c->aligned && c->gemm_shape && force < 2 &&
+	    run_lt(c, out, f32, in, residual, relu, (long)H * W, s))
+		return;
+	if (c->aligned && (!out_f32 || !c->bf) && force < 3 &&
+	    run_dnn(c, out, in, residual, relu, H, W, s))
+		return;
+	if (!c->bf)
+		run_direct<float, float>(c, (float *)out, (const float *)in,
+					 (const float *)residual, relu, H, W, s);
+	else if (out_f32)
+		run_direct<bf16, float>(c, (float *)out, (const bf16 *)in,
+					(const float *)residual, relu, H, W, s);
+	else
+		run_direct<bf16, bf16>(c, (bf16 *)out, (const bf16 *)in,
+				       (const bf16 *)residual, relu, H, W, s);
+}
+
+void nchw_to_nhwc_forward_cuda(void *out, const float *in, int C, int ld, int H,
+			       int W, tk_stream s)
+{
+	size_t hw = (size_t)H * W;
+	if (!hw)
+		return;
+	if (tk_cuda_precision() == TK_BF16)
+		nchw_to_nhwc<bf16><<<grid(hw * ld), 256, 0, s>>>((bf16 *)out, in, C, ld, hw);
+	else
+		nchw_to_nhwc<float><<<grid(hw * ld), 256, 0, s>>>((float *)out, in, C, ld,
+								   hw);
+	LAUNCH_CHECK();
+}
+
+void maxpool2d_nhwc_forward_cuda(void *out, const void *in, int C, int H, int W,
+				 int K, int stride, int pad, tk_stream s)
+{
+	int oh = (H + 2 * pad - K) / stride + 1, ow = (W + 2 * pad - K) / stride + 1;
+	size_t n = (size_t)oh * ow * C;
+	if (!n)
+		return;
+	if (tk_cuda_precision() == TK_BF16)
+		maxpool_nhwc<bf16><<<grid(n), 256, 0, s>>>((bf16 *)out, (const bf16 *)in,
+							    C, H, W, oh, ow, K, stride,
+							    pad, n);
+	else
+		maxpool_nhwc<float><<<grid(n), 256, 0, s>>>((float *)out,
+							     (const float *)in, C, H, W,
+							     oh, ow, K, stride, pad, n);
+	LAUNCH_CHECK();
+}
+
+long tk_cuda_first_nonfinite(const void *x, size_t n, int act, tk_stream s)
+{
+	if (!n)
+		return -1;
+	unsigned long long *d = (unsigned long long *)tk::workspace(sizeof *d);
+	unsigned long long h = ~0ull;
+	CUDA_CHECK(cudaMemcpyAsync(d, &h, sizeof h, cudaMemcpyHostToDevice, s));
+	if (act && tk_cuda_precision() == TK_BF16)
+		first_nonfinite<bf16><<<grid(n), 256, 0, s>>>((const bf16 *)x, n, d);
+	else
+		first_nonfinite<float><<<grid(n), 256, 0, s>>>((const float *)x, n, d);
+	LAUNCH_CHECK();
+	CUDA_CHECK(cudaMemcpyAsync(&h, d, sizeof h, cudaMemcpyDeviceToHost, s));
+	CUDA_CHECK(cudaStreamSynchronize(s));
+	return h == ~0ull ? -1 : (long)h;
+}
+
+} // extern "C"

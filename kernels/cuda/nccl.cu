@@ -1,0 +1,162 @@
+// nccl.cu - NCCL for data-parallel training: the communicator, the
+// all-reduces, and the gradient buckets reduced while the backward runs.
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include <nccl.h>
+
+#include "kernels/cuda/common.cuh"
+
+#define NCCL_CHECK(call)                                                      \
+	do {                                                                  \
+		ncclResult_t e_ = (call);                                     \
+		if (e_ != ncclSuccess) {                                      \
+			char why_[512];                                       \
+			snprintf(why_, sizeof why_, "%s (%s)",                \
+				 ncclGetErrorString(e_),                      \
+				 ncclGetLastError(nullptr));                  \
+			tk_cuda_fail("NCCL", #call, why_, __FILE__, __LINE__); \
+		}                                                             \
+	} while (0)
+
+static_assert(sizeof(ncclUniqueId) == TK_NCCL_ID_BYTES, "NCCL id size");
+
+namespace {
+ncclComm_t comm = nullptr;
+int nworld = 1;
+} // namespace
+
+extern "C" {
+
+void tk_nccl_unique_id(void *id)
+{
+	ncclUniqueId u;
+	NCCL_CHECK(ncclGetUniqueId(&u));
+	memcpy(id, &u, sizeof u);
+}
+
+void tk_nccl_init(const void *id, int world, int rank)
+{
+	if (tk_cuda_current() < 0)
+		tk_cuda_init(0);
+	ncclUniqueId u;
+	memcpy(&u, id, sizeof u);
+	NCCL_CHECK(ncclCommInitRank(&comm, world, u, rank));
+	nworld = world;
+}
+
+void tk_nccl_destroy(void)
+{
+	if (comm)
+		NCCL_CHECK(ncclCommDestroy(comm));
+	comm = nullptr;
+	nworld = 1;
+}
+
+int tk_nccl_world(void)
+{
+	return nworld;
+}
+
+void tk_nccl_allreduce(float *buf, size_t n, tk_stream s)
+{
+	if (comm && n)
+		NCCL_CHECK(ncclAllReduce(buf, buf, n, ncclFloat32, ncclSum, comm, s));
+}
+
+void tk_nccl_allreduce_f64(double *buf, size_t n, tk_stream s)
+{
+	if (comm && n)
+		NCCL_CHECK(ncclAllReduce(buf, buf, n, ncclFloat64, ncclSum, comm, s));
+}
+
+void tk_nccl_broadcast(float *buf, size_t n, int root, tk_stream s)
+{
+	if (comm && n)
+		NCCL_CHECK(ncclBroadcast(buf, buf, n, ncclFloat32, root, comm, s));
+}
+
+} // extern "C"
+
+struct tk_ddp {
+	float *grads;
+	size_t n, bucket; // floats
+	std::vector<size_t> ready; // final floats per bucket
+	std::vector<char> sent;
+	cudaStream_t comm_stream;
+	cudaEvent_t ev;
+};
+
+namespace {
+
+void launch(tk_ddp *d, size_t b, cudaStream_t compute)
+{
+	size_t off = b * d->bucket;
+	size_t len = off + d->bucket < d->n ? d->bucket : d->n - off;
+	// The comm stream starts once the compute stream has produced this
+	// bucket's gradients.
+	CUDA_CHECK(cudaEventRecord(d->ev, compute));
+	CUDA_CHECK(cudaStreamWaitEvent(d->comm_stream, d->ev, 0));
+	tk_nccl_allreduce(d->grads + off, len, d->comm_stream);
+	d->sent[b] = 1;
+}
+
+} // namespace
+
+extern "C" {
+
+struct tk_ddp *tk_ddp_create(float *grads, size_t n, size_t bucket_bytes)
+{
+	tk_ddp *d = new tk_ddp;
+	d->grads = grads;
+	d->n = n;
+	d->bucket = bucket_bytes / sizeof(float);
+	if (d->bucket == 0)
+		d->bucket = n ? n : 1;
+	size_t nb = n ? (n + d->bucket - 1) / d->bucket : 0;
+	d->ready.assign(nb, 0);
+	d->sent.assign(nb, 0);
+	CUDA_CHECK(cudaStreamCreateWithFlags(&d->comm_stream, cudaStreamNonBlocking));
+	CUDA_CHECK(cudaEventCreateWithFlags(&d->ev, cudaEventDisableTiming));
+	return d;
+}
+
+void tk_ddp_ready(struct tk_ddp *d, size_t off, size_t n, tk_stream compute)
+{
+	if (!comm)
+		return;
+	while (n) {
+		size_t b = off / d->bucket;
+		size_t end = (b + 1) * d->bucket < d->n ? (b + 1) * d->bucket : d->n;
+		size_t take = end - off < n ? end - off : n;
+		d->ready[b] += take;
+		if (d->ready[b] == end - b * d->bucket && !d->sent[b])
+			launch(d, b, compute);
+		off += take, n -= take;
+	}
+}
+
+void tk_ddp_finish(struct tk_ddp *d, tk_stream compute)
+{
+	if (comm) {
+		for (size_t b = 0; b < d->sent.size(); b++)
+			if (!d->sent[b])
+				launch(d, b, compute);
+		CUDA_CHECK(cudaEventRecord(d->ev, d->comm_stream));
+		CUDA_CHECK(cudaStreamWaitEvent(compute, d->ev, 0));
+	}
+	std::fill(d->ready.begin(), d->ready.end(), 0);
+	std::fill(d->sent.begin(), d->sent.end(), 0);
+}
+
+void tk_ddp_free(struct tk_ddp *d)
+{
+	if (!d)
+		return;
+	CUDA_CHECK(cudaEventDestroy(d->ev));
+	CUDA_CHECK(cudaStreamDestroy(d->comm_stream));
+	delete d;
+}
+
+} // extern "C"

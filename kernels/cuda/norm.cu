@@ -1,0 +1,408 @@
+// norm.cu - batch norm (evaluation; training over [B, C, S] in halves
+// for SyncBatchNorm), layer norm and L2 normalisation (norm.h), with their
+// gradients.  Statistics in float two-pass or double sums.
+#include "kernels/cuda/common.cuh"
+
+namespace {
+
+const int CT = 32, RT = 16; // column reductions: 32 columns x 16 rows
+
+__global__ void bn_eval(float *out, const float *in, const float *gamma,
+			const float *beta, const float *mean, const float *var,
+			float eps, int C, size_t S, size_t n)
+{
+	FOR_N(i, n)
+	{
+		int c = (i / S) % C;
+		float a = gamma[c] / sqrtf(var[c] + eps);
+		float b = beta[c] - mean[c] * a;
+		out[i] = in[i] * a + b;
+	}
+}
+
+
+
+// Column sums of dout and of dout * xhat, xhat = (in - mean) * rstd with
+// per-column (bn1d) or per-row (layer norm: row_stats) statistics.
+__global__ void col_dsums(float *sdy, float *sdyx, const float *dout,
+			  const float *in, const float *mean, const float *rstd,
+			  int row_stats, int N, int C)
+{
+	__shared__ float s1[RT][CT + 1], s2[RT][CT + 1];
+	int c = blockIdx.x * CT + threadIdx.x;
+	float a = 0, b = 0;
+	if (c < C)
+		for (int r = threadIdx.y; r < N; r += RT) {
+			size_t i = (size_t)r * C + c;
+			int k = row_stats ? r : c;
+			float xh = (in[i] - mean[k]) * rstd[k];
+			a += dout[i];
+			b += dout[i] * xh;
+		}
+	s1[threadIdx.y][threadIdx.x] = a;
+	s2[threadIdx.y][threadIdx.x] = b;
+	__syncthreads();
+	if (threadIdx.y == 0 && c < C) {
+		for (int k = 1; k < RT; k++) {
+			a += s1[k][threadIdx.x];
+			b += s2[k][threadIdx.x];
+		}
+		sdy[c] += a;
+		sdyx[c] += b;
+	}
+}
+
+
+// One block per row: two-pass mean and variance.
+__global__ void ln_fwd(float *out, float *mean, float *rstd, const float *in,
+		       const float *w, const float *b, float eps, int C)
+{
+	__shared__ float buf[32];
+	const float *x = in + (size_t)blockIdx.x * C;
+	float *y = out + (size_t)blockIdx.x * C;
+	float s = 0;
+	for (int i = threadIdx.x; i < C; i += blockDim.x)
+		s += x[i];
+	float m = block_sum(s, buf) / C;
+	float v = 0;
+	for (int i = threadIdx.x; i < C; i += blockDim.x)
+		v += (x[i] - m) * (x[i] - m);
+	v = block_sum(v, buf) / C;
+	float rs = rsqrtf(v + eps);
+	for (int i = threadIdx.x; i < C; i += blockDim.x)
+		y[i] = (x[i] - m) * rs * w[i] + b[i];
+	if (threadIdx.x == 0) {
+		if (mean)
+			mean[blockIdx.x] = m;
+		if (rstd)
+			rstd[blockIdx.x] = rs;
+	}
+}
+
+// din += rstd (g - mean(g) - xhat mean(g xhat)), g = dout * w.
+__global__ void ln_bwd(float *din, const float *dout, const float *in,
+		       const float *w, const float *mean, const float *rstd,
+		       int C)
+{
+	__shared__ float buf[32];
+	size_t r0 = (size_t)blockIdx.x * C;
+	float m = mean[blockIdx.x], rs = rstd[blockIdx.x];
+	float a = 0, b = 0;
+	for (int i = threadIdx.x; i < C; i += blockDim.x) {
+		float g = dout[r0 + i] * w[i];
+		a += g;
+		b += g * (in[r0 + i] - m) * rs;
+	}
+	a = block_sum(a, buf) / C;
+	b = block_sum(b, buf) / C;
+	for (int i = threadIdx.x; i < C; i += blockDim.x) {
+		float g = dout[r0 + i] * w[i];
+		float xh = (in[r0 + i] - m) * rs;
+		din[r0 + i] += rs * (g - a - xh * b);
+	}
+}
+
+__global__ void l2_fwd(float *out, const float *in, float eps, int C)
+{
+	__shared__ double buf[32];
+	size_t r0 = (size_t)blockIdx.x * C;
+	double s = 0;
+	for (int i = threadIdx.x; i < C; i += blockDim.x)
+		s += (double)in[r0 + i] * in[r0 + i];
+	float n = (float)sqrt(block_sum(s, buf));
+	n = n < eps ? eps : n;
+	for (int i = threadIdx.x; i < C; i += blockDim.x)
+		out[r0 + i] = in[r0 + i] / n;
+}
+
+// y = x / max(|x|, eps): din += (dy - y (dy . y)) / |x| above eps, dy /
+// eps below (the norm is then a constant).
+__global__ void l2_bwd(float *din, const float *dout, const float *in,
+		       float eps, int C)
+{
+	__shared__ double buf[32];
+	size_t r0 = (size_t)blockIdx.x * C;
+	double s = 0, d = 0;
+	for (int i = threadIdx.x; i < C; i += blockDim.x) {
+		s += (double)in[r0 + i] * in[r0 + i];
+		d += (double)in[r0 + i] * dout[r0 + i];
+	}
+	s = block_sum(s, buf);
+	d = block_sum(d, buf);
+	double n = sqrt(s);
+	for (int i = threadIdx.x; i < C; i += blockDim.x) {
+		if (n > eps)
+			din[r0 + i] += (float)((dout[r0 + i] - in[r0 + i] * d / s) / n);
+		else
+			din[r0 + i] += dout[r0 + i] / eps;
+	}
+}
+
+// ---- BatchNorm2d, NCS: block (c, chunk) sums a chunk of the B*S
+// values of channel c ----
+
+const int BN_CHUNK = 16384;
+
+__global__ void bn_stats(double *sums, const float *in, int B, int C,
+			   int S)
+{
+	__shared__ double buf[32];
+	int c = blockIdx.x;
+	size_t total = (size_t)B * S;
+	size_t j0 = (size_t)blockIdx.y * BN_CHUNK;
+	size_t j1 = j0 + BN_CHUNK < total ? j0 + BN_CHUNK : total;
+	double a = 0, b = 0;
+	for (size_t j = j0 + threadIdx.x; j < j1; j += blockDim.x) {
+		size_t bi = j / S, p = j % S;
+		double x = in[(bi * C + c) * S + p];
+		a += x;
+		b += x * x;
+	}
+	a = block_sum(a, buf);
+	b = block_sum(b, buf);
+	if (threadIdx.x == 0) {
+		atomicAdd(&sums[c], a);
+		atomicAdd(&sums[C + c], b);
+	}
+}
+
+__global__ void bn_finish(float *mean, float *rstd, float *rmean,
+			    float *rvar, const double *sums, double count,
+			    double momentum, float eps, int C)
+{
+	int c = blockIdx.x * blockDim.x + threadIdx.x;
+	if (c >= C)
+		return;
+	double m = sums[c] / count, v = sums[C + c] / count - m * m;
+	v = v < 0 ? 0 : v;
+	mean[c] = (float)m;
+	rstd[c] = (float)(1.0 / sqrt(v + eps));
+	double unb = count > 1 ? v * count / (count - 1) : NAN;
+	if (rmean)
+		rmean[c] = (float)((1.0 - momentum) * rmean[c] + momentum * m);
+	if (rvar)
+		rvar[c] = (float)((1.0 - momentum) * rvar[c] + momentum * unb);
+}
+
+__global__ void bn_norm(float *out, const float *in, const float *mean,
+			  const float *rstd, const float *gamma,
+			  const float *beta, int C, size_t S, size_t n)
+{
+	FOR_N(i, n)
+	{
+		int c = (i / S) % C;
+		out[i] = (in[i] - mean[c]) * rstd[c] * gamma[c] + beta[c];
+	}
+}
+
+__global__ void bn_dsums(double *sums, const float *dout, const float *in,
+			   const float *mean, const float *rstd, int B, int C,
+			   int S)
+{
+	__shared__ double buf[32];
+	int c = blockIdx.x;
+	size_t total = (size_t)B * S;
+	size_t j0 = (size_t)blockIdx.y * BN_CHUNK;
+	size_t j1 = j0 + BN_CHUNK < total ? j0 + BN_CHUNK : total;
+	float m = mean[c], rs = rstd[c];
+	double a = 0, b = 0;
+	for (size_t j = j0 + threadIdx.x; j < j1; j += blockDim.x) {
+		size_t bi = j / S, p = j % S;
+		size_t i = (bi * C + c) * S + p;
+		a += dout[i];
+		b += (double)dout[i] * ((in[i] - m) * rs);
+	}
+	a = block_sum(a, buf);
+	b = block_sum(b, buf);
+	if (threadIdx.x == 0) {
+		atomicAdd(&sums[c], a);
+		atomicAdd(&sums[C + c], b);
+	}
+}
+
+__global__ void bn_dparams(float *dgamma, float *dbeta, const double *sums,
+			     int C)
+{
+	int c = blockIdx.x * blockDim.x + threadIdx.x;
+	if (c >= C)
+		return;
+	dbeta[c] += (float)sums[c];
+	dgamma[c] += (float)sums[C + c];
+}
+
+__global__ void bn_bwd(float *din, const float *dout, const float *in,
+			 const float *mean, const float *rstd,
+			 const float *gamma, const double *sums, double count,
+			 int C, size_t S, size_t n)
+{
+	FOR_N(i, n)
+	{
+		int c = (i / S) % C;
+		float xh = (in[i] - mean[c]) * rstd[c];
+		float mdy = (float)(sums[c] / count);
+		float mdyx = (float)(sums[C + c] / count);
+		din[i] += gamma[c] * rstd[c] * (dout[i] - mdy - xh * mdyx);
+	}
+}
+
+unsigned row_threads(int C)
+{
+	unsigned t = 32;
+	while (t < 512 && (int)t < C)
+		t *= 2;
+	return t;
+}
+
+} // namespace
+
+extern "C" {
+
+void batchnorm1d_forward_cuda(float *out, const float *in, const float *gamma,
+			      const float *beta, const float *mean,
+			      const float *var, float eps, int N, int C,
+			      tk_stream s)
+{
+	batchnorm_eval_forward_cuda(out, in, gamma, beta, mean, var, eps, N, C, 1,
+				    s);
+}
+
+void batchnorm_eval_forward_cuda(float *out, const float *in,
+				 const float *gamma, const float *beta,
+				 const float *mean, const float *var, float eps,
+				 int B, int C, int S, tk_stream s)
+{
+	size_t n = (size_t)B * C * S;
+	if (!n)
+		return;
+	bn_eval<<<tk::blocks(n, 256), 256, 0, s>>>(out, in, gamma, beta, mean,
+						   var, eps, C, (size_t)S, n);
+	LAUNCH_CHECK();
+}
+
+void batchnorm_train_forward_cuda(float *out, float *bmean, float *brstd,
+				  float *running_mean, float *running_var,
+				  const float *in, const float *gamma,
+				  const float *beta, float eps, double momentum,
+				  int B, int C, int S, tk_stream s)
+{
+	double *sums = (double *)tk::workspace(2 * (size_t)C * sizeof(double));
+	batchnorm_stats_cuda(sums, in, B, C, S, s);
+	batchnorm_apply_cuda(out, bmean, brstd, running_mean, running_var, in,
+			     sums, gamma, beta, (double)B * S, momentum, eps, B, C,
+			     S, s);
+}
+
+void batchnorm_backward_cuda(float *din, float *dgamma, float *dbeta,
+			     const float *dout, const float *in,
+			     const float *bmean, const float *brstd,
+			     const float *gamma, int B, int C, int S, tk_stream s)
+{
+	double *sums = (double *)tk::workspace(2 * (size_t)C * sizeof(double));
+	batchnorm_backward_reduce_cuda(sums, dgamma, dbeta, dout, in, bmean, brstd,
+				       B, C, S, s);
+	if (din)
+		batchnorm_backward_apply_cuda(din, dout, in, bmean, brstd, gamma,
+					      sums, (double)B * S, B, C, S, s);
+}
+
+void layernorm_forward_cuda(float *out, float *mean, float *rstd,
+			    const float *in, const float *weight,
+			    const float *bias, float eps, int N, int C,
+			    tk_stream s)
+{
+	if (N <= 0)
+		return;
+	ln_fwd<<<N, row_threads(C), 0, s>>>(out, mean, rstd, in, weight, bias,
+					    eps, C);
+	LAUNCH_CHECK();
+}
+
+void layernorm_backward_cuda(float *din, float *dweight, float *dbias,
+			     const float *dout, const float *in,
+			     const float *weight, const float *mean,
+			     const float *rstd, int N, int C, tk_stream s)
+{
+	if (N <= 0)
+		return;
+	if (din) {
+		ln_bwd<<<N, row_threads(C), 0, s>>>(din, dout, in, weight, mean,
+						    rstd, C);
+		LAUNCH_CHECK();
+	}
+	col_dsums<<<(C + CT - 1) / CT, dim3(CT, RT), 0, s>>>(
+	    dbias, dweight, dout, in, mean, rstd, 1, N, C);
+	LAUNCH_CHECK();
+}
+
+void l2norm_forward_cuda(float *out, const float *in, float eps, int N, int C,
+			 tk_stream s)
+{
+	if (N <= 0)
+		return;
+	l2_fwd<<<N, row_threads(C), 0, s>>>(out, in, eps, C);
+	LAUNCH_CHECK();
+}
+
+void l2norm_backward_cuda(float *din, const float *dout, const float *in,
+			  float eps, int N, int C, tk_stream s)
+{
+	if (N <= 0)
+		return;
+	l2_bwd<<<N, row_threads(C), 0, s>>>(din, dout, in, eps, C);
+	LAUNCH_CHECK();
+}
+
+void batchnorm_stats_cuda(double *sums, const float *in, int B, int C,
+			    int S, tk_stream s)
+{
+	CUDA_CHECK(cudaMemsetAsync(sums, 0, 2 * C * sizeof(double), s));
+	size_t total = (size_t)B * S;
+	dim3 grid(C, (unsigned)((total + BN_CHUNK - 1) / BN_CHUNK));
+	bn_stats<<<grid, 256, 0, s>>>(sums, in, B, C, S);
+	LAUNCH_CHECK();
+}
+
+void batchnorm_apply_cuda(float *out, float *mean, float *rstd,
+			    float *running_mean, float *running_var,
+			    const float *in, const double *sums,
+			    const float *gamma, const float *beta, double count,
+			    double momentum, float eps, int B, int C, int S,
+			    tk_stream s)
+{
+	bn_finish<<<(C + 255) / 256, 256, 0, s>>>(
+	    mean, rstd, running_mean, running_var, sums, count, momentum, eps, C);
+	LAUNCH_CHECK();
+	size_t n = (size_t)B * C * S;
+	bn_norm<<<tk::blocks(n, 256), 256, 0, s>>>(out, in, mean, rstd, gamma,
+						     beta, C, S, n);
+	LAUNCH_CHECK();
+}
+
+void batchnorm_backward_reduce_cuda(double *sums, float *dgamma,
+				      float *dbeta, const float *dout,
+				      const float *in, const float *mean,
+				      const float *rstd, int B, int C, int S,
+				      tk_stream s)
+{
+	CUDA_CHECK(cudaMemsetAsync(sums, 0, 2 * C * sizeof(double), s));
+	size_t total = (size_t)B * S;
+	dim3 grid(C, (unsigned)((total + BN_CHUNK - 1) / BN_CHUNK));
+	bn_dsums<<<grid, 256, 0, s>>>(sums, dout, in, mean, rstd, B, C, S);
+	LAUNCH_CHECK();
+	bn_dparams<<<(C + 255) / 256, 256, 0, s>>>(dgamma, dbeta, sums, C);
+	LAUNCH_CHECK();
+}
+
+void batchnorm_backward_apply_cuda(float *din, const float *dout,
+				     const float *in, const float *mean,
+				     const float *rstd, const float *gamma,
+				     const double *sums, double count, int B,
+				     int C, int S, tk_stream s)
+{
+	size_t n = (size_t)B * C * S;
+	bn_bwd<<<tk::blocks(n, 256), 256, 0, s>>>(din, dout, in, mean, rstd,
+						    gamma, sums, count, C, S, n);
+	LAUNCH_CHECK();
+}
+
+} // extern "C"

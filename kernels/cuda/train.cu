@@ -1,0 +1,294 @@
+// train.cu - the training-only ops (dropout.h, loss.h, optim.h) with the
+// CPU's float operations: dropout and drop-path from the same hashed keep
+// flags, ArcFace's margin, softmax cross-entropy, the SGD step.
+#include <cmath>
+
+#include "kernels/cuda/common.cuh"
+#include "kernels/dropout.h"
+
+namespace {
+
+__global__ void dropout_fwd(float *out, uint8_t *mask, const float *in, float p,
+			    float scale, uint64_t seed, size_t n)
+{
+	FOR_N(i, n)
+	{
+		uint8_t k = (uint8_t)dropout_keep(seed, i, p);
+		mask[i] = k;
+		out[i] = k ? in[i] * scale : 0.0f;
+	}
+}
+
+__global__ void dropout_bwd(float *din, const float *dout, const uint8_t *mask,
+			    float scale, size_t n)
+{
+	FOR_N(i, n) din[i] += mask[i] ? dout[i] * scale : 0.0f;
+}
+
+__global__ void droppath_flags(uint8_t *mask, float p, uint64_t seed, int B)
+{
+	int b = blockIdx.x * blockDim.x + threadIdx.x;
+	if (b < B)
+		mask[b] = (uint8_t)dropout_keep(seed, (uint64_t)b, p);
+}
+
+__global__ void droppath_fwd(float *out, const uint8_t *mask, const float *in,
+			     float keep, size_t per, size_t n)
+{
+	FOR_N(i, n) out[i] = mask[i / per] ? __fdiv_rn(in[i], keep) : 0.0f;
+}
+
+__global__ void droppath_bwd(float *din, const float *dout, const uint8_t *mask,
+			     float keep, size_t per, size_t n)
+{
+	FOR_N(i, n)
+	{
+		if (mask[i / per])
+			din[i] += __fdiv_rn(dout[i], keep);
+	}
+}
+
+struct arc {
+	float s, m, eps, threshold;
+};
+
+__device__ float arc_angle(float c, arc a, bool is_label, bool *margin)
+{
+	float lo = -1.0f + a.eps, hi = 1.0f - a.eps;
+	float cc = c < lo ? lo : c > hi ? hi : c;
+	float theta = acosf(cc);
+	*margin = is_label && !(theta > a.threshold);
+	return theta;
+}
+
+__global__ void arcface_fwd(float *logits, const float *cos,
+			    const int32_t *label, arc a, int K, size_t n)
+{
+	FOR_N(i, n)
+	{
+		bool mg;
+		float th = arc_angle(cos[i], a, (int)(i % K) == label[i / K], &mg);
+		logits[i] = cosf(mg ? th + a.m : th) * a.s;
+	}
+}
+
+__global__ void arcface_bwd(float *dcos, const float *dlogits, const float *cos,
+			    const int32_t *label, arc a, int K, size_t n)
+{
+	float lo = -1.0f + a.eps, hi = 1.0f - a.eps;
+	FOR_N(i, n)
+	{
+		float c = cos[i];
+		if (!(c >= lo && c <= hi))
+			continue;
+		bool mg;
+		float th = arc_angle(c, a, (int)(i % K) == label[i / K], &mg);
+		float phi = mg ? th + a.m : th;
+		float dphi = -(dlogits[i] * a.s) * sinf(phi);
+		// No fused multiply-add: 1 - c^2 cancels near the clamp, where the
+		// CPU's separately rounded square decides the value.
+		dcos[i] += dphi * -(1.0f / sqrtf(1.0f - __fmul_rn(c, c)));
+	}
+}
+
+// One block per row: max, sum of exponentials in double, probabilities.
+__global__ void ce_fwd(float *loss, float *prob, const float *logits,
+		       const int32_t *label, int K)
+{
+	__shared__ float fbuf[32];
+	__shared__ double dbuf[32];
+	size_t r0 = (size_t)blockIdx.x * K;
+	float mx = -INFINITY;
+	for (int j = threadIdx.x; j < K; j += blockDim.x)
+		mx = logits[r0 + j] > mx ? logits[r0 + j] : mx;
+	mx = block_max(mx, fbuf, -INFINITY);
+	double sum = 0;
+	for (int j = threadIdx.x; j < K; j += blockDim.x) {
+		float e = expf(logits[r0 + j] - mx);
+		prob[r0 + j] = e;
+		sum += e;
+	}
+	sum = block_sum(sum, dbuf);
+	float inv = (float)(1.0 / sum);
+	for (int j = threadIdx.x; j < K; j += blockDim.x)
+		prob[r0 + j] *= inv;
+	if (threadIdx.x == 0)
+		loss[blockIdx.x] = (float)(log(sum) -
+					   (double)(logits[r0 + label[blockIdx.x]] - mx));
+}
+
+__global__ void ce_bwd(float *dlogits, const float *prob, const int32_t *label,
+		       float scale, int K, size_t n)
+{
+	FOR_N(i, n)
+	{
+		float one = (int)(i % K) == label[i / K] ? 1.0f : 0.0f;
+		dlogits[i] += scale * (prob[i] - one);
+	}
+}
+
+__global__ void sgd(float *param, float *buf, const float *grad, float lr,
+		    float momentum, float damp, float wd, int nesterov, size_t n)
+{
+	FOR_N(i, n)
+	{
+		float g = wd != 0.0f ? fmaf(param[i], wd, grad[i]) : grad[i];
+		if (momentum != 0.0f) {
+			float b = fmaf(g, damp, buf[i] * momentum);
+			buf[i] = b;
+			g = nesterov ? fmaf(b, momentum, g) : b;
+		}
+		param[i] = fmaf(g, -lr, param[i]);
+	}
+}
+
+__global__ void sumsq_k(double *out, const float *x, size_t n)
+{
+	__shared__ double buf[32];
+	double s = 0;
+	FOR_N(i, n) s += (double)x[i] * x[i];
+	s = block_sum(s, buf);
+	if (threadIdx.x == 0)
+		atomicAdd(out, s);
+}
+
+__global__ void scale_k(float *x, float a, size_t n)
+{
+	FOR_N(i, n) x[i] *= a;
+}
+
+unsigned row_threads(int K)
+{
+	unsigned t = 32;
+	while (t < 1024 && (int)t < K)
+		t *= 2;
+	return t;
+}
+
+} // namespace
+
+extern "C" {
+
+void dropout_forward_cuda(float *out, uint8_t *mask, const float *in, float p,
+			  uint64_t seed, size_t n, tk_stream s)
+{
+	if (!n)
+		return;
+	float scale = 1.0f / (float)(1.0 - (double)p);
+	dropout_fwd<<<tk::blocks(n, 256), 256, 0, s>>>(out, mask, in, p, scale,
+						       seed, n);
+	LAUNCH_CHECK();
+}
+
+void dropout_backward_cuda(float *din, const float *dout, const uint8_t *mask,
+			   float p, size_t n, tk_stream s)
+{
+	if (!n)
+		return;
+	float scale = 1.0f / (float)(1.0 - (double)p);
+	dropout_bwd<<<tk::blocks(n, 256), 256, 0, s>>>(din, dout, mask, scale, n);
+	LAUNCH_CHECK();
+}
+
+void droppath_forward_cuda(float *out, uint8_t *mask, const float *in, float p,
+			   uint64_t seed, int B, size_t per, tk_stream s)
+{
+	size_t n = (size_t)B * per;
+	if (!n)
+		return;
+	droppath_flags<<<(B + 255) / 256, 256, 0, s>>>(mask, p, seed, B);
+	LAUNCH_CHECK();
+	droppath_fwd<<<tk::blocks(n, 256), 256, 0, s>>>(
+	    out, mask, in, (float)(1.0 - (double)p), per, n);
+	LAUNCH_CHECK();
+}
+
+void droppath_backward_cuda(float *din, const float *dout, const uint8_t *mask,
+			    float p, int B, size_t per, tk_stream s)
+{
+	size_t n = (size_t)B * per;
+	if (!n)
+		return;
+	droppath_bwd<<<tk::blocks(n, 256), 256, 0, s>>>(
+	    din, dout, mask, (float)(1.0 - (double)p), per, n);
+	LAUNCH_CHECK();
+}
+
+void arcface_forward_cuda(float *logits, const float *cos, const int32_t *label,
+			  float sc, float m, float eps, int N, int K, tk_stream s)
+{
+	size_t n = (size_t)N * K;
+	if (!n)
+		return;
+	arc a = {sc, m, eps, (float)(M_PI - (double)m)};
+	arcface_fwd<<<tk::blocks(n, 256), 256, 0, s>>>(logits, cos, label, a, K, n);
+	LAUNCH_CHECK();
+}
+
+void arcface_backward_cuda(float *dcos, const float *dlogits, const float *cos,
+			   const int32_t *label, float sc, float m, float eps,
+			   int N, int K, tk_stream s)
+{
+	size_t n = (size_t)N * K;
+	if (!n)
+		return;
+	arc a = {sc, m, eps, (float)(M_PI - (double)m)};
+	arcface_bwd<<<tk::blocks(n, 256), 256, 0, s>>>(dcos, dlogits, cos, label,
+						       a, K, n);
+	LAUNCH_CHECK();
+}
+
+void cross_entropy_forward_cuda(float *loss, float *prob, const float *logits,
+				const int32_t *label, int N, int K, tk_stream s)
+{
+	if (N <= 0)
+		return;
+	ce_fwd<<<N, row_threads(K), 0, s>>>(loss, prob, logits, label, K);
+	LAUNCH_CHECK();
+}
+
+void cross_entropy_backward_cuda(float *dlogits, const float *prob,
+				 const int32_t *label, float scale, int N, int K,
+				 tk_stream s)
+{
+	size_t n = (size_t)N * K;
+	if (!n)
+		return;
+	ce_bwd<<<tk::blocks(n, 256), 256, 0, s>>>(dlogits, prob, label, scale, K, n);
+	LAUNCH_CHECK();
+}
+
+void sgd_update_cuda(float *param, float *buf, const float *grad, float lr,
+		     float momentum, float dampening, float wd, int nesterov,
+		     size_t n, tk_stream s)
+{
+	if (!n)
+		return;
+	sgd<<<tk::blocks(n, 256), 256, 0, s>>>(param, buf, grad, lr, momentum,
+					       1.0f - dampening, wd, nesterov, n);
+	LAUNCH_CHECK();
+}
+
+double sumsq_cuda(const float *x, size_t n, tk_stream s)
+{
+	double *d = (double *)tk::workspace(sizeof(double)), h = 0;
+	CUDA_CHECK(cudaMemsetAsync(d, 0, sizeof *d, s));
+	if (n) {
+		unsigned b = tk::blocks(n, 256);
+		sumsq_k<<<b < 4096 ? b : 4096, 256, 0, s>>>(d, x, n);
+		LAUNCH_CHECK();
+	}
+	CUDA_CHECK(cudaMemcpyAsync(&h, d, sizeof h, cudaMemcpyDeviceToHost, s));
+	CUDA_CHECK(cudaStreamSynchronize(s));
+	return h;
+}
+
+void scale_inplace_cuda(float *x, float a, size_t n, tk_stream s)
+{
+	if (!n)
+		return;
+	scale_k<<<tk::blocks(n, 256), 256, 0, s>>>(x, a, n);
+	LAUNCH_CHECK();
+}
+
+} // extern "C"
