@@ -18,7 +18,8 @@
 # the epoch with the lowest validation top-1 error so far (OUT/best.json).
 # OUT/train.log has a JSON line per step and OUT/train.svg plots it.
 #
-# "make ... epoch-E" stops after epoch E.  Interrupted, make starts again
+# "make ... epoch-E" stops after epoch E; "make ... init" only makes
+# OUT/init.st.  Interrupted, make starts again
 # where it stopped: finished epochs are
 # files and are not redone; the epoch under way checkpoints into
 # OUT/epoch-E.part.st every SAVE_EVERY steps, and the next run resumes it,
@@ -51,8 +52,8 @@
 #                       NCCL); rank 0 validates and writes the checkpoints.
 #                       PORT=29500: the ranks' rendezvous on this machine.
 #                       Across machines, launch one pipeline per GPU with
-#                       the launcher's variables (see tk-train(1), "DATA
-#                       PARALLEL"): torchrun --no-python or srun set RANK,
+#                       the launcher's variables (see tk-train(1), "Data
+#                       parallel"): torchrun --no-python or srun set RANK,
 #                       WORLD_SIZE, LOCAL_RANK (SLURM_PROCID, ...) and each
 #                       pipeline shards the list by them
 #   OUT                 the run's folder (default train/ARCH-IMSIZE)
@@ -111,8 +112,9 @@ valstream = <($(list) --split val $(if $(VAL_IMAGES),| head -n $(VAL_IMAGES),) |
 	$(tk)tk-decode -q -j $(JOBS) | $(tk)tk-augment -q --val --size $(IMSIZE) -j $(JOBS))
 
 epochs := $(shell seq 1 $(EPOCHS))
-.PHONY: all $(addprefix epoch-,$(epochs))
+.PHONY: all init $(addprefix epoch-,$(epochs))
 all: $(o)/epoch-$(EPOCHS).st
+init: $(o)/init.st
 # make -f pipelines/train.mk ... epoch-3: the run up to epoch 3
 $(foreach e,$(epochs),$(eval epoch-$(e): $(o)/epoch-$(e).st))
 

@@ -25,9 +25,9 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 tests=()
 if [ $# -gt 0 ]; then
 	for t in "$@"; do
-		if [ -e "$t" ]; then tests+=("$t")
-		elif [ -e "$here/tools/$t.test" ]; then tests+=("$here/tools/$t.test")
+		if [ -e "$here/tools/$t.test" ]; then tests+=("$here/tools/$t.test")
 		elif [ -e "$TK_UNIT/$t" ]; then tests+=("$TK_UNIT/$t")
+		elif [ -f "$t" ]; then tests+=("$t")
 		else echo "no such test: $t" >&2; exit 1; fi
 	done
 else
