@@ -539,17 +539,8 @@ static void bn_apply_cpu(float *out, float *mean, float *rstd, float *rmean,
 			 const float *gamma, const float *beta, double count,
 			 double momentum, float eps, int B, int C, int S)
 {
-	for (int c = 0; c < C; c++) {
-		double m = sums[c] / count, v = sums[C + c] / count - m * m;
-		v = v < 0 ? 0 : v;
-		mean[c] = (float)m;
-		rstd[c] = (float)(1.0 / sqrt(v + eps));
-		double unb = count > 1 ? v * count / (count - 1) : NAN;
-		if (rmean)
-			rmean[c] = (float)((1.0 - momentum) * rmean[c] + momentum * m);
-		if (rvar)
-			rvar[c] = (float)((1.0 - momentum) * rvar[c] + momentum * unb);
-	}
+	for (int c = 0; c < C; c++)
+		bn_stats_from_sums(mean, rstd, rmean, rvar, sums, count, momentum, eps, C, c);
 	size_t cs = (size_t)C * S;
 	for (int b = 0; b < B; b++)
 		for (int c = 0; c < C; c++)

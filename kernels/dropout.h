@@ -9,11 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#ifdef __CUDACC__
-#define TK_HD __host__ __device__
-#else
-#define TK_HD
-#endif
+#include "kernels/hd.h"
 
 #ifdef __cplusplus
 extern "C" {

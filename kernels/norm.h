@@ -4,9 +4,36 @@
 #ifndef TK_KERNELS_NORM_H
 #define TK_KERNELS_NORM_H
 
+#include <math.h>
+
+#include "kernels/hd.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Batch norm's statistics of channel c from sums over count values (all
+ * ranks' under SyncBatchNorm): sums[c] of x, sums[C + c] of x squared.
+ * mean[c] and rstd[c] = 1 / sqrt(var + eps) with the biased variance; the
+ * running statistics (either may be NULL) move by momentum towards the
+ * mean and the unbiased variance, as torch's.  The CPU and CUDA devices
+ * both call this. */
+static inline TK_HD void bn_stats_from_sums(float *mean, float *rstd,
+					     float *rmean, float *rvar,
+					     const double *sums, double count,
+					     double momentum, float eps,
+					     int C, int c)
+{
+	double m = sums[c] / count, v = sums[C + c] / count - m * m;
+	v = v < 0 ? 0 : v;
+	mean[c] = (float)m;
+	rstd[c] = (float)(1.0 / sqrt(v + eps));
+	double unb = count > 1 ? v * count / (count - 1) : NAN;
+	if (rmean)
+		rmean[c] = (float)((1.0 - momentum) * rmean[c] + momentum * m);
+	if (rvar)
+		rvar[c] = (float)((1.0 - momentum) * rvar[c] + momentum * unb);
+}
 
 /* Fold an inference BatchNorm2d into the convolution before it:
  * weight[o] *= gamma[o] / sqrt(var[o] + eps) and

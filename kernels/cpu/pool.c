@@ -83,17 +83,8 @@ void maxpool2d_forward(float *out, int *argmax, const float *in, int P, int H,
 				int x0 = ox * stride - pad, x1 = x0 + K;
 				x0 = x0 < 0 ? 0 : x0;
 				x1 = x1 > W ? W : x1;
-				float m = -INFINITY;
-				int at = y0 * W + x0;
-				for (int iy = y0; iy < y1; iy++)
-					for (int ix = x0; ix < x1; ix++) {
-						float v = x[iy * W + ix];
-						if (v > m || isnan(v)) {
-							m = v;
-							at = iy * W + ix;
-						}
-					}
-				y[ox] = m;
+				int at;
+				y[ox] = maxpool2d_window(x, W, y0, y1, x0, x1, &at);
 				if (am)
 					am[ox] = at;
 			}

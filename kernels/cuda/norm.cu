@@ -2,6 +2,7 @@
 // for SyncBatchNorm), layer norm and L2 normalisation (norm.h), with their
 // gradients.  Statistics in float two-pass or double sums.
 #include "kernels/cuda/common.cuh"
+#include "kernels/norm.h"
 
 namespace {
 
@@ -173,15 +174,7 @@ __global__ void bn_finish(float *mean, float *rstd, float *rmean,
 	int c = blockIdx.x * blockDim.x + threadIdx.x;
 	if (c >= C)
 		return;
-	double m = sums[c] / count, v = sums[C + c] / count - m * m;
-	v = v < 0 ? 0 : v;
-	mean[c] = (float)m;
-	rstd[c] = (float)(1.0 / sqrt(v + eps));
-	double unb = count > 1 ? v * count / (count - 1) : NAN;
-	if (rmean)
-		rmean[c] = (float)((1.0 - momentum) * rmean[c] + momentum * m);
-	if (rvar)
-		rvar[c] = (float)((1.0 - momentum) * rvar[c] + momentum * unb);
+	bn_stats_from_sums(mean, rstd, rmean, rvar, sums, count, momentum, eps, C, c);
 }
 
 __global__ void bn_norm(float *out, const float *in, const float *mean,

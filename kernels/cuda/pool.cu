@@ -19,17 +19,8 @@ __global__ void maxpool_fwd(float *out, int *argmax, const float *in, int H,
 		y1 = y1 > H ? H : y1;
 		x0 = x0 < 0 ? 0 : x0;
 		x1 = x1 > W ? W : x1;
-		float m = -INFINITY;
-		int at = y0 * W + x0;
-		for (int iy = y0; iy < y1; iy++)
-			for (int ix = x0; ix < x1; ix++) {
-				float v = x[iy * W + ix];
-				if (v > m || isnan(v)) {
-					m = v;
-					at = iy * W + ix;
-				}
-			}
-		out[i] = m;
+		int at;
+		out[i] = maxpool2d_window(x, W, y0, y1, x0, x1, &at);
 		if (argmax)
 			argmax[i] = at;
 	}
