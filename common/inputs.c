@@ -41,6 +41,8 @@ struct tk_inputs {
 	int nlv, caplv;
 	struct archive *ar;
 	char *arname;
+	int (*keep)(void *ctx, struct tk_input *it);
+	void *keep_ctx;
 };
 
 static int ends_with(const char *s, const char *suffix)
@@ -71,13 +73,28 @@ static const char *base_name(const char *path)
 	return s ? s + 1 : path;
 }
 
-/* The file name without its directory and last extension. */
+/* The file name without its directory and last extension: n bytes at
+ * the pointer returned. */
+static const char *stem_span(const char *path, size_t *n)
+{
+	const char *s = base_name(path), *dot = strrchr(s, '.');
+	*n = dot && dot != s ? (size_t)(dot - s) : strlen(s);
+	return s;
+}
+
+static char *xstrndup(const char *s, size_t n)
+{
+	char *t = xmalloc(n + 1);
+	memcpy(t, s, n);
+	t[n] = 0;
+	return t;
+}
+
 static char *stem(const char *path)
 {
-	char *s = xstrdup(base_name(path)), *dot = strrchr(s, '.');
-	if (dot && dot != s)
-		*dot = 0;
-	return s;
+	size_t n;
+	const char *s = stem_span(path, &n);
+	return xstrndup(s, n);
 }
 
 static char *xasprintf(const char *fmt, ...)
@@ -104,10 +121,29 @@ struct tk_inputs *tk_inputs_new(char **args, int nargs, int shard,
 	return in;
 }
 
+void tk_inputs_filter(struct tk_inputs *in,
+		      int (*keep)(void *ctx, struct tk_input *it), void *ctx)
+{
+	in->keep = keep;
+	in->keep_ctx = ctx;
+}
+
 /* Count an input; whether it belongs to this shard. */
 static int take(struct tk_inputs *in)
 {
 	return in->index++ % in->nshards == in->shard;
+}
+
+/* An image item it, started: whether the filter keeps it and it belongs
+ * to this shard.  When not, it is freed. */
+static int admit(struct tk_inputs *in, struct tk_input *it)
+{
+	if ((!in->keep || in->keep(in->keep_ctx, it)) && take(in)) {
+		it->index = in->index - 1;
+		return 1;
+	}
+	tk_input_free(it);
+	return 0;
 }
 
 static void start_item(struct tk_input *it, long index, const char *src)
@@ -118,10 +154,9 @@ static void start_item(struct tk_input *it, long index, const char *src)
 	it->label = -1;
 }
 
-static void file_item(struct tk_inputs *in, struct tk_input *it,
-		      const char *path)
+static void file_item(struct tk_input *it, const char *path)
 {
-	start_item(it, in->index - 1, path);
+	start_item(it, -1, path);
 	it->path = xstrdup(path);
 	it->key = stem(path);
 }
@@ -207,14 +242,10 @@ static int walk_next(struct tk_inputs *in, struct tk_input *it)
 				found = 1;
 			}
 		} else if (tk_is_image_name(name) && (!ok || S_ISREG(st.st_mode))) {
-			if (take(in)) {
-				if (ok)
-					file_item(in, it, path);
-				else
-					error_item(in, it, path,
-						   xasprintf("%s", strerror(serr)));
-				found = 1;
-			}
+			file_item(it, path);
+			if (!ok)
+				it->err = xasprintf("%s", strerror(serr));
+			found = admit(in, it);
 		}
 		free(path);
 		if (found)
@@ -272,14 +303,14 @@ static int archive_next(struct tk_inputs *in, struct tk_input *it)
 		if (archive_entry_filetype(e) != AE_IFREG || !name ||
 		    base_name(name)[0] == '.' || !tk_is_image_name(name))
 			continue;
-		if (!take(in)) {
+		char *src = xasprintf("%s:%s", in->arname, name);
+		start_item(it, -1, src);
+		free(src);
+		it->key = stem(name);
+		if (!admit(in, it)) {
 			archive_read_data_skip(in->ar);
 			continue;
 		}
-		char *src = xasprintf("%s:%s", in->arname, name);
-		start_item(it, in->index - 1, src);
-		free(src);
-		it->key = stem(name);
 		size_t cap = archive_entry_size_is_set(e) &&
 				     archive_entry_size(e) > 0
 				 ? (size_t)archive_entry_size(e)
@@ -339,9 +370,7 @@ static char *parse_bbox(const char *s, double box[4])
 	return NULL;
 }
 
-/* One line: path, key, label, bbox separated by tabs; fields after the
- * path may be empty or missing. */
-static void parse_line(struct tk_inputs *in, struct tk_input *it, char *line)
+char *tk_list_line_parse(char *line, struct tk_list_line *l)
 {
 	char *f[4] = {line, "", "", ""}, *p = line;
 	for (int i = 1; i < 4 && (p = strchr(p, '\t')); i++) {
@@ -350,36 +379,52 @@ static void parse_line(struct tk_inputs *in, struct tk_input *it, char *line)
 	}
 	if (p && (p = strchr(p, '\t'))) /* later fields are not ours */
 		*p = 0;
-	char *where = xasprintf("<stdin>:%ld", in->lineno);
-	if (!*f[0]) {
-		error_item(in, it, where, xasprintf("empty path"));
-		free(where);
-		return;
-	}
-	file_item(in, it, f[0]);
+	memset(l, 0, sizeof *l);
+	l->path = f[0];
+	l->label = -1;
+	if (!*f[0])
+		return xasprintf("empty path");
 	if (*f[1]) {
-		free(it->key);
-		it->key = xstrdup(f[1]);
+		l->key = f[1];
+		l->keylen = strlen(f[1]);
+	} else {
+		l->key = stem_span(f[0], &l->keylen);
 	}
 	if (*f[2]) {
 		char *end;
 		errno = 0;
-		it->label = strtol(f[2], &end, 10);
-		if (errno || *end || it->label < -1) {
-			it->err = xasprintf("bad label '%s'", f[2]);
-			it->label = -1;
+		l->label = strtol(f[2], &end, 10);
+		if (errno || *end || l->label < -1) {
+			l->label = -1;
+			return xasprintf("bad label '%s'", f[2]);
 		}
 	}
-	if (*f[3] && !it->err) {
-		it->err = parse_bbox(f[3], it->bbox);
-		it->has_bbox = !it->err;
+	if (*f[3]) {
+		char *err = parse_bbox(f[3], l->bbox);
+		if (err)
+			return err;
+		l->has_bbox = 1;
 	}
-	if (it->err) { /* name the line, not the image */
-		free(it->src);
-		it->src = where;
+	return NULL;
+}
+
+static void parse_line(struct tk_inputs *in, struct tk_input *it, char *line)
+{
+	struct tk_list_line l;
+	char *where = xasprintf("<stdin>:%ld", in->lineno);
+	char *err = tk_list_line_parse(line, &l);
+	if (err) { /* name the line, not the image */
+		error_item(in, it, where, err);
 	} else {
-		free(where);
+		file_item(it, l.path);
+		it->index = in->index - 1;
+		free(it->key);
+		it->key = xstrndup(l.key, l.keylen);
+		it->label = l.label;
+		it->has_bbox = l.has_bbox;
+		memcpy(it->bbox, l.bbox, sizeof it->bbox);
 	}
+	free(where);
 }
 
 static int list_next(struct tk_inputs *in, struct tk_input *it)
@@ -444,9 +489,10 @@ int tk_inputs_next(struct tk_inputs *in, struct tk_input *it)
 			err = push_folder(in, a);
 		else if (tk_is_archive_name(a))
 			err = open_archive(in, a);
-		else if (take(in)) {
-			file_item(in, it, a);
-			return 1;
+		else {
+			file_item(it, a);
+			if (admit(in, it))
+				return 1;
 		}
 		if (err) {
 			start_item(it, in->index, a);

@@ -24,6 +24,29 @@ struct tk_input {
 
 struct tk_inputs;
 
+/* The fields of one tk-list line: path<TAB>key<TAB>label<TAB>x0,y0,x1,y1.
+ * Fields after the path may be empty or missing; later fields are
+ * ignored. */
+struct tk_list_line {
+	const char *path;	/* never empty */
+	const char *key;	/* keylen bytes: the key, or the path's stem */
+	size_t keylen;
+	long label;		/* -1: none */
+	int has_bbox;
+	double bbox[4];
+};
+/* Split line (without its newline) in place into l, whose strings point
+ * into line.  NULL, or why the line is bad (allocated: free it). */
+char *tk_list_line_parse(char *line, struct tk_list_line *l);
+
+/* Keep only the images keep() accepts, called for each file, folder
+ * entry and archive member (not list lines, nor an argument that does
+ * not exist) with it->src and it->key set, before its bytes are read and before
+ * the shard counts it: the shard counts the images kept.  keep may set
+ * it->label and the bbox. */
+void tk_inputs_filter(struct tk_inputs *in,
+		      int (*keep)(void *ctx, struct tk_input *it), void *ctx);
+
 /* Inputs named by args (nargs of them; none: the list on standard
  * input).  Only inputs whose index is shard modulo nshards are returned;
  * the others are passed over without being read. */
