@@ -7,6 +7,7 @@
 
 #include "common/decode.h"
 #include "common/inputs.h"
+#include "common/labels.h"
 #include "common/load.h"
 #include "common/pool.h"
 #include "common/stream.h"
@@ -24,6 +25,9 @@ static const char usage[] =
     "                      reference's pixels)\n"
     "  -j, --jobs N        decode in N threads (output order is kept)\n"
     "      --shard I/N     only inputs I, I+N, I+2N, ... (I from 0)\n"
+    "      --labels FILE   only images whose key is in FILE (tk-list lines),\n"
+    "                      with its label and bbox\n"
+    "      --require-all   with --labels: every key of FILE must be met\n"
     "      --skip-bad      warn about bad inputs and go on (default: stop)\n"
     "      --max-pixels N  refuse larger images (default 178956970, PIL's)\n"
     "  -q, --quiet         only errors on stderr\n"
@@ -31,11 +35,19 @@ static const char usage[] =
     "  -h, --help          this text\n"
     "      --version       version, and whether CUDA support is built in\n";
 
-enum { OPT_DRAFT = TK_OPT_FIRST_TOOL, OPT_SHARD, OPT_SKIP_BAD, OPT_MAX_PIXELS };
+enum {
+	OPT_DRAFT = TK_OPT_FIRST_TOOL,
+	OPT_SHARD,
+	OPT_SKIP_BAD,
+	OPT_MAX_PIXELS,
+	OPT_LABELS,
+	OPT_REQUIRE_ALL
+};
 
 struct options {
 	struct tk_load_opts load;
-	int jobs, shard, nshards, skip_bad;
+	int jobs, shard, nshards, skip_bad, require_all;
+	const char *labels;
 	char **args;
 	int nargs;
 };
@@ -61,6 +73,8 @@ static void parse_options(struct options *o, int argc, char **argv)
 	    {"shard", required_argument, 0, OPT_SHARD},
 	    {"skip-bad", no_argument, 0, OPT_SKIP_BAD},
 	    {"max-pixels", required_argument, 0, OPT_MAX_PIXELS},
+	    {"labels", required_argument, 0, OPT_LABELS},
+	    {"require-all", no_argument, 0, OPT_REQUIRE_ALL},
 	    TK_COMMON_OPTIONS,
 	    {0, 0, 0, 0}};
 	int c;
@@ -76,13 +90,23 @@ static void parse_options(struct options *o, int argc, char **argv)
 		case OPT_SHARD: parse_shard(o, optarg); break;
 		case OPT_SKIP_BAD: o->skip_bad = 1; break;
 		case OPT_MAX_PIXELS: o->load.max_pixels = tk_parse_long("--max-pixels", optarg, 1, 1L << 40); break;
+		case OPT_LABELS: o->labels = optarg; break;
+		case OPT_REQUIRE_ALL: o->require_all = 1; break;
 		default: tk_common_option(c, usage);
 		}
 	}
 	if (o->load.draft && !o->load.max_size)
 		die_usage("--draft goes with --max-size");
+	if (o->require_all && !o->labels)
+		die_usage("--require-all goes with --labels");
 	o->args = argv + optind;
 	o->nargs = argc - optind;
+	int list = !o->nargs;
+	for (int i = 0; i < o->nargs; i++)
+		list |= strcmp(o->args[i], "-") == 0;
+	if (o->labels && list)
+		die_usage("--labels goes with files, folders and archives, not "
+			  "a list on standard input");
 	if (!o->nargs && isatty(STDIN_FILENO))
 		die_usage("no inputs: name files, folders or archives, or pipe "
 			  "a list into standard input");
@@ -163,17 +187,43 @@ static void emit(struct writer *w, struct job *j)
 	job_free(j);
 }
 
+/* --labels: keep the images whose key is in the file, with its label
+ * and bbox. */
+static int labelled(void *ctx, struct tk_input *in)
+{
+	return tk_labels_find(ctx, in->key, &in->label, &in->has_bbox, in->bbox);
+}
+
+/* Keys of the --labels file that no input had. */
+static void check_unseen(const struct options *o, const struct tk_labels *t)
+{
+	const char *first;
+	size_t n = tk_labels_unseen(t, &first);
+	if (!n)
+		return;
+	char msg[400];
+	snprintf(msg, sizeof msg, "%s: %zu of its %zu keys were not among the "
+		 "inputs (the first: '%.100s')", o->labels, n,
+		 tk_labels_count(t), first);
+	if (o->require_all)
+		die_data("%s", msg);
+	tk_warn("%s", msg);
+}
+
 int main(int argc, char **argv)
 {
 	struct options o;
 	tk_init(argv[0]);
 	parse_options(&o, argc, argv);
+	struct tk_labels *labels = o.labels ? tk_labels_read(o.labels) : NULL;
 	tk_binary_stdout();
 	struct writer w = {.o = &o};
 	st_init(&w.doc);
 	tk_progress_start(&w.progress, "images", 0);
 	w.pool = tk_pool_new(o.jobs, 3 * o.jobs, work, &o);
 	struct tk_inputs *inputs = tk_inputs_new(o.args, o.nargs, o.shard, o.nshards);
+	if (labels)
+		tk_inputs_filter(inputs, labelled, labels);
 	for (;;) {
 		struct job *j = xcalloc(1, sizeof *j);
 		if (!tk_inputs_next(inputs, &j->in)) {
@@ -192,6 +242,9 @@ int main(int argc, char **argv)
 	if (w.skipped)
 		tk_note("skipped %ld bad input%s", w.skipped,
 			w.skipped == 1 ? "" : "s");
+	if (labels)
+		check_unseen(&o, labels);
+	tk_labels_free(labels);
 	st_free(&w.doc);
 	tk_close_stdout();
 	return 0;
