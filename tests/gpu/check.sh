@@ -4,15 +4,16 @@
 # no network.  Builds `make CUDA=1` with the Debian packages that
 # tests/gpu/prepare.sh put in .carry/ (unpacked with dpkg -x into a
 # temporary folder), runs test_cuda, the real tools' benchmarks
-# (bench_tools.sh) and PyTorch's on the same GPU, `make test-cuda` (the
-# tools on the GPU against the CPU), the op benchmarks, and prints a
-# summary last.  About 3 minutes on an H200; every step is bounded by a
-# timeout, and all of them by the budget.
+# (bench_tools.sh) and PyTorch's on the same GPU, the training step
+# (bench_train, R101 at 512x512, against PyTorch's bf16 autocast), `make
+# test-cuda` (the tools on the GPU against the CPU), the op benchmarks,
+# and prints a summary last.  About 4 minutes on an H200; every step is
+# bounded by a timeout, and all of them by the budget.
 #
 #   bash tests/gpu/check.sh            (from the repository root)
 #   TK_CHECK_SKIP_BENCH=1              build and test only
 #   TK_CHECK_JOBS=n                    make -j (default: cores)
-#   TK_CHECK_BUDGET=s                  seconds for everything (230): each
+#   TK_CHECK_BUDGET=s                  seconds for everything (300): each
 #                                      step's timeout is cut to what is left
 #   TK_CHECK_CPU_TESTS=1               also `make test` (the CPU suite)
 # Logs go to $OUT (if set) or /tmp/tk-check.
@@ -25,7 +26,7 @@ T0=$(date +%s)
 summary=()
 say() { echo; echo "== [$(( $(date +%s) - T0 ))s] $*"; }
 note() { summary+=("$*"); }
-DEADLINE=$((T0 + ${TK_CHECK_BUDGET:-230}))
+DEADLINE=$((T0 + ${TK_CHECK_BUDGET:-300}))
 step() { # step NAME TIMEOUT CMD...: run, log, note the result
 	local name=$1 to=$2; shift 2
 	local left=$((DEADLINE - $(date +%s)))
@@ -109,6 +110,8 @@ if [ -z "${TK_CHECK_SKIP_BENCH:-}" ]; then
 	export PYTHONUNBUFFERED=1
 	step bench_tools 110 env PYTHON="$PYTHON" bash tests/gpu/bench_tools.sh 24
 	step torch_extract 60 $PYTHON tests/gpu/bench_torch.py extract
+	step bench_train 60 "$GPU/bench_train" bf16 32 3
+	step torch_train 60 $PYTHON tests/gpu/bench_torch.py train
 fi
 step test-cuda 90 make "${MK[@]}" PY="$PYTHON" test-cuda
 [ -n "${TK_CHECK_CPU_TESTS:-}" ] && step test-cpu 200 make -j"$JOBS" "${MK[@]}" test
