@@ -46,16 +46,7 @@ tk_list="$root/bin/tk-list -q gldv2 --root $d/gld --clean --label-map $d/map.tsv
 [ -e "$d/train.list" ] || $tk_list --split train >"$d/train.list"
 cat "$d/all.list" "$d/train.list" >/dev/null # into the page cache
 
-# best CMD...: the fastest of REPEAT runs, "wall cpu maxrss_MB"
-best() {
-	local b="" t
-	for _ in $(seq "$repeat"); do
-		/usr/bin/time -o "$d/time" -f "%e %U %S %M" "$@" >/dev/null
-		t=$(awk '{printf "%.2f %.2f %.1f", $1, $2 + $3, $4 / 1024}' "$d/time")
-		if [ -z "$b" ] || awk -v a="$t" -v b="$b" 'BEGIN{split(a,x," ");split(b,y," ");exit !(x[1]<y[1])}'; then b=$t; fi
-	done
-	echo "$b"
-}
+. "$(dirname "$0")/lib.sh"
 peer='import sys
 d = {}
 for line in open(sys.argv[1]):
@@ -63,15 +54,15 @@ for line in open(sys.argv[1]):
     d[k] = (int(l), b)
 '
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
-read -r bw bc bm <<<"$(best "$root/bin/tk-decode" -q "$d/one.jpg")"
+read -r bw bc bm <<<"$(best "$repeat" "$d/time" 2 "$root/bin/tk-decode" -q "$d/one.jpg")"
 printf "%-34s %9s %6s %6s %8s %9s\n" case lines wall cpu rss_MB +rss_MB
 printf "%-34s %9s %6s %6s %8s %9s\n" "tk-decode one.jpg" - "$bw" "$bc" "$bm" -
 for l in all train; do
 	n=$(wc -l <"$d/$l.list")
-	read -r w c m <<<"$(best "$root/bin/tk-decode" -q --labels "$d/$l.list" "$d/one.jpg")"
+	read -r w c m <<<"$(best "$repeat" "$d/time" 2 "$root/bin/tk-decode" -q --labels "$d/$l.list" "$d/one.jpg")"
 	printf "%-34s %9s %6s %6s %8s %9s\n" "tk-decode --labels $l.list one.jpg" "$n" "$w" "$c" "$m" \
 		"$(awk -v a="$m" -v b="$bm" 'BEGIN{printf "%.1f", a - b}')"
-	read -r w c m <<<"$(best "$PY" -c "$peer" "$d/$l.list")"
+	read -r w c m <<<"$(best "$repeat" "$d/time" 2 "$PY" -c "$peer" "$d/$l.list")"
 	printf "%-34s %9s %6s %6s %8s %9s\n" "python dict of $l.list" "$n" "$w" "$c" "$m" -
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

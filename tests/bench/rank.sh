@@ -28,16 +28,7 @@ ln -sf "db-$tag.npy" "$dir/db.npy"
 ln -sf "q-$tag.npy" "$dir/q.npy"
 cat "$dir/db-$tag.bin" "$dir/db-$tag.npy" >/dev/null # into the page cache
 
-# best "wall cpu" of REPEAT runs of a command
-best() {
-	local b="" t
-	for _ in $(seq "$repeat"); do
-		/usr/bin/time -o "$dir/time" -f "%e %U %S" "$@" >/dev/null
-		t=$(awk '{printf "%.3f %.3f", $1, $2 + $3}' "$dir/time")
-		if [ -z "$b" ] || awk -v a="$t" -v b="$b" 'BEGIN{split(a,x," ");split(b,y," ");exit !(x[1]<y[1])}'; then b=$t; fi
-	done
-	echo "$b"
-}
+. "$(dirname "$0")/lib.sh"
 
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 bw=$($peer membw 512 5)
@@ -46,7 +37,7 @@ gb=$(stat -c %s "$dir/db-$tag.bin" | awk '{print $1 / 1e9}')
 printf "%-28s %9s %9s %9s %9s %9s %7s\n" case tk-wall tk-cpu np-wall np-cpu np-load ratio
 for k in 100 0; do
 	if [ "$k" = 0 ]; then opt=(); name="full ranking"; else opt=(--top "$k"); name="top $k"; fi
-	read -r tw tc <<<"$(best "$bin/tk-rank" -q "${opt[@]}" "$dir/q-$tag.bin" "$dir/db-$tag.bin")"
+	read -r tw tc _ <<<"$(best "$repeat" "$dir/time" 3 "$bin/tk-rank" -q "${opt[@]}" "$dir/q-$tag.bin" "$dir/db-$tag.bin")"
 	read -r lw lc rw rc <<<"$($peer rank "$dir" "$k" "$repeat")"
 	# NumPy's time: loading the .npy files plus the ranking itself.
 	npw=$(awk -v a="$lw" -v b="$rw" 'BEGIN{printf "%.3f", a + b}')
