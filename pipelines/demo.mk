@@ -57,7 +57,7 @@ run_opts := ARCH=$(ARCH) EPOCHS=$(EPOCHS) IMSIZE=$(IMSIZE) BATCH=$(BATCH) LR=$(L
 	SEED=$(TRAIN_SEED)
 train := $(MAKE) --no-print-directory -s -f $(here)train.mk BIN=$(abspath $(BIN)) \
 	DATA=$(BENCH) OUT=$(OUT)/train $(run_opts) JOBS=$(JOBS) $(threads)
-eval := $(MAKE) --no-print-directory -s -f $(here)eval.mk BIN=$(abspath $(BIN)) \
+score := $(MAKE) --no-print-directory -s -f $(here)eval.mk BIN=$(abspath $(BIN)) \
 	DATA=$(BENCH) DATASET=demo MAX_SIZE=$(MAX_SIZE) SHARDS=2 JOBS=1 $(threads)
 last := $(OUT)/train/epoch-$(EPOCHS).st
 # mapm FILE: the Medium mAP of a tk-map result
@@ -69,9 +69,9 @@ demo: $(OUT)/run.stamp
 	stage() { local s=$$(date +%s); echo "demo: $$1"; shift; "$$@"; \
 	  echo "demo: ... $$(( $$(date +%s) - s )) s"; }; \
 	stage "the model (tk-init $(ARCH))" $(train) init; \
-	stage "mAP before training" $(eval) MODEL=$(OUT)/train/init.st OUT=$(OUT)/eval/init; \
+	stage "mAP before training" $(score) MODEL=$(OUT)/train/init.st OUT=$(OUT)/eval/init; \
 	stage "training, $(EPOCHS) epochs (pipelines/train.mk)" $(train); \
-	stage "mAP after training" $(eval) MODEL=$(last) OUT=$(OUT)/eval/trained; \
+	stage "mAP after training" $(score) MODEL=$(last) OUT=$(OUT)/eval/trained; \
 	b=$$($(call mapm,$(OUT)/eval/init/map.txt)); a=$$($(call mapm,$(OUT)/eval/trained/map.txt)); \
 	echo; \
 	echo "demo: before training ($(OUT)/train/init.st):"; head -n 1 $(OUT)/eval/init/map.txt; \
