@@ -4,6 +4,8 @@
 #   make CUDA=1          adds the CUDA kernels when nvcc is found
 #   make test            builds and runs every test; ends "N passed, N failed"
 #   make test SANITIZE=1 the same under AddressSanitizer + UBSan
+#   make test-emu        the GPU tests on the CPU, through tests/emu's
+#                        emulator of CUDA (make test runs them too)
 #   make fuzz            libFuzzer targets (clang) into build/fuzz/
 #   make install PREFIX=/usr/local
 
@@ -16,15 +18,17 @@ PY ?= /usr/bin/python3
 
 ifeq ($(SANITIZE),1)
   VARIANT := asan
+else ifeq ($(EMU),1)
+  VARIANT := emu
 else ifeq ($(CUDA),1)
   VARIANT := cuda
 else
   VARIANT := cpu
 endif
 BUILD := build/$(VARIANT)
-# Sanitized programs stay out of bin/ so that a test run under ASan never
-# leaves slow binaries behind for users.
-ifeq ($(VARIANT),asan)
+# Sanitized and emulated programs stay out of bin/ so that a test run
+# never leaves slow binaries behind for users.
+ifneq ($(filter asan emu,$(VARIANT)),)
   BINDIR := $(BUILD)/bin
 else
   BINDIR := bin
@@ -78,13 +82,24 @@ ifeq ($(VARIANT),cuda)
             -lcudnn -lcublasLt -lcublas -lnccl -lcudart -lstdc++
   CUDA_SRC := $(wildcard kernels/cuda/*.cu)
 endif
+# ---- EMU=1: the CUDA code compiled by g++ against tests/emu's CPU
+# emulator of the CUDA runtime, cuBLAS, cuDNN, CUB and NCCL, so that the
+# GPU tests check kernels/cuda/ on a machine without a GPU (make test-emu).
+ifeq ($(VARIANT),emu)
+  ALL_CFLAGS += -DTK_CUDA
+  EMU_CXXFLAGS := -std=c++17 -O2 -g $(WARN) -I. -Itests/emu/include $(PKG_CFLAGS) \
+                  -DTK_CUDA -DTK_EMU -U_FORTIFY_SOURCE -MMD -MP
+  LDLIBS += -lstdc++
+  CUDA_SRC := $(wildcard kernels/cuda/*.cu)
+  EMU_SRC := $(filter-out tests/emu/test_%,$(wildcard tests/emu/*.cc))
+endif
 COMMON_SRC := $(wildcard common/*.c)
 KERNEL_SRC := $(wildcard kernels/*.c kernels/cpu/*.c)
 TOOL_SRC := $(wildcard tools/tk-*.c)
 TOOLS := $(patsubst tools/%.c,$(BINDIR)/%,$(TOOL_SRC))
 SCRIPTS := $(wildcard tools/tk-*.sh)
 LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(COMMON_SRC) $(KERNEL_SRC)) \
-           $(patsubst %.cu,$(BUILD)/%.o,$(CUDA_SRC))
+           $(patsubst %.cu,$(BUILD)/%.o,$(CUDA_SRC)) $(patsubst %.cc,$(BUILD)/%.o,$(EMU_SRC))
 LIB := $(BUILD)/libtk.a
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
@@ -96,7 +111,7 @@ GPU_BIN := $(patsubst tests/gpu/%.c,$(BUILD)/tests/gpu/%,$(GPU_SRC))
 # Keep objects that are only intermediates of a link.
 .SECONDARY:
 
-.PHONY: all test test-cuda gpu-tests fuzz install clean demo bench
+.PHONY: all test test-cuda test-emu emu-build gpu-tests fuzz install clean demo bench
 all: $(TOOLS) $(patsubst tools/%.sh,$(BINDIR)/%,$(SCRIPTS))
 
 # bin/ holds whichever of the CPU and CUDA builds was made last: relink
@@ -107,9 +122,20 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
+ifeq ($(VARIANT),emu)
+$(BUILD)/%.o: %.cu tests/emu/launch.sed
+	@mkdir -p $(dir $@)
+	{ echo '#line 1 "$<"'; sed -E -f tests/emu/launch.sed $<; } >$(BUILD)/$*.cc
+	$(CXX) $(EMU_CXXFLAGS) -c -o $@ $(BUILD)/$*.cc
+
+$(BUILD)/%.o: %.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) -c -o $@ $<
+else
 $(BUILD)/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c -o $@ $<
+endif
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
@@ -131,16 +157,40 @@ $(BUILD)/tests/gpu/%: $(BUILD)/tests/gpu/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) -fopenmp -o $@ $< $(LIB) $(LDLIBS)
 
+# The emulator's own check of its cuBLAS and cuDNN (tests/emu/libs.test).
+ifeq ($(VARIANT),emu)
+GPU_BIN += $(BUILD)/tests/emu/test_libs
+$(BUILD)/tests/emu/test_libs: $(BUILD)/tests/emu/test_libs.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) -fopenmp -o $@ $< $(LIB) $(LDLIBS)
+endif
+
 gpu-tests: $(GPU_BIN)
 
-test: all $(UNIT)
-	@TK_BIN=$(abspath $(BINDIR)) TK_UNIT=$(abspath $(BUILD)/tests) \
+# The CPU build's tests include the GPU tests on the CUDA emulator
+# (build/emu, named emu-gpu-*): not under ASan, whose view of the stack
+# the emulator's fibers would confuse, nor in a CUDA build, where
+# test-cuda runs them on the GPU.
+ifeq ($(VARIANT),cpu)
+  EMU_BUILD := emu-build
+  EMU_ENV := TK_EMU=$(abspath build/emu)
+endif
+test: all $(UNIT) $(EMU_BUILD)
+	@TK_BIN=$(abspath $(BINDIR)) TK_UNIT=$(abspath $(BUILD)/tests) $(EMU_ENV) \
 	 TK_VARIANT=$(VARIANT) PY=$(PY) tests/run.sh $(TESTS)
+
+emu-build:
+	@$(MAKE) --no-print-directory EMU=1 all gpu-tests
 
 test-cuda:
 	$(MAKE) CUDA=1 all gpu-tests
 	@TK_BIN=$(abspath bin) TK_GPU=$(abspath build/cuda/tests/gpu) TK_VARIANT=cuda \
 	 PY=$(PY) tests/run.sh tests/gpu/*.test
+
+# The GPU tests alone, on the CUDA emulator.
+test-emu: emu-build
+	@TK_EMU=$(abspath build/emu) PY=$(PY) \
+	 tests/run.sh $(patsubst %.test,emu-%,$(notdir $(wildcard tests/gpu/*.test tests/emu/*.test)))
 
 # ---- fuzzing: clang's libFuzzer with ASan/UBSan ----
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)

@@ -1,10 +1,13 @@
 #!/bin/bash
 # tests/run.sh - run tk's tests: C unit tests (TK_UNIT/test_*), and the
-# shell tests tests/tools/*.test.  Each test passes (exit 0), is skipped
-# (exit 77, its last line says why) or fails (anything else; its output is
-# shown).  Ends with the line "N passed, N failed"; exits 1 on any failure.
+# shell tests tests/tools/*.test; with TK_EMU set (make test does), also
+# the GPU tests tests/gpu/*.test on the CUDA emulator's build in $TK_EMU,
+# named emu-gpu-ops etc., and the emulator's own tests/emu/*.test.  Each test passes (exit 0), is skipped (exit 77,
+# its last line says why) or fails (anything else; its output is shown).
+# Ends with the line "N passed, N failed"; exits 1 on any failure.
 #
 #   tests/run.sh [TEST...]      TEST: a path or a name like cat-roundtrip
+#                               or emu-gpu-model
 #   TK_TEST_JOBS=n              tests run n at a time (default: cores)
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -26,11 +29,19 @@ tests=()
 if [ $# -gt 0 ]; then
 	for t in "$@"; do
 		if [ -e "$here/tools/$t.test" ]; then tests+=("$here/tools/$t.test")
+		elif [ "${t#emu-}" != "$t" ] && [ -e "$here/gpu/${t#emu-}.test" ]; then
+			tests+=("emu:$here/gpu/${t#emu-}.test")
+		elif [ "${t#emu-}" != "$t" ] && [ -e "$here/emu/${t#emu-}.test" ]; then
+			tests+=("emu:$here/emu/${t#emu-}.test")
 		elif [ -e "$TK_UNIT/$t" ]; then tests+=("$TK_UNIT/$t")
 		elif [ -f "$t" ]; then tests+=("$t")
 		else echo "no such test: $t" >&2; exit 1; fi
 	done
 else
+	# the emulated GPU tests first: they are the longest
+	if [ -n "${TK_EMU:-}" ]; then
+		for t in "$here"/gpu/*.test "$here"/emu/*.test; do tests+=("emu:$t"); done
+	fi
 	for t in "$TK_UNIT"/test_*; do [ -x "$t" ] && tests+=("$t"); done
 	for t in "$here"/tools/*.test; do [ -e "$t" ] && tests+=("$t"); done
 fi
@@ -39,12 +50,24 @@ logdir=$(mktemp -d "${TMPDIR:-/tmp}/tk-tests.XXXXXX")
 trap 'rm -rf "$logdir"' EXIT
 jobs_max=${TK_TEST_JOBS:-$(nproc 2>/dev/null || echo 2)}
 
+name_of() {
+	case "$1" in
+	emu:*) echo "emu-$(basename "${1#emu:}" .test)" ;;
+	*) basename "$1" .test ;;
+	esac
+}
+
 run_one() {
 	local t=$1 name log rc start
-	name=$(basename "$t" .test)
+	name=$(name_of "$t")
 	log="$logdir/$name.log"
 	start=$(date +%s)
 	case "$t" in
+	emu:*)
+		# two emulated devices, so that the NCCL test runs two ranks
+		: "${TK_EMU:?emu-* tests need TK_EMU (make test builds it)}"
+		TK_BIN=$TK_EMU/bin TK_GPU=$TK_EMU/tests/gpu TK_EMU_DEVICES=2 \
+			timeout "${TK_TEST_TIMEOUT:-1800}" bash "${t#emu:}" >"$log" 2>&1 ;;
 	*.test) timeout "${TK_TEST_TIMEOUT:-1800}" bash "$t" >"$log" 2>&1 ;;
 	*) timeout "${TK_TEST_TIMEOUT:-1800}" "$t" >"$log" 2>&1 ;;
 	esac
@@ -65,7 +88,7 @@ wait
 
 pass=0 fail=0 skip=0
 for t in "${tests[@]}"; do
-	name=$(basename "$t" .test)
+	name=$(name_of "$t")
 	read -r rc secs <"$logdir/$name.rc"
 	if [ "$rc" = 0 ]; then
 		pass=$((pass + 1)); echo "PASS $name (${secs}s)"

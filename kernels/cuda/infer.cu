@@ -74,8 +74,8 @@ __global__ void nchw_to_nhwc(T *out, const float *in, int C, int ld,
 }
 
 template <typename T>
-__global__ void maxpool_nhwc(T *out, const T *in, int C, int H, int W, int OH,
-			     int OW, int K, int stride, int pad, size_t n)
+__global__ void maxpool_nhwc(T *out, const T *in, int C, int H, int W, int OW,
+			     int K, int stride, int pad, size_t n)
 {
 	FOR_N(i, n)
 	{
@@ -487,12 +487,12 @@ void maxpool2d_nhwc_forward_cuda(void *out, const void *in, int C, int H, int W,
 		return;
 	if (tk_cuda_precision() == TK_BF16)
 		maxpool_nhwc<bf16><<<grid(n), 256, 0, s>>>((bf16 *)out, (const bf16 *)in,
-							    C, H, W, oh, ow, K, stride,
-							    pad, n);
+							    C, H, W, ow, K, stride, pad,
+							    n);
 	else
 		maxpool_nhwc<float><<<grid(n), 256, 0, s>>>((float *)out,
 							     (const float *)in, C, H, W,
-							     oh, ow, K, stride, pad, n);
+							     ow, K, stride, pad, n);
 	LAUNCH_CHECK();
 }
 

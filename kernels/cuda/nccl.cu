@@ -1,5 +1,6 @@
 // nccl.cu - NCCL for data-parallel training: the communicator, the
 // all-reduces, and the gradient buckets reduced while the backward runs.
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <vector>

@@ -1,0 +1,265 @@
+// nccl.cc (tk's CUDA emulator) - NCCL's all-reduce and broadcast between
+// processes on one machine, through files: the unique id is a fresh
+// folder's path; the n-th collective of rank r writes its buffer to
+// "n.r" in it (whole, by rename), reads every rank's once all are there,
+// and combines them in rank order, so every rank gets the same bits.
+// Rank r removes its "n-1.r" once all of "n.*" are there (everyone has
+// read n-1 by then).  A collective whose size or kind differs between
+// ranks is an error, as a hang would be on NCCL.  Slow, simple and enough
+// for the tests' small models.
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+#include "nccl.h"
+
+struct ncclComm {
+	std::string dir;
+	int nranks, rank;
+	long gen;
+};
+
+namespace {
+
+char last_error[512];
+
+ncclResult_t fail(ncclResult_t r, const char *fmt, const char *what)
+{
+	snprintf(last_error, sizeof last_error, fmt, what);
+	return r;
+}
+
+struct header {
+	char magic[8];
+	int kind; // 0 all-reduce, 1 broadcast (from 'root'), 2 barrier
+	int type, op, root;
+	size_t count;
+};
+
+size_t type_size(ncclDataType_t t)
+{
+	switch (t) {
+	case ncclInt8:
+	case ncclUint8:
+		return 1;
+	case ncclFloat16:
+	case ncclBfloat16:
+		return 2;
+	case ncclInt32:
+	case ncclUint32:
+	case ncclFloat32:
+		return 4;
+	default:
+		return 8;
+	}
+}
+
+std::string name(const ncclComm *c, long gen, int rank)
+{
+	return c->dir + "/" + std::to_string(gen) + "." + std::to_string(rank);
+}
+
+bool write_all(const std::string &path, const header &h, const void *buf,
+	       size_t bytes)
+{
+	std::string tmp = path + ".tmp";
+	FILE *f = fopen(tmp.c_str(), "wb");
+	if (!f)
+		return false;
+	bool ok = fwrite(&h, sizeof h, 1, f) == 1 &&
+		  (!bytes || fwrite(buf, bytes, 1, f) == 1);
+	ok = fclose(f) == 0 && ok;
+	return ok && rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+// Waits for every rank's file of this collective (polling).
+ncclResult_t wait_all(const ncclComm *c)
+{
+	for (int r = 0; r < c->nranks; r++) {
+		std::string p = name(c, c->gen, r);
+		for (long waited = 0; access(p.c_str(), F_OK) != 0; waited++) {
+			if (waited > 6000000) // 10 minutes of 100 us
+				return fail(ncclSystemError, "no peer wrote %s",
+					    p.c_str());
+			usleep(100);
+		}
+	}
+	return ncclSuccess;
+}
+
+template <typename T> void combine(T *acc, const T *x, size_t n, ncclRedOp_t op)
+{
+	for (size_t i = 0; i < n; i++)
+		acc[i] = op == ncclSum	 ? acc[i] + x[i]
+			 : op == ncclProd ? acc[i] * x[i]
+			 : op == ncclMax  ? (x[i] > acc[i] ? x[i] : acc[i])
+					  : (x[i] < acc[i] ? x[i] : acc[i]);
+}
+
+ncclResult_t collective(ncclComm *c, int kind, const void *send, void *recv,
+			size_t count, ncclDataType_t type, ncclRedOp_t op,
+			int root)
+{
+	size_t bytes = count * type_size(type);
+	header h = {"tkemu", kind, (int)type, (int)op, root, count};
+	if (c->nranks == 1) {
+		if (recv != send)
+			memmove(recv, send, bytes);
+		return ncclSuccess;
+	}
+	if (type != ncclFloat32 && type != ncclFloat64)
+		return fail(ncclInvalidArgument, "%s", "emulated for float and double only");
+	c->gen++;
+	if (!write_all(name(c, c->gen, c->rank), h, send, bytes))
+		return fail(ncclSystemError, "cannot write %s",
+			    name(c, c->gen, c->rank).c_str());
+	ncclResult_t e = wait_all(c);
+	if (e != ncclSuccess)
+		return e;
+	if (c->gen > 1)
+		unlink(name(c, c->gen - 1, c->rank).c_str());
+	if (kind == 2)
+		return ncclSuccess;
+	std::vector<char> acc(bytes), x(bytes);
+	for (int r = 0; r < c->nranks; r++) {
+		if (kind == 1 && r != root)
+			continue;
+		std::string p = name(c, c->gen, r);
+		FILE *f = fopen(p.c_str(), "rb");
+		header g;
+		bool ok = f && fread(&g, sizeof g, 1, f) == 1;
+		ok = ok && (!bytes || fread(x.data(), bytes, 1, f) == 1);
+		if (f)
+			fclose(f);
+		if (!ok)
+			return fail(ncclSystemError, "cannot read %s", p.c_str());
+		if (memcmp(&g, &h, sizeof h))
+			return fail(ncclInvalidUsage,
+				    "ranks disagree on collective %s (kind, type, "
+				    "count or root)",
+				    p.c_str());
+		if (kind == 1 || r == 0)
+			acc = x;
+		else if (type == ncclFloat32)
+			combine((float *)acc.data(), (const float *)x.data(), count, op);
+		else
+			combine((double *)acc.data(), (const double *)x.data(), count, op);
+	}
+	memcpy(recv, acc.data(), bytes);
+	return ncclSuccess;
+}
+
+} // namespace
+
+extern "C" {
+
+ncclResult_t ncclGetVersion(int *version)
+{
+	*version = 0;
+	return ncclSuccess;
+}
+
+ncclResult_t ncclGetUniqueId(ncclUniqueId *id)
+{
+	const char *t = getenv("TMPDIR");
+	char dir[NCCL_UNIQUE_ID_BYTES];
+	int n = snprintf(dir, sizeof dir, "%s/tk-emu-nccl.XXXXXX",
+			 t && *t ? t : "/tmp");
+	if (n < 0 || n >= (int)sizeof dir)
+		return fail(ncclInvalidUsage, "%s", "TMPDIR too long for an id");
+	if (!mkdtemp(dir))
+		return fail(ncclSystemError, "mkdtemp: %s", strerror(errno));
+	memset(id, 0, sizeof *id);
+	memcpy(id->internal, dir, strlen(dir));
+	return ncclSuccess;
+}
+
+ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId id,
+			      int rank)
+{
+	if (nranks < 1 || rank < 0 || rank >= nranks)
+		return fail(ncclInvalidArgument, "%s", "bad rank or world size");
+	std::string dir(id.internal, strnlen(id.internal, sizeof id.internal));
+	if (nranks > 1 && access(dir.c_str(), W_OK) != 0)
+		return fail(ncclInvalidArgument, "unique id names no folder: %s",
+			    dir.c_str());
+	*comm = new ncclComm{dir, nranks, rank, 0};
+	return ncclSuccess;
+}
+
+// A barrier (whose files nobody reads) ends the reading of every earlier
+// file; then each rank leaves "done.r", and rank 0 waits for all of them
+// and removes the folder.
+ncclResult_t ncclCommDestroy(ncclComm_t c)
+{
+	ncclResult_t e = ncclSuccess;
+	if (c->nranks > 1) {
+		char b = 0;
+		e = collective(c, 2, &b, &b, 0, ncclFloat32, ncclSum, 0);
+		header h = {"tkemu", 3, 0, 0, 0, 0};
+		std::string done = c->dir + "/done.";
+		if (e == ncclSuccess &&
+		    !write_all(done + std::to_string(c->rank), h, &b, 0))
+			e = fail(ncclSystemError, "cannot write in %s", c->dir.c_str());
+		for (int r = 0; e == ncclSuccess && c->rank == 0 && r < c->nranks; r++)
+			while (access((done + std::to_string(r)).c_str(), F_OK))
+				usleep(100);
+		if (e == ncclSuccess && c->rank == 0) {
+			for (int r = 0; r < c->nranks; r++) {
+				unlink((done + std::to_string(r)).c_str());
+				unlink(name(c, c->gen, r).c_str());
+			}
+			rmdir(c->dir.c_str());
+		}
+	} else if (!c->dir.empty()) {
+		rmdir(c->dir.c_str()); // the id's folder, which one rank never used
+	}
+	delete c;
+	return e;
+}
+
+ncclResult_t ncclAllReduce(const void *send, void *recv, size_t count,
+			   ncclDataType_t type, ncclRedOp_t op, ncclComm_t comm,
+			   cudaStream_t)
+{
+	return collective(comm, 0, send, recv, count, type, op, 0);
+}
+
+ncclResult_t ncclBroadcast(const void *send, void *recv, size_t count,
+			   ncclDataType_t type, int root, ncclComm_t comm,
+			   cudaStream_t)
+{
+	if (root < 0 || root >= comm->nranks)
+		return fail(ncclInvalidArgument, "%s", "bad root");
+	return collective(comm, 1, send, recv, count, type, ncclSum, root);
+}
+
+const char *ncclGetErrorString(ncclResult_t r)
+{
+	switch (r) {
+	case ncclSuccess:
+		return "no error";
+	case ncclUnhandledCudaError:
+		return "unhandled cuda error";
+	case ncclSystemError:
+		return "unhandled system error";
+	case ncclInternalError:
+		return "internal error";
+	case ncclInvalidArgument:
+		return "invalid argument";
+	case ncclInvalidUsage:
+		return "invalid usage";
+	}
+	return "unknown result";
+}
+
+const char *ncclGetLastError(ncclComm_t)
+{
+	return last_error;
+}
+
+} // extern "C"

@@ -1,0 +1,669 @@
+// runtime.cc (tk's CUDA emulator) - device memory, streams, events and
+// kernel launches on the CPU (include/cuda_runtime.h says what is
+// emulated and what is not).
+//
+// Launches: every thread of a block is a fiber on a stack of its own.  A
+// fiber runs until it finishes or reaches __syncthreads or a warp
+// shuffle; when every live thread of the block (or of the warp) waits
+// there, they go on.  Fibers switch with _setjmp/_longjmp and are entered
+// once by setcontext, so a switch costs no system call.  A kernel that
+// never synchronised on its first launch is run later as a plain loop
+// over its threads (most are element-wise and launched with millions of
+// threads); one that then synchronises stops the program with a message.
+//
+// Checks that a GPU would make, or that catch the bugs this exists for:
+// launch configurations (cudaErrorInvalidConfiguration), copies and
+// memsets that leave a device allocation or point at host memory where
+// the kind says device (cudaErrorInvalidValue), frees of what cudaMalloc
+// did not return, a memory limit (TK_EMU_MEMORY, default 16G, so that the
+// callers' out-of-memory paths can be tried), devices (TK_EMU_DEVICES,
+// default 1), and deadlocks (some threads
+// at __syncthreads, the rest finished or at a shuffle).
+#include <cerrno>
+#include <csetjmp>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <map>
+#include <set>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "cuda_runtime.h"
+
+thread_local uint3 threadIdx, blockIdx;
+thread_local dim3 blockDim, gridDim;
+
+namespace {
+
+[[noreturn]] void die(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("tk CUDA emulator: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	exit(3);
+}
+
+cudaError_t last_error = cudaSuccess;
+int current_device;
+
+// TK_EMU_DEVICES=n: as many devices (each this process's CPU; a process
+// uses one), so that tests of one rank per device can run.
+int device_count()
+{
+	const char *e = getenv("TK_EMU_DEVICES");
+	int n = e && *e ? atoi(e) : 1;
+	return n < 1 ? 1 : n > 64 ? 64 : n;
+}
+
+cudaError_t fail(cudaError_t e)
+{
+	last_error = e;
+	return e;
+}
+
+// ---- memory ----
+
+std::map<uintptr_t, size_t> device_blocks, host_blocks; // start -> bytes
+size_t device_used;
+
+size_t memory_limit()
+{
+	static size_t limit;
+	if (!limit) {
+		limit = (size_t)16 << 30;
+		const char *e = getenv("TK_EMU_MEMORY");
+		if (e && *e) {
+			char *end;
+			double v = strtod(e, &end);
+			int sh = *end == 'K' || *end == 'k'   ? 10
+				 : *end == 'M' || *end == 'm' ? 20
+				 : *end == 'G' || *end == 'g' ? 30
+							      : 0;
+			limit = (size_t)(v * (double)((size_t)1 << sh));
+		}
+	}
+	return limit;
+}
+
+// The block of 'blocks' that holds [p, p + n), or nullptr.
+const std::pair<const uintptr_t, size_t> *
+find_block(const std::map<uintptr_t, size_t> &blocks, const void *p, size_t n)
+{
+	uintptr_t a = (uintptr_t)p;
+	auto it = blocks.upper_bound(a);
+	if (it == blocks.begin())
+		return nullptr;
+	--it;
+	if (a - it->first > it->second || n > it->second - (a - it->first))
+		return nullptr;
+	return &*it;
+}
+
+bool on_device(const void *p, size_t n)
+{
+	return find_block(device_blocks, p, n) != nullptr;
+}
+
+// Where a copy of kind k may read and write.
+cudaError_t check_copy(void *dst, const void *src, size_t n, cudaMemcpyKind k)
+{
+	if (n == 0)
+		return cudaSuccess;
+	bool dd = on_device(dst, n), sd = on_device(src, n);
+	bool ok = k == cudaMemcpyHostToDevice	? dd && !sd
+		  : k == cudaMemcpyDeviceToHost	? !dd && sd
+		  : k == cudaMemcpyDeviceToDevice ? dd && sd
+		  : k == cudaMemcpyHostToHost	? !dd && !sd
+						: true;
+	// cudaMemcpyDefault: device addresses must lie wholly inside their
+	// allocation (a pointer into one with n past its end is an overrun).
+	if (k == cudaMemcpyDefault) {
+		if (!dd && find_block(device_blocks, dst, 1))
+			ok = false;
+		if (!sd && find_block(device_blocks, src, 1))
+			ok = false;
+	}
+	if (!ok) {
+		fprintf(stderr,
+			"tk CUDA emulator: copy of %zu bytes, kind %d, %p <- %p "
+			"(destination %s, source %s)\n",
+			n, (int)k, dst, src, dd ? "device" : "not device",
+			sd ? "device" : "not device");
+		return fail(cudaErrorInvalidValue);
+	}
+	return cudaSuccess;
+}
+
+// ---- fibers ----
+
+enum state { RUNNABLE, AT_SYNC, AT_WARP, DONE };
+
+struct fiber {
+	jmp_buf jb;
+	ucontext_t uc;
+	char *stack;
+	bool started;
+	state st;
+	uint3 tid;
+	int lane, warp;
+};
+
+const size_t STACK = (size_t)256 << 10;
+
+struct block_run {
+	jmp_buf jb; // the scheduler, while a fiber runs
+	fiber *cur;
+	void (*body)(void *);
+	void *ctx;
+	bool fibers;  // running as fibers (else a plain loop)
+	bool synced;  // a barrier was reached in this launch
+	const void *kernel;
+	uint64_t slots[32 * 32]; // shuffle values, a warp's 32 at a time
+};
+thread_local block_run R;
+thread_local fiber *pool;
+thread_local int pool_n;
+
+void fiber_main()
+{
+	for (;;) {
+		fiber *f = R.cur;
+		R.body(R.ctx);
+		f->st = DONE;
+		if (!_setjmp(f->jb))
+			_longjmp(R.jb, 1);
+	}
+}
+
+// Run f until it waits or finishes.
+__attribute__((noinline)) void resume(fiber *f)
+{
+	R.cur = f;
+	threadIdx = f->tid;
+	if (_setjmp(R.jb))
+		return;
+	if (!f->started) {
+		f->started = true;
+		setcontext(&f->uc);
+		die("setcontext: %s", strerror(errno));
+	}
+	_longjmp(f->jb, 1);
+}
+
+void wait_at(state s)
+{
+	if (!R.fibers)
+		die("kernel %p synchronised (__syncthreads or a shuffle) on a "
+		    "launch after one that did not; the emulator runs such "
+		    "kernels as plain loops",
+		    R.kernel);
+	fiber *f = R.cur;
+	R.synced = true;
+	f->st = s;
+	if (!_setjmp(f->jb))
+		_longjmp(R.jb, 1);
+	threadIdx = f->tid;
+}
+
+void grow_pool(int n)
+{
+	if (n <= pool_n)
+		return;
+	fiber *p = (fiber *)realloc((void *)pool, n * sizeof *p);
+	if (!p)
+		die("out of memory for %d fibers", n);
+	pool = p;
+	for (int i = pool_n; i < n; i++) {
+		fiber *f = &pool[i];
+		memset((void *)f, 0, sizeof *f);
+		f->stack = (char *)malloc(STACK);
+		if (!f->stack || getcontext(&f->uc))
+			die("cannot make fiber %d", i);
+		f->uc.uc_stack.ss_sp = f->stack;
+		f->uc.uc_stack.ss_size = STACK;
+		f->uc.uc_link = nullptr;
+		makecontext(&f->uc, fiber_main, 0);
+	}
+	pool_n = n;
+}
+
+void run_block_fibers(int nt)
+{
+	grow_pool(nt);
+	int nw = (nt + 31) / 32;
+	for (int t = 0; t < nt; t++) {
+		fiber *f = &pool[t];
+		f->tid.x = t % blockDim.x;
+		f->tid.y = t / blockDim.x % blockDim.y;
+		f->tid.z = t / (blockDim.x * blockDim.y);
+		f->lane = t % 32;
+		f->warp = t / 32;
+		f->st = RUNNABLE;
+	}
+	for (;;) {
+		for (int t = 0; t < nt; t++)
+			if (pool[t].st == RUNNABLE)
+				resume(&pool[t]);
+		// Everyone waits or is done: release a barrier.
+		bool released = false, live = false;
+		for (int w = 0; w < nw; w++) {
+			int at = 0, alive = 0;
+			for (int t = w * 32; t < nt && t < w * 32 + 32; t++) {
+				alive += pool[t].st != DONE;
+				at += pool[t].st == AT_WARP;
+			}
+			if (alive && at == alive) {
+				for (int t = w * 32; t < nt && t < w * 32 + 32; t++)
+					pool[t].st = RUNNABLE;
+				released = true;
+			}
+		}
+		if (released)
+			continue;
+		int at = 0, alive = 0;
+		for (int t = 0; t < nt; t++) {
+			alive += pool[t].st != DONE;
+			at += pool[t].st == AT_SYNC;
+		}
+		live = alive > 0;
+		if (!live)
+			return;
+		if (at == alive) {
+			for (int t = 0; t < nt; t++)
+				if (pool[t].st == AT_SYNC)
+					pool[t].st = RUNNABLE;
+			continue;
+		}
+		die("kernel %p, block (%u,%u,%u): deadlock: %d of %d live "
+		    "threads at __syncthreads, the others at a warp shuffle "
+		    "whose warp is not all there",
+		    R.kernel, blockIdx.x, blockIdx.y, blockIdx.z, at, alive);
+	}
+}
+
+void run_block_plain(int nt)
+{
+	for (int t = 0; t < nt; t++) {
+		threadIdx.x = t % blockDim.x;
+		threadIdx.y = t / blockDim.x % blockDim.y;
+		threadIdx.z = t / (blockDim.x * blockDim.y);
+		R.body(R.ctx);
+	}
+}
+
+std::set<const void *> syncing, plain; // kernels seen
+
+struct clock_event {
+	double ms;
+};
+
+double now_ms()
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+} // namespace
+
+bool tk_emu_on_device(const void *p, size_t n)
+{
+	return on_device(p, n);
+}
+
+void __syncthreads(void)
+{
+	wait_at(AT_SYNC);
+}
+
+void __syncwarp(unsigned)
+{
+	wait_at(AT_WARP);
+}
+
+void tk_emu_shfl(void *v, size_t size, int src_lane)
+{
+	if (size > sizeof(uint64_t))
+		die("shuffle of a %zu-byte value", size);
+	if (!R.fibers)
+		wait_at(AT_WARP); // dies with the message
+	fiber *f = R.cur;
+	int base = f->warp * 32;
+	int nt = blockDim.x * blockDim.y * blockDim.z;
+	if (src_lane < 0 || src_lane > 31 || base + src_lane >= nt)
+		die("kernel %p: thread %d shuffles from lane %d, which the "
+		    "block (%d threads) does not have",
+		    R.kernel, base + f->lane, src_lane, nt);
+	memcpy(&R.slots[base + f->lane], v, size);
+	wait_at(AT_WARP);
+	if (pool[base + src_lane].st == DONE)
+		die("kernel %p: thread %d shuffles from lane %d, which has "
+		    "returned",
+		    R.kernel, base + f->lane, src_lane);
+	uint64_t got = R.slots[base + src_lane];
+	wait_at(AT_WARP); // nobody writes the slots before all have read
+	memcpy(v, &got, size);
+}
+
+namespace tk_emu {
+
+void run(const void *kernel, const config &c, void (*body)(void *),
+	 void *ctx)
+{
+	size_t nt = (size_t)c.block.x * c.block.y * c.block.z;
+	if (!nt || nt > 1024 || c.block.z > 64 || !c.grid.x || !c.grid.y ||
+	    !c.grid.z || c.grid.y > 65535 || c.grid.z > 65535 ||
+	    c.grid.x > 0x7fffffffu || c.shared > 48 * 1024) {
+		fprintf(stderr,
+			"tk CUDA emulator: kernel %p: bad launch grid "
+			"(%u,%u,%u) block (%u,%u,%u) shared %zu\n",
+			kernel, c.grid.x, c.grid.y, c.grid.z, c.block.x,
+			c.block.y, c.block.z, c.shared);
+		fail(cudaErrorInvalidConfiguration);
+		return;
+	}
+	if (nt > 32 * 32)
+		die("block of %zu threads", nt);
+	R.body = body;
+	R.ctx = ctx;
+	R.kernel = kernel;
+	R.synced = false;
+	R.fibers = !plain.count(kernel);
+	gridDim = c.grid;
+	blockDim = c.block;
+	for (unsigned z = 0; z < c.grid.z; z++)
+		for (unsigned y = 0; y < c.grid.y; y++)
+			for (unsigned x = 0; x < c.grid.x; x++) {
+				blockIdx.x = x;
+				blockIdx.y = y;
+				blockIdx.z = z;
+				if (R.fibers)
+					run_block_fibers((int)nt);
+				else
+					run_block_plain((int)nt);
+			}
+	if (R.fibers && !R.synced && !syncing.count(kernel))
+		plain.insert(kernel);
+	if (R.synced)
+		syncing.insert(kernel);
+}
+
+} // namespace tk_emu
+
+extern "C" {
+
+cudaError_t cudaGetDeviceCount(int *n)
+{
+	*n = device_count();
+	return cudaSuccess;
+}
+
+cudaError_t cudaSetDevice(int device)
+{
+	if (device < 0 || device >= device_count())
+		return fail(cudaErrorInvalidDevice);
+	current_device = device;
+	return cudaSuccess;
+}
+
+cudaError_t cudaGetDevice(int *device)
+{
+	*device = current_device;
+	return cudaSuccess;
+}
+
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int device)
+{
+	if (device < 0 || device >= device_count())
+		return fail(cudaErrorInvalidDevice);
+	memset(p, 0, sizeof *p);
+	snprintf(p->name, sizeof p->name, "tk CUDA emulator (CPU)");
+	p->totalGlobalMem = memory_limit();
+	p->sharedMemPerBlock = 48 * 1024;
+	p->warpSize = 32;
+	p->maxThreadsPerBlock = 1024;
+	p->maxThreadsDim[0] = p->maxThreadsDim[1] = 1024;
+	p->maxThreadsDim[2] = 64;
+	p->maxGridSize[0] = 0x7fffffff;
+	p->maxGridSize[1] = p->maxGridSize[2] = 65535;
+	p->major = 9;
+	p->minor = 0;
+	p->multiProcessorCount = 1;
+	return cudaSuccess;
+}
+
+cudaError_t cudaRuntimeGetVersion(int *v)
+{
+	*v = 0;
+	return cudaSuccess;
+}
+
+cudaError_t cudaDriverGetVersion(int *v)
+{
+	*v = 0;
+	return cudaSuccess;
+}
+
+cudaError_t cudaGetLastError(void)
+{
+	cudaError_t e = last_error;
+	last_error = cudaSuccess;
+	return e;
+}
+
+cudaError_t cudaPeekAtLastError(void)
+{
+	return last_error;
+}
+
+const char *cudaGetErrorString(cudaError_t e)
+{
+	switch (e) {
+	case cudaSuccess:
+		return "no error";
+	case cudaErrorInvalidValue:
+		return "invalid argument";
+	case cudaErrorMemoryAllocation:
+		return "out of memory";
+	case cudaErrorInvalidConfiguration:
+		return "invalid configuration argument";
+	case cudaErrorInvalidDevice:
+		return "invalid device ordinal";
+	case cudaErrorNoDevice:
+		return "no CUDA-capable device is detected";
+	case cudaErrorNotSupported:
+		return "operation not supported";
+	}
+	return "unknown error";
+}
+
+cudaError_t cudaDeviceSynchronize(void)
+{
+	return cudaSuccess;
+}
+
+cudaError_t cudaMalloc(void **p, size_t bytes)
+{
+	size_t n = (bytes + 255) & ~(size_t)255;
+	if (!n)
+		n = 256;
+	if (n > memory_limit() - device_used)
+		return fail(cudaErrorMemoryAllocation);
+	*p = aligned_alloc(256, n);
+	if (!*p)
+		return fail(cudaErrorMemoryAllocation);
+	// Fresh device memory is not zero; neither is it here.
+	memset(*p, 0xa5, n);
+	device_blocks[(uintptr_t)*p] = bytes;
+	device_used += n;
+	return cudaSuccess;
+}
+
+cudaError_t cudaFree(void *p)
+{
+	if (!p)
+		return cudaSuccess;
+	auto it = device_blocks.find((uintptr_t)p);
+	if (it == device_blocks.end()) {
+		fprintf(stderr, "tk CUDA emulator: cudaFree(%p): not from "
+				"cudaMalloc\n",
+			p);
+		return fail(cudaErrorInvalidValue);
+	}
+	size_t n = (it->second + 255) & ~(size_t)255;
+	device_used -= n ? n : 256;
+	device_blocks.erase(it);
+	free(p);
+	return cudaSuccess;
+}
+
+cudaError_t cudaMallocHost(void **p, size_t bytes)
+{
+	*p = malloc(bytes ? bytes : 1);
+	if (!*p)
+		return fail(cudaErrorMemoryAllocation);
+	host_blocks[(uintptr_t)*p] = bytes;
+	return cudaSuccess;
+}
+
+cudaError_t cudaFreeHost(void *p)
+{
+	if (!p)
+		return cudaSuccess;
+	if (!host_blocks.erase((uintptr_t)p))
+		return fail(cudaErrorInvalidValue);
+	free(p);
+	return cudaSuccess;
+}
+
+cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes)
+{
+	*total_bytes = memory_limit();
+	*free_bytes = memory_limit() - device_used;
+	return cudaSuccess;
+}
+
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind k)
+{
+	cudaError_t e = check_copy(dst, src, n, k);
+	if (e == cudaSuccess && n)
+		memmove(dst, src, n);
+	return e;
+}
+
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n,
+			    cudaMemcpyKind k, cudaStream_t)
+{
+	return cudaMemcpy(dst, src, n, k);
+}
+
+cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src,
+			      size_t spitch, size_t width, size_t rows,
+			      cudaMemcpyKind k, cudaStream_t)
+{
+	if (width > dpitch || width > spitch)
+		return fail(cudaErrorInvalidValue);
+	if (!rows || !width)
+		return cudaSuccess;
+	size_t dn = dpitch * (rows - 1) + width, sn = spitch * (rows - 1) + width;
+	// the whole spans, checked as one copy each way
+	cudaError_t e = check_copy(dst, src, dn < sn ? dn : sn, k);
+	if (e == cudaSuccess && (on_device(dst, 1) && !on_device(dst, dn)))
+		e = fail(cudaErrorInvalidValue);
+	if (e == cudaSuccess && (on_device(src, 1) && !on_device(src, sn)))
+		e = fail(cudaErrorInvalidValue);
+	if (e != cudaSuccess)
+		return e;
+	for (size_t r = 0; r < rows; r++)
+		memmove((char *)dst + r * dpitch, (const char *)src + r * spitch,
+			width);
+	return cudaSuccess;
+}
+
+cudaError_t cudaMemset(void *p, int v, size_t n)
+{
+	if (n && !on_device(p, n)) {
+		fprintf(stderr, "tk CUDA emulator: memset of %zu bytes at %p: "
+				"not device memory\n",
+			n, p);
+		return fail(cudaErrorInvalidValue);
+	}
+	memset(p, v, n);
+	return cudaSuccess;
+}
+
+cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t)
+{
+	return cudaMemset(p, v, n);
+}
+
+// Streams run their work at once: a stream is a token.
+cudaError_t cudaStreamCreate(cudaStream_t *s)
+{
+	*s = (cudaStream_t)malloc(1);
+	return cudaSuccess;
+}
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned)
+{
+	return cudaStreamCreate(s);
+}
+
+cudaError_t cudaStreamDestroy(cudaStream_t s)
+{
+	free((void *)s);
+	return cudaSuccess;
+}
+
+cudaError_t cudaStreamSynchronize(cudaStream_t)
+{
+	return cudaSuccess;
+}
+
+cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned)
+{
+	return cudaSuccess;
+}
+
+cudaError_t cudaEventCreate(cudaEvent_t *e)
+{
+	clock_event *c = (clock_event *)calloc(1, sizeof *c);
+	*e = (cudaEvent_t)(void *)c;
+	return c ? cudaSuccess : fail(cudaErrorMemoryAllocation);
+}
+
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned)
+{
+	return cudaEventCreate(e);
+}
+
+cudaError_t cudaEventDestroy(cudaEvent_t e)
+{
+	free((void *)e);
+	return cudaSuccess;
+}
+
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t)
+{
+	((clock_event *)(void *)e)->ms = now_ms();
+	return cudaSuccess;
+}
+
+cudaError_t cudaEventSynchronize(cudaEvent_t)
+{
+	return cudaSuccess;
+}
+
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b)
+{
+	*ms = (float)(((clock_event *)(void *)b)->ms -
+		      ((clock_event *)(void *)a)->ms);
+	return cudaSuccess;
+}
+
+} // extern "C"
