@@ -147,11 +147,15 @@ void linear_forward_cuda(float *out, const float *in, const float *weight,
 			CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(
 			    p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
 			    sizeof bias));
-			CUBLAS_CHECK(cublasLtMatmul(tk::blaslt(), p->op, &one, weight,
-						    p->a, in, p->b, &zero, out, p->c,
-						    out, p->c, &p->algo, ws, p->work,
-						    s));
-			return;
+			cublasStatus_t st = cublasLtMatmul(
+			    tk::blaslt(), p->op, &one, weight, p->a, in, p->b,
+			    &zero, out, p->c, out, p->c, &p->algo, ws, p->work, s);
+			if (st == CUBLAS_STATUS_SUCCESS)
+				return;
+			// The plan holds for the shape; these pointers'
+			// alignment may not suit it: this call the plain way.
+			if (st != CUBLAS_STATUS_NOT_SUPPORTED)
+				CUBLAS_CHECK(st);
 		}
 		bcast_rows<<<tk::blocks((size_t)N * OUT, 256), 256, 0, s>>>(
 		    out, bias, N, OUT);

@@ -98,6 +98,20 @@ static bool exact()
 	return e;
 }
 
+// TK_EMU_REFUSE=lt,dnn: cublasLtMatmul, or cudnnConvolutionForward,
+// answers every call with NOT_SUPPORTED, as the real libraries may for a
+// shape or alignment their plan did not foresee: the callers' other ways
+// get tested.  dnn.cc asks too.
+bool tk_emu_refuses(const char *what)
+{
+	const char *e = getenv("TK_EMU_REFUSE");
+	size_t n = strlen(what);
+	for (const char *p = e; p && *p; p += strcspn(p, ","), p += *p == ',')
+		if (!strncmp(p, what, n) && (p[n] == ',' || !p[n]))
+			return true;
+	return false;
+}
+
 // Round to nearest even keeping 10 of float's 23 mantissa bits: what a
 // tensor core reads of a float under TF32.  dnn.cc uses it too.
 float tk_emu_round_tf32(float x)
@@ -748,6 +762,8 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle,
 	(void)workspace, (void)workspaceSizeInBytes, (void)stream;
 	if (!handle)
 		return fail(CUBLAS_STATUS_NOT_INITIALIZED, "handle is NULL");
+	if (tk_emu_refuses("lt"))
+		return CUBLAS_STATUS_NOT_SUPPORTED;
 	int64_t m, n, k;
 	cublasStatus_t st = lt_check(desc, Adesc, Bdesc, Cdesc, Ddesc, &m, &n, &k);
 	if (st == CUBLAS_STATUS_SUCCESS)

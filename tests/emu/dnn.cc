@@ -20,7 +20,8 @@
 #include "cuda_bf16.h"
 #include "cudnn.h"
 
-float tk_emu_round_tf32(float x); // blas.cc
+float tk_emu_round_tf32(float x);          // blas.cc
+bool tk_emu_refuses(const char *what);     // blas.cc
 
 struct cudnnContext {
 	cudaStream_t stream;
@@ -661,6 +662,8 @@ cudnnStatus_t cudnnConvolutionForward(
     const cudnnTensorDescriptor_t yDesc, void *y)
 {
 	(void)workSpace, (void)workSpaceSizeInBytes;
+	if (tk_emu_refuses("dnn"))
+		return CUDNN_STATUS_NOT_SUPPORTED;
 	geom g;
 	cudnnStatus_t st = check_call(handle, algo,
 				      CUDNN_CONVOLUTION_FWD_ALGO_COUNT, alpha, beta);
