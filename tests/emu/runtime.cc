@@ -17,8 +17,9 @@
 // the kind says device (cudaErrorInvalidValue), frees of what cudaMalloc
 // did not return, a memory limit (TK_EMU_MEMORY, default 16G, so that the
 // callers' out-of-memory paths can be tried), devices (TK_EMU_DEVICES,
-// default 1), and deadlocks (some threads
-// at __syncthreads, the rest finished or at a shuffle).
+// default 1), and deadlocks (some threads at __syncthreads, the rest
+// finished or at a shuffle).  TK_EMU_ORDER (below) changes the order in
+// which blocks and threads run, to bring out races.
 #include <cerrno>
 #include <csetjmp>
 #include <cstdarg>
@@ -27,6 +28,7 @@
 #include <ctime>
 #include <map>
 #include <set>
+#include <vector>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -232,6 +234,52 @@ void grow_pool(int n)
 	pool_n = n;
 }
 
+// TK_EMU_ORDER=reverse or random (TK_EMU_SEED=n): the order in which
+// blocks, and the threads of a block between barriers, run; a kernel
+// whose result depends on it has a race (a missing __syncthreads, a
+// block reading what another writes) that a GPU shows only sometimes.
+enum order_kind { FORWARD, REVERSE, RANDOM };
+order_kind order()
+{
+	static int o = -1;
+	if (o < 0) {
+		const char *e = getenv("TK_EMU_ORDER");
+		o = !e || !*e || !strcmp(e, "forward") ? FORWARD
+		    : !strcmp(e, "reverse")	       ? REVERSE
+		    : !strcmp(e, "random")	       ? RANDOM
+						       : -2;
+		if (o == -2)
+			die("TK_EMU_ORDER=%s: forward, reverse or random", e);
+	}
+	return (order_kind)o;
+}
+
+uint64_t rng_state;
+uint64_t next_random()
+{
+	if (!rng_state) {
+		const char *e = getenv("TK_EMU_SEED");
+		rng_state = 0x9e3779b97f4a7c15ull ^ (e ? strtoull(e, nullptr, 10) : 1);
+	}
+	// xorshift64*
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 0x2545f4914f6cdd1dull;
+}
+
+// The i-th of n in the run order: a permutation of 0..n-1.
+thread_local std::vector<unsigned> perm;
+void make_order(size_t n)
+{
+	perm.resize(n);
+	for (size_t i = 0; i < n; i++)
+		perm[i] = order() == REVERSE ? (unsigned)(n - 1 - i) : (unsigned)i;
+	if (order() == RANDOM)
+		for (size_t i = n; i > 1; i--)
+			std::swap(perm[i - 1], perm[next_random() % i]);
+}
+
 void run_block_fibers(int nt)
 {
 	grow_pool(nt);
@@ -245,10 +293,13 @@ void run_block_fibers(int nt)
 		f->warp = t / 32;
 		f->st = RUNNABLE;
 	}
+	std::vector<unsigned> ord;
 	for (;;) {
-		for (int t = 0; t < nt; t++)
-			if (pool[t].st == RUNNABLE)
-				resume(&pool[t]);
+		make_order(nt);
+		ord = perm;
+		for (int i = 0; i < nt; i++)
+			if (pool[ord[i]].st == RUNNABLE)
+				resume(&pool[ord[i]]);
 		// Everyone waits or is done: release a barrier.
 		bool released = false, live = false;
 		for (int w = 0; w < nw; w++) {
@@ -288,7 +339,9 @@ void run_block_fibers(int nt)
 
 void run_block_plain(int nt)
 {
-	for (int t = 0; t < nt; t++) {
+	make_order(nt);
+	for (int i = 0; i < nt; i++) {
+		int t = (int)perm[i];
 		threadIdx.x = t % blockDim.x;
 		threadIdx.y = t / blockDim.x % blockDim.y;
 		threadIdx.z = t / (blockDim.x * blockDim.y);
@@ -376,17 +429,22 @@ void run(const void *kernel, const config &c, void (*body)(void *),
 	R.fibers = !plain.count(kernel);
 	gridDim = c.grid;
 	blockDim = c.block;
-	for (unsigned z = 0; z < c.grid.z; z++)
-		for (unsigned y = 0; y < c.grid.y; y++)
-			for (unsigned x = 0; x < c.grid.x; x++) {
-				blockIdx.x = x;
-				blockIdx.y = y;
-				blockIdx.z = z;
-				if (R.fibers)
-					run_block_fibers((int)nt);
-				else
-					run_block_plain((int)nt);
-			}
+	size_t nb = (size_t)c.grid.x * c.grid.y * c.grid.z;
+	std::vector<unsigned> blocks;
+	if (order() != FORWARD) {
+		make_order(nb);
+		blocks = perm;
+	}
+	for (size_t i = 0; i < nb; i++) {
+		size_t b = blocks.empty() ? i : blocks[i];
+		blockIdx.x = (unsigned)(b % c.grid.x);
+		blockIdx.y = (unsigned)(b / c.grid.x % c.grid.y);
+		blockIdx.z = (unsigned)(b / ((size_t)c.grid.x * c.grid.y));
+		if (R.fibers)
+			run_block_fibers((int)nt);
+		else
+			run_block_plain((int)nt);
+	}
 	if (R.fibers && !R.synced && !syncing.count(kernel))
 		plain.insert(kernel);
 	if (R.synced)
