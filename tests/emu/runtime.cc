@@ -555,8 +555,10 @@ cudaError_t cudaMalloc(void **p, size_t bytes)
 	*p = aligned_alloc(256, n);
 	if (!*p)
 		return fail(cudaErrorMemoryAllocation);
-	// Fresh device memory is not zero; neither is it here.
-	memset(*p, 0xa5, n);
+	// Fresh device memory is not zero.  Here it is all one bits, NaN in
+	// float and bf16, so that reading what nothing wrote shows in the
+	// results.
+	memset(*p, 0xff, n);
 	device_blocks[(uintptr_t)*p] = bytes;
 	device_used += n;
 	return cudaSuccess;
