@@ -378,6 +378,34 @@ const char *cudnnGetErrorString(cudnnStatus_t status)
 
 // ---- descriptors ----
 
+// Packed 4-D tensors and filters of at most 2^31 - 1 elements, in float
+// or bf16, NCHW or NHWC, as cuDNN takes them.
+static cudnnStatus_t check_4d(const char *what, cudnnDataType_t type,
+			      cudnnTensorFormat_t format, int n, int c, int h,
+			      int w)
+{
+	if (n <= 0 || c <= 0 || h <= 0 || w <= 0 ||
+	    (double)n * c * h * w > INT_MAX)
+		return fail(CUDNN_STATUS_BAD_PARAM, "%s %dx%dx%dx%d", what, n, c,
+			    h, w);
+	if (format != CUDNN_TENSOR_NCHW && format != CUDNN_TENSOR_NHWC)
+		return fail(CUDNN_STATUS_BAD_PARAM, "format %d", (int)format);
+	if (type != CUDNN_DATA_FLOAT && type != CUDNN_DATA_BFLOAT16)
+		return fail(CUDNN_STATUS_NOT_SUPPORTED, "data type %d", (int)type);
+	return CUDNN_STATUS_SUCCESS;
+}
+
+// Element strides of a packed [n, c, h, w] in the format (a filter's
+// [k, c, r, s]: NCHW is KCRS, NHWC is KRSC).
+static void strides_4d(cudnnTensorFormat_t format, size_t c, size_t h,
+		       size_t w, size_t *sn, size_t *sc, size_t *sh, size_t *sw)
+{
+	if (format == CUDNN_TENSOR_NCHW)
+		*sw = 1, *sh = w, *sc = h * w, *sn = c * h * w;
+	else
+		*sc = 1, *sw = c, *sh = w * c, *sn = h * w * c;
+}
+
 cudnnStatus_t cudnnCreateTensorDescriptor(cudnnTensorDescriptor_t *desc)
 {
 	if (!desc)
@@ -392,7 +420,6 @@ cudnnStatus_t cudnnDestroyTensorDescriptor(cudnnTensorDescriptor_t desc)
 	return CUDNN_STATUS_SUCCESS;
 }
 
-// Packed 4-D tensors of at most 2^31 - 1 elements, as cuDNN takes them.
 cudnnStatus_t cudnnSetTensor4dDescriptor(cudnnTensorDescriptor_t d,
 					 cudnnTensorFormat_t format,
 					 cudnnDataType_t dataType, int n, int c,
@@ -400,20 +427,11 @@ cudnnStatus_t cudnnSetTensor4dDescriptor(cudnnTensorDescriptor_t d,
 {
 	if (!d)
 		return fail(CUDNN_STATUS_BAD_PARAM, "desc is NULL");
-	if (n <= 0 || c <= 0 || h <= 0 || w <= 0 ||
-	    (double)n * c * h * w > INT_MAX)
-		return fail(CUDNN_STATUS_BAD_PARAM, "tensor %dx%dx%dx%d", n, c, h, w);
-	if (format != CUDNN_TENSOR_NCHW && format != CUDNN_TENSOR_NHWC)
-		return fail(CUDNN_STATUS_BAD_PARAM, "format %d", (int)format);
-	if (dataType != CUDNN_DATA_FLOAT && dataType != CUDNN_DATA_BFLOAT16)
-		return fail(CUDNN_STATUS_NOT_SUPPORTED, "data type %d",
-			    (int)dataType);
+	cudnnStatus_t st = check_4d("tensor", dataType, format, n, c, h, w);
+	if (st != CUDNN_STATUS_SUCCESS)
+		return st;
 	*d = cudnnTensorStruct{true, dataType, n, c, h, w, 0, 0, 0, 0};
-	size_t C = c, H = h, W = w;
-	if (format == CUDNN_TENSOR_NCHW)
-		d->sw = 1, d->sh = W, d->sc = H * W, d->sn = C * H * W;
-	else
-		d->sc = 1, d->sw = C, d->sh = W * C, d->sn = H * W * C;
+	strides_4d(format, c, h, w, &d->sn, &d->sc, &d->sh, &d->sw);
 	return CUDNN_STATUS_SUCCESS;
 }
 
@@ -439,20 +457,11 @@ cudnnStatus_t cudnnSetFilter4dDescriptor(cudnnFilterDescriptor_t f,
 {
 	if (!f)
 		return fail(CUDNN_STATUS_BAD_PARAM, "desc is NULL");
-	if (k <= 0 || c <= 0 || h <= 0 || w <= 0 ||
-	    (double)k * c * h * w > INT_MAX)
-		return fail(CUDNN_STATUS_BAD_PARAM, "filter %dx%dx%dx%d", k, c, h, w);
-	if (format != CUDNN_TENSOR_NCHW && format != CUDNN_TENSOR_NHWC)
-		return fail(CUDNN_STATUS_BAD_PARAM, "format %d", (int)format);
-	if (dataType != CUDNN_DATA_FLOAT && dataType != CUDNN_DATA_BFLOAT16)
-		return fail(CUDNN_STATUS_NOT_SUPPORTED, "data type %d",
-			    (int)dataType);
+	cudnnStatus_t st = check_4d("filter", dataType, format, k, c, h, w);
+	if (st != CUDNN_STATUS_SUCCESS)
+		return st;
 	*f = cudnnFilterStruct{true, dataType, k, c, h, w, 0, 0, 0, 0};
-	size_t C = c, R = h, S = w;
-	if (format == CUDNN_TENSOR_NCHW)
-		f->ss = 1, f->sr = S, f->sc = R * S, f->sk = C * R * S;
-	else
-		f->sc = 1, f->ss = C, f->sr = S * C, f->sk = R * S * C;
+	strides_4d(format, c, h, w, &f->sk, &f->sc, &f->sr, &f->ss);
 	return CUDNN_STATUS_SUCCESS;
 }
 
