@@ -6,7 +6,10 @@
  * (the network's plan measured at one image).  bench_torch.py train times
  * the same step in PyTorch (bf16 autocast, channels_last).
  *
- *   bench_train [fp32|tf32|bf16] [BATCH] [STEPS]   (bf16, 32, 3) */
+ *   bench_train [fp32|tf32|bf16] [BATCH] [STEPS] [ARCH] [SIZE]
+ *   (bf16, 32, 3, r101:classes=81313, 512; tests/emu/bench.test runs a
+ *   tiny ARCH and SIZE on the CUDA emulator, so that this program has run
+ *   before it meets a GPU) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,11 +33,14 @@ int main(int argc, char **argv)
 	}
 	const char *prec = argc > 1 ? argv[1] : "bf16";
 	int want = argc > 2 ? atoi(argv[2]) : 32, steps = argc > 3 ? atoi(argv[3]) : 3;
-	const int S = 512;
+	const char *arch = argc > 4 ? argv[4] : "r101:classes=81313";
+	const int S = argc > 5 ? atoi(argv[5]) : 512;
+	if (want < 1 || steps < 1 || S < 32)
+		die_usage("BATCH and STEPS at least 1, SIZE at least 32");
 	double t0 = tk_now();
 	struct tk_arch a;
 	char err[256];
-	if (tk_arch_parse(&a, "r101:classes=81313", err, sizeof err) < 0)
+	if (tk_arch_parse(&a, arch, err, sizeof err) < 0)
 		die_usage("%s", err);
 	struct tk_model m;
 	tk_model_init(&m, &a);
@@ -72,7 +78,7 @@ int main(int argc, char **argv)
 		x[i] = (float)((r >> 40) / 16777216.0 * 4 - 2);
 	}
 	for (int i = 0; i < B; i++)
-		lab[i] = (int32_t)((i * 7919) % 81313);
+		lab[i] = (int32_t)((i * 7919) % (a.classes > 0 ? a.classes : 1));
 	struct tk_hparams h;
 	tk_hparams_default(&h);
 	h.batch = B;
@@ -94,9 +100,9 @@ int main(int argc, char **argv)
 	}
 	dev_sync(&dv);
 	double dt = (tk_now() - t0) / steps;
-	printf("RESULT tk train %s R101 512^2 batch %d: %.1f images/s (%.1f ms/step; "
+	printf("RESULT tk train %s %s %d^2 batch %d: %.1f images/s (%.1f ms/step; "
 	       "first step %.1f s with cuDNN's search; setup %.1f s; loss %.3f)\n",
-	       prec, B, B / dt, dt * 1e3, first, setup, loss);
+	       prec, arch, S, B, B / dt, dt * 1e3, first, setup, loss);
 	tk_net_free(net);
 	dev_free(&dv, P), dev_free(&dv, mom), dev_free(&dv, grad);
 	free(x), free(lab);
