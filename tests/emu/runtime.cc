@@ -27,6 +27,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <map>
+#include <mutex>
 #include <set>
 #include <vector>
 #include <ucontext.h>
@@ -50,7 +51,13 @@ namespace {
 	exit(3);
 }
 
-cudaError_t last_error = cudaSuccess;
+// As CUDA keeps it: one per host thread.
+thread_local cudaError_t last_error = cudaSuccess;
+// Host threads may call in at once (a reader thread uploading while the
+// main one computes): one lock over the allocation maps and the launches,
+// taken again by the same thread from inside a kernel (CUB's checks).
+std::recursive_mutex big;
+#define LOCK std::lock_guard<std::recursive_mutex> lock_(big)
 int current_device;
 
 // TK_EMU_DEVICES=n: as many devices (each this process's CPU; a process
@@ -366,6 +373,7 @@ double now_ms()
 
 bool tk_emu_on_device(const void *p, size_t n)
 {
+	LOCK;
 	return on_device(p, n);
 }
 
@@ -408,6 +416,7 @@ namespace tk_emu {
 void run(const void *kernel, const config &c, void (*body)(void *),
 	 void *ctx)
 {
+	LOCK;
 	size_t nt = (size_t)c.block.x * c.block.y * c.block.z;
 	if (!nt || nt > 1024 || c.block.z > 64 || !c.grid.x || !c.grid.y ||
 	    !c.grid.z || c.grid.y > 65535 || c.grid.z > 65535 ||
@@ -547,6 +556,7 @@ cudaError_t cudaDeviceSynchronize(void)
 
 cudaError_t cudaMalloc(void **p, size_t bytes)
 {
+	LOCK;
 	size_t n = (bytes + 255) & ~(size_t)255;
 	if (!n)
 		n = 256;
@@ -566,6 +576,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes)
 
 cudaError_t cudaFree(void *p)
 {
+	LOCK;
 	if (!p)
 		return cudaSuccess;
 	auto it = device_blocks.find((uintptr_t)p);
@@ -584,6 +595,7 @@ cudaError_t cudaFree(void *p)
 
 cudaError_t cudaMallocHost(void **p, size_t bytes)
 {
+	LOCK;
 	*p = malloc(bytes ? bytes : 1);
 	if (!*p)
 		return fail(cudaErrorMemoryAllocation);
@@ -593,6 +605,7 @@ cudaError_t cudaMallocHost(void **p, size_t bytes)
 
 cudaError_t cudaFreeHost(void *p)
 {
+	LOCK;
 	if (!p)
 		return cudaSuccess;
 	if (!host_blocks.erase((uintptr_t)p))
@@ -603,6 +616,7 @@ cudaError_t cudaFreeHost(void *p)
 
 cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes)
 {
+	LOCK;
 	*total_bytes = memory_limit();
 	*free_bytes = memory_limit() - device_used;
 	return cudaSuccess;
@@ -610,6 +624,7 @@ cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes)
 
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind k)
 {
+	LOCK;
 	cudaError_t e = check_copy(dst, src, n, k);
 	if (e == cudaSuccess && n)
 		memmove(dst, src, n);
@@ -626,6 +641,7 @@ cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src,
 			      size_t spitch, size_t width, size_t rows,
 			      cudaMemcpyKind k, cudaStream_t)
 {
+	LOCK;
 	if (width > dpitch || width > spitch)
 		return fail(cudaErrorInvalidValue);
 	if (!rows || !width)
@@ -647,6 +663,7 @@ cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src,
 
 cudaError_t cudaMemset(void *p, int v, size_t n)
 {
+	LOCK;
 	if (n && !on_device(p, n)) {
 		fprintf(stderr, "tk CUDA emulator: memset of %zu bytes at %p: "
 				"not device memory\n",
