@@ -58,6 +58,40 @@ thread_local cudaError_t last_error = cudaSuccess;
 // taken again by the same thread from inside a kernel (CUB's checks).
 std::recursive_mutex big;
 #define LOCK std::lock_guard<std::recursive_mutex> lock_(big)
+
+// TK_EMU_STATS=1: at exit, how often the program did what costs on a GPU
+// beyond its arithmetic: launches, waits for the device, copies each way,
+// allocations (a steady state should have none), on stderr.
+struct stats_t {
+	long launches, syncs, mallocs, frees, memsets;
+	long copies[5];
+	double bytes[5];
+} stats;
+
+void print_stats()
+{
+	static const char *kind[] = {"host-host", "host-device", "device-host",
+				     "device-device", "default"};
+	fprintf(stderr,
+		"tk CUDA emulator: %ld launches, %ld waits for the device, "
+		"%ld cudaMalloc, %ld cudaFree, %ld memsets",
+		stats.launches, stats.syncs, stats.mallocs, stats.frees,
+		stats.memsets);
+	for (int k = 0; k < 5; k++)
+		if (stats.copies[k])
+			fprintf(stderr, ", %ld copies %s (%.1f MB)", stats.copies[k],
+				kind[k], stats.bytes[k] / 1e6);
+	fputc('\n', stderr);
+}
+
+struct stats_at_exit {
+	stats_at_exit()
+	{
+		const char *e = getenv("TK_EMU_STATS");
+		if (e && *e && strcmp(e, "0"))
+			atexit(print_stats);
+	}
+} stats_init;
 int current_device;
 
 // TK_EMU_DEVICES=n: as many devices (each this process's CPU; a process
@@ -136,6 +170,14 @@ cudaError_t check_copy(void *dst, const void *src, size_t n, cudaMemcpyKind k)
 			ok = false;
 		if (!sd && find_block(device_blocks, src, 1))
 			ok = false;
+	}
+	if (ok) {
+		int real = dd && sd ? cudaMemcpyDeviceToDevice
+			   : dd	    ? cudaMemcpyHostToDevice
+			   : sd	    ? cudaMemcpyDeviceToHost
+				    : cudaMemcpyHostToHost;
+		stats.copies[real]++;
+		stats.bytes[real] += (double)n;
 	}
 	if (!ok) {
 		fprintf(stderr,
@@ -431,6 +473,7 @@ void run(const void *kernel, const config &c, void (*body)(void *),
 	}
 	if (nt > 32 * 32)
 		die("block of %zu threads", nt);
+	stats.launches++;
 	R.body = body;
 	R.ctx = ctx;
 	R.kernel = kernel;
@@ -551,6 +594,7 @@ const char *cudaGetErrorString(cudaError_t e)
 
 cudaError_t cudaDeviceSynchronize(void)
 {
+	stats.syncs++;
 	return cudaSuccess;
 }
 
@@ -565,6 +609,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes)
 	*p = aligned_alloc(256, n);
 	if (!*p)
 		return fail(cudaErrorMemoryAllocation);
+	stats.mallocs++;
 	// Fresh device memory is not zero.  Here it is all one bits, NaN in
 	// float and bf16, so that reading what nothing wrote shows in the
 	// results.
@@ -590,6 +635,7 @@ cudaError_t cudaFree(void *p)
 	device_used -= n ? n : 256;
 	device_blocks.erase(it);
 	free(p);
+	stats.frees++;
 	return cudaSuccess;
 }
 
@@ -671,6 +717,7 @@ cudaError_t cudaMemset(void *p, int v, size_t n)
 		return fail(cudaErrorInvalidValue);
 	}
 	memset(p, v, n);
+	stats.memsets++;
 	return cudaSuccess;
 }
 
@@ -699,6 +746,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t s)
 
 cudaError_t cudaStreamSynchronize(cudaStream_t)
 {
+	stats.syncs++;
 	return cudaSuccess;
 }
 
@@ -733,6 +781,7 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t)
 
 cudaError_t cudaEventSynchronize(cudaEvent_t)
 {
+	stats.syncs++;
 	return cudaSuccess;
 }
 
