@@ -92,6 +92,7 @@ struct stats_at_exit {
 			atexit(print_stats);
 	}
 } stats_init;
+
 int current_device;
 
 // TK_EMU_DEVICES=n: as many devices (each this process's CPU; a process
