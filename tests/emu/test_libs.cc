@@ -512,27 +512,34 @@ struct dnn {
 	}
 };
 
+// Calls f(n, k, oy, ox, c, r, q, iy, ix) for every product of the
+// convolution: output (n, k, oy, ox), input (n, c, iy, ix), filter
+// (k, c, r, q); taps in the padding are left out.
+template <typename F> static void each_tap(const shape &s, F f)
+{
+	for (int n = 0; n < s.N; n++)
+		for (int k = 0; k < s.K; k++)
+			for (int oy = 0; oy < s.OH(); oy++)
+				for (int ox = 0; ox < s.OW(); ox++)
+					for (int c = 0; c < s.C; c++)
+						for (int r = 0; r < s.R; r++)
+							for (int q = 0; q < s.S; q++) {
+								int iy, ix;
+								if (tap(s, oy, ox, r, q, &iy, &ix))
+									f(n, k, oy, ox, c, r, q, iy, ix);
+							}
+}
+
 // The forward convolution in double, [N, K, OH, OW].
 static std::vector<double> ref_conv(const shape &s, const tensor &X,
 				    const tensor &Wt, int r)
 {
 	std::vector<double> y((size_t)s.N * s.K * s.OH() * s.OW());
-	size_t i = 0;
-	for (int n = 0; n < s.N; n++)
-		for (int k = 0; k < s.K; k++)
-			for (int oy = 0; oy < s.OH(); oy++)
-				for (int ox = 0; ox < s.OW(); ox++, i++) {
-					double acc = 0;
-					for (int c = 0; c < s.C; c++)
-						for (int a = 0; a < s.R; a++)
-							for (int q = 0; q < s.S; q++) {
-								int iy, ix;
-								if (tap(s, oy, ox, a, q, &iy, &ix))
-									acc += round_as(X.t(n, c, iy, ix), r) *
-									       round_as(Wt.filt(k, c, a, q), r);
-							}
-					y[i] = acc;
-				}
+	each_tap(s, [&](int n, int k, int oy, int ox, int c, int a, int q,
+			int iy, int ix) {
+		y[(((size_t)n * s.K + k) * s.OH() + oy) * s.OW() + ox] +=
+		    round_as(X.t(n, c, iy, ix), r) * round_as(Wt.filt(k, c, a, q), r);
+	});
 	return y;
 }
 
@@ -606,20 +613,12 @@ static void t_conv(const char *name, const shape &s, bool nhwc, bool fnhwc,
 	std::vector<double> dx = logical(DX), dy = logical(Z);
 	for (auto &v : dx)
 		v *= beta;
-	for (int n = 0; n < s.N; n++)
-		for (int k = 0; k < s.K; k++)
-			for (int oy = 0; oy < s.OH(); oy++)
-				for (int ox = 0; ox < s.OW(); ox++)
-					for (int c = 0; c < s.C; c++)
-						for (int a = 0; a < s.R; a++)
-							for (int q = 0; q < s.S; q++) {
-								int iy, ix;
-								if (!tap(s, oy, ox, a, q, &iy, &ix))
-									continue;
-								double g = round_as(Z.t(n, k, oy, ox), r);
-								dx[(((size_t)n * s.C + c) * s.H + iy) * s.W + ix] +=
-								    alpha * g * round_as(Wt.filt(k, c, a, q), r);
-							}
+	each_tap(s, [&](int n, int k, int oy, int ox, int c, int a, int q,
+			int iy, int ix) {
+		double g = round_as(Z.t(n, k, oy, ox), r);
+		dx[(((size_t)n * s.C + c) * s.H + iy) * s.W + ix] +=
+		    alpha * g * round_as(Wt.filt(k, c, a, q), r);
+	});
 	st = cudnnConvolutionBackwardData(h, &alpha, d.w, Wt.ptr(), d.y, Z.ptr(),
 					  d.conv, CUDNN_CONVOLUTION_BWD_DATA_ALGO_0,
 					  nullptr, 0, &beta, d.x, DX.ptr());
@@ -632,20 +631,12 @@ static void t_conv(const char *name, const shape &s, bool nhwc, bool fnhwc,
 	std::vector<double> dw = logical(DW);
 	for (auto &v : dw)
 		v *= beta;
-	for (int n = 0; n < s.N; n++)
-		for (int k = 0; k < s.K; k++)
-			for (int oy = 0; oy < s.OH(); oy++)
-				for (int ox = 0; ox < s.OW(); ox++)
-					for (int c = 0; c < s.C; c++)
-						for (int a = 0; a < s.R; a++)
-							for (int q = 0; q < s.S; q++) {
-								int iy, ix;
-								if (!tap(s, oy, ox, a, q, &iy, &ix))
-									continue;
-								dw[(((size_t)k * s.C + c) * s.R + a) * s.S + q] +=
-								    alpha * round_as(Z.t(n, k, oy, ox), r) *
-								    round_as(X.t(n, c, iy, ix), r);
-							}
+	each_tap(s, [&](int n, int k, int oy, int ox, int c, int a, int q,
+			int iy, int ix) {
+		dw[(((size_t)k * s.C + c) * s.R + a) * s.S + q] +=
+		    alpha * round_as(Z.t(n, k, oy, ox), r) *
+		    round_as(X.t(n, c, iy, ix), r);
+	});
 	st = cudnnConvolutionBackwardFilter(
 	    h, &alpha, d.x, X.ptr(), d.y, Z.ptr(), d.conv,
 	    CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0, nullptr, 0, &beta, d.w, DW.ptr());
