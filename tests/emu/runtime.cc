@@ -64,20 +64,20 @@ std::recursive_mutex big;
 // allocations (a steady state should have none), on stderr.
 struct stats_t {
 	long launches, syncs, mallocs, frees, memsets;
-	long copies[5];
-	double bytes[5];
+	long copies[4]; // by cudaMemcpyKind, the direction the copy took
+	double bytes[4];
 } stats;
 
 void print_stats()
 {
 	static const char *kind[] = {"host-host", "host-device", "device-host",
-				     "device-device", "default"};
+				     "device-device"};
 	fprintf(stderr,
 		"tk CUDA emulator: %ld launches, %ld waits for the device, "
 		"%ld cudaMalloc, %ld cudaFree, %ld memsets",
 		stats.launches, stats.syncs, stats.mallocs, stats.frees,
 		stats.memsets);
-	for (int k = 0; k < 5; k++)
+	for (int k = 0; k < 4; k++)
 		if (stats.copies[k])
 			fprintf(stderr, ", %ld copies %s (%.1f MB)", stats.copies[k],
 				kind[k], stats.bytes[k] / 1e6);
@@ -318,16 +318,27 @@ uint64_t next_random()
 	return rng_state * 0x2545f4914f6cdd1dull;
 }
 
-// The i-th of n in the run order: a permutation of 0..n-1.
-thread_local std::vector<unsigned> perm;
-void make_order(size_t n)
+// The order to run n blocks or threads in: a permutation of 0..n-1, or
+// none (empty) for the forward order, which costs nothing.
+std::vector<unsigned> run_order(size_t n)
 {
-	perm.resize(n);
+	std::vector<unsigned> p;
+	if (order() == FORWARD)
+		return p;
+	p.resize(n);
 	for (size_t i = 0; i < n; i++)
-		perm[i] = order() == REVERSE ? (unsigned)(n - 1 - i) : (unsigned)i;
+		p[i] = order() == REVERSE ? (unsigned)(n - 1 - i) : (unsigned)i;
 	if (order() == RANDOM)
 		for (size_t i = n; i > 1; i--)
-			std::swap(perm[i - 1], perm[next_random() % i]);
+			std::swap(p[i - 1], p[next_random() % i]);
+	return p;
+}
+
+// threadIdx of the block's t-th thread (x varies fastest).
+uint3 thread_coords(int t)
+{
+	return uint3{t % blockDim.x, t / blockDim.x % blockDim.y,
+		     t / (blockDim.x * blockDim.y)};
 }
 
 void run_block_fibers(int nt)
@@ -336,22 +347,20 @@ void run_block_fibers(int nt)
 	int nw = (nt + 31) / 32;
 	for (int t = 0; t < nt; t++) {
 		fiber *f = &pool[t];
-		f->tid.x = t % blockDim.x;
-		f->tid.y = t / blockDim.x % blockDim.y;
-		f->tid.z = t / (blockDim.x * blockDim.y);
+		f->tid = thread_coords(t);
 		f->lane = t % 32;
 		f->warp = t / 32;
 		f->st = RUNNABLE;
 	}
-	std::vector<unsigned> ord;
 	for (;;) {
-		make_order(nt);
-		ord = perm;
-		for (int i = 0; i < nt; i++)
-			if (pool[ord[i]].st == RUNNABLE)
-				resume(&pool[ord[i]]);
+		std::vector<unsigned> ord = run_order(nt);
+		for (int i = 0; i < nt; i++) {
+			fiber *f = &pool[ord.empty() ? i : ord[i]];
+			if (f->st == RUNNABLE)
+				resume(f);
+		}
 		// Everyone waits or is done: release a barrier.
-		bool released = false, live = false;
+		bool released = false;
 		for (int w = 0; w < nw; w++) {
 			int at = 0, alive = 0;
 			for (int t = w * 32; t < nt && t < w * 32 + 32; t++) {
@@ -371,8 +380,7 @@ void run_block_fibers(int nt)
 			alive += pool[t].st != DONE;
 			at += pool[t].st == AT_SYNC;
 		}
-		live = alive > 0;
-		if (!live)
+		if (!alive)
 			return;
 		if (at == alive) {
 			for (int t = 0; t < nt; t++)
@@ -389,12 +397,10 @@ void run_block_fibers(int nt)
 
 void run_block_plain(int nt)
 {
-	make_order(nt);
+	std::vector<unsigned> ord = run_order(nt);
 	for (int i = 0; i < nt; i++) {
-		int t = (int)perm[i];
-		threadIdx.x = t % blockDim.x;
-		threadIdx.y = t / blockDim.x % blockDim.y;
-		threadIdx.z = t / (blockDim.x * blockDim.y);
+		int t = ord.empty() ? i : (int)ord[i];
+		threadIdx = thread_coords(t);
 		R.body(R.ctx);
 	}
 }
@@ -483,11 +489,7 @@ void run(const void *kernel, const config &c, void (*body)(void *),
 	gridDim = c.grid;
 	blockDim = c.block;
 	size_t nb = (size_t)c.grid.x * c.grid.y * c.grid.z;
-	std::vector<unsigned> blocks;
-	if (order() != FORWARD) {
-		make_order(nb);
-		blocks = perm;
-	}
+	std::vector<unsigned> blocks = run_order(nb);
 	for (size_t i = 0; i < nb; i++) {
 		size_t b = blocks.empty() ? i : blocks[i];
 		blockIdx.x = (unsigned)(b % c.grid.x);
