@@ -114,16 +114,14 @@ static void t_rounding(cublasHandle_t h)
 
 // ---- cuBLAS ----
 
-// A column-major matrix of 'rows' x 'cols' with leading dimension ld,
-// in float or bf16.
-struct mat {
-	int rows, cols, ld;
+// n random values in float or bf16: f holds them (bf16-exact when bf16),
+// b is the storage when bf16.
+struct values {
 	bool bf16;
-	std::vector<float> f;          // the values (bf16-exact when bf16)
-	std::vector<__nv_bfloat16> b; // storage when bf16
-	mat(int r, int c, int l, bool is_bf) : rows(r), cols(c), ld(l), bf16(is_bf)
+	std::vector<float> f;
+	std::vector<__nv_bfloat16> b;
+	values(size_t n, bool is_bf) : bf16(is_bf), f(rand_vec(n))
 	{
-		f = rand_vec((size_t)ld * cols);
 		if (bf16) {
 			b.resize(f.size());
 			for (size_t i = 0; i < f.size(); i++) {
@@ -133,12 +131,22 @@ struct mat {
 		}
 	}
 	void *ptr() { return bf16 ? (void *)b.data() : (void *)f.data(); }
-	cudaDataType_t type() const { return bf16 ? CUDA_R_16BF : CUDA_R_32F; }
-	double at(int i, int j) const { return get(i + (size_t)j * ld); }
 	double get(size_t i) const
 	{
 		return bf16 ? __bfloat162float(b[i]) : f[i];
 	}
+};
+
+// A column-major matrix of 'rows' x 'cols' with leading dimension ld,
+// in float or bf16.
+struct mat : values {
+	int rows, cols, ld;
+	mat(int r, int c, int l, bool is_bf)
+	    : values((size_t)l * c, is_bf), rows(r), cols(c), ld(l)
+	{
+	}
+	cudaDataType_t type() const { return bf16 ? CUDA_R_16BF : CUDA_R_32F; }
+	double at(int i, int j) const { return get(i + (size_t)j * ld); }
 };
 
 // want = alpha op(A) op(B) + beta C (+ bias, relu) in double, with the
@@ -424,27 +432,13 @@ static size_t f_index(bool nhwc, int C, int R, int S, int k, int c, int r, int s
 }
 
 // A 4-D tensor in the format asked, float or bf16.
-struct tensor {
-	bool nhwc, bf16;
+struct tensor : values {
+	bool nhwc;
 	int n, c, h, w;
-	std::vector<float> f;
-	std::vector<__nv_bfloat16> b;
 	tensor(bool fmt, bool is_bf, int n_, int c_, int h_, int w_)
-	    : nhwc(fmt), bf16(is_bf), n(n_), c(c_), h(h_), w(w_)
+	    : values((size_t)n_ * c_ * h_ * w_, is_bf), nhwc(fmt), n(n_), c(c_),
+	      h(h_), w(w_)
 	{
-		f = rand_vec((size_t)n * c * h * w);
-		if (bf16) {
-			b.resize(f.size());
-			for (size_t i = 0; i < f.size(); i++) {
-				b[i] = __float2bfloat16(f[i]);
-				f[i] = __bfloat162float(b[i]);
-			}
-		}
-	}
-	void *ptr() { return bf16 ? (void *)b.data() : (void *)f.data(); }
-	double get(size_t i) const
-	{
-		return bf16 ? __bfloat162float(b[i]) : f[i];
 	}
 	// (n, c, h, w) of a tensor, or (k, c, r, s) of a filter
 	double t(int i, int j, int y, int x) const

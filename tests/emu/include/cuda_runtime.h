@@ -183,29 +183,29 @@ template <typename T> inline T atomicMax(T *p, T v)
 	return old;
 }
 
+// The bits of one type as another, as the GPU's reinterpreting casts.
+template <typename To, typename From> inline To tk_emu_bits(From x)
+{
+	static_assert(sizeof(To) == sizeof(From), "same size");
+	To t;
+	memcpy(&t, &x, sizeof t);
+	return t;
+}
 inline unsigned __float_as_uint(float x)
 {
-	unsigned u;
-	memcpy(&u, &x, sizeof u);
-	return u;
+	return tk_emu_bits<unsigned>(x);
 }
 inline float __uint_as_float(unsigned u)
 {
-	float x;
-	memcpy(&x, &u, sizeof x);
-	return x;
+	return tk_emu_bits<float>(u);
 }
 inline int __float_as_int(float x)
 {
-	int u;
-	memcpy(&u, &x, sizeof u);
-	return u;
+	return tk_emu_bits<int>(x);
 }
 inline float __int_as_float(int u)
 {
-	float x;
-	memcpy(&x, &u, sizeof x);
-	return x;
+	return tk_emu_bits<float>(u);
 }
 // Correctly rounded float arithmetic (volatile keeps the compiler from
 // fusing a product and a sum into one multiply-add).
