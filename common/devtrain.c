@@ -65,15 +65,6 @@ void tk_model_download(const struct tk_dev *dv, struct tk_model *m,
 	free(keep);
 }
 
-size_t tk_model_buffers(const struct tk_model *m)
-{
-	size_t k = 0;
-	for (int i = 0; i < m->n; i++)
-		if (m->p[i].kind == TK_BUFFER)
-			k += m->p[i].numel;
-	return k;
-}
-
 void tk_buffers_copy_on(const struct tk_dev *dv, const struct tk_model *m,
 			float *params, float *shadow, int to_shadow)
 {

@@ -27,9 +27,8 @@ void tk_model_download(const struct tk_dev *dv, struct tk_model *m,
 		       const float *params);
 /* The buffers (running statistics) between params and shadow, both on
  * the device (to_shadow: params to shadow); shadow holds
- * tk_model_buffers(m) floats. */
+ * tk_model_count(m, TK_BUFFER) floats. */
 void tk_buffers_copy_on(const struct tk_dev *dv, const struct tk_model *m,
 			float *params, float *shadow, int to_shadow);
-size_t tk_model_buffers(const struct tk_model *m);
 
 #endif

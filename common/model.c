@@ -407,11 +407,11 @@ float *tk_model_tensor(const struct tk_model *m, const char *name)
 	return p ? m->data + p->offset : NULL;
 }
 
-size_t tk_model_count_params(const struct tk_model *m)
+size_t tk_model_count(const struct tk_model *m, enum tk_param_kind kind)
 {
 	size_t n = 0;
 	for (int i = 0; i < m->n; i++)
-		if (m->p[i].kind == TK_PARAM)
+		if (m->p[i].kind == kind)
 			n += m->p[i].numel;
 	return n;
 }
@@ -422,14 +422,14 @@ void tk_arch_describe(const struct tk_arch *a, char *buf, size_t len)
 	build_table(&m, a);
 	if (a->backbone_only)
 		snprintf(buf, len, "resnet%d width %d backbone, %.1fM parameters",
-			 a->depth, a->width, tk_model_count_params(&m) / 1e6);
+			 a->depth, a->width, tk_model_count(&m, TK_PARAM) / 1e6);
 	else
 		snprintf(buf, len,
 			 "resnet%d width %d, mid %d, %d tokens, %d heads, "
 			 "%d+%d layers, out %d, %d classes, %.1fM parameters",
 			 a->depth, a->width, a->mid_dim, a->tokens, a->heads,
 			 a->enc_layers, a->dec_layers, a->out_dim, a->classes,
-			 tk_model_count_params(&m) / 1e6);
+			 tk_model_count(&m, TK_PARAM) / 1e6);
 	tk_model_free(&m);
 }
 

@@ -101,7 +101,7 @@ float *tk_model_tensor(const struct tk_model *m, const char *name);
 void tk_model_to_doc(const struct tk_model *m, struct st_doc *d);
 /* Write the model to path atomically (temporary name, then rename). */
 void tk_model_save(const struct tk_model *m, const char *path);
-/* Parameters that are trained (kind TK_PARAM), summed. */
-size_t tk_model_count_params(const struct tk_model *m);
+/* The floats of one kind (TK_PARAM: those trained), summed. */
+size_t tk_model_count(const struct tk_model *m, enum tk_param_kind kind);
 
 #endif

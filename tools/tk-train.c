@@ -510,7 +510,7 @@ static void train(struct run *r)
 	if (D.on) {
 		r->grad = dev_alloc(&D.dv, m->numel * sizeof *r->grad);
 		dev_zero(&D.dv, r->grad, m->numel * sizeof *r->grad);
-		D.shadow = dev_alloc(&D.dv, (tk_model_buffers(m) + 1) * sizeof(float));
+		D.shadow = dev_alloc(&D.dv, (tk_model_count(m, TK_BUFFER) + 1) * sizeof(float));
 		if (world > 1) {
 			D.ddp = dev_ddp_create(&D.dv, r->grad, m->numel, (size_t)25 << 20);
 			D.stat = dev_alloc(&D.dv, 4 * sizeof *D.stat);

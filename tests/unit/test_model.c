@@ -75,7 +75,7 @@ static void test_table(void)
 	/* The reference Token R101's state_dict: 707 tensors, and torch's
 	 * parameter count for it with 81313 classes (tests/ref/token_ref.py). */
 	CHECK(m.n == 707);
-	CHECK(tk_model_count_params(&m) + (81313 - 10) * 1024 == 163564608);
+	CHECK(tk_model_count(&m, TK_PARAM) + (81313 - 10) * 1024 == 163564608);
 	a.classes = 81313;
 	CHECK(((uintptr_t)m.data & 63) == 0);
 	for (int i = 0; i < m.n; i++)
@@ -93,7 +93,7 @@ static void test_table(void)
 	for (int i = 0; i < m.n; i++)
 		CHECK(strncmp(m.p[i].name, "backbone.", 9) == 0);
 	/* torchvision's resnet101 without fc: 42,500,160 parameters. */
-	CHECK(tk_model_count_params(&m) == 42500160);
+	CHECK(tk_model_count(&m, TK_PARAM) == 42500160);
 	tk_arch_describe(&a, desc, sizeof desc);
 	CHECK(strstr(desc, "backbone, 42.5M parameters") != NULL);
 	tk_model_free(&m);
