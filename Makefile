@@ -157,10 +157,11 @@ $(BUILD)/tests/gpu/%: $(BUILD)/tests/gpu/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) -fopenmp -o $@ $< $(LIB) $(LDLIBS)
 
-# The emulator's own check of its cuBLAS and cuDNN (tests/emu/libs.test).
+# The emulator's own checks: its cuBLAS and cuDNN (tests/emu/libs.test),
+# its streams (streams.test).
 ifeq ($(VARIANT),emu)
-GPU_BIN += $(BUILD)/tests/emu/test_libs
-$(BUILD)/tests/emu/test_libs: $(BUILD)/tests/emu/test_libs.o $(LIB)
+GPU_BIN += $(patsubst tests/emu/%.cc,$(BUILD)/tests/emu/%,$(wildcard tests/emu/test_*.cc))
+$(BUILD)/tests/emu/test_%: $(BUILD)/tests/emu/test_%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CXX) -fopenmp -o $@ $< $(LIB) $(LDLIBS)
 endif

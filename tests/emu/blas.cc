@@ -6,8 +6,8 @@
 // (sizes, leading dimensions, type combinations), plus what a GPU would
 // not report but gets wrong: an output that overlaps an input, batches
 // that write the same element, and cuBLASLt pointers too misaligned for
-// the algorithm its heuristic offered.  Streams are ignored: the work is
-// done at call time, on host memory.
+// the algorithm its heuristic offered.  The checks are made at the call;
+// the arithmetic, on host memory, is queued on the call's stream.
 #include <cblas.h>
 
 #include <algorithm>
@@ -464,15 +464,17 @@ cublasStatus_t cublasGemmStridedBatchedEx(
 	if (!m || !n)
 		return CUBLAS_STATUS_SUCCESS;
 	float al = *(const float *)alpha, be = *(const float *)beta;
-	std::vector<float> t;
-	for (int b = 0; b < batchCount; b++) {
-		product(as_operand(fa, Atype, transa, b),
-			as_operand(fb, Btype, transb, b), m, n, k,
-			rounding_of(computeType), t);
-		void *c = (char *)C + b * strideC * (long long)fc.es;
-		finish(t, m, n, al, be, c, Ctype, ldc, c, Ctype, ldc,
-		       epilogue{nullptr, false});
-	}
+	tk_emu::enqueue(handle->stream, [=]() {
+		std::vector<float> t;
+		for (int b = 0; b < batchCount; b++) {
+			product(as_operand(fa, Atype, transa, b),
+				as_operand(fb, Btype, transb, b), m, n, k,
+				rounding_of(computeType), t);
+			void *c = (char *)C + b * strideC * (long long)fc.es;
+			finish(t, m, n, al, be, c, Ctype, ldc, c, Ctype, ldc,
+			       epilogue{nullptr, false});
+		}
+	});
 	return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -759,7 +761,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle,
 			      const cublasLtMatmulAlgo_t *algo, void *workspace,
 			      size_t workspaceSizeInBytes, cudaStream_t stream)
 {
-	(void)workspace, (void)workspaceSizeInBytes, (void)stream;
+	(void)workspace, (void)workspaceSizeInBytes;
 	if (!handle)
 		return fail(CUBLAS_STATUS_NOT_INITIALIZED, "handle is NULL");
 	if (tk_emu_refuses("lt"))
@@ -772,17 +774,20 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle,
 	if (st != CUBLAS_STATUS_SUCCESS)
 		return st;
 	float al = *(const float *)alpha, be = *(const float *)beta;
-	bool bias = has_bias(desc->epilogue);
-	std::vector<float> t;
-	product(operand{A, Adesc->type, Adesc->rows, Adesc->cols, Adesc->ld,
-			desc->ta == CUBLAS_OP_T},
-		operand{B, Bdesc->type, Bdesc->rows, Bdesc->cols, Bdesc->ld,
-			desc->tb == CUBLAS_OP_T},
-		m, n, k, rounding_of(desc->compute), t);
 	bool relu = desc->epilogue == CUBLASLT_EPILOGUE_RELU ||
 		    desc->epilogue == CUBLASLT_EPILOGUE_RELU_BIAS;
-	finish(t, m, n, al, be, C, Cdesc->type, Cdesc->ld, D, Ddesc->type,
-	       Ddesc->ld, epilogue{bias ? desc->bias : nullptr, relu});
+	epilogue ep{has_bias(desc->epilogue) ? desc->bias : nullptr, relu};
+	operand a{A, Adesc->type, Adesc->rows, Adesc->cols, Adesc->ld,
+		  desc->ta == CUBLAS_OP_T},
+	    b{B, Bdesc->type, Bdesc->rows, Bdesc->cols, Bdesc->ld,
+	      desc->tb == CUBLAS_OP_T};
+	rounding r = rounding_of(desc->compute);
+	cublasLtMatrixLayoutOpaque_t cl = *Cdesc, dl = *Ddesc;
+	tk_emu::enqueue(stream, [=]() {
+		std::vector<float> t;
+		product(a, b, m, n, k, r, t);
+		finish(t, m, n, al, be, C, cl.type, cl.ld, D, dl.type, dl.ld, ep);
+	});
 	return CUBLAS_STATUS_SUCCESS;
 }
 

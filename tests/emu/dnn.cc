@@ -7,7 +7,8 @@
 // blended as cuDNN documents (y = alpha result + beta y, y not read when
 // beta is 0) and stored in the tensor's type (bf16 rounded to nearest
 // even).  Descriptors are checked as cuDNN checks them; outputs that
-// overlap inputs are refused (a race on a GPU).  Streams are ignored.
+// overlap inputs are refused (a race on a GPU).  The arithmetic is queued
+// on the handle's stream.
 #include <cblas.h>
 
 #include <algorithm>
@@ -686,12 +687,16 @@ cudnnStatus_t cudnnConvolutionForward(
 	    overlap(y, bytes(yDesc), w, bytes(wDesc)))
 		return fail(CUDNN_STATUS_BAD_PARAM, "y overlaps x or w");
 	float a = *(const float *)alpha, b = *(const float *)beta;
-	forward(g, xDesc, x, wDesc, w, [&](int n, const std::vector<float> &t) {
-		for (int p = 0; p < g.P(); p++)
-			for (int k = 0; k < g.K; k++)
-				blend(y, yDesc->type,
-				      at(yDesc, n, k, p / g.OW, p % g.OW), a,
-				      t[(size_t)p * g.K + k], b);
+	cudnnTensorStruct xd = *xDesc, yd = *yDesc;
+	cudnnFilterStruct wd = *wDesc;
+	tk_emu::enqueue(handle->stream, [=]() {
+		forward(g, &xd, x, &wd, w, [&](int n, const std::vector<float> &t) {
+			for (int p = 0; p < g.P(); p++)
+				for (int k = 0; k < g.K; k++)
+					blend(y, yd.type,
+					      at(&yd, n, k, p / g.OW, p % g.OW), a,
+					      t[(size_t)p * g.K + k], b);
+		});
 	});
 	return CUDNN_STATUS_SUCCESS;
 }
@@ -761,16 +766,21 @@ cudnnStatus_t cudnnConvolutionBiasActivationForward(
 		return fail(CUDNN_STATUS_BAD_PARAM,
 			    "y overlaps x, w, bias or (partly) z");
 	float a1 = *(const float *)alpha1, a2 = *(const float *)alpha2;
-	forward(g, xDesc, x, wDesc, w, [&](int n, const std::vector<float> &t) {
-		for (int p = 0; p < g.P(); p++)
-			for (int k = 0; k < g.K; k++) {
-				size_t i = at(yDesc, n, k, p / g.OW, p % g.OW);
-				float v = a1 * t[(size_t)p * g.K + k];
-				if (a2 != 0.0f)
-					v += a2 * get(z, zDesc->type, i);
-				v += get(bias, biasDesc->type, k);
-				put(y, yDesc->type, i, v > 0.0f ? v : 0.0f);
-			}
+	cudnnTensorStruct xd = *xDesc, yd = *yDesc;
+	cudnnFilterStruct wd = *wDesc;
+	cudnnDataType_t zt = zDesc->type, bt = biasDesc->type;
+	tk_emu::enqueue(handle->stream, [=]() {
+		forward(g, &xd, x, &wd, w, [&](int n, const std::vector<float> &t) {
+			for (int p = 0; p < g.P(); p++)
+				for (int k = 0; k < g.K; k++) {
+					size_t i = at(&yd, n, k, p / g.OW, p % g.OW);
+					float v = a1 * t[(size_t)p * g.K + k];
+					if (a2 != 0.0f)
+						v += a2 * get(z, zt, i);
+					v += get(bias, bt, k);
+					put(y, yd.type, i, v > 0.0f ? v : 0.0f);
+				}
+		});
 	});
 	return CUDNN_STATUS_SUCCESS;
 }
@@ -800,24 +810,29 @@ cudnnStatus_t cudnnConvolutionBackwardData(
 	    overlap(dx, bytes(dxDesc), dy, bytes(dyDesc)))
 		return fail(CUDNN_STATUS_BAD_PARAM, "dx overlaps w or dy");
 	float a = *(const float *)alpha, b = *(const float *)beta;
-	std::vector<float> wm, dyf, dcol((size_t)g.P() * g.RSC()), dxf;
-	gather(wm, wDesc, w, g.tf32);
-	for (int n = 0; n < g.N; n++) {
-		gather(dyf, dyDesc, dy, n, g.tf32);
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.P(),
-			    g.RSC(), g.K, 1.0f, dyf.data(), g.K, wm.data(),
-			    g.RSC(), 0.0f, dcol.data(), g.RSC());
-		const float *d = dcol.data(); // [H, W, C] when pointwise
-		if (!g.pointwise()) {
-			col2im(dcol, g, dxf);
-			d = dxf.data();
+	cudnnFilterStruct wd = *wDesc;
+	cudnnTensorStruct dyd = *dyDesc, dxd = *dxDesc;
+	tk_emu::enqueue(handle->stream, [=]() {
+		std::vector<float> wm, dyf, dcol((size_t)g.P() * g.RSC()), dxf;
+		gather(wm, &wd, w, g.tf32);
+		for (int n = 0; n < g.N; n++) {
+			gather(dyf, &dyd, dy, n, g.tf32);
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+				    g.P(), g.RSC(), g.K, 1.0f, dyf.data(), g.K,
+				    wm.data(), g.RSC(), 0.0f, dcol.data(),
+				    g.RSC());
+			const float *d = dcol.data(); // [H, W, C] when pointwise
+			if (!g.pointwise()) {
+				col2im(dcol, g, dxf);
+				d = dxf.data();
+			}
+			for (int h = 0; h < g.H; h++)
+				for (int x = 0; x < g.W; x++)
+					for (int c = 0; c < g.C; c++)
+						blend(dx, dxd.type, at(&dxd, n, c, h, x), a,
+						      d[((size_t)h * g.W + x) * g.C + c], b);
 		}
-		for (int h = 0; h < g.H; h++)
-			for (int x = 0; x < g.W; x++)
-				for (int c = 0; c < g.C; c++)
-					blend(dx, dxDesc->type, at(dxDesc, n, c, h, x), a,
-					      d[((size_t)h * g.W + x) * g.C + c], b);
-	}
+	});
 	return CUDNN_STATUS_SUCCESS;
 }
 
@@ -845,26 +860,31 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(
 	    overlap(dw, bytes(dwDesc), dy, bytes(dyDesc)))
 		return fail(CUDNN_STATUS_BAD_PARAM, "dw overlaps x or dy");
 	float a = *(const float *)alpha, b = *(const float *)beta;
-	std::vector<float> xf, col, dyf, sum((size_t)g.K * g.RSC());
-	for (int n = 0; n < g.N; n++) {
-		gather(xf, xDesc, x, n, g.tf32);
-		gather(dyf, dyDesc, dy, n, g.tf32);
-		if (!g.pointwise())
-			im2col(xf.data(), g, col);
-		const float *c = g.pointwise() ? xf.data() : col.data();
-		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.K, g.RSC(),
-			    g.P(), 1.0f, dyf.data(), g.K, c, g.RSC(),
-			    n ? 1.0f : 0.0f, sum.data(), g.RSC());
-	}
-	size_t i = 0;
-	for (int k = 0; k < g.K; k++)
-		for (int r = 0; r < g.R; r++)
-			for (int s = 0; s < g.S; s++)
-				for (int c = 0; c < g.C; c++, i++)
-					blend(dw, dwDesc->type,
-					      k * dwDesc->sk + c * dwDesc->sc +
-						  r * dwDesc->sr + s * dwDesc->ss,
-					      a, sum[i], b);
+	cudnnTensorStruct xd = *xDesc, dyd = *dyDesc;
+	cudnnFilterStruct f = *dwDesc;
+	tk_emu::enqueue(handle->stream, [=]() {
+		std::vector<float> xf, col, dyf, sum((size_t)g.K * g.RSC());
+		for (int n = 0; n < g.N; n++) {
+			gather(xf, &xd, x, n, g.tf32);
+			gather(dyf, &dyd, dy, n, g.tf32);
+			if (!g.pointwise())
+				im2col(xf.data(), g, col);
+			const float *c = g.pointwise() ? xf.data() : col.data();
+			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.K,
+				    g.RSC(), g.P(), 1.0f, dyf.data(), g.K, c,
+				    g.RSC(), n ? 1.0f : 0.0f, sum.data(),
+				    g.RSC());
+		}
+		size_t i = 0;
+		for (int k = 0; k < g.K; k++)
+			for (int r = 0; r < g.R; r++)
+				for (int s = 0; s < g.S; s++)
+					for (int c = 0; c < g.C; c++, i++)
+						blend(dw, f.type,
+						      k * f.sk + c * f.sc + r * f.sr +
+							  s * f.ss,
+						      a, sum[i], b);
+	});
 	return CUDNN_STATUS_SUCCESS;
 }
 
@@ -892,15 +912,17 @@ cudnnStatus_t cudnnConvolutionBackwardBias(
 	if (overlap(db, bytes(dbDesc), dy, bytes(dyDesc)))
 		return fail(CUDNN_STATUS_BAD_PARAM, "db overlaps dy");
 	float a = *(const float *)alpha, b = *(const float *)beta;
-	const cudnnTensorStruct *d = dyDesc;
-	for (int c = 0; c < d->c; c++) {
-		double s = 0.0;
-		for (int n = 0; n < d->n; n++)
-			for (int h = 0; h < d->h; h++)
-				for (int w = 0; w < d->w; w++)
-					s += get(dy, d->type, at(d, n, c, h, w));
-		blend(db, dbDesc->type, at(dbDesc, 0, c, 0, 0), a, (float)s, b);
-	}
+	cudnnTensorStruct d = *dyDesc, dbd = *dbDesc;
+	tk_emu::enqueue(handle->stream, [=]() {
+		for (int c = 0; c < d.c; c++) {
+			double s = 0.0;
+			for (int n = 0; n < d.n; n++)
+				for (int h = 0; h < d.h; h++)
+					for (int w = 0; w < d.w; w++)
+						s += get(dy, d.type, at(&d, n, c, h, w));
+			blend(db, dbd.type, at(&dbd, 0, c, 0, 0), a, (float)s, b);
+		}
+	});
 	return CUDNN_STATUS_SUCCESS;
 }
 

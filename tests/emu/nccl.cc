@@ -5,8 +5,8 @@
 // and combines them in rank order, so every rank gets the same bits.
 // Rank r removes its "n-1.r" once all of "n.*" are there (everyone has
 // read n-1 by then).  A collective whose size or kind differs between
-// ranks is an error, as a hang would be on NCCL.  Slow, simple and enough
-// for the tests' small models.
+// ranks is an error, as a hang would be on NCCL.  Collectives are queued
+// on their stream.  Slow, simple and enough for the tests' small models.
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -111,8 +111,6 @@ ncclResult_t collective(ncclComm *c, int kind, const void *send, void *recv,
 			memmove(recv, send, bytes);
 		return ncclSuccess;
 	}
-	if (type != ncclFloat32 && type != ncclFloat64)
-		return fail(ncclInvalidArgument, "%s", "emulated for float and double only");
 	c->gen++;
 	if (!write_all(name(c, c->gen, c->rank), h, send, bytes))
 		return fail(ncclSystemError, "cannot write %s",
@@ -150,6 +148,26 @@ ncclResult_t collective(ncclComm *c, int kind, const void *send, void *recv,
 			combine((double *)acc.data(), (const double *)x.data(), count, op);
 	}
 	memcpy(recv, acc.data(), bytes);
+	return ncclSuccess;
+}
+
+// The collective queued on the stream, as NCCL's are; arguments it
+// would refuse are refused at the call, and a failure when it runs (a
+// rank that disagrees, a file that cannot be written) stops the program,
+// as an asynchronous NCCL error would leave nothing to go on with.
+ncclResult_t queue(ncclComm *c, int kind, const void *send, void *recv,
+		   size_t count, ncclDataType_t type, ncclRedOp_t op, int root,
+		   cudaStream_t stream)
+{
+	if (c->nranks > 1 && type != ncclFloat32 && type != ncclFloat64)
+		return fail(ncclInvalidArgument, "%s", "emulated for float and double only");
+	tk_emu::enqueue(stream, [=]() {
+		if (collective(c, kind, send, recv, count, type, op, root) !=
+		    ncclSuccess) {
+			fprintf(stderr, "tk CUDA emulator: NCCL: %s\n", last_error);
+			exit(3);
+		}
+	});
 	return ncclSuccess;
 }
 
@@ -191,12 +209,14 @@ ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId id,
 	return ncclSuccess;
 }
 
-// A barrier (whose files nobody reads) ends the reading of every earlier
+// The collectives still queued run first, as NCCL finishes them.  A
+// barrier (whose files nobody reads) ends the reading of every earlier
 // file; then each rank leaves "done.r", and rank 0 waits for all of them
 // and removes the folder.
 ncclResult_t ncclCommDestroy(ncclComm_t c)
 {
 	ncclResult_t e = ncclSuccess;
+	cudaDeviceSynchronize();
 	if (c->nranks > 1) {
 		char b = 0;
 		e = collective(c, 2, &b, &b, 0, ncclFloat32, ncclSum, 0);
@@ -224,18 +244,18 @@ ncclResult_t ncclCommDestroy(ncclComm_t c)
 
 ncclResult_t ncclAllReduce(const void *send, void *recv, size_t count,
 			   ncclDataType_t type, ncclRedOp_t op, ncclComm_t comm,
-			   cudaStream_t)
+			   cudaStream_t stream)
 {
-	return collective(comm, 0, send, recv, count, type, op, 0);
+	return queue(comm, 0, send, recv, count, type, op, 0, stream);
 }
 
 ncclResult_t ncclBroadcast(const void *send, void *recv, size_t count,
 			   ncclDataType_t type, int root, ncclComm_t comm,
-			   cudaStream_t)
+			   cudaStream_t stream)
 {
 	if (root < 0 || root >= comm->nranks)
 		return fail(ncclInvalidArgument, "%s", "bad root");
-	return collective(comm, 1, send, recv, count, type, ncclSum, root);
+	return queue(comm, 1, send, recv, count, type, ncclSum, root, stream);
 }
 
 const char *ncclGetErrorString(ncclResult_t r)

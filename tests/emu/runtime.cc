@@ -19,13 +19,17 @@
 // callers' out-of-memory paths can be tried), devices (TK_EMU_DEVICES,
 // default 1), and deadlocks (some threads at __syncthreads, the rest
 // finished or at a shuffle).  TK_EMU_ORDER (below) changes the order in
-// which blocks and threads run, to bring out races.
+// which blocks and threads run, to bring out races; TK_EMU_STREAMS when
+// the work queued on streams runs, to bring out forgotten waits.
 #include <cerrno>
 #include <csetjmp>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <deque>
+#include <functional>
+#include <memory>
 #include <map>
 #include <mutex>
 #include <set>
@@ -407,10 +411,6 @@ void run_block_plain(int nt)
 
 std::set<const void *> syncing, plain; // kernels seen
 
-struct clock_event {
-	double ms;
-};
-
 double now_ms()
 {
 	struct timespec ts;
@@ -418,7 +418,215 @@ double now_ms()
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+// ---- streams ----
+//
+// TK_EMU_STREAMS says when the work queued on a stream (kernels, async
+// copies and memsets, library calls, event records, waits for events)
+// runs:
+//   lazy (the default): only when the host waits for it
+//     (cudaStreamSynchronize, cudaEventSynchronize, cudaDeviceSynchronize,
+//     a synchronous copy, cudaFree, a copy into pageable memory), and
+//     then the streams it waits for through events first, its own work
+//     last.  A GPU runs the work some time between the call and the
+//     wait; here what the program forgot to wait for shows: the host
+//     reading pinned memory before the copy into it ran, or writing it
+//     while a queued copy still has to read it; a stream reading what
+//     another makes without waiting for its event runs before it; a
+//     stream that waits for another's event but not for the work that
+//     event follows runs after it.
+//   random: as late, and then the streams' work interleaved at random
+//     (TK_EMU_SEED), each stream in its order and after the events it
+//     waits for: other interleavings.
+//   eager: at once, in the order called (no stream ever waits).
+// cudaDeviceSynchronize runs the streams in TK_EMU_ORDER.
+struct queue;
+struct op {
+	std::function<void()> work; // or a wait: for 'after' to reach 'upto'
+	queue *after;
+	uint64_t upto;
+};
+struct queue {
+	std::deque<op> ops;
+	uint64_t issued, done; // operations queued and run, ever
+	bool blocking;	       // synchronises with the legacy default stream
+};
+queue legacy{{}, 0, 0, false};
+// Every stream made, in the order made.  Destroyed streams are emptied
+// but kept, since a wait queued elsewhere may still name them.
+std::vector<queue *> queues;
+
+enum stream_mode { EAGER, LAZY, RANDOM_STREAMS };
+
+stream_mode streams()
+{
+	static int v = -1;
+	if (v < 0) {
+		const char *e = getenv("TK_EMU_STREAMS");
+		v = !e || !*e || !strcmp(e, "lazy") ? LAZY
+		    : !strcmp(e, "random")	    ? RANDOM_STREAMS
+		    : !strcmp(e, "eager")	    ? EAGER
+						    : -2;
+		if (v == -2)
+			die("TK_EMU_STREAMS=%s: lazy, random or eager", e);
+	}
+	return (stream_mode)v;
+}
+
+queue *Q(cudaStream_t s)
+{
+	return s ? (queue *)(void *)s : &legacy;
+}
+
+void push(queue *q, op o)
+{
+	q->ops.push_back(std::move(o));
+	q->issued++;
+}
+
+void push_wait(queue *q, queue *after, uint64_t upto)
+{
+	if (after != q && after->done < upto)
+		push(q, op{nullptr, after, upto});
+}
+
+std::vector<queue *> all_queues()
+{
+	std::vector<queue *> all{&legacy};
+	all.insert(all.end(), queues.begin(), queues.end());
+	return all;
+}
+
+void drain(queue *q, uint64_t upto);
+
+// Runs q's next operation; a wait first runs what it waits for.
+void step(queue *q)
+{
+	op o = std::move(q->ops.front());
+	q->ops.pop_front();
+	if (o.after)
+		drain(o.after, o.upto);
+	else
+		o.work();
+	q->done++;
+}
+
+// TK_EMU_STREAMS=random: runs the next operation of a stream picked at
+// random among those whose next one can run (a wait whose event is
+// reached, or work).  The waits between streams were recorded in the
+// order called, so they form no cycle and some stream can always run.
+void step_random()
+{
+	std::vector<queue *> ready;
+	for (queue *q : all_queues())
+		if (!q->ops.empty() &&
+		    (!q->ops.front().after ||
+		     q->ops.front().after->done >= q->ops.front().upto))
+			ready.push_back(q);
+	if (ready.empty())
+		die("streams wait for each other in a cycle");
+	step(ready[next_random() % ready.size()]);
+}
+
+// The first wait among q's operations before 'upto' whose event is not
+// reached, or nullptr.
+const op *first_wait(const queue *q, uint64_t upto)
+{
+	for (uint64_t i = 0; q->done + i < upto; i++) {
+		const op &o = q->ops[i];
+		if (o.after && o.after->done < o.upto)
+			return &o;
+	}
+	return nullptr;
+}
+
+// Runs q's work until 'upto' operations have run: first what q waits for
+// (each such stream the same way), then q's own, so that work on another
+// stream that q reads without waiting for it has not run yet, and work
+// that q waits for has run as early as it may.
+void drain(queue *q, uint64_t upto)
+{
+	if (streams() == RANDOM_STREAMS) {
+		while (q->done < upto)
+			step_random();
+		return;
+	}
+	while (const op *w = first_wait(q, upto))
+		drain(w->after, w->upto);
+	while (q->done < upto)
+		step(q);
+}
+
+void drain(queue *q)
+{
+	drain(q, q->issued);
+}
+
+void drain_all()
+{
+	std::vector<queue *> all = all_queues();
+	std::vector<unsigned> order = run_order(all.size());
+	for (size_t i = 0; i < all.size(); i++)
+		drain(all[order.empty() ? i : order[i]]);
+}
+
+struct event {
+	double ms;
+	queue *q; // where it was last recorded, nullptr if never
+	uint64_t seq;
+	bool timed; // the record has run
+};
+
+// Where a copy's host side lies: pinned (cudaMallocHost) or pageable.
+bool pinned(const void *p, size_t n)
+{
+	return find_block(host_blocks, p, n) != nullptr;
+}
+
+// Queues copy(dst, src) on s, as CUDA runs a copy whose spans are dn and
+// sn bytes: from pageable memory to the device, the data are taken at the
+// call (staged) and written later; into pageable memory, the call returns
+// when the copy is done; between the device and pinned memory, or on the
+// device, it is queued.
+void queue_copy(cudaStream_t s, void *dst, size_t dn, const void *src,
+		size_t sn, std::function<void(void *, const void *)> copy)
+{
+	if (!on_device(dst, dn) && !pinned(dst, dn)) {
+		tk_emu::enqueue(s, [=]() { copy(dst, src); });
+		drain(Q(s));
+	} else if (!on_device(src, sn) && !pinned(src, sn)) {
+		auto staged = std::make_shared<std::vector<char>>(
+		    (const char *)src, (const char *)src + sn);
+		tk_emu::enqueue(s, [=]() { copy(dst, staged->data()); });
+	} else {
+		tk_emu::enqueue(s, [=]() { copy(dst, src); });
+	}
+}
+
 } // namespace
+
+namespace tk_emu {
+
+void enqueue(cudaStream_t s, std::function<void()> work)
+{
+	LOCK;
+	if (streams() == EAGER) {
+		work();
+		return;
+	}
+	queue *q = Q(s);
+	// The legacy default stream waits for the blocking streams, and
+	// they wait for it.
+	if (q == &legacy) {
+		for (queue *b : queues)
+			if (b->blocking)
+				push_wait(q, b, b->issued);
+	} else if (q->blocking) {
+		push_wait(q, &legacy, legacy.issued);
+	}
+	push(q, op{std::move(work), nullptr, 0});
+}
+
+} // namespace tk_emu
 
 bool tk_emu_on_device(const void *p, size_t n)
 {
@@ -462,10 +670,8 @@ void tk_emu_shfl(void *v, size_t size, int src_lane)
 
 namespace tk_emu {
 
-void run(const void *kernel, const config &c, void (*body)(void *),
-	 void *ctx)
+bool check_launch(const void *kernel, const config &c)
 {
-	LOCK;
 	size_t nt = (size_t)c.block.x * c.block.y * c.block.z;
 	if (!nt || nt > 1024 || c.block.z > 64 || !c.grid.x || !c.grid.y ||
 	    !c.grid.z || c.grid.y > 65535 || c.grid.z > 65535 ||
@@ -476,11 +682,18 @@ void run(const void *kernel, const config &c, void (*body)(void *),
 			kernel, c.grid.x, c.grid.y, c.grid.z, c.block.x,
 			c.block.y, c.block.z, c.shared);
 		fail(cudaErrorInvalidConfiguration);
-		return;
+		return false;
 	}
-	if (nt > 32 * 32)
-		die("block of %zu threads", nt);
+	LOCK;
 	stats.launches++;
+	return true;
+}
+
+void run(const void *kernel, const config &c, void (*body)(void *),
+	 void *ctx)
+{
+	LOCK;
+	size_t nt = (size_t)c.block.x * c.block.y * c.block.z;
 	R.body = body;
 	R.ctx = ctx;
 	R.kernel = kernel;
@@ -591,13 +804,19 @@ const char *cudaGetErrorString(cudaError_t e)
 		return "no CUDA-capable device is detected";
 	case cudaErrorNotSupported:
 		return "operation not supported";
+	case cudaErrorInvalidResourceHandle:
+		return "invalid resource handle";
+	case cudaErrorNotReady:
+		return "device not ready";
 	}
 	return "unknown error";
 }
 
 cudaError_t cudaDeviceSynchronize(void)
 {
+	LOCK;
 	stats.syncs++;
+	drain_all();
 	return cudaSuccess;
 }
 
@@ -622,6 +841,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes)
 	return cudaSuccess;
 }
 
+// cudaFree waits for the device, as CUDA's does.
 cudaError_t cudaFree(void *p)
 {
 	LOCK;
@@ -634,6 +854,7 @@ cudaError_t cudaFree(void *p)
 			p);
 		return fail(cudaErrorInvalidValue);
 	}
+	drain_all();
 	size_t n = (it->second + 255) & ~(size_t)255;
 	device_used -= n ? n : 256;
 	device_blocks.erase(it);
@@ -642,12 +863,14 @@ cudaError_t cudaFree(void *p)
 	return cudaSuccess;
 }
 
+// Pinned memory is not zero either.
 cudaError_t cudaMallocHost(void **p, size_t bytes)
 {
 	LOCK;
 	*p = malloc(bytes ? bytes : 1);
 	if (!*p)
 		return fail(cudaErrorMemoryAllocation);
+	memset(*p, 0xff, bytes);
 	host_blocks[(uintptr_t)*p] = bytes;
 	return cudaSuccess;
 }
@@ -657,8 +880,10 @@ cudaError_t cudaFreeHost(void *p)
 	LOCK;
 	if (!p)
 		return cudaSuccess;
-	if (!host_blocks.erase((uintptr_t)p))
+	if (!host_blocks.count((uintptr_t)p))
 		return fail(cudaErrorInvalidValue);
+	drain_all();
+	host_blocks.erase((uintptr_t)p);
 	free(p);
 	return cudaSuccess;
 }
@@ -671,24 +896,32 @@ cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes)
 	return cudaSuccess;
 }
 
-cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind k)
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n,
+			    cudaMemcpyKind k, cudaStream_t s)
 {
 	LOCK;
 	cudaError_t e = check_copy(dst, src, n, k);
 	if (e == cudaSuccess && n)
-		memmove(dst, src, n);
+		queue_copy(s, dst, n, src, n,
+			   [n](void *d, const void *f) { memmove(d, f, n); });
 	return e;
 }
 
-cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n,
-			    cudaMemcpyKind k, cudaStream_t)
+// On the legacy default stream, and the host waits for it.
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind k)
 {
-	return cudaMemcpy(dst, src, n, k);
+	LOCK;
+	cudaError_t e = cudaMemcpyAsync(dst, src, n, k, nullptr);
+	if (e == cudaSuccess) {
+		stats.syncs++;
+		drain(&legacy);
+	}
+	return e;
 }
 
 cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src,
 			      size_t spitch, size_t width, size_t rows,
-			      cudaMemcpyKind k, cudaStream_t)
+			      cudaMemcpyKind k, cudaStream_t s)
 {
 	LOCK;
 	if (width > dpitch || width > spitch)
@@ -704,13 +937,15 @@ cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src,
 		e = fail(cudaErrorInvalidValue);
 	if (e != cudaSuccess)
 		return e;
-	for (size_t r = 0; r < rows; r++)
-		memmove((char *)dst + r * dpitch, (const char *)src + r * spitch,
-			width);
+	queue_copy(s, dst, dn, src, sn, [=](void *d, const void *f) {
+		for (size_t r = 0; r < rows; r++)
+			memmove((char *)d + r * dpitch,
+				(const char *)f + r * spitch, width);
+	});
 	return cudaSuccess;
 }
 
-cudaError_t cudaMemset(void *p, int v, size_t n)
+cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t s)
 {
 	LOCK;
 	if (n && !on_device(p, n)) {
@@ -719,50 +954,63 @@ cudaError_t cudaMemset(void *p, int v, size_t n)
 			n, p);
 		return fail(cudaErrorInvalidValue);
 	}
-	memset(p, v, n);
 	stats.memsets++;
+	tk_emu::enqueue(s, [=]() { memset(p, v, n); });
 	return cudaSuccess;
 }
 
-cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t)
+// Queued on the legacy default stream: the host does not wait for it.
+cudaError_t cudaMemset(void *p, int v, size_t n)
 {
-	return cudaMemset(p, v, n);
+	return cudaMemsetAsync(p, v, n, nullptr);
 }
 
-// Streams run their work at once: a stream is a token.
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags)
+{
+	LOCK;
+	queue *q = new queue{{}, 0, 0, !(flags & cudaStreamNonBlocking)};
+	queues.push_back(q);
+	*s = (cudaStream_t)(void *)q;
+	return cudaSuccess;
+}
+
 cudaError_t cudaStreamCreate(cudaStream_t *s)
 {
-	*s = (cudaStream_t)malloc(1);
-	return cudaSuccess;
+	return cudaStreamCreateWithFlags(s, cudaStreamDefault);
 }
 
-cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned)
-{
-	return cudaStreamCreate(s);
-}
-
+// The stream's work still runs, as on a GPU.
 cudaError_t cudaStreamDestroy(cudaStream_t s)
 {
-	free((void *)s);
+	LOCK;
+	if (!s)
+		return fail(cudaErrorInvalidResourceHandle);
+	drain(Q(s));
 	return cudaSuccess;
 }
 
-cudaError_t cudaStreamSynchronize(cudaStream_t)
+cudaError_t cudaStreamSynchronize(cudaStream_t s)
 {
+	LOCK;
 	stats.syncs++;
+	drain(Q(s));
 	return cudaSuccess;
 }
 
-cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned)
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned)
 {
+	LOCK;
+	event *ev = (event *)(void *)e;
+	if (streams() != EAGER && ev->q)
+		push_wait(Q(s), ev->q, ev->seq);
 	return cudaSuccess;
 }
 
 cudaError_t cudaEventCreate(cudaEvent_t *e)
 {
-	clock_event *c = (clock_event *)calloc(1, sizeof *c);
+	event *c = new event{0, nullptr, 0, false};
 	*e = (cudaEvent_t)(void *)c;
-	return c ? cudaSuccess : fail(cudaErrorMemoryAllocation);
+	return cudaSuccess;
 }
 
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned)
@@ -770,28 +1018,51 @@ cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned)
 	return cudaEventCreate(e);
 }
 
+// A record still queued runs first: it writes into the event.
 cudaError_t cudaEventDestroy(cudaEvent_t e)
 {
-	free((void *)e);
+	LOCK;
+	event *ev = (event *)(void *)e;
+	if (ev->q)
+		drain(ev->q, ev->seq);
+	delete ev;
 	return cudaSuccess;
 }
 
-cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t)
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s)
 {
-	((clock_event *)(void *)e)->ms = now_ms();
+	LOCK;
+	event *ev = (event *)(void *)e;
+	ev->timed = false;
+	tk_emu::enqueue(s, [ev]() {
+		ev->ms = now_ms();
+		ev->timed = true;
+	});
+	ev->q = Q(s);
+	ev->seq = Q(s)->issued;
 	return cudaSuccess;
 }
 
-cudaError_t cudaEventSynchronize(cudaEvent_t)
+cudaError_t cudaEventSynchronize(cudaEvent_t e)
 {
+	LOCK;
+	event *ev = (event *)(void *)e;
 	stats.syncs++;
+	if (ev->q)
+		drain(ev->q, ev->seq);
 	return cudaSuccess;
 }
 
+// Both events recorded and their records run, or cudaErrorNotReady.
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b)
 {
-	*ms = (float)(((clock_event *)(void *)b)->ms -
-		      ((clock_event *)(void *)a)->ms);
+	LOCK;
+	event *x = (event *)(void *)a, *y = (event *)(void *)b;
+	if (!x->q || !y->q)
+		return fail(cudaErrorInvalidResourceHandle);
+	if (!x->timed || !y->timed)
+		return fail(cudaErrorNotReady);
+	*ms = (float)(y->ms - x->ms);
 	return cudaSuccess;
 }
 

@@ -108,6 +108,7 @@ static void t_rounding(cublasHandle_t h)
 						 &one, &a, CUDA_R_32F, 1, &b,
 						 CUDA_R_32F, 1, &zero, &c, CUDA_R_32F,
 						 1, t.ct, CUBLAS_GEMM_DEFAULT);
+		cudaDeviceSynchronize(); // as read()
 		expect(st == CUBLAS_STATUS_SUCCESS && c == t.want, t.what);
 	}
 }
@@ -175,8 +176,11 @@ static std::vector<double> ref_gemm(bool ta, bool tb, int m, int n, int k,
 	return want;
 }
 
+// The libraries queue their arithmetic on the handle's stream, which the
+// emulator runs when the host waits for it: the readers wait first.
 static std::vector<double> read(const mat &C, int m, int n)
 {
+	cudaDeviceSynchronize();
 	std::vector<double> got((size_t)m * n);
 	for (int j = 0; j < n; j++)
 		for (int i = 0; i < m; i++)
@@ -236,6 +240,7 @@ static void t_gemm_misc(cublasHandle_t h)
 	    SC.ptr(), CUDA_R_32F, m * batch, m, batch, CUBLAS_COMPUTE_32F,
 	    CUBLAS_GEMM_DEFAULT);
 	err = st == CUBLAS_STATUS_SUCCESS ? 0 : INFINITY;
+	cudaDeviceSynchronize(); // as read()
 	for (int b = 0; b < batch; b++) {
 		std::vector<double> w((size_t)m * n), g((size_t)m * n);
 		for (int j = 0; j < n; j++)
@@ -540,6 +545,7 @@ static std::vector<double> ref_conv(const shape &s, const tensor &X,
 // What a tensor of [N, C, H, W] logical order holds, as doubles.
 static std::vector<double> logical(const tensor &T)
 {
+	cudaDeviceSynchronize(); // as read()
 	std::vector<double> v;
 	for (int n = 0; n < T.n; n++)
 		for (int c = 0; c < T.c; c++)
@@ -674,6 +680,7 @@ static void t_conv_misc()
 	    h, &one, d.x, X.ptr(), d.w, Wt.ptr(), d.conv,
 	    CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, nullptr, 0, &zero, d.y,
 	    Y.ptr());
+	cudaDeviceSynchronize(); // as read()
 	bool finite = st == CUDNN_STATUS_SUCCESS;
 	for (float v : Y.f)
 		finite &= std::isfinite(v);
@@ -685,6 +692,7 @@ static void t_conv_misc()
 	    h, &one, d.x, X.ptr(), d.w, Wt.ptr(), d.conv,
 	    CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, nullptr, 0, &zero, d.y,
 	    Y.ptr(), d.b, Bias.ptr(), d.relu, d.y, Y.ptr());
+	cudaDeviceSynchronize();
 	finite = st == CUDNN_STATUS_SUCCESS;
 	for (float v : Y.f)
 		finite &= std::isfinite(v);

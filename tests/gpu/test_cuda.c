@@ -69,9 +69,12 @@ static float *up(const void *h, size_t bytes)
 }
 #define UP(h, n) up((h), (n) * sizeof *(h))
 
+/* After all the device's work: ops on a tk_dev run on its own stream,
+ * which the legacy default stream (NULL) does not wait for. */
 static float *down(const float *d, size_t n)
 {
 	float *h = xmalloc(xmul(n ? n : 1, sizeof *h));
+	tk_cuda_sync(NULL);
 	tk_cuda_copy(h, d, n * sizeof *h, NULL);
 	tk_cuda_sync(NULL);
 	return h;
@@ -377,6 +380,7 @@ static void t_conv(struct conv2d_dims d, int bias, int res, int relu)
 static float *down_act(const void *d, size_t n)
 {
 	float *h = xmalloc(xmul(n ? n : 1, sizeof *h));
+	tk_cuda_sync(NULL); /* as down() */
 	if (tk_cuda_act_size() == 4) {
 		tk_cuda_copy(h, d, n * 4, NULL);
 		tk_cuda_sync(NULL);

@@ -1,8 +1,9 @@
 // cuda_runtime.h (tk's CUDA emulator) - the part of the CUDA runtime that
 // kernels/cuda/ uses, run on the CPU so that the CUDA kernels can be
-// checked against the CPU kernels on a machine without a GPU (make EMU=1,
-// tests/emu/README).  Device memory is host memory; streams run their work
-// at once, in order; a kernel launch runs every block, one after another,
+// checked against the CPU kernels on a machine without a GPU (make EMU=1;
+// README.md, "The CUDA emulator").  Device memory is host memory; the work queued on a
+// stream runs when the host waits for it (TK_EMU_STREAMS, runtime.cc);
+// a kernel launch runs every block, one after another,
 // and the threads of a block as fibers that switch only at __syncthreads
 // and warp shuffles.  Not a simulator of timing, caches or races.
 #ifndef TK_EMU_CUDA_RUNTIME_H
@@ -13,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 
 #include "library_types.h"
 
@@ -32,6 +34,8 @@ typedef enum cudaError {
 	cudaErrorInvalidConfiguration = 9,
 	cudaErrorInvalidDevice = 101,
 	cudaErrorNoDevice = 100,
+	cudaErrorInvalidResourceHandle = 400,
+	cudaErrorNotReady = 600,
 	cudaErrorNotSupported = 801,
 } cudaError_t;
 
@@ -270,20 +274,35 @@ struct config {
 	size_t shared;
 	cudaStream_t stream;
 };
+// Whether c is a launch configuration a GPU takes (if not, the launch
+// fails with cudaErrorInvalidConfiguration, as cudaGetLastError says).
+bool check_launch(const void *kernel, const config &c);
 // Runs body(ctx) for every thread of the grid; 'kernel' identifies the
 // kernel (whether it synchronises is learnt on its first launch).
 void run(const void *kernel, const config &c, void (*body)(void *),
 	 void *ctx);
+// Queues work on stream s (nullptr: the legacy default stream), as the
+// libraries do with theirs: it runs when the host waits for it, or at
+// once with TK_EMU_STREAMS=eager.
+void enqueue(cudaStream_t s, std::function<void()> work);
 
+// A launch queues the kernel with a copy of its arguments, as a GPU
+// takes them at the launch.
 template <typename F> struct launcher {
 	F *kernel;
 	config c;
 	template <typename... A> void operator()(const A &...a) const
 	{
-		auto call = [&]() { kernel(a...); };
-		typedef decltype(call) call_t;
-		run((const void *)kernel, c,
-		    [](void *p) { (*(call_t *)p)(); }, (void *)&call);
+		if (!check_launch((const void *)kernel, c))
+			return;
+		F *k = kernel;
+		config cc = c;
+		enqueue(c.stream, [=]() {
+			auto call = [&]() { k(a...); };
+			typedef decltype(call) call_t;
+			run((const void *)k, cc,
+			    [](void *p) { (*(call_t *)p)(); }, (void *)&call);
+		});
 	}
 };
 template <typename F>

@@ -26,7 +26,7 @@ struct DeviceRadixSort {
 				     const V *values_in, V *values_out,
 				     int n, int begin_bit = 0,
 				     int end_bit = sizeof(K) * 8,
-				     cudaStream_t = nullptr)
+				     cudaStream_t stream = nullptr)
 	{
 		size_t need = 1024 + (size_t)(n > 0 ? n : 0) * sizeof(K);
 		if (!temp) {
@@ -45,22 +45,26 @@ struct DeviceRadixSort {
 				n, temp_bytes, need);
 			return cudaErrorInvalidValue;
 		}
-		int w = end_bit - begin_bit;
-		K mask = w >= (int)sizeof(K) * 8 ? ~K(0) : (K(1) << w) - 1;
-		std::vector<size_t> order((size_t)n);
-		std::iota(order.begin(), order.end(), (size_t)0);
-		std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-			return (keys_in[a] >> begin_bit & mask) <
-			       (keys_in[b] >> begin_bit & mask);
+		// queued on the stream, as CUB's kernels are
+		tk_emu::enqueue(stream, [=]() {
+			int w = end_bit - begin_bit;
+			K mask = w >= (int)sizeof(K) * 8 ? ~K(0) : (K(1) << w) - 1;
+			std::vector<size_t> order((size_t)n);
+			std::iota(order.begin(), order.end(), (size_t)0);
+			std::stable_sort(order.begin(), order.end(),
+					 [&](size_t a, size_t b) {
+						 return (keys_in[a] >> begin_bit & mask) <
+							(keys_in[b] >> begin_bit & mask);
+					 });
+			std::vector<K> k((size_t)n);
+			std::vector<V> v((size_t)n);
+			for (int i = 0; i < n; i++) {
+				k[i] = keys_in[order[i]];
+				v[i] = values_in[order[i]];
+			}
+			std::copy(k.begin(), k.end(), keys_out);
+			std::copy(v.begin(), v.end(), values_out);
 		});
-		std::vector<K> k((size_t)n);
-		std::vector<V> v((size_t)n);
-		for (int i = 0; i < n; i++) {
-			k[i] = keys_in[order[i]];
-			v[i] = values_in[order[i]];
-		}
-		std::copy(k.begin(), k.end(), keys_out);
-		std::copy(v.begin(), v.end(), values_out);
 		return cudaSuccess;
 	}
 };
