@@ -29,10 +29,12 @@
 #include <ctime>
 #include <deque>
 #include <functional>
-#include <memory>
+#include <initializer_list>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
+#include <string>
 #include <vector>
 #include <ucontext.h>
 #include <unistd.h>
@@ -292,19 +294,29 @@ void grow_pool(int n)
 // blocks, and the threads of a block between barriers, run; a kernel
 // whose result depends on it has a race (a missing __syncthreads, a
 // block reading what another writes) that a GPU shows only sometimes.
+// The index of $var's value among 'names' (the first when it is unset or
+// empty); another value stops the program, naming the choices.
+int env_choice(const char *var, std::initializer_list<const char *> names)
+{
+	const char *e = getenv(var);
+	if (!e || !*e)
+		return 0;
+	int i = 0;
+	for (const char *n : names) {
+		if (!strcmp(e, n))
+			return i;
+		i++;
+	}
+	std::string all;
+	for (const char *n : names)
+		all += std::string(all.empty() ? "" : ", ") + n;
+	die("%s=%s: %s", var, e, all.c_str());
+}
+
 enum order_kind { FORWARD, REVERSE, RANDOM };
 order_kind order()
 {
-	static int o = -1;
-	if (o < 0) {
-		const char *e = getenv("TK_EMU_ORDER");
-		o = !e || !*e || !strcmp(e, "forward") ? FORWARD
-		    : !strcmp(e, "reverse")	       ? REVERSE
-		    : !strcmp(e, "random")	       ? RANDOM
-						       : -2;
-		if (o == -2)
-			die("TK_EMU_ORDER=%s: forward, reverse or random", e);
-	}
+	static int o = env_choice("TK_EMU_ORDER", {"forward", "reverse", "random"});
 	return (order_kind)o;
 }
 
@@ -455,20 +467,11 @@ queue legacy{{}, 0, 0, false};
 // but kept, since a wait queued elsewhere may still name them.
 std::vector<queue *> queues;
 
-enum stream_mode { EAGER, LAZY, RANDOM_STREAMS };
+enum stream_mode { LAZY, RANDOM_STREAMS, EAGER };
 
 stream_mode streams()
 {
-	static int v = -1;
-	if (v < 0) {
-		const char *e = getenv("TK_EMU_STREAMS");
-		v = !e || !*e || !strcmp(e, "lazy") ? LAZY
-		    : !strcmp(e, "random")	    ? RANDOM_STREAMS
-		    : !strcmp(e, "eager")	    ? EAGER
-						    : -2;
-		if (v == -2)
-			die("TK_EMU_STREAMS=%s: lazy, random or eager", e);
-	}
+	static int v = env_choice("TK_EMU_STREAMS", {"lazy", "random", "eager"});
 	return (stream_mode)v;
 }
 
