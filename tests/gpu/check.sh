@@ -3,11 +3,12 @@
 # NVIDIA GPU, nvcc and PyTorch (its pip packages bring cuDNN and NCCL);
 # no network.  Builds `make CUDA=1` with the Debian packages that
 # tests/gpu/prepare.sh put in .carry/ (unpacked with dpkg -x into a
-# temporary folder), runs test_cuda, the real tools' benchmarks
-# (bench_tools.sh) and PyTorch's on the same GPU, the training step
-# (bench_train, R101 at 512x512, against PyTorch's bf16 autocast), `make
-# test-cuda` (the tools on the GPU against the CPU), the op benchmarks,
-# and prints a summary last.  About 4 minutes on an H200; every step is
+# temporary folder), runs test_cuda, the training step (bench_train,
+# R101 at 512x512, against PyTorch's bf16 autocast), `make test-cuda`
+# (the tools on the GPU against the CPU), the op benchmarks (GEMM,
+# tk-rank's ways) and PyTorch's, the real tools' benchmarks
+# (bench_tools.sh) and PyTorch's on the same GPU, and prints a summary
+# last.  About 4 minutes on an H200; every step is
 # bounded by a timeout, and all of them by the budget.
 #
 #   bash tests/gpu/check.sh            (from the repository root)
@@ -105,11 +106,12 @@ step build 120 make -j"$JOBS" "${MK[@]}" all gpu-tests || {
 	printf '%s\n' "${summary[@]}"; exit 1; }
 ldd bin/tk-cat | grep -E 'cudnn|nccl|cublas|cudart|openblas|not found'
 GPU=build/cuda/tests/gpu
+# What no GPU run has measured yet comes first (the training step, the
+# tools' tests after the resize fix, the top-K ways), the extraction
+# benchmark (measured twice) last.
 step test_cuda 60 "$GPU/test_cuda"
+export PYTHONUNBUFFERED=1
 if [ -z "${TK_CHECK_SKIP_BENCH:-}" ]; then
-	export PYTHONUNBUFFERED=1
-	step bench_tools 110 env PYTHON="$PYTHON" bash tests/gpu/bench_tools.sh 24
-	step torch_extract 60 $PYTHON tests/gpu/bench_torch.py extract
 	step bench_train 60 "$GPU/bench_train" bf16 32 3
 	step torch_train 60 $PYTHON tests/gpu/bench_torch.py train
 fi
@@ -118,6 +120,8 @@ step test-cuda 90 make "${MK[@]}" PY="$PYTHON" test-cuda
 if [ -z "${TK_CHECK_SKIP_BENCH:-}" ]; then
 	step bench_ops 40 "$GPU/bench_ops"
 	step torch_rank 40 $PYTHON tests/gpu/bench_torch.py rank
+	step bench_tools 110 env PYTHON="$PYTHON" bash tests/gpu/bench_tools.sh 24
+	step torch_extract 60 $PYTHON tests/gpu/bench_torch.py extract
 fi
 
 say "summary ($(( $(date +%s) - T0 ))s in all)"
