@@ -3,13 +3,23 @@
 //   full rankings (large kk): each query's scores as (score key,
 //     position) pairs stably radix-sorted on the 32-bit score keys (CUB:
 //     half the passes of sorting 64-bit keys);
-//   top-K (kk <= TILE / 8): rounds of selection: each tile of TILE
-//     scores of a query sorted in one thread block (its keys with the
-//     index inside the tile below them, so no stability is needed), its
-//     best kk kept as rank keys; then the same over those candidates
-//     (at most an eighth of what came in) until one tile is left.
-//   The rank key's order is the one order (score, then position), so both
-//   give the same keys.  TK_RANK_TOPK=sort takes the first way always.
+//   top-K by tiles (kk <= TILE / 8, the default): rounds of selection:
+//     each tile of TILE scores of a query sorted in one thread block (its
+//     keys with the index inside the tile below them, so no stability is
+//     needed), its best kk kept as rank keys; then the same over those
+//     candidates (at most an eighth of what came in) until one tile is
+//     left;
+//   top-K by radix selection (kk <= TILE, TK_RANK_TOPK=select): the kk-th
+//     smallest of the keys (score key, index) found 8 bits at a time from
+//     the top, each pass a histogram of the keys that share the bits
+//     found so far (PyTorch's topk works this way); usually 3 or 4 of the
+//     8 passes read the scores, the rest see the query done and return.
+//     Then every key at most that one is gathered (exactly kk) and the kk
+//     sorted in one thread block.
+//   The rank key's order is the one order (score, then position), so all
+//   give the same keys.  TK_RANK_TOPK=sort takes the first way always,
+//   =tiles or =select that top-K way where it applies.
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -121,14 +131,31 @@ __global__ void __launch_bounds__(TILE_THREADS)
 	}
 }
 
-bool use_tiles(long m, long kk)
+enum topk_way { SORT, TILES, SELECT };
+
+// TK_RANK_TOPK: sort, tiles (the default) or select; read at every
+// chunk, so that a test can try each.
+topk_way topk_mode()
 {
-	static int mode = -1;
-	if (mode < 0) {
-		const char *e = getenv("TK_RANK_TOPK");
-		mode = e && !strcmp(e, "sort") ? 0 : 1;
-	}
-	return mode && kk <= TILE / 8 && m > TILE;
+	const char *e = getenv("TK_RANK_TOPK");
+	if (!e || !*e || !strcmp(e, "tiles"))
+		return TILES;
+	if (!strcmp(e, "select"))
+		return SELECT;
+	if (!strcmp(e, "sort"))
+		return SORT;
+	fprintf(stderr, "tk: TK_RANK_TOPK=%s: sort, tiles or select\n", e);
+	exit(2);
+}
+
+topk_way topk_way_for(long m, long kk)
+{
+	topk_way w = topk_mode();
+	if (w == TILES && kk <= TILE / 8 && m > TILE)
+		return TILES;
+	if (w == SELECT && kk <= TILE && m > kk)
+		return SELECT;
+	return SORT;
 }
 
 long tiles_of(long len)
@@ -168,6 +195,171 @@ void rank_tiles(uint64_t *keys, const float *q, const float *db, int nq,
 	CUDA_CHECK(cudaStreamSynchronize(s));
 }
 
+// ---- radix selection ----
+
+// A query's search for its kk-th smallest key K = (score key, index):
+// the top bits found so far, and the rank the wanted key has among the
+// keys that share them; once done, the kk smallest are the keys <= hi.
+struct select_state {
+	uint64_t prefix, hi;
+	uint32_t rank;
+	int done;
+};
+
+const int SEL_THREADS = 256, SEL_ITEMS = 16;
+const long SEL_SPAN = (long)SEL_THREADS * SEL_ITEMS; // scores per block
+
+__global__ void select_init(select_state *st, unsigned *hist, unsigned *count,
+			    int nq, uint32_t kk)
+{
+	FOR_N(i, (size_t)nq * 256)
+	{
+		hist[i] = 0;
+		if (i < (size_t)nq) {
+			st[i] = select_state{0, 0, kk, 0};
+			count[i] = 0;
+		}
+	}
+}
+
+// Pass p: the histogram of bits [56 - 8p, 64 - 8p) of the keys whose top
+// 8p bits are the prefix found.  A thread adds runs of one bin at once:
+// in the first passes most keys fall in a few bins.
+__global__ void __launch_bounds__(SEL_THREADS)
+    select_hist(unsigned *hist, const float *scores, long m, int nq,
+		const select_state *st, int pass)
+{
+	__shared__ unsigned h[256];
+	int shift = 56 - 8 * pass;
+	long start = (long)blockIdx.x * SEL_SPAN;
+	for (int q = blockIdx.y; q < nq; q += gridDim.y) {
+		select_state S = st[q];
+		if (S.done) // the same for the whole block
+			continue;
+		for (int b = threadIdx.x; b < 256; b += blockDim.x)
+			h[b] = 0;
+		__syncthreads();
+		const float *s = scores + (size_t)q * m;
+		int bin = -1;
+		unsigned run = 0;
+		for (int i = 0; i < SEL_ITEMS; i++) {
+			long j = start + (long)i * SEL_THREADS + threadIdx.x;
+			if (j >= m)
+				break;
+			uint64_t K = rank_key(s[j], (uint32_t)j);
+			if (pass && K >> (shift + 8) != S.prefix)
+				continue;
+			int b = (int)(K >> shift & 255);
+			if (b != bin) {
+				if (run)
+					atomicAdd(&h[bin], run);
+				bin = b, run = 0;
+			}
+			run++;
+		}
+		if (run)
+			atomicAdd(&h[bin], run);
+		__syncthreads();
+		for (int b = threadIdx.x; b < 256; b += blockDim.x)
+			if (h[b])
+				atomicAdd(&hist[(size_t)q * 256 + b], h[b]);
+		__syncthreads(); // h again for the next query
+	}
+}
+
+// After pass p, one thread a query: the bin that holds the wanted rank
+// becomes part of the prefix; when the wanted key is the bin's last, every
+// key of the bin is in, and the query is done.  The histogram is cleared
+// for the next pass.  Keys are unique (the index is in them), so the last
+// pass always ends it.
+__global__ void select_step(select_state *st, unsigned *hist, int nq, int pass)
+{
+	int q = blockIdx.x * blockDim.x + threadIdx.x;
+	if (q >= nq)
+		return;
+	select_state S = st[q];
+	unsigned *h = hist + (size_t)q * 256;
+	int shift = 56 - 8 * pass;
+	unsigned below = 0;
+	for (int b = 0; !S.done && b < 256; b++) {
+		unsigned c = h[b];
+		if (below + c < S.rank) {
+			below += c;
+			continue;
+		}
+		S.prefix = S.prefix << 8 | (uint64_t)b;
+		S.rank -= below;
+		if (c == S.rank) {
+			S.done = 1;
+			S.hi = shift ? S.prefix << shift | ((1ull << shift) - 1) : S.prefix;
+		}
+		break;
+	}
+	for (int b = 0; b < 256; b++)
+		h[b] = 0;
+	st[q] = S;
+}
+
+// Every key <= hi, as a rank key, into the query's kk slots (in no order).
+__global__ void select_gather(uint64_t *out, unsigned *count, const float *scores,
+			      long m, int nq, long kk, const select_state *st,
+			      uint32_t base)
+{
+	for (int q = blockIdx.y; q < nq; q += gridDim.y) {
+		uint64_t hi = st[q].hi;
+		const float *s = scores + (size_t)q * m;
+		FOR_N(j, (size_t)m)
+		{
+			if (rank_key(s[j], (uint32_t)j) > hi)
+				continue;
+			unsigned at = atomicAdd(&count[q], 1u);
+			if (at < (unsigned)kk)
+				out[(size_t)q * kk + at] = rank_key(s[j], base + (uint32_t)j);
+		}
+	}
+}
+
+void rank_select(uint64_t *keys, const float *q, const float *db, int nq,
+		 long m, int D, uint32_t base, long kk, cudaStream_t s)
+{
+	size_t sb = align256((size_t)nq * m * sizeof(float));
+	size_t hb = align256((size_t)nq * 256 * sizeof(unsigned));
+	size_t tb = align256((size_t)nq * sizeof(select_state));
+	size_t nb = align256((size_t)nq * sizeof(unsigned));
+	size_t cb = align256((size_t)nq * kk * sizeof(uint64_t));
+	char *w = (char *)tk::workspace(sb + hb + tb + nb + 2 * cb);
+	float *scores = (float *)w;
+	unsigned *hist = (unsigned *)(w + sb);
+	select_state *st = (select_state *)(w + sb + hb);
+	unsigned *count = (unsigned *)(w + sb + hb + tb);
+	uint64_t *cand = (uint64_t *)(w + sb + hb + tb + nb);
+	uint64_t *best = (uint64_t *)(w + sb + hb + tb + nb + cb);
+	gemm_cuda(0, 1, nq, (int)m, D, 1.0f, q, D, db, D, 0.0f, scores, (int)m, s);
+	select_init<<<tk::blocks((size_t)nq * 256, 256), 256, 0, s>>>(
+	    st, hist, count, nq, (uint32_t)kk);
+	LAUNCH_CHECK();
+	int ys = nq < 65535 ? nq : 65535;
+	unsigned xs = (unsigned)((m + SEL_SPAN - 1) / SEL_SPAN);
+	for (int pass = 0; pass < 8; pass++) {
+		select_hist<<<dim3(xs, ys), SEL_THREADS, 0, s>>>(hist, scores, m, nq,
+								 st, pass);
+		LAUNCH_CHECK();
+		select_step<<<(nq + 127) / 128, 128, 0, s>>>(st, hist, nq, pass);
+		LAUNCH_CHECK();
+	}
+	unsigned gx = tk::blocks(m, 256) < 1024 ? tk::blocks(m, 256) : 1024;
+	select_gather<<<dim3(gx, ys), 256, 0, s>>>(cand, count, scores, m, nq, kk,
+						    st, base);
+	LAUNCH_CHECK();
+	// the kk of each query in order: one tile
+	tile_best_keys<<<dim3(1, ys), TILE_THREADS, 0, s>>>(best, cand, kk, nq, 1,
+							     (int)kk);
+	LAUNCH_CHECK();
+	CUDA_CHECK(cudaMemcpyAsync(keys, best, (size_t)nq * kk * sizeof(uint64_t),
+				   cudaMemcpyDefault, s));
+	CUDA_CHECK(cudaStreamSynchronize(s));
+}
+
 } // namespace
 
 extern "C" void rank_chunk_cuda(uint64_t *keys, const float *q, const float *db,
@@ -178,9 +370,15 @@ extern "C" void rank_chunk_cuda(uint64_t *keys, const float *q, const float *db,
 		return;
 	if (kk > m)
 		kk = m;
-	if (use_tiles(m, kk)) {
+	switch (topk_way_for(m, kk)) {
+	case TILES:
 		rank_tiles(keys, q, db, nq, m, D, base, kk, s);
 		return;
+	case SELECT:
+		rank_select(keys, q, db, nq, m, D, base, kk, s);
+		return;
+	case SORT:
+		break;
 	}
 	size_t temp = 0;
 	CUDA_CHECK(cub::DeviceRadixSort::SortPairs(

@@ -800,9 +800,14 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static void t_rank(int nq, int m, int D, int kk)
+/* 'distinct' > 0: the database's rows repeat its first 'distinct' rows,
+ * so that the k-th score is shared by many (the selection's last passes,
+ * on the positions). */
+static void t_rank(int nq, int m, int D, int kk, int distinct)
 {
 	float *q = rnd((size_t)nq * D, 1), *db = rnd((size_t)m * D, 1);
+	for (int i = distinct; distinct > 0 && i < m; i++)
+		memcpy(db + (size_t)i * D, db + (size_t)(i % distinct) * D, D * 4);
 	/* ties and signed zeros on purpose, also across the top-K's tiles of
 	 * 4096 (rank.cu) */
 	memcpy(db + (size_t)7 * D, db + (size_t)3 * D, D * 4);
@@ -819,19 +824,34 @@ static void t_rank(int nq, int m, int D, int kk)
 	float *ds = tk_cuda_malloc((size_t)nq * m * 4);
 	gemm_cuda(0, 1, nq, m, D, 1.0f, dq, D, ddb, D, 0.0f, ds, m, NULL);
 	float *sc = down(ds, (size_t)nq * m);
-	uint64_t *want = xmalloc((size_t)m * 8), *got = xmalloc((size_t)nq * kk * 8);
-	rank_chunk_cuda(got, dq, ddb, nq, m, D, 1000, kk, NULL);
-	int ok = 1;
+	uint64_t *want = xmalloc((size_t)nq * m * 8), *got = xmalloc((size_t)nq * kk * 8);
 	for (int i = 0; i < nq; i++) {
+		uint64_t *w = want + (size_t)i * m;
 		for (int j = 0; j < m; j++)
-			want[j] = host_key(sc[(size_t)i * m + j], 1000 + j);
-		qsort(want, m, 8, cmp_u64);
-		ok &= memcmp(want, got + (size_t)i * kk, (size_t)kk * 8) == 0;
+			w[j] = host_key(sc[(size_t)i * m + j], 1000 + j);
+		qsort(w, m, 8, cmp_u64);
 	}
-	if (!ok || verbose || loud)
-		printf("%-5s %-4s rank_chunk nq=%d m=%d D=%d k=%d\n", ok ? "ok" : "FAIL",
-		       tk_precision_name(prec), nq, m, D, kk);
-	CHECK(ok);
+	/* each way rank.cu has (TK_RANK_TOPK), where it applies */
+	static const char *const ways[] = {"sort", "tiles", "select"};
+	char *was = getenv("TK_RANK_TOPK") ? xstrdup(getenv("TK_RANK_TOPK")) : NULL;
+	for (int v = 0; v < 3; v++) {
+		setenv("TK_RANK_TOPK", ways[v], 1);
+		rank_chunk_cuda(got, dq, ddb, nq, m, D, 1000, kk, NULL);
+		int ok = 1;
+		for (int i = 0; i < nq; i++)
+			ok &= memcmp(want + (size_t)i * m, got + (size_t)i * kk,
+				     (size_t)kk * 8) == 0;
+		if (!ok || verbose || loud)
+			printf("%-5s %-4s rank_chunk %-6s nq=%d m=%d D=%d k=%d\n",
+			       ok ? "ok" : "FAIL", tk_precision_name(prec), ways[v], nq,
+			       m, D, kk);
+		CHECK(ok);
+	}
+	if (was)
+		setenv("TK_RANK_TOPK", was, 1);
+	else
+		unsetenv("TK_RANK_TOPK");
+	free(was);
 	free(q), free(db), free(sc), free(want), free(got);
 	tk_cuda_free(dq), tk_cuda_free(ddb), tk_cuda_free(ds);
 }
@@ -1196,13 +1216,14 @@ static void run_all(void)
 				     {0, 0, 0}, {0, 1, 0}, {1, 2, 0}};
 	for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
 		t_conv(shapes[i], epi[i][0], epi[i][1], epi[i][2]);
-	t_rank(3, 5000, 64, 5000);
-	t_rank(2, 3000, 128, 10);
-	loud = 1; /* the top-K selection by tiles: 2 and 3 rounds */
-	t_rank(3, 50000, 64, 100);
-	t_rank(70, 20000, 32, 512);
-	t_rank(2, 9000, 16, 1);
-	t_rank(1, 300000, 8, 300);
+	t_rank(3, 5000, 64, 5000, 0);
+	t_rank(2, 3000, 128, 10, 0);
+	loud = 1; /* the top-K ways: tiles in 2 and 3 rounds, selection */
+	t_rank(3, 50000, 64, 100, 0);
+	t_rank(70, 20000, 32, 512, 0);
+	t_rank(2, 9000, 16, 1, 0);
+	t_rank(1, 300000, 8, 300, 0);
+	t_rank(2, 20000, 4, 4096, 50); /* ~400 positions a score */
 	loud = 0;
 	/* channels-last: the stem (padded input), 1x1 GEMMs with and without
 	 * a residual, 3x3, strided, the LFSA's float output, odd channels */
