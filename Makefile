@@ -5,7 +5,8 @@
 #   make test            builds and runs every test; ends "N passed, N failed"
 #   make test SANITIZE=1 the same under AddressSanitizer + UBSan
 #   make test-emu        the GPU tests on the CPU, through tests/emu's
-#                        emulator of CUDA (make test runs them too)
+#                        emulator of CUDA (make test runs them too;
+#                        make test SANITIZE=1 runs some under ASan)
 #   make fuzz            libFuzzer targets (clang) into build/fuzz/
 #   make install PREFIX=/usr/local
 
@@ -16,7 +17,9 @@ ifeq ($(origin CC),default)
 endif
 PY ?= /usr/bin/python3
 
-ifeq ($(SANITIZE),1)
+ifeq ($(SANITIZE)$(EMU),11)
+  VARIANT := emu-asan
+else ifeq ($(SANITIZE),1)
   VARIANT := asan
 else ifeq ($(EMU),1)
   VARIANT := emu
@@ -28,7 +31,7 @@ endif
 BUILD := build/$(VARIANT)
 # Sanitized and emulated programs stay out of bin/ so that a test run
 # never leaves slow binaries behind for users.
-ifneq ($(filter asan emu,$(VARIANT)),)
+ifneq ($(filter asan emu emu-asan,$(VARIANT)),)
   BINDIR := $(BUILD)/bin
 else
   BINDIR := bin
@@ -45,7 +48,7 @@ CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Werror
 ALL_CFLAGS := -std=gnu11 $(WARN) -fopenmp -I. $(PKG_CFLAGS) $(CFLAGS) -MMD -MP
 LDLIBS := $(PKG_LIBS) -fopenmp -lm -lpthread
-ifeq ($(VARIANT),asan)
+ifneq ($(filter asan emu-asan,$(VARIANT)),)
   SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
   ALL_CFLAGS += $(SAN)
   LDLIBS += $(SAN)
@@ -85,10 +88,10 @@ endif
 # ---- EMU=1: the CUDA code compiled by g++ against tests/emu's CPU
 # emulator of the CUDA runtime, cuBLAS, cuDNN, CUB and NCCL, so that the
 # GPU tests check kernels/cuda/ on a machine without a GPU (make test-emu).
-ifeq ($(VARIANT),emu)
+ifneq ($(filter emu emu-asan,$(VARIANT)),)
   ALL_CFLAGS += -DTK_CUDA
   EMU_CXXFLAGS := -std=c++17 -O2 -g $(WARN) -I. -Itests/emu/include $(PKG_CFLAGS) \
-                  -DTK_CUDA -DTK_EMU -U_FORTIFY_SOURCE -MMD -MP
+                  -DTK_CUDA -DTK_EMU -U_FORTIFY_SOURCE -MMD -MP $(SAN)
   LDLIBS += -lstdc++
   CUDA_SRC := $(wildcard kernels/cuda/*.cu)
   EMU_SRC := $(filter-out tests/emu/test_%,$(wildcard tests/emu/*.cc))
@@ -111,7 +114,7 @@ GPU_BIN := $(patsubst tests/gpu/%.c,$(BUILD)/tests/gpu/%,$(GPU_SRC))
 # Keep objects that are only intermediates of a link.
 .SECONDARY:
 
-.PHONY: all test test-cuda test-emu emu-build gpu-tests fuzz install clean demo bench
+.PHONY: all test test-cuda test-emu emu-build emu-asan-build gpu-tests fuzz install clean demo bench
 all: $(TOOLS) $(patsubst tools/%.sh,$(BINDIR)/%,$(SCRIPTS))
 
 # bin/ holds whichever of the CPU and CUDA builds was made last: relink
@@ -122,7 +125,7 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-ifeq ($(VARIANT),emu)
+ifneq ($(filter emu emu-asan,$(VARIANT)),)
 $(BUILD)/%.o: %.cu tests/emu/launch.sed
 	@mkdir -p $(dir $@)
 	{ echo '#line 1 "$<"'; sed -E -f tests/emu/launch.sed $<; } >$(BUILD)/$*.cc
@@ -159,7 +162,7 @@ $(BUILD)/tests/gpu/%: $(BUILD)/tests/gpu/%.o $(LIB)
 
 # The emulator's own checks: its cuBLAS and cuDNN (tests/emu/libs.test),
 # its streams (streams.test).
-ifeq ($(VARIANT),emu)
+ifneq ($(filter emu emu-asan,$(VARIANT)),)
 GPU_BIN += $(patsubst tests/emu/%.cc,$(BUILD)/tests/emu/%,$(wildcard tests/emu/test_*.cc))
 $(BUILD)/tests/emu/test_%: $(BUILD)/tests/emu/test_%.o $(LIB)
 	@mkdir -p $(dir $@)
@@ -169,12 +172,16 @@ endif
 gpu-tests: $(GPU_BIN)
 
 # The CPU build's tests include the GPU tests on the CUDA emulator
-# (build/emu, named emu-gpu-*): not under ASan, whose view of the stack
-# the emulator's fibers would confuse, nor in a CUDA build, where
-# test-cuda runs them on the GPU.
+# (build/emu, named emu-gpu-*); the sanitized build's, test_cuda on the
+# emulator under ASan and UBSan (build/emu-asan, tests/emu/emu-asan); a
+# CUDA build's test-cuda runs them on the GPU.
 ifeq ($(VARIANT),cpu)
   EMU_BUILD := emu-build
   EMU_ENV := TK_EMU=$(abspath build/emu)
+endif
+ifeq ($(VARIANT),asan)
+  EMU_BUILD := emu-asan-build
+  EMU_ENV := TK_EMU_ASAN=$(abspath build/emu-asan)
 endif
 test: all $(UNIT) $(EMU_BUILD)
 	@TK_BIN=$(abspath $(BINDIR)) TK_UNIT=$(abspath $(BUILD)/tests) $(EMU_ENV) \
@@ -182,6 +189,9 @@ test: all $(UNIT) $(EMU_BUILD)
 
 emu-build:
 	@$(MAKE) --no-print-directory EMU=1 all gpu-tests
+
+emu-asan-build:
+	@$(MAKE) --no-print-directory EMU=1 SANITIZE=1 all gpu-tests
 
 test-cuda:
 	$(MAKE) CUDA=1 all gpu-tests

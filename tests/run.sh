@@ -2,7 +2,9 @@
 # tests/run.sh - run tk's tests: C unit tests (TK_UNIT/test_*), and the
 # shell tests tests/tools/*.test; with TK_EMU set (make test does), also
 # the GPU tests tests/gpu/*.test on the CUDA emulator's build in $TK_EMU,
-# named emu-gpu-ops etc., and the emulator's own tests/emu/*.test.  Each test passes (exit 0), is skipped (exit 77,
+# named emu-gpu-ops etc., and the emulator's own tests/emu/*.test; with
+# TK_EMU_ASAN set (make test SANITIZE=1), tests/emu/emu-asan.  Each test
+# passes (exit 0), is skipped (exit 77,
 # its last line says why) or fails (anything else; its output is shown).
 # Ends with the line "N passed, N failed"; exits 1 on any failure.
 #
@@ -33,6 +35,7 @@ if [ $# -gt 0 ]; then
 			tests+=("emu:$here/gpu/${t#emu-}.test")
 		elif [ "${t#emu-}" != "$t" ] && [ -e "$here/emu/${t#emu-}.test" ]; then
 			tests+=("emu:$here/emu/${t#emu-}.test")
+		elif [ "$t" = emu-asan ]; then tests+=("$here/emu/emu-asan")
 		elif [ -e "$TK_UNIT/$t" ]; then tests+=("$TK_UNIT/$t")
 		elif [ -f "$t" ]; then tests+=("$t")
 		else echo "no such test: $t" >&2; exit 1; fi
@@ -42,6 +45,8 @@ else
 	if [ -n "${TK_EMU:-}" ]; then
 		for t in "$here"/gpu/*.test "$here"/emu/*.test; do tests+=("emu:$t"); done
 	fi
+	# the CUDA code under ASan: long too (make test SANITIZE=1)
+	[ -n "${TK_EMU_ASAN:-}" ] && tests+=("$here/emu/emu-asan")
 	for t in "$TK_UNIT"/test_*; do [ -x "$t" ] && tests+=("$t"); done
 	for t in "$here"/tools/*.test; do [ -e "$t" ] && tests+=("$t"); done
 fi

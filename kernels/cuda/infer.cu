@@ -170,7 +170,8 @@ struct lt_plan {
 	size_t work = 0;
 };
 typedef std::tuple<long, int, int, int, int, int, int> lt_key;
-std::map<lt_key, lt_plan> lt_plans;
+// Never destroyed: as conv.cu's plans.
+std::map<lt_key, lt_plan> &lt_plans = *new std::map<lt_key, lt_plan>;
 const size_t LT_WORK = (size_t)32 << 20;
 
 // Column-major D[OC, P] = W^T (W stored [OC, ld]: [ld, OC] column-major)
@@ -257,7 +258,7 @@ struct dnn_plan {
 	size_t work = 0;
 };
 typedef std::tuple<int, int, int, int, int, int, int, int> dnn_key;
-std::map<dnn_key, dnn_plan> dnn_plans;
+std::map<dnn_key, dnn_plan> &dnn_plans = *new std::map<dnn_key, dnn_plan>; // as lt_plans
 
 bool fp32_only()
 {

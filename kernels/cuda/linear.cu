@@ -55,7 +55,9 @@ struct lt_plan {
 	cublasLtMatmulAlgo_t algo;
 	size_t work = 0;
 };
-std::map<std::tuple<int, int, int, int>, lt_plan> lt_plans;
+// Never destroyed: as conv.cu's plans.
+std::map<std::tuple<int, int, int, int>, lt_plan> &lt_plans =
+    *new std::map<std::tuple<int, int, int, int>, lt_plan>;
 const size_t LT_WORK = (size_t)32 << 20;
 
 lt_plan *lt_get(int N, int IN, int OUT)

@@ -41,8 +41,22 @@
 
 #include "cuda_runtime.h"
 
-thread_local uint3 threadIdx, blockIdx;
-thread_local dim3 blockDim, gridDim;
+// Under AddressSanitizer (make SANITIZE=1 EMU=1) every switch between
+// fibers is told to ASan as one, so that it follows the stacks; then a
+// kernel that reads or writes past its arrays is stopped at its line, as
+// compute-sanitizer would.  The slack cudaMalloc rounds up to is poisoned
+// too.
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#define switch_start __sanitizer_start_switch_fiber
+#define switch_finish __sanitizer_finish_switch_fiber
+#else
+#define ASAN_POISON_MEMORY_REGION(p, n) ((void)(p), (void)(n))
+#define ASAN_UNPOISON_MEMORY_REGION(p, n) ((void)(p), (void)(n))
+#define switch_start(save, bottom, size) ((void)(save), (void)(bottom), (void)(size))
+#define switch_finish(save, bottom, size) ((void)(save), (void)(bottom), (void)(size))
+#endif
 
 namespace {
 
@@ -209,12 +223,17 @@ struct fiber {
 	state st;
 	uint3 tid;
 	int lane, warp;
+	void *fake; // for ASan: the fiber's fake stack while it waits
 };
 
 const size_t STACK = (size_t)256 << 10;
 
 struct block_run {
 	jmp_buf jb; // the scheduler, while a fiber runs
+	// for ASan: the scheduler's stack and its fake stack while a fiber runs
+	const void *sched_bottom;
+	size_t sched_size;
+	void *fake;
 	fiber *cur;
 	void (*body)(void *);
 	void *ctx;
@@ -227,14 +246,25 @@ thread_local block_run R;
 thread_local fiber *pool;
 thread_local int pool_n;
 
+// From the running fiber f back to the scheduler; returns when f is
+// resumed, perhaps moved by grow_pool (R.cur is where it is now).
+void to_scheduler(fiber *f)
+{
+	if (!_setjmp(f->jb)) {
+		switch_start(&f->fake, R.sched_bottom, R.sched_size);
+		_longjmp(R.jb, 1);
+	}
+	switch_finish(R.cur->fake, &R.sched_bottom, &R.sched_size);
+}
+
 void fiber_main()
 {
+	switch_finish(nullptr, &R.sched_bottom, &R.sched_size);
 	for (;;) {
 		fiber *f = R.cur;
 		R.body(R.ctx);
 		f->st = DONE;
-		if (!_setjmp(f->jb))
-			_longjmp(R.jb, 1);
+		to_scheduler(f);
 	}
 }
 
@@ -243,8 +273,11 @@ __attribute__((noinline)) void resume(fiber *f)
 {
 	R.cur = f;
 	threadIdx = f->tid;
-	if (_setjmp(R.jb))
+	if (_setjmp(R.jb)) {
+		switch_finish(R.fake, nullptr, nullptr);
 		return;
+	}
+	switch_start(&R.fake, f->stack, STACK);
 	if (!f->started) {
 		f->started = true;
 		setcontext(&f->uc);
@@ -263,8 +296,7 @@ void wait_at(state s)
 	fiber *f = R.cur;
 	R.synced = true;
 	f->st = s;
-	if (!_setjmp(f->jb))
-		_longjmp(R.jb, 1);
+	to_scheduler(f);
 	threadIdx = f->tid;
 }
 
@@ -290,10 +322,6 @@ void grow_pool(int n)
 	pool_n = n;
 }
 
-// TK_EMU_ORDER=reverse or random (TK_EMU_SEED=n): the order in which
-// blocks, and the threads of a block between barriers, run; a kernel
-// whose result depends on it has a race (a missing __syncthreads, a
-// block reading what another writes) that a GPU shows only sometimes.
 // The index of $var's value among 'names' (the first when it is unset or
 // empty); another value stops the program, naming the choices.
 int env_choice(const char *var, std::initializer_list<const char *> names)
@@ -313,6 +341,10 @@ int env_choice(const char *var, std::initializer_list<const char *> names)
 	die("%s=%s: %s", var, e, all.c_str());
 }
 
+// TK_EMU_ORDER=reverse or random (TK_EMU_SEED=n): the order in which
+// blocks, and the threads of a block between barriers, run; a kernel
+// whose result depends on it has a race (a missing __syncthreads, a
+// block reading what another writes) that a GPU shows only sometimes.
 enum order_kind { FORWARD, REVERSE, RANDOM };
 order_kind order()
 {
@@ -464,8 +496,9 @@ struct queue {
 };
 queue legacy{{}, 0, 0, false};
 // Every stream made, in the order made.  Destroyed streams are emptied
-// but kept, since a wait queued elsewhere may still name them.
-std::vector<queue *> queues;
+// but kept, since a wait queued elsewhere may still name them; the list
+// is never destroyed either, so that LeakSanitizer reaches them at exit.
+std::vector<queue *> &queues = *new std::vector<queue *>;
 
 enum stream_mode { LAZY, RANDOM_STREAMS, EAGER };
 
@@ -839,6 +872,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes)
 	// float and bf16, so that reading what nothing wrote shows in the
 	// results.
 	memset(*p, 0xff, n);
+	ASAN_POISON_MEMORY_REGION((char *)*p + bytes, n - bytes);
 	device_blocks[(uintptr_t)*p] = bytes;
 	device_used += n;
 	return cudaSuccess;
@@ -859,6 +893,7 @@ cudaError_t cudaFree(void *p)
 	}
 	drain_all();
 	size_t n = (it->second + 255) & ~(size_t)255;
+	ASAN_UNPOISON_MEMORY_REGION(p, n ? n : 256);
 	device_used -= n ? n : 256;
 	device_blocks.erase(it);
 	free(p);

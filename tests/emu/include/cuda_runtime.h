@@ -72,16 +72,18 @@ struct uint3 {
 };
 struct dim3 {
 	unsigned x, y, z;
-	dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1)
+	constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1)
 	    : x(x_), y(y_), z(z_)
 	{
 	}
 };
 
 // The running thread's coordinates (set by the launcher before it runs or
-// resumes each thread).
-extern thread_local uint3 threadIdx, blockIdx;
-extern thread_local dim3 blockDim, gridDim;
+// resumes each thread).  Defined here, constant-initialised, so that no
+// access goes through a thread_local wrapper (GCC's UBSan misreads those
+// as null).
+inline thread_local uint3 threadIdx, blockIdx;
+inline thread_local dim3 blockDim, gridDim;
 const int warpSize = 32;
 
 extern "C" {
