@@ -482,7 +482,11 @@ double now_ms()
 //     (TK_EMU_SEED), each stream in its order and after the events it
 //     waits for: other interleavings.
 //   eager: at once, in the order called (no stream ever waits).
-// cudaDeviceSynchronize runs the streams in TK_EMU_ORDER.
+// cudaDeviceSynchronize runs the streams in TK_EMU_ORDER.  The limit of
+// lazy and random: queued work makes no progress of its own, so ranks
+// that wait for each other outside NCCL (a socket) while a collective is
+// still queued would deadlock here though not on GPUs; tk's ranks meet
+// only in collectives while training (gpu-train's two ranks pass).
 struct queue;
 struct op {
 	std::function<void()> work; // or a wait: for 'after' to reach 'upto'
