@@ -19,6 +19,7 @@
 //   The rank key's order is the one order (score, then position), so all
 //   give the same keys.  TK_RANK_TOPK=sort takes the first way always,
 //   =tiles or =select that top-K way where it applies.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -63,6 +64,27 @@ __global__ void pack(uint64_t *out, const uint32_t *key, const uint32_t *pos,
 size_t align256(size_t n)
 {
 	return (n + 255) & ~(size_t)255;
+}
+
+// Every way's start: the workspace, the scores [nq, m] = q db^T at its
+// head and 'extra' bytes after them (*rest).
+float *score_chunk(char **rest, size_t extra, const float *q, const float *db,
+		   int nq, long m, int D, cudaStream_t s)
+{
+	size_t sb = align256((size_t)nq * m * sizeof(float));
+	char *w = (char *)tk::workspace(sb + extra);
+	float *scores = (float *)w;
+	gemm_cuda(0, 1, nq, (int)m, D, 1.0f, q, D, db, D, 0.0f, scores, (int)m, s);
+	*rest = w + sb;
+	return scores;
+}
+
+// Every way's end: the nq x kk keys to the host, which waits for them.
+void keys_home(uint64_t *keys, const uint64_t *d, int nq, long kk, cudaStream_t s)
+{
+	CUDA_CHECK(cudaMemcpyAsync(keys, d, (size_t)nq * kk * sizeof(uint64_t),
+				   cudaMemcpyDefault, s));
+	CUDA_CHECK(cudaStreamSynchronize(s));
 }
 
 const int TILE_THREADS = 256, TILE_ITEMS = 16;
@@ -171,12 +193,10 @@ void rank_tiles(uint64_t *keys, const float *q, const float *db, int nq,
 		long m, int D, uint32_t base, long kk, cudaStream_t s)
 {
 	long nt = tiles_of(m);
-	size_t sb = align256((size_t)nq * m * sizeof(float));
 	size_t cb = align256((size_t)nq * nt * kk * sizeof(uint64_t));
-	char *w = (char *)tk::workspace(sb + 2 * cb);
-	float *scores = (float *)w;
-	uint64_t *buf[2] = {(uint64_t *)(w + sb), (uint64_t *)(w + sb + cb)};
-	gemm_cuda(0, 1, nq, (int)m, D, 1.0f, q, D, db, D, 0.0f, scores, (int)m, s);
+	char *w;
+	const float *scores = score_chunk(&w, 2 * cb, q, db, nq, m, D, s);
+	uint64_t *buf[2] = {(uint64_t *)w, (uint64_t *)(w + cb)};
 	int ys = nq < 65535 ? nq : 65535;
 	tile_best_scores<<<dim3((unsigned)nt, ys), TILE_THREADS, 0, s>>>(
 	    buf[0], scores, m, nq, (int)nt, (int)kk, base);
@@ -190,9 +210,7 @@ void rank_tiles(uint64_t *keys, const float *q, const float *db, int nq,
 		LAUNCH_CHECK();
 		cur ^= 1;
 	}
-	CUDA_CHECK(cudaMemcpyAsync(keys, buf[cur], (size_t)nq * kk * sizeof(uint64_t),
-				   cudaMemcpyDefault, s));
-	CUDA_CHECK(cudaStreamSynchronize(s));
+	keys_home(keys, buf[cur], nq, kk, s);
 }
 
 // ---- radix selection ----
@@ -322,19 +340,17 @@ __global__ void select_gather(uint64_t *out, unsigned *count, const float *score
 void rank_select(uint64_t *keys, const float *q, const float *db, int nq,
 		 long m, int D, uint32_t base, long kk, cudaStream_t s)
 {
-	size_t sb = align256((size_t)nq * m * sizeof(float));
 	size_t hb = align256((size_t)nq * 256 * sizeof(unsigned));
 	size_t tb = align256((size_t)nq * sizeof(select_state));
 	size_t nb = align256((size_t)nq * sizeof(unsigned));
 	size_t cb = align256((size_t)nq * kk * sizeof(uint64_t));
-	char *w = (char *)tk::workspace(sb + hb + tb + nb + 2 * cb);
-	float *scores = (float *)w;
-	unsigned *hist = (unsigned *)(w + sb);
-	select_state *st = (select_state *)(w + sb + hb);
-	unsigned *count = (unsigned *)(w + sb + hb + tb);
-	uint64_t *cand = (uint64_t *)(w + sb + hb + tb + nb);
-	uint64_t *best = (uint64_t *)(w + sb + hb + tb + nb + cb);
-	gemm_cuda(0, 1, nq, (int)m, D, 1.0f, q, D, db, D, 0.0f, scores, (int)m, s);
+	char *w;
+	const float *scores = score_chunk(&w, hb + tb + nb + 2 * cb, q, db, nq, m, D, s);
+	unsigned *hist = (unsigned *)w;
+	select_state *st = (select_state *)(w + hb);
+	unsigned *count = (unsigned *)(w + hb + tb);
+	uint64_t *cand = (uint64_t *)(w + hb + tb + nb);
+	uint64_t *best = (uint64_t *)(w + hb + tb + nb + cb);
 	select_init<<<tk::blocks((size_t)nq * 256, 256), 256, 0, s>>>(
 	    st, hist, count, nq, (uint32_t)kk);
 	LAUNCH_CHECK();
@@ -347,7 +363,7 @@ void rank_select(uint64_t *keys, const float *q, const float *db, int nq,
 		select_step<<<(nq + 127) / 128, 128, 0, s>>>(st, hist, nq, pass);
 		LAUNCH_CHECK();
 	}
-	unsigned gx = tk::blocks(m, 256) < 1024 ? tk::blocks(m, 256) : 1024;
+	unsigned gx = std::min(tk::blocks(m, 256), 1024u);
 	select_gather<<<dim3(gx, ys), 256, 0, s>>>(cand, count, scores, m, nq, kk,
 						    st, base);
 	LAUNCH_CHECK();
@@ -355,9 +371,7 @@ void rank_select(uint64_t *keys, const float *q, const float *db, int nq,
 	tile_best_keys<<<dim3(1, ys), TILE_THREADS, 0, s>>>(best, cand, kk, nq, 1,
 							     (int)kk);
 	LAUNCH_CHECK();
-	CUDA_CHECK(cudaMemcpyAsync(keys, best, (size_t)nq * kk * sizeof(uint64_t),
-				   cudaMemcpyDefault, s));
-	CUDA_CHECK(cudaStreamSynchronize(s));
+	keys_home(keys, best, nq, kk, s);
 }
 
 } // namespace
@@ -384,17 +398,15 @@ extern "C" void rank_chunk_cuda(uint64_t *keys, const float *q, const float *db,
 	CUDA_CHECK(cub::DeviceRadixSort::SortPairs(
 	    nullptr, temp, (uint32_t *)nullptr, (uint32_t *)nullptr,
 	    (uint32_t *)nullptr, (uint32_t *)nullptr, (int)m, 0, 32, s));
-	size_t sb = align256((size_t)nq * m * sizeof(float));
 	size_t hb = align256((size_t)m * sizeof(uint32_t));
 	size_t pb = align256((size_t)nq * kk * sizeof(uint64_t));
-	char *w = (char *)tk::workspace(sb + 4 * hb + pb + temp);
-	float *scores = (float *)w;
-	uint32_t *kin = (uint32_t *)(w + sb), *kout = (uint32_t *)(w + sb + hb);
-	uint32_t *pin = (uint32_t *)(w + sb + 2 * hb);
-	uint32_t *pout = (uint32_t *)(w + sb + 3 * hb);
-	uint64_t *packed = (uint64_t *)(w + sb + 4 * hb);
-	void *tmp = w + sb + 4 * hb + pb;
-	gemm_cuda(0, 1, nq, (int)m, D, 1.0f, q, D, db, D, 0.0f, scores, (int)m, s);
+	char *w;
+	const float *scores = score_chunk(&w, 4 * hb + pb + temp, q, db, nq, m, D, s);
+	uint32_t *kin = (uint32_t *)w, *kout = (uint32_t *)(w + hb);
+	uint32_t *pin = (uint32_t *)(w + 2 * hb);
+	uint32_t *pout = (uint32_t *)(w + 3 * hb);
+	uint64_t *packed = (uint64_t *)(w + 4 * hb);
+	void *tmp = w + 4 * hb + pb;
 	for (int i = 0; i < nq; i++) {
 		make_pairs<<<tk::blocks(m, 256), 256, 0, s>>>(
 		    kin, pin, scores + (size_t)i * m, base, m);
@@ -406,7 +418,5 @@ extern "C" void rank_chunk_cuda(uint64_t *keys, const float *q, const float *db,
 							  pout, kk);
 		LAUNCH_CHECK();
 	}
-	CUDA_CHECK(cudaMemcpyAsync(keys, packed, (size_t)nq * kk * sizeof(uint64_t),
-				   cudaMemcpyDefault, s));
-	CUDA_CHECK(cudaStreamSynchronize(s));
+	keys_home(keys, packed, nq, kk, s);
 }
