@@ -4,10 +4,10 @@
 # (exit 1).  Both README Quick start commands call it first.
 #
 # Build: gcc, make, pkg-config, OpenBLAS, libjpeg-turbo, libpng, libarchive,
-# cJSON; g++ for the CUDA emulator (tests/emu).  Pipelines: GNU parallel.  Tests and benchmarks: Debian's PyTorch,
-# torchvision, NumPy, Pillow (/usr/bin/python3), clang (fuzzing).  Demo and
-# tests: real photographs from mate-backgrounds and
-# plasma-workspace-wallpapers.
+# cJSON; g++ for the CUDA emulator (tests/emu).  Pipelines: GNU parallel.
+# Tests and benchmarks: Debian's PyTorch, torchvision, NumPy, Pillow
+# (/usr/bin/python3), clang (fuzzing).  Demo and tests: real photographs
+# from mate-backgrounds and plasma-workspace-wallpapers.
 set -eu
 pkgs="gcc g++ make pkg-config libopenblas-dev libjpeg-dev libpng-dev
 libarchive-dev libcjson-dev parallel python3 python3-torch python3-torchvision

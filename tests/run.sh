@@ -4,9 +4,9 @@
 # the GPU tests tests/gpu/*.test on the CUDA emulator's build in $TK_EMU,
 # named emu-gpu-ops etc., and the emulator's own tests/emu/*.test; with
 # TK_EMU_ASAN set (make test SANITIZE=1), tests/emu/emu-asan.  Each test
-# passes (exit 0), is skipped (exit 77,
-# its last line says why) or fails (anything else; its output is shown).
-# Ends with the line "N passed, N failed"; exits 1 on any failure.
+# passes (exit 0), is skipped (exit 77, its last line says why) or fails
+# (anything else; its output is shown).  Ends with the line "N passed, N
+# failed"; exits 1 on any failure.
 #
 #   tests/run.sh [TEST...]      TEST: a path or a name like cat-roundtrip
 #                               or emu-gpu-model
