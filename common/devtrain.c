@@ -11,6 +11,7 @@ void tk_sgd_step_on(const struct tk_dev *dv, const struct tk_model *m,
 		    float *params, float *momentum, const float *grad,
 		    const struct tk_hparams *h, double lr)
 {
+	dev_mark(dv, "sgd update");
 	for (int i = 0; i < m->n; i++) {
 		const struct tk_param *p = &m->p[i];
 		if (p->kind != TK_PARAM)
@@ -19,19 +20,24 @@ void tk_sgd_step_on(const struct tk_dev *dv, const struct tk_model *m,
 			       grad + p->offset, (float)lr, (float)h->momentum, 0.0f,
 			       p->decay ? (float)h->weight_decay : 0.0f, 1, p->numel);
 	}
+	dev_mark(dv, NULL);
 }
 
 double tk_grad_norm_on(const struct tk_dev *dv, const struct tk_model *m,
 		       const float *grad)
 {
-	if (tk_dev_is_cuda(dv))
-		return sqrt(dev_sumsq(dv, grad, m->numel));
+	dev_mark(dv, "gradient norm");
 	double s = 0.0;
-	for (int i = 0; i < m->n; i++) {
-		const struct tk_param *p = &m->p[i];
-		if (p->kind == TK_PARAM)
-			s += dev_sumsq(dv, grad + p->offset, p->numel);
+	if (tk_dev_is_cuda(dv)) {
+		s = dev_sumsq(dv, grad, m->numel);
+	} else {
+		for (int i = 0; i < m->n; i++) {
+			const struct tk_param *p = &m->p[i];
+			if (p->kind == TK_PARAM)
+				s += dev_sumsq(dv, grad + p->offset, p->numel);
+		}
 	}
+	dev_mark(dv, NULL);
 	return sqrt(s);
 }
 
@@ -40,12 +46,15 @@ double tk_clip_grad_on(const struct tk_dev *dv, const struct tk_model *m,
 {
 	double norm = tk_grad_norm_on(dv, m, grad);
 	float coef = (float)max_norm / ((float)norm + 1e-6f);
-	if (coef < 1.0f)
+	if (coef < 1.0f) {
+		dev_mark(dv, "gradient clip");
 		for (int i = 0; i < m->n; i++) {
 			const struct tk_param *p = &m->p[i];
 			if (p->kind == TK_PARAM)
 				dev_scale_inplace(dv, grad + p->offset, coef, p->numel);
 		}
+		dev_mark(dv, NULL);
+	}
 	return norm;
 }
 

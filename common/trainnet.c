@@ -142,6 +142,7 @@ double tk_net_forward(struct tk_net *n, struct tk_model *m, const float *x,
 	head_forward(n, m, resnet_output(n));
 	int K = n->arch.classes, O = n->arch.out_dim;
 	const float *W = net_P(n, m) + n->cls;
+	dev_mark(n->dv, "loss forward");
 	dev_upload(n->dv, n->label, label, B * sizeof *label);
 	dev_l2norm_forward(n->dv, n->xn, n->e, NORM_EPS, B, O);
 	dev_l2norm_forward(n->dv, n->wn, W, NORM_EPS, K, O);
@@ -156,6 +157,7 @@ double tk_net_forward(struct tk_net *n, struct tk_model *m, const float *x,
 		loss = n->hloss;
 		n->logits_down = 0;
 	}
+	dev_mark(n->dv, NULL);
 	double sum = 0.0;
 	for (int i = 0; i < B; i++)
 		sum += loss[i];
@@ -181,6 +183,7 @@ void tk_net_backward_sync(struct tk_net *n, const struct tk_model *m,
 		die_usage("backward pass without a training forward pass");
 	int B = n->curB, K = n->arch.classes, O = n->arch.out_dim;
 	float *dlog = n->dlogits, *dcos = n->dlogits + (size_t)B * K;
+	dev_mark(n->dv, "loss backward");
 	dev_zero(n->dv, n->dlogits, (size_t)2 * B * K * sizeof *dlog);
 	dev_cross_entropy_backward(n->dv, dlog, n->prob, n->label, 1.0f / B, B, K);
 	dev_arcface_backward(n->dv, dcos, dlog, n->cos, n->label, n->arch.arc_s,
@@ -197,11 +200,13 @@ void tk_net_backward_sync(struct tk_net *n, const struct tk_model *m,
 	resnet_backward(n, m, grad);
 	if (ddp) {
 		/* the head's and the classifier's buckets, what is left */
+		dev_mark(n->dv, "all-reduce wait");
 		dev_ddp_finish(n->dv, ddp);
 		int world = dev_world(n->dv);
 		if (world > 1)
 			dev_scale_inplace(n->dv, grad, 1.0f / (float)world, m->numel);
 	}
+	dev_mark(n->dv, NULL);
 	n->ddp = NULL;
 }
 

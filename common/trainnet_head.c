@@ -257,6 +257,7 @@ void head_forward(struct tk_net *n, struct tk_model *m, const float *feat)
 	float *P = net_P(n, m), *br = n->h[0];
 	int drop = dropping(n);
 	cbn_forward(n, &n->tconv, m, n->h[1], feat, 0);
+	dev_mark(n->dv, "head forward");
 	transpose(n, n->x0, n->h[1], B, D, N);
 	const float *x = n->x0;
 	for (int l = 0; l < A->enc_layers; l++) {
@@ -345,6 +346,7 @@ void head_backward(struct tk_net *n, const struct tk_model *m, float *grad,
 	const float *P = net_P(n, m);
 	float **h = n->h, *gq = n->gq, *gx = n->gx, *dln = n->dln;
 	int drop = dropping(n);
+	dev_mark(n->dv, "head backward");
 	/* proj: BatchNorm1d, linear */
 	dev_zero(n->dv, h[0], (size_t)B * O * 4);
 	dev_batchnorm_backward(n->dv, h[0], grad + n->pg, grad + n->pbb, de, n->pj, n->pmean,

@@ -52,9 +52,11 @@ void cbn_forward(struct tk_net *n, struct cbn *c, struct tk_model *m,
 	struct conv2d_dims d = c->d;
 	d.B = n->curB;
 	float *P = net_P(n, m);
+	dev_mark(n->dv, "conv forward");
 	dev_conv2d_train_forward(n->dv, c->t, n->work, x, P + c->w,
 		       c->bias == NO_PARAM ? NULL : P + c->bias, NULL, 0, d);
 	int ohw = c->oh * c->ow;
+	dev_mark(n->dv, "batchnorm forward");
 	if (n->trained) {
 		dev_batchnorm_train_forward(n->dv, dst, c->mean, c->rstd, P + c->rm, P + c->rv,
 					c->t, P + c->g, P + c->b, BN_EPS,
@@ -64,8 +66,10 @@ void cbn_forward(struct tk_net *n, struct cbn *c, struct tk_model *m,
 		dev_batchnorm_eval_forward(n->dv, dst, c->t, P + c->g, P + c->b, P + c->rm,
 				       P + c->rv, BN_EPS, d.B, d.OC, ohw);
 	}
-	if (relu)
+	if (relu) {
+		dev_mark(n->dv, "relu forward");
 		dev_relu_forward(n->dv, dst, dst, (size_t)d.B * d.OC * ohw);
+	}
 }
 
 void cbn_backward(struct tk_net *n, const struct cbn *c,
@@ -75,9 +79,11 @@ void cbn_backward(struct tk_net *n, const struct cbn *c,
 	struct conv2d_dims d = c->d;
 	d.B = n->curB;
 	int ohw = c->oh * c->ow;
+	dev_mark(n->dv, "batchnorm backward");
 	dev_zero(n->dv, dt, (size_t)d.B * d.OC * ohw * sizeof *dt);
 	dev_batchnorm_backward(n->dv, dt, grad + c->g, grad + c->b, dy, c->t, c->mean,
 			   c->rstd, net_P(n, m) + c->g, d.B, d.OC, ohw);
+	dev_mark(n->dv, "conv backward");
 	dev_conv2d_backward(n->dv, dx, grad + c->w,
 			    c->bias == NO_PARAM ? NULL : grad + c->bias, n->work, dt,
 			    x, net_P(n, m) + c->w, d);
@@ -162,8 +168,10 @@ static size_t numel(const struct tk_net *n, const struct cbn *c)
 void resnet_forward(struct tk_net *n, struct tk_model *m, const float *x)
 {
 	int B = n->curB;
+	dev_mark(n->dv, "upload batch");
 	dev_upload(n->dv, n->img, x, (size_t)B * 3 * n->H * n->W * sizeof *x);
 	cbn_forward(n, &n->stem, m, n->a1, n->img, 1);
+	dev_mark(n->dv, "maxpool forward");
 	dev_maxpool2d_forward(n->dv, n->pool, n->argmax, n->a1, B * n->stem.d.OC, n->stem.oh,
 			  n->stem.ow, 3, 2, 1);
 	const float *in = n->pool;
@@ -179,6 +187,7 @@ void resnet_forward(struct tk_net *n, struct tk_model *m, const float *x)
 			cbn_forward(n, &bl->down, m, n->g[1], in, 0);
 			id = n->g[1];
 		}
+		dev_mark(n->dv, "add+relu forward");
 		dev_add_forward(n->dv, bl->out, v3, id, sz);
 		dev_relu_forward(n->dv, bl->out, bl->out, sz);
 		in = bl->out;
@@ -196,6 +205,7 @@ static int block_backward(struct tk_net *n, const struct tk_model *m,
 	size_t sout = numel(n, &bl->c3);
 	size_t sin = (size_t)n->curB * bl->c1.d.C * bl->c1.d.H * bl->c1.d.W;
 	/* Through the final ReLU: the gradient of bn3 + identity. */
+	dev_mark(n->dv, "relu backward");
 	dev_zero(n->dv, t0, sout * sizeof *t0);
 	dev_relu_backward(n->dv, t0, gy, bl->out, sout);
 	/* The identity branch. */
@@ -203,18 +213,22 @@ static int block_backward(struct tk_net *n, const struct tk_model *m,
 		dev_zero(n->dv, gx, sin * sizeof *gx);
 		cbn_backward(n, &bl->down, m, grad, gx, gy, t0, in);
 	} else {
+		dev_mark(n->dv, "identity backward");
 		dev_copy(n->dv, gx, t0, sin * sizeof *gx);
 	}
 	/* bn3, conv3 */
 	size_t s2 = numel(n, &bl->c2), s1 = numel(n, &bl->c1);
+	dev_mark(n->dv, "batchnorm backward");
 	dev_zero(n->dv, gy, s2 * sizeof *gy);
 	cbn_backward(n, &bl->c3, m, grad, gy, t1, t0, bl->u2);
 	/* relu2, bn2, conv2 */
+	dev_mark(n->dv, "relu backward");
 	dev_zero(n->dv, t0, s2 * sizeof *t0);
 	dev_relu_backward(n->dv, t0, gy, bl->u2, s2);
 	dev_zero(n->dv, gy, s1 * sizeof *gy);
 	cbn_backward(n, &bl->c2, m, grad, gy, t1, t0, bl->u1);
 	/* relu1, bn1, conv1 (into the input's gradient) */
+	dev_mark(n->dv, "relu backward");
 	dev_zero(n->dv, t0, s1 * sizeof *t0);
 	dev_relu_backward(n->dv, t0, gy, bl->u1, s1);
 	cbn_backward(n, &bl->c1, m, grad, gx, t1, t0, in);
@@ -233,8 +247,10 @@ void resnet_backward(struct tk_net *n, const struct tk_model *m, float *grad)
 	const struct cbn *c = &n->stem;
 	size_t sa = numel(n, c);
 	float *gp = n->g[iy], *t0 = n->g[(iy + 1) & 3], *t1 = n->g[(iy + 2) & 3];
+	dev_mark(n->dv, "maxpool backward");
 	dev_zero(n->dv, t0, sa * sizeof *t0);
 	dev_maxpool2d_backward(n->dv, t0, gp, n->argmax, B * c->d.OC, c->oh, c->ow, 3, 2, 1);
+	dev_mark(n->dv, "relu backward");
 	dev_zero(n->dv, t1, sa * sizeof *t1);
 	dev_relu_backward(n->dv, t1, t0, n->a1, sa);
 	cbn_backward(n, c, m, grad, NULL, t0, t1, n->img);

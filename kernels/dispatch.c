@@ -1091,6 +1091,11 @@ void dev_mark(const struct tk_dev *dv, const char *label)
 	    tk_cuda_event_record(prof.ev[i], ST(dv))));
 }
 
+void dev_profile_set(int on)
+{
+	prof.on = on;
+}
+
 void dev_profile_restart(const struct tk_dev *dv)
 {
 	if (prof.on <= 0)

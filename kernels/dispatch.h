@@ -176,6 +176,9 @@ void dev_profile_report(const struct tk_dev *dv);
 /* Forget the spans so far (the work queued since the last mark stays
  * in the next one); waits for the device. */
 void dev_profile_restart(const struct tk_dev *dv);
+/* Profile from now on (1) or not (0), whatever TK_PROFILE says: a
+ * benchmark's untimed step. */
+void dev_profile_set(int on);
 
 /* ---- the ops (their contracts: kernels/act.h, conv.h, ...) ---- */
 void dev_relu_forward(const struct tk_dev *dv, float *out, const float *in,

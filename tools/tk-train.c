@@ -521,7 +521,7 @@ static void train(struct run *r)
 	mark_boundary(bdp, m, st);
 	r->b.cap = h->batch / world;
 	struct batch *bp = &r->b;
-	int pending = 0;
+	int pending = 0, profiling = 0;
 	long nimg = 0, hit1 = 0, hit5 = 0;
 	double loss_sum = 0, t0 = tk_now(), c0 = cpu_now();
 	long steps_total = tk_steps_per_epoch(h) * h->epochs;
@@ -611,12 +611,19 @@ static void train(struct run *r)
 					non_finite(r, "gradient norm", norm, bp);
 				tk_sgd_step_on(&D.dv, m, D.P, D.mom, r->grad, h, lr);
 			} else {
+				dev_mark(&D.dv, "gradient norm");
 				norm = h->clip > 0 ? tk_clip_grad(m, r->grad, h->clip)
 						   : tk_grad_norm(m, r->grad);
 				if (!isfinite(norm))
 					non_finite(r, "gradient norm", norm, bp);
+				dev_mark(&D.dv, "sgd update");
 				tk_sgd_step(m, r->momentum, r->grad, h, lr);
+				dev_mark(&D.dv, NULL);
 			}
+			/* the profile leaves out the first step (cuDNN's
+			 * search, first touches) */
+			if (!profiling++)
+				dev_profile_restart(&D.dv);
 			zero_grad(r->grad, m->numel);
 			st->step++;
 			pending = 0;
@@ -661,6 +668,7 @@ static void train(struct run *r)
 		}
 	}
 	tk_stream_close(&s);
+	dev_profile_report(&D.dv);
 	if (pending) {
 		/* The stream stopped between steps: keep the state of the last
 		 * step, so that a resumed run trains those batches again. */

@@ -6,6 +6,9 @@
  * (the network's plan measured at one image).  bench_torch.py train times
  * the same step in PyTorch (bf16 autocast, channels_last).
  *
+ * Then one more step, not timed, prints the time on the device of each
+ * kind of layer (dev_mark's profile, as TK_PROFILE=1 gives tk-train).
+ *
  *   bench_train [fp32|tf32|bf16] [BATCH] [STEPS] [ARCH] [SIZE]
  *   (bf16, 32, 3, r101:classes=81313, 512; tests/emu/bench.test runs a
  *   tiny ARCH and SIZE on the CUDA emulator, so that this program has run
@@ -103,6 +106,16 @@ int main(int argc, char **argv)
 	printf("RESULT tk train %s %s %d^2 batch %d: %.1f images/s (%.1f ms/step; "
 	       "first step %.1f s with cuDNN's search; setup %.1f s; loss %.3f)\n",
 	       prec, arch, S, B, B / dt, dt * 1e3, first, setup, loss);
+	fflush(stdout);
+	/* One more step, profiled (not timed: the marks' events cost a
+	 * little), each kind of layer's time on the device. */
+	dev_profile_set(1);
+	dev_profile_restart(&dv);
+	tk_net_forward(net, &m, x, lab, B, 1, 99);
+	tk_net_backward(net, &m, grad);
+	tk_grad_norm_on(&dv, &m, grad);
+	tk_sgd_step_on(&dv, &m, P, mom, grad, &h, 1e-3);
+	dev_profile_report(&dv);
 	tk_net_free(net);
 	dev_free(&dv, P), dev_free(&dv, mom), dev_free(&dv, grad);
 	free(x), free(lab);
