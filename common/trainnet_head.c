@@ -267,7 +267,7 @@ void head_forward(struct tk_net *n, struct tk_model *m, const float *feat)
 		if (n->trained) {
 			dev_batchnorm_train_forward(n->dv, e->xb, e->mean, e->rstd, P + e->bnrm,
 						P + e->bnrv, e->x1, P + e->bng,
-						P + e->bnb, BN_EPS, BN_MOMENTUM,
+						P + e->bnb, BN_EPS, BN_MOMENTUM, 0,
 						B * N, D, 1);
 			m->data[e->bncnt] += 1.0f;
 		} else {
@@ -329,7 +329,7 @@ void head_forward(struct tk_net *n, struct tk_model *m, const float *feat)
 	if (n->trained) {
 		dev_batchnorm_train_forward(n->dv, n->e, n->pmean, n->prstd, P + n->prm,
 					P + n->prv, n->pj, P + n->pg, P + n->pbb,
-					BN_EPS, BN_MOMENTUM, B, O, 1);
+					BN_EPS, BN_MOMENTUM, 0, B, O, 1);
 		m->data[n->pcnt] += 1.0f;
 	} else {
 		dev_batchnorm_eval_forward(n->dv, n->e, n->pj, P + n->pg, P + n->pbb,
@@ -349,8 +349,8 @@ void head_backward(struct tk_net *n, const struct tk_model *m, float *grad,
 	dev_mark(n->dv, "head backward");
 	/* proj: BatchNorm1d, linear */
 	dev_zero(n->dv, h[0], (size_t)B * O * 4);
-	dev_batchnorm_backward(n->dv, h[0], grad + n->pg, grad + n->pbb, de, n->pj, n->pmean,
-			   n->prstd, P + n->pg, B, O, 1);
+	dev_batchnorm_backward(n->dv, h[0], grad + n->pg, grad + n->pbb, de, NULL, n->pj,
+			       n->pmean, n->prstd, P + n->pg, B, O, 1);
 	dev_zero(n->dv, gq, btd * 4);
 	dev_linear_backward(n->dv, gq, grad + n->pw0, grad + n->pb0, h[0], decoder_output(n),
 			P + n->pw0, B, T * D, O);
@@ -430,12 +430,12 @@ void head_backward(struct tk_net *n, const struct tk_model *m, float *grad,
 		dev_zero(n->dv, h[1], bnd * 4);
 		dev_linear_backward(n->dv, h[1], grad + e->mw, grad + e->mb, dy, e->xb, P + e->mw,
 				B * N, D, D);
-		dev_batchnorm_backward(n->dv, gx, grad + e->bng, grad + e->bnb, h[1], e->x1,
-				   e->mean, e->rstd, P + e->bng, B * N, D, 1);
+		dev_batchnorm_backward(n->dv, gx, grad + e->bng, grad + e->bnb, h[1], NULL,
+				       e->x1, e->mean, e->rstd, P + e->bng, B * N, D, 1);
 		attn_backward(n, m, grad, &e->a, gx, gx, gx, xin, xin);
 	}
 	/* 1x1 convolution + BatchNorm2d, into the backbone's gradient */
 	transpose(n, h[0], gx, B, N, D);
 	dev_zero(n->dv, dfeat, (size_t)B * n->tconv.d.C * N * 4);
-	cbn_backward(n, &n->tconv, m, grad, dfeat, h[1], h[0], feat);
+	cbn_backward(n, &n->tconv, m, grad, dfeat, h[1], h[0], NULL, feat);
 }

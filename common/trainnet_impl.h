@@ -148,15 +148,18 @@ uint64_t net_site_seed(const struct tk_net *n, int id);
 void cbn_plan(struct tk_net *n, struct cbn *c, const struct tk_model *m,
 	      const char *conv, const char *bn, int C, int H, int W, int OC,
 	      int K, int stride, int pad, int bias);
-/* x -> c->t (convolution) -> dst (batch norm), optionally ReLU. */
+/* x -> c->t (convolution) -> dst (batch norm), optionally ReLU (in the
+ * batch norm's pass when training). */
 void cbn_forward(struct tk_net *n, struct cbn *c, struct tk_model *m,
 		 float *dst, const float *x, int relu);
-/* dy: gradient of the batch norm's output; dt receives (zeroed, then
- * accumulated) the gradient of the convolution output; dx (may be NULL)
- * accumulates the gradient of the input x. */
+/* dy: gradient of the batch norm's output, or with relu_out (the output
+ * of the ReLU after it) of that ReLU's output, taken through the ReLU in
+ * the batch norm's pass; dt receives (zeroed, then accumulated) the
+ * gradient of the convolution output; dx (may be NULL) accumulates the
+ * gradient of the input x. */
 void cbn_backward(struct tk_net *n, const struct cbn *c,
 		  const struct tk_model *m, float *grad, float *dx, float *dt,
-		  const float *dy, const float *x);
+		  const float *dy, const float *relu_out, const float *x);
 
 void resnet_plan(struct tk_net *n, const struct tk_model *m);
 void resnet_forward(struct tk_net *n, struct tk_model *m, const float *x);

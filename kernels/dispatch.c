@@ -537,7 +537,8 @@ static void bn_stats_cpu(double *sums, const float *in, int B, int C, int S)
 static void bn_apply_cpu(float *out, float *mean, float *rstd, float *rmean,
 			 float *rvar, const float *in, const double *sums,
 			 const float *gamma, const float *beta, double count,
-			 double momentum, float eps, int B, int C, int S)
+			 double momentum, float eps, int relu, int B, int C,
+			 int S)
 {
 	for (int c = 0; c < C; c++)
 		bn_stats_from_sums(mean, rstd, rmean, rvar, sums, count, momentum, eps, C, c);
@@ -546,13 +547,21 @@ static void bn_apply_cpu(float *out, float *mean, float *rstd, float *rmean,
 		for (int c = 0; c < C; c++)
 			for (int i = 0; i < S; i++) {
 				size_t k = b * cs + (size_t)c * S + i;
-				out[k] = (in[k] - mean[c]) * rstd[c] * gamma[c] + beta[c];
+				float v = (in[k] - mean[c]) * rstd[c] * gamma[c] + beta[c];
+				out[k] = !relu || v > 0.0f ? v : 0.0f;
 			}
 }
 
+/* dout through the ReLU whose output is mask (NULL: none). */
+static float gated(const float *dout, const float *mask, size_t k)
+{
+	return !mask || mask[k] > 0.0f ? dout[k] : 0.0f;
+}
+
 static void bn_dsums_cpu(double *sums, float *dgamma, float *dbeta,
-			 const float *dout, const float *in, const float *mean,
-			 const float *rstd, int B, int C, int S)
+			 const float *dout, const float *mask, const float *in,
+			 const float *mean, const float *rstd, int B, int C,
+			 int S)
 {
 	size_t cs = (size_t)C * S;
 	for (int c = 0; c < C; c++) {
@@ -560,8 +569,9 @@ static void bn_dsums_cpu(double *sums, float *dgamma, float *dbeta,
 		for (int b = 0; b < B; b++)
 			for (int i = 0; i < S; i++) {
 				size_t k = b * cs + (size_t)c * S + i;
-				a += dout[k];
-				q += (double)dout[k] * ((in[k] - mean[c]) * rstd[c]);
+				float g = gated(dout, mask, k);
+				a += g;
+				q += (double)g * ((in[k] - mean[c]) * rstd[c]);
 			}
 		sums[c] = a;
 		sums[C + c] = q;
@@ -570,8 +580,8 @@ static void bn_dsums_cpu(double *sums, float *dgamma, float *dbeta,
 	}
 }
 
-static void bn_dapply_cpu(float *din, const float *dout, const float *in,
-			  const float *mean, const float *rstd,
+static void bn_dapply_cpu(float *din, const float *dout, const float *mask,
+			  const float *in, const float *mean, const float *rstd,
 			  const float *gamma, const double *sums, double count,
 			  int B, int C, int S)
 {
@@ -583,7 +593,8 @@ static void bn_dapply_cpu(float *din, const float *dout, const float *in,
 			for (int i = 0; i < S; i++) {
 				size_t k = b * cs + (size_t)c * S + i;
 				float xh = (in[k] - mean[c]) * rstd[c];
-				din[k] += gamma[c] * rstd[c] * (dout[k] - mdy - xh * mdyx);
+				din[k] += gamma[c] * rstd[c] *
+					  (gated(dout, mask, k) - mdy - xh * mdyx);
 			}
 		}
 }
@@ -592,7 +603,8 @@ void dev_batchnorm_train_forward(const struct tk_dev *dv, float *out,
 				 float *bmean, float *brstd, float *running_mean,
 				 float *running_var, const float *in,
 				 const float *gamma, const float *beta,
-				 float eps, double momentum, int B, int C, int S)
+				 float eps, double momentum, int relu, int B,
+				 int C, int S)
 {
 	int world = dev_world(dv);
 	if (bn_halves(dv)) {
@@ -603,48 +615,50 @@ void dev_batchnorm_train_forward(const struct tk_dev *dv, float *out,
 		dev_allreduce_f64(dv, sums, 2 * (size_t)C);
 		ON(dv,
 		   bn_apply_cpu(out, bmean, brstd, running_mean, running_var, in, sums,
-				gamma, beta, count, momentum, eps, B, C, S),
+				gamma, beta, count, momentum, eps, relu, B, C, S),
 		   batchnorm_apply_cuda(out, bmean, brstd, running_mean, running_var,
 					in, sums, gamma, beta, count, momentum, eps,
-					B, C, S, ST(dv)));
+					relu, B, C, S, ST(dv)));
 		return;
 	}
 	ON(dv,
 	   batchnorm_train_forward(out, bmean, brstd, running_mean, running_var,
-				   in, gamma, beta, eps, momentum, B, C, S),
+				   in, gamma, beta, eps, momentum, relu, B, C, S),
 	   batchnorm_train_forward_cuda(out, bmean, brstd, running_mean,
 					running_var, in, gamma, beta, eps,
-					momentum, B, C, S, ST(dv)));
+					momentum, relu, B, C, S, ST(dv)));
 }
 
 void dev_batchnorm_backward(const struct tk_dev *dv, float *din, float *dgamma,
-			    float *dbeta, const float *dout, const float *in,
-			    const float *bmean, const float *brstd,
-			    const float *gamma, int B, int C, int S)
+			    float *dbeta, const float *dout, const float *mask,
+			    const float *in, const float *bmean,
+			    const float *brstd, const float *gamma, int B, int C,
+			    int S)
 {
 	int world = dev_world(dv);
 	if (bn_halves(dv)) {
 		double *sums = sync_sums(dv, C);
 		double count = (double)B * S * world;
 		ON(dv,
-		   bn_dsums_cpu(sums, dgamma, dbeta, dout, in, bmean, brstd, B, C, S),
-		   batchnorm_backward_reduce_cuda(sums, dgamma, dbeta, dout, in, bmean,
-						  brstd, B, C, S, ST(dv)));
+		   bn_dsums_cpu(sums, dgamma, dbeta, dout, mask, in, bmean, brstd, B,
+				C, S),
+		   batchnorm_backward_reduce_cuda(sums, dgamma, dbeta, dout, mask, in,
+						  bmean, brstd, B, C, S, ST(dv)));
 		dev_allreduce_f64(dv, sums, 2 * (size_t)C);
 		if (din)
 			ON(dv,
-			   bn_dapply_cpu(din, dout, in, bmean, brstd, gamma, sums, count,
-					 B, C, S),
-			   batchnorm_backward_apply_cuda(din, dout, in, bmean, brstd,
-							 gamma, sums, count, B, C, S,
-							 ST(dv)));
+			   bn_dapply_cpu(din, dout, mask, in, bmean, brstd, gamma, sums,
+					 count, B, C, S),
+			   batchnorm_backward_apply_cuda(din, dout, mask, in, bmean,
+							 brstd, gamma, sums, count, B,
+							 C, S, ST(dv)));
 		return;
 	}
 	ON(dv,
-	   batchnorm_backward(din, dgamma, dbeta, dout, in, bmean, brstd, gamma,
-			      B, C, S),
-	   batchnorm_backward_cuda(din, dgamma, dbeta, dout, in, bmean, brstd,
-				   gamma, B, C, S, ST(dv)));
+	   batchnorm_backward(din, dgamma, dbeta, dout, mask, in, bmean, brstd,
+			      gamma, B, C, S),
+	   batchnorm_backward_cuda(din, dgamma, dbeta, dout, mask, in, bmean,
+				   brstd, gamma, B, C, S, ST(dv)));
 }
 
 /* ---- data parallel ---- */

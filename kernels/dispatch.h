@@ -256,12 +256,13 @@ void dev_batchnorm_train_forward(const struct tk_dev *dv, float *out,
 				 float *running_mean, float *running_var,
 				 const float *in, const float *gamma,
 				 const float *beta, float eps,
-				 double momentum, int B, int C, int S);
+				 double momentum, int relu, int B, int C,
+				 int S);
 void dev_batchnorm_backward(const struct tk_dev *dv, float *din,
 			    float *dgamma, float *dbeta, const float *dout,
-			    const float *in, const float *bmean,
-			    const float *brstd, const float *gamma, int B,
-			    int C, int S);
+			    const float *mask, const float *in,
+			    const float *bmean, const float *brstd,
+			    const float *gamma, int B, int C, int S);
 void dev_layernorm_forward(const struct tk_dev *dv, float *out, float *mean,
 			   float *rstd, const float *in, const float *weight,
 			   const float *bias, float eps, int N, int C);

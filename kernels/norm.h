@@ -64,7 +64,8 @@ void batchnorm1d_forward(float *out,         /* [N, C] */
  * it: the batch mean and biased variance normalise; bmean and brstd
  * (1 / sqrt(var + eps)) are kept for the backward pass; running_mean and
  * running_var (may be NULL) move towards the batch mean and the unbiased
- * variance by momentum (torch's 0.1).  out may be in. */
+ * variance by momentum (torch's 0.1); relu: the ReLU after it applied to
+ * out in the same pass (relu_forward's values).  out may be in. */
 void batchnorm_train_forward(float *out,          /* [B, C, S] */
 			     float *bmean,        /* [C] */
 			     float *brstd,        /* [C] */
@@ -73,12 +74,17 @@ void batchnorm_train_forward(float *out,          /* [B, C, S] */
 			     const float *in,     /* [B, C, S] */
 			     const float *gamma,  /* [C] */
 			     const float *beta,   /* [C] */
-			     float eps, double momentum, int B, int C, int S);
-/* din, dgamma and dbeta accumulate; din may be NULL. */
+			     float eps, double momentum, int relu, int B,
+			     int C, int S);
+/* din, dgamma and dbeta accumulate; din may be NULL.  mask: NULL, or
+ * the output of a ReLU after the batch norm, whose gradient dout then
+ * is: dout counts where mask > 0 (relu_backward's rule), as if passed
+ * through relu_backward first. */
 void batchnorm_backward(float *din,          /* [B, C, S] or NULL */
 			float *dgamma,       /* [C] */
 			float *dbeta,        /* [C] */
 			const float *dout,   /* [B, C, S] */
+			const float *mask,   /* [B, C, S] or NULL */
 			const float *in,     /* [B, C, S] */
 			const float *bmean,  /* [C] */
 			const float *brstd,  /* [C] */

@@ -81,16 +81,24 @@ static void finish_stats(float *bmean, float *brstd, float *running_mean,
 	}
 }
 
+/* relu_forward's rule, for the fused ReLU. */
+static inline float relu1(float v)
+{
+	return v > 0.0f ? v : 0.0f;
+}
+
 TK_SIMD
 static void affine(float *out, const float *in, const float *alpha,
-		   const float *shift, int B, int C, int S)
+		   const float *shift, int relu, int B, int C, int S)
 {
 	size_t cs = (size_t)C * S;
 	if (S == 1) {
 #pragma omp parallel for schedule(static) if ((size_t)B * cs > PAR_MIN)
 		for (int b = 0; b < B; b++)
-			for (int c = 0; c < C; c++)
-				out[b * cs + c] = fmaf(in[b * cs + c], alpha[c], shift[c]);
+			for (int c = 0; c < C; c++) {
+				float v = fmaf(in[b * cs + c], alpha[c], shift[c]);
+				out[b * cs + c] = relu ? relu1(v) : v;
+			}
 		return;
 	}
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * cs > PAR_MIN)
@@ -98,8 +106,12 @@ static void affine(float *out, const float *in, const float *alpha,
 		for (int c = 0; c < C; c++) {
 			const float *x = in + b * cs + (size_t)c * S;
 			float *y = out + b * cs + (size_t)c * S;
-			for (int i = 0; i < S; i++)
-				y[i] = fmaf(x[i], alpha[c], shift[c]);
+			if (relu)
+				for (int i = 0; i < S; i++)
+					y[i] = relu1(fmaf(x[i], alpha[c], shift[c]));
+			else
+				for (int i = 0; i < S; i++)
+					y[i] = fmaf(x[i], alpha[c], shift[c]);
 		}
 }
 
@@ -127,34 +139,56 @@ static double plane_sqdev(const float *x, float mean, int n)
 	return s;
 }
 
+/* The sum of dy and of (x - mean) dy over a plane, and dx from them;
+ * with m (the output of a ReLU after the batch norm), dy where m > 0 and
+ * 0 elsewhere: relu_backward's rule, without its pass.  Separate loops
+ * with and without m, so that each vectorises. */
 TK_SIMD
-static void plane_dot(const float *x, const float *dy, float mean, int n,
-		      float *sum, float *dot)
+static void plane_dot(const float *x, const float *dy, const float *m,
+		      float mean, int n, float *sum, float *dot)
 {
 	float ps = 0.0f, pd = 0.0f;
+	if (m) {
 #pragma omp simd reduction(+ : ps, pd)
-	for (int i = 0; i < n; i++) {
-		ps += dy[i];
-		pd += (x[i] - mean) * dy[i];
+		for (int i = 0; i < n; i++) {
+			float g = m[i] > 0.0f ? dy[i] : 0.0f;
+			ps += g;
+			pd += (x[i] - mean) * g;
+		}
+	} else {
+#pragma omp simd reduction(+ : ps, pd)
+		for (int i = 0; i < n; i++) {
+			ps += dy[i];
+			pd += (x[i] - mean) * dy[i];
+		}
 	}
 	*sum = ps;
 	*dot = pd;
 }
 
 TK_SIMD
-static void plane_dx(float *dx, const float *x, const float *dy, float mean,
-		     float k, float gmean, float rstd, float gamma, int n)
+static void plane_dx(float *dx, const float *x, const float *dy,
+		     const float *m, float mean, float k, float gmean,
+		     float rstd, float gamma, int n)
 {
+	if (m) {
 #pragma omp simd
-	for (int i = 0; i < n; i++)
-		dx[i] += fmaf(-(x[i] - mean), k, dy[i] - gmean) * rstd * gamma;
+		for (int i = 0; i < n; i++) {
+			float g = m[i] > 0.0f ? dy[i] : 0.0f;
+			dx[i] += fmaf(-(x[i] - mean), k, g - gmean) * rstd * gamma;
+		}
+	} else {
+#pragma omp simd
+		for (int i = 0; i < n; i++)
+			dx[i] += fmaf(-(x[i] - mean), k, dy[i] - gmean) * rstd * gamma;
+	}
 }
 
 void batchnorm_train_forward(float *out, float *bmean, float *brstd,
 			     float *running_mean, float *running_var,
 			     const float *in, const float *gamma,
 			     const float *beta, float eps, double momentum,
-			     int B, int C, int S)
+			     int relu, int B, int C, int S)
 {
 	size_t cs = (size_t)C * S, n = (size_t)B * S;
 	if (S == 1) {
@@ -190,7 +224,7 @@ void batchnorm_train_forward(float *out, float *bmean, float *brstd,
 		ab[c] = brstd[c] * gamma[c];
 		ab[C + c] = fmaf(-bmean[c], ab[c], beta[c]);
 	}
-	affine(out, in, ab, ab + C, B, C, S);
+	affine(out, in, ab, ab + C, relu, B, C, S);
 	free(ab);
 }
 
@@ -206,18 +240,29 @@ void batchnorm_eval_forward(float *out, const float *in, const float *gamma,
 		ab[c] = rstd * gamma[c];
 		ab[C + c] = fmaf(-mean[c], ab[c], beta[c]);
 	}
-	affine(out, in, ab, ab + C, B, C, S);
+	affine(out, in, ab, ab + C, 0, B, C, S);
 	free(ab);
 }
 
 /* dx = (dy - sum(dy) / n - (x - mean) * k) * rstd * gamma with
  * k = dot(x - mean, dy) * rstd^2 / n, as torch forms it. */
 void batchnorm_backward(float *din, float *dgamma, float *dbeta,
-			const float *dout, const float *in, const float *bmean,
-			const float *brstd, const float *gamma, int B, int C,
-			int S)
+			const float *dout, const float *mask, const float *in,
+			const float *bmean, const float *brstd,
+			const float *gamma, int B, int C, int S)
 {
 	size_t cs = (size_t)C * S, n = (size_t)B * S;
+	float *gated = NULL;
+	if (mask && S == 1) {
+		/* rows: through the ReLU first, then as without one */
+		gated = malloc(sizeof *gated * B * cs);
+		if (!gated)
+			abort();
+		for (size_t i = 0; i < (size_t)B * cs; i++)
+			gated[i] = mask[i] > 0.0f ? dout[i] : 0.0f;
+		dout = gated;
+		mask = NULL;
+	}
 	if (S == 1) {
 		double *sd = malloc(sizeof *sd * 2 * C);
 		float *kg = malloc(sizeof *kg * 2 * C);
@@ -244,6 +289,7 @@ void batchnorm_backward(float *din, float *dgamma, float *dbeta,
 		}
 		free(sd);
 		free(kg);
+		free(gated);
 		return;
 	}
 #pragma omp parallel for schedule(static) if ((size_t)B * cs > PAR_MIN)
@@ -252,8 +298,9 @@ void batchnorm_backward(float *din, float *dgamma, float *dbeta,
 		double sum = 0.0, dot = 0.0;
 		for (int b = 0; b < B; b++) {
 			float ps, pd; /* a plane in float */
-			plane_dot(in + b * cs + (size_t)c * S, dout + b * cs + (size_t)c * S,
-				  mean, S, &ps, &pd);
+			size_t o = b * cs + (size_t)c * S;
+			plane_dot(in + o, dout + o, mask ? mask + o : NULL, mean, S,
+				  &ps, &pd);
 			sum += ps;
 			dot += pd;
 		}
@@ -263,9 +310,10 @@ void batchnorm_backward(float *din, float *dgamma, float *dbeta,
 			continue;
 		float k = (float)dot * rstd * rstd / (float)n;
 		float gmean = (float)(sum / (double)n);
-		for (int b = 0; b < B; b++)
-			plane_dx(din + b * cs + (size_t)c * S, in + b * cs + (size_t)c * S,
-				 dout + b * cs + (size_t)c * S, mean, k, gmean, rstd,
-				 gamma[c], S);
+		for (int b = 0; b < B; b++) {
+			size_t o = b * cs + (size_t)c * S;
+			plane_dx(din + o, in + o, dout + o, mask ? mask + o : NULL,
+				 mean, k, gmean, rstd, gamma[c], S);
+		}
 	}
 }

@@ -71,6 +71,57 @@ inline unsigned blocks(size_t n, unsigned threads)
 	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); \
 	     i += (size_t)gridDim.x * blockDim.x)
 
+// n / d and n % d for n < 2^31 by a multiply-high, an add and a shift
+// (Granlund and Montgomery's method, as PyTorch's IntDivider), d set on
+// the host: an element's channel in a flat [B, C, S] loop without a
+// 64-bit division's dozens of instructions, which would bound a
+// memory-bound kernel.
+struct fastdiv {
+	unsigned d = 1, m = 1, s = 0;
+	fastdiv() = default;
+	explicit fastdiv(unsigned dv) : d(dv)
+	{
+		while (s < 32 && (1ull << s) < d)
+			s++;
+		m = (unsigned)(((1ull << 32) * ((1ull << s) - d)) / d + 1);
+	}
+	__device__ unsigned div(unsigned n) const
+	{
+		return (__umulhi(n, m) + n) >> s;
+	}
+	__device__ unsigned mod(unsigned n) const { return n - div(n) * d; }
+};
+
+// The channel c of element i of [B, C, S]: (i / S) % C, by fastdiv when
+// every index is under 2^31.
+struct channel_of {
+	fastdiv S, C;
+	size_t s64, c64;
+	bool small;
+	channel_of(size_t n, int C_, size_t S_)
+	    : S((unsigned)(S_ < 0x80000000u ? S_ : 1)),
+	      C((unsigned)(C_ > 0 ? C_ : 1)), s64(S_), c64((size_t)C_),
+	      small(n < 0x80000000u && S_ < 0x80000000u)
+	{
+	}
+	__device__ int operator()(size_t i) const
+	{
+		return small ? (int)C.mod(S.div((unsigned)i)) : (int)((i / s64) % c64);
+	}
+	// (i / S, i % S) for i < B * S
+	__device__ void split(size_t i, size_t *q, size_t *r) const
+	{
+		if (small) {
+			unsigned a = S.div((unsigned)i);
+			*q = a;
+			*r = (unsigned)i - a * S.d;
+		} else {
+			*q = i / s64;
+			*r = i % s64;
+		}
+	}
+};
+
 // Sum over a block (blockDim.x a multiple of 32, at most 1024); every
 // thread gets the total.  'buf': __shared__ T[32].
 template <typename T> __device__ inline T warp_sum(T v)

@@ -160,14 +160,14 @@ void find_bwd(plan &p, cudnnHandle_t h)
 }
 
 // out[b, c, :] = relu?(out + bias[c]).
-__global__ void bias_relu(float *out, const float *bias, int relu, int C,
-			  size_t hw, size_t n)
+__global__ void bias_relu(float *out, const float *bias, int relu,
+			  channel_of ch, size_t n)
 {
 	FOR_N(i, n)
 	{
 		float v = out[i];
 		if (bias)
-			v += bias[(i / hw) % C];
+			v += bias[ch(i)];
 		out[i] = relu && !(v > 0.0f) ? 0.0f : v;
 	}
 }
@@ -212,7 +212,7 @@ void conv2d_forward_cuda(float *out, float *work, const float *in,
 					    p.fwd, ws, p.fwd_ws, beta, p.y, out));
 	if (bias || relu) {
 		bias_relu<<<tk::blocks(n, 256), 256, 0, s>>>(
-		    out, bias, relu, d.OC, (size_t)oh * ow, n);
+		    out, bias, relu, channel_of(n, d.OC, (size_t)oh * ow), n);
 		LAUNCH_CHECK();
 	}
 }

@@ -142,9 +142,10 @@ void batchnorm_train_forward_cuda(float *out, float *bmean, float *brstd,
 				  float *running_mean, float *running_var,
 				  const float *in, const float *gamma,
 				  const float *beta, float eps, double momentum,
-				  int B, int C, int S, tk_stream s);
+				  int relu, int B, int C, int S, tk_stream s);
 void batchnorm_backward_cuda(float *din, float *dgamma, float *dbeta,
-			     const float *dout, const float *in,
+			     const float *dout, const float *mask,
+			     const float *in,
 			     const float *bmean, const float *brstd,
 			     const float *gamma, int B, int C, int S,
 			     tk_stream s);
@@ -170,24 +171,28 @@ void l2norm_backward_cuda(float *din, const float *dout, const float *in,
  * them (tk_nccl_allreduce_f64 on sums):
  *   stats:  sums[0..C) = sum of x, sums[C..2C) = sum of x^2 per channel;
  *   apply:  from the (all-reduced) sums over 'count' values per channel,
- *           the batch statistics, running ones (may be NULL) and out;
+ *           the batch statistics, running ones (may be NULL) and out
+ *           (through a ReLU with relu);
  *   backward_reduce: sums[0..C) = sum dy, sums[C..2C) = sum dy * xhat,
  *           and dgamma, dbeta accumulate these local sums;
- *   backward_apply: din += from the (all-reduced) sums. */
+ *   backward_apply: din += from the (all-reduced) sums.
+ * dy: dout, or with mask (a ReLU's output) dout where mask > 0, else 0. */
 void batchnorm_stats_cuda(double *sums, const float *in, int B, int C, int S,
 			  tk_stream s);
 void batchnorm_apply_cuda(float *out, float *bmean, float *brstd,
 			  float *running_mean, float *running_var,
 			  const float *in, const double *sums,
 			  const float *gamma, const float *beta, double count,
-			  double momentum, float eps, int B, int C, int S,
-			  tk_stream s);
+			  double momentum, float eps, int relu, int B, int C,
+			  int S, tk_stream s);
 void batchnorm_backward_reduce_cuda(double *sums, float *dgamma, float *dbeta,
-				    const float *dout, const float *in,
-				    const float *bmean, const float *brstd,
-				    int B, int C, int S, tk_stream s);
+				    const float *dout, const float *mask,
+				    const float *in, const float *bmean,
+				    const float *brstd, int B, int C, int S,
+				    tk_stream s);
 void batchnorm_backward_apply_cuda(float *din, const float *dout,
-				   const float *in, const float *bmean,
+				   const float *mask, const float *in,
+				   const float *bmean,
 				   const float *brstd, const float *gamma,
 				   const double *sums, double count, int B,
 				   int C, int S, tk_stream s);

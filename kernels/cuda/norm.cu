@@ -10,11 +10,11 @@ const int CT = 32, RT = 16; // column reductions: 32 columns x 16 rows
 
 __global__ void bn_eval(float *out, const float *in, const float *gamma,
 			const float *beta, const float *mean, const float *var,
-			float eps, int C, size_t S, size_t n)
+			float eps, channel_of ch, size_t n)
 {
 	FOR_N(i, n)
 	{
-		int c = (i / S) % C;
+		int c = ch(i);
 		float a = gamma[c] / sqrtf(var[c] + eps);
 		float b = beta[c] - mean[c] * a;
 		out[i] = in[i] * a + b;
@@ -145,7 +145,7 @@ __global__ void l2_bwd(float *din, const float *dout, const float *in,
 const int BN_CHUNK = 16384;
 
 __global__ void bn_stats(double *sums, const float *in, int B, int C,
-			   int S)
+			 int S, channel_of ch)
 {
 	__shared__ double buf[32];
 	int c = blockIdx.x;
@@ -154,7 +154,8 @@ __global__ void bn_stats(double *sums, const float *in, int B, int C,
 	size_t j1 = j0 + BN_CHUNK < total ? j0 + BN_CHUNK : total;
 	double a = 0, b = 0;
 	for (size_t j = j0 + threadIdx.x; j < j1; j += blockDim.x) {
-		size_t bi = j / S, p = j % S;
+		size_t bi, p;
+		ch.split(j, &bi, &p);
 		double x = in[(bi * C + c) * S + p];
 		a += x;
 		b += x * x;
@@ -178,19 +179,27 @@ __global__ void bn_finish(float *mean, float *rstd, float *rmean,
 }
 
 __global__ void bn_norm(float *out, const float *in, const float *mean,
-			  const float *rstd, const float *gamma,
-			  const float *beta, int C, size_t S, size_t n)
+			const float *rstd, const float *gamma,
+			const float *beta, int relu, channel_of ch, size_t n)
 {
 	FOR_N(i, n)
 	{
-		int c = (i / S) % C;
-		out[i] = (in[i] - mean[c]) * rstd[c] * gamma[c] + beta[c];
+		int c = ch(i);
+		float v = (in[i] - mean[c]) * rstd[c] * gamma[c] + beta[c];
+		out[i] = !relu || v > 0.0f ? v : 0.0f; // relu_forward's rule
 	}
 }
 
-__global__ void bn_dsums(double *sums, const float *dout, const float *in,
-			   const float *mean, const float *rstd, int B, int C,
-			   int S)
+// dout through the ReLU whose output is mask (NULL: none): relu_backward's
+// rule.
+__device__ inline float gated(const float *dout, const float *mask, size_t i)
+{
+	return !mask || mask[i] > 0.0f ? dout[i] : 0.0f;
+}
+
+__global__ void bn_dsums(double *sums, const float *dout, const float *mask,
+			 const float *in, const float *mean, const float *rstd,
+			 int B, int C, int S, channel_of ch)
 {
 	__shared__ double buf[32];
 	int c = blockIdx.x;
@@ -200,10 +209,12 @@ __global__ void bn_dsums(double *sums, const float *dout, const float *in,
 	float m = mean[c], rs = rstd[c];
 	double a = 0, b = 0;
 	for (size_t j = j0 + threadIdx.x; j < j1; j += blockDim.x) {
-		size_t bi = j / S, p = j % S;
+		size_t bi, p;
+		ch.split(j, &bi, &p);
 		size_t i = (bi * C + c) * S + p;
-		a += dout[i];
-		b += (double)dout[i] * ((in[i] - m) * rs);
+		float g = gated(dout, mask, i);
+		a += g;
+		b += (double)g * ((in[i] - m) * rs);
 	}
 	a = block_sum(a, buf);
 	b = block_sum(b, buf);
@@ -223,18 +234,18 @@ __global__ void bn_dparams(float *dgamma, float *dbeta, const double *sums,
 	dgamma[c] += (float)sums[C + c];
 }
 
-__global__ void bn_bwd(float *din, const float *dout, const float *in,
-			 const float *mean, const float *rstd,
-			 const float *gamma, const double *sums, double count,
-			 int C, size_t S, size_t n)
+__global__ void bn_bwd(float *din, const float *dout, const float *mask,
+		       const float *in, const float *mean, const float *rstd,
+		       const float *gamma, const double *sums, double count,
+		       int C, channel_of ch, size_t n)
 {
 	FOR_N(i, n)
 	{
-		int c = (i / S) % C;
+		int c = ch(i);
 		float xh = (in[i] - mean[c]) * rstd[c];
 		float mdy = (float)(sums[c] / count);
 		float mdyx = (float)(sums[C + c] / count);
-		din[i] += gamma[c] * rstd[c] * (dout[i] - mdy - xh * mdyx);
+		din[i] += gamma[c] * rstd[c] * (gated(dout, mask, i) - mdy - xh * mdyx);
 	}
 }
 
@@ -267,8 +278,8 @@ void batchnorm_eval_forward_cuda(float *out, const float *in,
 	size_t n = (size_t)B * C * S;
 	if (!n)
 		return;
-	bn_eval<<<tk::blocks(n, 256), 256, 0, s>>>(out, in, gamma, beta, mean,
-						   var, eps, C, (size_t)S, n);
+	bn_eval<<<tk::blocks(n, 256), 256, 0, s>>>(
+	    out, in, gamma, beta, mean, var, eps, channel_of(n, C, (size_t)S), n);
 	LAUNCH_CHECK();
 }
 
@@ -276,26 +287,27 @@ void batchnorm_train_forward_cuda(float *out, float *bmean, float *brstd,
 				  float *running_mean, float *running_var,
 				  const float *in, const float *gamma,
 				  const float *beta, float eps, double momentum,
-				  int B, int C, int S, tk_stream s)
+				  int relu, int B, int C, int S, tk_stream s)
 {
 	double *sums = (double *)tk::workspace(2 * (size_t)C * sizeof(double));
 	batchnorm_stats_cuda(sums, in, B, C, S, s);
 	batchnorm_apply_cuda(out, bmean, brstd, running_mean, running_var, in,
-			     sums, gamma, beta, (double)B * S, momentum, eps, B, C,
-			     S, s);
+			     sums, gamma, beta, (double)B * S, momentum, eps, relu,
+			     B, C, S, s);
 }
 
 void batchnorm_backward_cuda(float *din, float *dgamma, float *dbeta,
-			     const float *dout, const float *in,
-			     const float *bmean, const float *brstd,
-			     const float *gamma, int B, int C, int S, tk_stream s)
+			     const float *dout, const float *mask,
+			     const float *in, const float *bmean,
+			     const float *brstd, const float *gamma, int B, int C,
+			     int S, tk_stream s)
 {
 	double *sums = (double *)tk::workspace(2 * (size_t)C * sizeof(double));
-	batchnorm_backward_reduce_cuda(sums, dgamma, dbeta, dout, in, bmean, brstd,
-				       B, C, S, s);
+	batchnorm_backward_reduce_cuda(sums, dgamma, dbeta, dout, mask, in, bmean,
+				       brstd, B, C, S, s);
 	if (din)
-		batchnorm_backward_apply_cuda(din, dout, in, bmean, brstd, gamma,
-					      sums, (double)B * S, B, C, S, s);
+		batchnorm_backward_apply_cuda(din, dout, mask, in, bmean, brstd,
+					      gamma, sums, (double)B * S, B, C, S, s);
 }
 
 void layernorm_forward_cuda(float *out, float *mean, float *rstd,
@@ -351,50 +363,54 @@ void batchnorm_stats_cuda(double *sums, const float *in, int B, int C,
 	CUDA_CHECK(cudaMemsetAsync(sums, 0, 2 * C * sizeof(double), s));
 	size_t total = (size_t)B * S;
 	dim3 grid(C, (unsigned)((total + BN_CHUNK - 1) / BN_CHUNK));
-	bn_stats<<<grid, 256, 0, s>>>(sums, in, B, C, S);
+	bn_stats<<<grid, 256, 0, s>>>(sums, in, B, C, S,
+				      channel_of(total * C, C, (size_t)S));
 	LAUNCH_CHECK();
 }
 
 void batchnorm_apply_cuda(float *out, float *mean, float *rstd,
-			    float *running_mean, float *running_var,
-			    const float *in, const double *sums,
-			    const float *gamma, const float *beta, double count,
-			    double momentum, float eps, int B, int C, int S,
-			    tk_stream s)
+			  float *running_mean, float *running_var,
+			  const float *in, const double *sums,
+			  const float *gamma, const float *beta, double count,
+			  double momentum, float eps, int relu, int B, int C,
+			  int S, tk_stream s)
 {
 	bn_finish<<<(C + 255) / 256, 256, 0, s>>>(
 	    mean, rstd, running_mean, running_var, sums, count, momentum, eps, C);
 	LAUNCH_CHECK();
 	size_t n = (size_t)B * C * S;
-	bn_norm<<<tk::blocks(n, 256), 256, 0, s>>>(out, in, mean, rstd, gamma,
-						     beta, C, S, n);
+	bn_norm<<<tk::blocks(n, 256), 256, 0, s>>>(
+	    out, in, mean, rstd, gamma, beta, relu, channel_of(n, C, (size_t)S), n);
 	LAUNCH_CHECK();
 }
 
 void batchnorm_backward_reduce_cuda(double *sums, float *dgamma,
-				      float *dbeta, const float *dout,
-				      const float *in, const float *mean,
-				      const float *rstd, int B, int C, int S,
-				      tk_stream s)
+				    float *dbeta, const float *dout,
+				    const float *mask, const float *in,
+				    const float *mean, const float *rstd, int B,
+				    int C, int S, tk_stream s)
 {
 	CUDA_CHECK(cudaMemsetAsync(sums, 0, 2 * C * sizeof(double), s));
 	size_t total = (size_t)B * S;
 	dim3 grid(C, (unsigned)((total + BN_CHUNK - 1) / BN_CHUNK));
-	bn_dsums<<<grid, 256, 0, s>>>(sums, dout, in, mean, rstd, B, C, S);
+	bn_dsums<<<grid, 256, 0, s>>>(sums, dout, mask, in, mean, rstd, B, C, S,
+				      channel_of(total * C, C, (size_t)S));
 	LAUNCH_CHECK();
 	bn_dparams<<<(C + 255) / 256, 256, 0, s>>>(dgamma, dbeta, sums, C);
 	LAUNCH_CHECK();
 }
 
 void batchnorm_backward_apply_cuda(float *din, const float *dout,
-				     const float *in, const float *mean,
-				     const float *rstd, const float *gamma,
-				     const double *sums, double count, int B,
-				     int C, int S, tk_stream s)
+				   const float *mask, const float *in,
+				   const float *mean, const float *rstd,
+				   const float *gamma, const double *sums,
+				   double count, int B, int C, int S,
+				   tk_stream s)
 {
 	size_t n = (size_t)B * C * S;
-	bn_bwd<<<tk::blocks(n, 256), 256, 0, s>>>(din, dout, in, mean, rstd,
-						    gamma, sums, count, C, S, n);
+	bn_bwd<<<tk::blocks(n, 256), 256, 0, s>>>(din, dout, mask, in, mean, rstd,
+						  gamma, sums, count, C,
+						  channel_of(n, C, (size_t)S), n);
 	LAUNCH_CHECK();
 }
 

@@ -536,8 +536,10 @@ static void t_norm(void)
 }
 
 /* Batch norm in training over [B, C, S] (S = 1: BatchNorm1d over rows),
- * the whole op and its halves (SyncBatchNorm's), against the CPU's. */
-static void t_bn(int B, int C, int S)
+ * the whole op and its halves (SyncBatchNorm's), against the CPU's; with
+ * relu, the ReLU fused after it, forward and (the forward's output as the
+ * mask) backward. */
+static void t_bn(int B, int C, int S, int relu)
 {
 	size_t n = (size_t)B * C * S;
 	float *x = rnd(n, 2), *ga = rnd(C, 1), *be = rnd(C, 1), *g = rnd(n, 1);
@@ -547,7 +549,9 @@ static void t_bn(int B, int C, int S)
 	double mom = 0.1;
 	float *y = xmalloc(n * 4), *bm = xmalloc(C * 4), *brs = xmalloc(C * 4);
 	float *hrm = copyof(rm, C), *hrv = copyof(rv, C);
-	batchnorm_train_forward(y, bm, brs, hrm, hrv, x, ga, be, 1e-5f, mom, B, C, S);
+	batchnorm_train_forward(y, bm, brs, hrm, hrv, x, ga, be, 1e-5f, mom, relu, B,
+				C, S);
+	float *mask = relu ? copyof(y, n) : NULL, *dmask = relu ? UP(y, n) : NULL;
 	float *dx = UP(x, n), *dga = UP(ga, C), *dbe = UP(be, C), *dg = UP(g, n);
 	float *drm = UP(rm, C), *drv = UP(rv, C), *dy = tk_cuda_malloc(n * 4);
 	float *dm = tk_cuda_malloc(C * 4), *drs = tk_cuda_malloc(C * 4);
@@ -559,14 +563,15 @@ static void t_bn(int B, int C, int S)
 			double *sums = tk_cuda_malloc(2 * C * sizeof *sums);
 			batchnorm_stats_cuda(sums, dx, B, C, S, NULL);
 			batchnorm_apply_cuda(dy, dm, drs, drm, drv, dx, sums, dga, dbe,
-					     (double)B * S, mom, 1e-5f, B, C, S, NULL);
+					     (double)B * S, mom, 1e-5f, relu, B, C, S,
+					     NULL);
 			tk_cuda_free(sums);
 		} else {
 			batchnorm_train_forward_cuda(dy, dm, drs, drm, drv, dx, dga, dbe,
-						     1e-5f, mom, B, C, S, NULL);
+						     1e-5f, mom, relu, B, C, S, NULL);
 		}
-		snprintf(what, sizeof what, "batchnorm train%s B%d C%d S%d",
-			 halves ? " (halves)" : "", B, C, S);
+		snprintf(what, sizeof what, "batchnorm train%s%s B%d C%d S%d",
+			 relu ? " + relu" : "", halves ? " (halves)" : "", B, C, S);
 		cmp_dev(what, dy, y, n, 1e-5);
 		cmp_dev("batchnorm batch mean", dm, bm, C, 1e-5);
 		cmp_dev("batchnorm batch rstd", drs, brs, C, 1e-5);
@@ -575,7 +580,7 @@ static void t_bn(int B, int C, int S)
 	}
 	/* backward from the CPU's statistics */
 	float *hx = copyof(x0, n), *hg = xcalloc(C, 4), *hb = xcalloc(C, 4);
-	batchnorm_backward(hx, hg, hb, g, x, bm, brs, ga, B, C, S);
+	batchnorm_backward(hx, hg, hb, g, mask, x, bm, brs, ga, B, C, S);
 	tk_cuda_copy(dm, bm, C * 4, NULL);
 	tk_cuda_copy(drs, brs, C * 4, NULL);
 	float *ddg = tk_cuda_malloc(C * 4), *ddb = tk_cuda_malloc(C * 4);
@@ -586,17 +591,17 @@ static void t_bn(int B, int C, int S)
 		tk_cuda_memset(ddb, 0, C * 4, NULL);
 		if (halves) {
 			double *sums = tk_cuda_malloc(2 * C * sizeof *sums);
-			batchnorm_backward_reduce_cuda(sums, ddg, ddb, dg, dx, dm, drs, B,
-						       C, S, NULL);
-			batchnorm_backward_apply_cuda(ddin, dg, dx, dm, drs, dga, sums,
-						      (double)B * S, B, C, S, NULL);
+			batchnorm_backward_reduce_cuda(sums, ddg, ddb, dg, dmask, dx, dm,
+						       drs, B, C, S, NULL);
+			batchnorm_backward_apply_cuda(ddin, dg, dmask, dx, dm, drs, dga,
+						      sums, (double)B * S, B, C, S, NULL);
 			tk_cuda_free(sums);
 		} else {
-			batchnorm_backward_cuda(ddin, ddg, ddb, dg, dx, dm, drs, dga, B, C,
-						S, NULL);
+			batchnorm_backward_cuda(ddin, ddg, ddb, dg, dmask, dx, dm, drs, dga,
+						B, C, S, NULL);
 		}
-		snprintf(what, sizeof what, "batchnorm backward%s din B%d C%d S%d",
-			 halves ? " (halves)" : "", B, C, S);
+		snprintf(what, sizeof what, "batchnorm backward%s%s din B%d C%d S%d",
+			 relu ? " + relu" : "", halves ? " (halves)" : "", B, C, S);
 		cmp_dev(what, ddin, hx, n, 1e-4);
 		cmp_dev("batchnorm backward dgamma", ddg, hg, C, 1e-5);
 		cmp_dev("batchnorm backward dbeta", ddb, hb, C, 1e-5);
@@ -609,6 +614,7 @@ static void t_bn(int B, int C, int S)
 	cmp_dev("batchnorm_eval_forward", dy, y, n, tol_for(0));
 	free(x), free(ga), free(be), free(g), free(x0), free(rm), free(rv), free(y);
 	free(bm), free(brs), free(hrm), free(hrv), free(hx), free(hg), free(hb);
+	free(mask), tk_cuda_free(dmask);
 	tk_cuda_free(dx), tk_cuda_free(dga), tk_cuda_free(dbe), tk_cuda_free(dg);
 	tk_cuda_free(drm), tk_cuda_free(drv), tk_cuda_free(dy), tk_cuda_free(dm);
 	tk_cuda_free(drs), tk_cuda_free(ddg), tk_cuda_free(ddb), tk_cuda_free(ddin);
@@ -1184,9 +1190,12 @@ static void run_all(void)
 	if (prec == TK_FP32) { /* precision-free ops once */
 		t_act();
 		t_norm();
-		t_bn(3, 5, 1000);
-		t_bn(2, 64, 40000);
-		t_bn(97, 1024, 1);
+		t_bn(3, 5, 1000, 0);
+		t_bn(3, 5, 1000, 1);
+		t_bn(2, 64, 40000, 0);
+		t_bn(2, 64, 40000, 1);
+		t_bn(97, 1024, 1, 0);
+		t_bn(97, 1024, 1, 1);
 		t_pool(6, 17, 23);
 		t_pool(2, 64, 65);
 		t_resize(3, 23, 31, sqrt(2.0), 0, 0);

@@ -160,11 +160,11 @@ static void case_batchnorm(void)
 	memcpy(rv, in("running_var"), C * sizeof *rv);
 	batchnorm_train_forward(out, mean, rstd, rm, rv, in("in"), in("gamma"),
 				in("beta"), (float)dparam("eps"),
-				dparam("momentum"), B, C, S);
+				dparam("momentum"), 0, B, C, S);
 	compare("want_out", out, 1e-6);
 	compare("want_running_mean", rm, 5e-7);
 	compare("want_running_var", rv, 5e-7);
-	batchnorm_backward(din, dg, db, in("dout"), in("in"), mean, rstd,
+	batchnorm_backward(din, dg, db, in("dout"), NULL, in("in"), mean, rstd,
 			   in("gamma"), B, C, S);
 	compare("want_din", din, 1e-5);
 	compare("want_dgamma", dg, 1e-5);
@@ -585,15 +585,15 @@ static void bn_fwd(struct fd *t, float *out)
 	int B = t->i[0], C = t->i[1], S = t->i[2];
 	float *st = t->aux;
 	batchnorm_train_forward(out, st, st + C, NULL, NULL, t->x[0], t->x[1],
-				t->x[2], 1e-5f, 0.1, B, C, S);
+				t->x[2], 1e-5f, 0.1, 0, B, C, S);
 }
 
 static void bn_bwd(struct fd *t, const float *dout, float *dx[4])
 {
 	int B = t->i[0], C = t->i[1], S = t->i[2];
 	float *st = t->aux;
-	batchnorm_backward(dx[0], dx[1], dx[2], dout, t->x[0], st, st + C, t->x[1],
-			   B, C, S);
+	batchnorm_backward(dx[0], dx[1], dx[2], dout, NULL, t->x[0], st, st + C,
+			   t->x[1], B, C, S);
 }
 
 static void fd_bn(int B, int C, int S)
@@ -798,6 +798,45 @@ static void fd_arcface(int N, int D, int K, float s)
 	fd_check(&t, 5e-3);
 }
 
+static int same_bits(const float *a, const float *b, size_t n)
+{
+	return !memcmp(a, b, n * sizeof *a);
+}
+
+/* The batch norm's fused ReLU, forward (relu = 1) and backward (mask),
+ * against batch norm then relu_forward and relu_backward then batch
+ * norm: the same bits. */
+static void fused_bn_relu(int B, int C, int S)
+{
+	size_t n = (size_t)B * C * S;
+	float *x = xmalloc(n * sizeof *x), *dy = xmalloc(n * sizeof *dy);
+	float *y1 = xmalloc(n * sizeof *y1), *y2 = xmalloc(n * sizeof *y2);
+	float *g = xmalloc(2 * C * sizeof *g), *st = xmalloc(2 * C * sizeof *st);
+	for (size_t i = 0; i < n; i++)
+		x[i] = frand() * 2, dy[i] = frand();
+	for (int c = 0; c < 2 * C; c++)
+		g[c] = frand();
+	batchnorm_train_forward(y1, st, st + C, NULL, NULL, x, g, g + C, 1e-5f,
+				0.1, 0, B, C, S);
+	relu_forward(y1, y1, n);
+	batchnorm_train_forward(y2, st, st + C, NULL, NULL, x, g, g + C, 1e-5f,
+				0.1, 1, B, C, S);
+	int fwd = same_bits(y1, y2, n);
+	float *d1 = xcalloc(n, sizeof *d1), *d2 = xcalloc(n, sizeof *d2);
+	float *t = xcalloc(n, sizeof *t), *p = xcalloc(4 * C, sizeof *p);
+	relu_backward(t, dy, y1, n);
+	batchnorm_backward(d1, p, p + C, t, NULL, x, st, st + C, g, B, C, S);
+	batchnorm_backward(d2, p + 2 * C, p + 3 * C, dy, y1, x, st, st + C, g, B,
+			   C, S);
+	int bwd = same_bits(d1, d2, n) && same_bits(p, p + 2 * C, 2 * C);
+	printf("%-5s batchnorm + relu fused, B%d C%d S%d: forward %s, backward %s\n",
+	       fwd && bwd ? "ok" : "FAIL", B, C, S, fwd ? "same" : "differs",
+	       bwd ? "same" : "differs");
+	CHECK(fwd && bwd);
+	free(x), free(dy), free(y1), free(y2), free(g), free(st);
+	free(d1), free(d2), free(t), free(p);
+}
+
 int main(int argc, char **argv)
 {
 	tk_init("test_backward");
@@ -821,6 +860,9 @@ int main(int argc, char **argv)
 	fd_linear(1, 16, 9);
 	fd_bn(3, 4, 9);
 	fd_bn(7, 5, 1);
+	fused_bn_relu(3, 4, 9);
+	fused_bn_relu(7, 5, 1);
+	fused_bn_relu(4, 3, 70000); /* planes over the threads */
 	fd_elementwise("relu", 0, 5, 9);
 	fd_elementwise("gelu", 1, 5, 9);
 	fd_elementwise("softmax", 2, 4, 7);

@@ -197,6 +197,11 @@ template <typename To, typename From> inline To tk_emu_bits(From x)
 	memcpy(&t, &x, sizeof t);
 	return t;
 }
+inline unsigned __umulhi(unsigned a, unsigned b)
+{
+	return (unsigned)(((unsigned long long)a * b) >> 32);
+}
+
 inline unsigned __float_as_uint(float x)
 {
 	return tk_emu_bits<unsigned>(x);
