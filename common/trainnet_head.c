@@ -348,9 +348,8 @@ void head_backward(struct tk_net *n, const struct tk_model *m, float *grad,
 	int drop = dropping(n);
 	dev_mark(n->dv, "head backward");
 	/* proj: BatchNorm1d, linear */
-	dev_zero(n->dv, h[0], (size_t)B * O * 4);
-	dev_batchnorm_backward(n->dv, h[0], grad + n->pg, grad + n->pbb, de, NULL, n->pj,
-			       n->pmean, n->prstd, P + n->pg, B, O, 1);
+	dev_batchnorm_backward(n->dv, h[0], 0, grad + n->pg, grad + n->pbb, de, NULL,
+			       n->pj, n->pmean, n->prstd, P + n->pg, B, O, 1);
 	dev_zero(n->dv, gq, btd * 4);
 	dev_linear_backward(n->dv, gq, grad + n->pw0, grad + n->pb0, h[0], decoder_output(n),
 			P + n->pw0, B, T * D, O);
@@ -430,12 +429,12 @@ void head_backward(struct tk_net *n, const struct tk_model *m, float *grad,
 		dev_zero(n->dv, h[1], bnd * 4);
 		dev_linear_backward(n->dv, h[1], grad + e->mw, grad + e->mb, dy, e->xb, P + e->mw,
 				B * N, D, D);
-		dev_batchnorm_backward(n->dv, gx, grad + e->bng, grad + e->bnb, h[1], NULL,
-				       e->x1, e->mean, e->rstd, P + e->bng, B * N, D, 1);
+		dev_batchnorm_backward(n->dv, gx, 1, grad + e->bng, grad + e->bnb, h[1],
+				       NULL, e->x1, e->mean, e->rstd, P + e->bng, B * N,
+				       D, 1);
 		attn_backward(n, m, grad, &e->a, gx, gx, gx, xin, xin);
 	}
 	/* 1x1 convolution + BatchNorm2d, into the backbone's gradient */
 	transpose(n, h[0], gx, B, N, D);
-	dev_zero(n->dv, dfeat, (size_t)B * n->tconv.d.C * N * 4);
-	cbn_backward(n, &n->tconv, m, grad, dfeat, h[1], h[0], NULL, feat);
+	cbn_backward(n, &n->tconv, m, grad, dfeat, 0, h[1], h[0], NULL, feat);
 }

@@ -154,12 +154,13 @@ void cbn_forward(struct tk_net *n, struct cbn *c, struct tk_model *m,
 		 float *dst, const float *x, int relu);
 /* dy: gradient of the batch norm's output, or with relu_out (the output
  * of the ReLU after it) of that ReLU's output, taken through the ReLU in
- * the batch norm's pass; dt receives (zeroed, then accumulated) the
- * gradient of the convolution output; dx (may be NULL) accumulates the
- * gradient of the input x. */
+ * the batch norm's pass; dt receives the gradient of the convolution
+ * output; dx (may be NULL) receives (dx_add: accumulates) the gradient of
+ * the input x. */
 void cbn_backward(struct tk_net *n, const struct cbn *c,
-		  const struct tk_model *m, float *grad, float *dx, float *dt,
-		  const float *dy, const float *relu_out, const float *x);
+		  const struct tk_model *m, float *grad, float *dx, int dx_add,
+		  float *dt, const float *dy, const float *relu_out,
+		  const float *x);
 
 void resnet_plan(struct tk_net *n, const struct tk_model *m);
 void resnet_forward(struct tk_net *n, struct tk_model *m, const float *x);

@@ -71,18 +71,19 @@ void cbn_forward(struct tk_net *n, struct cbn *c, struct tk_model *m,
 }
 
 void cbn_backward(struct tk_net *n, const struct cbn *c,
-		  const struct tk_model *m, float *grad, float *dx, float *dt,
-		  const float *dy, const float *relu_out, const float *x)
+		  const struct tk_model *m, float *grad, float *dx, int dx_add,
+		  float *dt, const float *dy, const float *relu_out,
+		  const float *x)
 {
 	struct conv2d_dims d = c->d;
 	d.B = n->curB;
 	int ohw = c->oh * c->ow;
 	dev_mark(n->dv, "batchnorm backward");
-	dev_zero(n->dv, dt, (size_t)d.B * d.OC * ohw * sizeof *dt);
-	dev_batchnorm_backward(n->dv, dt, grad + c->g, grad + c->b, dy, relu_out, c->t,
-			       c->mean, c->rstd, net_P(n, m) + c->g, d.B, d.OC, ohw);
+	dev_batchnorm_backward(n->dv, dt, 0, grad + c->g, grad + c->b, dy, relu_out,
+			       c->t, c->mean, c->rstd, net_P(n, m) + c->g, d.B, d.OC,
+			       ohw);
 	dev_mark(n->dv, "conv backward");
-	dev_conv2d_backward(n->dv, dx, grad + c->w,
+	dev_conv2d_backward(n->dv, dx, dx_add, grad + c->w,
 			    c->bias == NO_PARAM ? NULL : grad + c->bias, n->work, dt,
 			    x, net_P(n, m) + c->w, d);
 	/* Every gradient of this convolution and batch norm is final (the
@@ -208,23 +209,18 @@ static int block_backward(struct tk_net *n, const struct tk_model *m,
 	dev_relu_backward(n->dv, t0, gy, bl->out, sout);
 	/* The identity branch. */
 	if (bl->has_down) {
-		dev_zero(n->dv, gx, sin * sizeof *gx);
-		cbn_backward(n, &bl->down, m, grad, gx, gy, t0, NULL, in);
+		cbn_backward(n, &bl->down, m, grad, gx, 0, gy, t0, NULL, in);
 	} else {
 		dev_mark(n->dv, "identity backward");
 		dev_copy(n->dv, gx, t0, sin * sizeof *gx);
 	}
 	/* bn3, conv3: into gy */
-	size_t s2 = numel(n, &bl->c2), s1 = numel(n, &bl->c1);
-	dev_mark(n->dv, "batchnorm backward");
-	dev_zero(n->dv, gy, s2 * sizeof *gy);
-	cbn_backward(n, &bl->c3, m, grad, gy, t1, t0, NULL, bl->u2);
+	cbn_backward(n, &bl->c3, m, grad, gy, 0, t1, t0, NULL, bl->u2);
 	/* relu2 (in bn2's pass), bn2, conv2: into t0 */
-	dev_mark(n->dv, "batchnorm backward");
-	dev_zero(n->dv, t0, s1 * sizeof *t0);
-	cbn_backward(n, &bl->c2, m, grad, t0, t1, gy, bl->u2, bl->u1);
-	/* relu1, bn1, conv1: into the input's gradient */
-	cbn_backward(n, &bl->c1, m, grad, gx, t1, t0, bl->u1, in);
+	cbn_backward(n, &bl->c2, m, grad, t0, 0, t1, gy, bl->u2, bl->u1);
+	/* relu1, bn1, conv1: onto the identity's part of the input's
+	 * gradient */
+	cbn_backward(n, &bl->c1, m, grad, gx, 1, t1, t0, bl->u1, in);
 	return ix;
 }
 
@@ -243,5 +239,5 @@ void resnet_backward(struct tk_net *n, const struct tk_model *m, float *grad)
 	dev_mark(n->dv, "maxpool backward");
 	dev_zero(n->dv, t0, sa * sizeof *t0);
 	dev_maxpool2d_backward(n->dv, t0, gp, n->argmax, B * c->d.OC, c->oh, c->ow, 3, 2, 1);
-	cbn_backward(n, c, m, grad, NULL, t1, t0, n->a1, n->img);
+	cbn_backward(n, c, m, grad, NULL, 0, t1, t0, n->a1, n->img);
 }

@@ -418,14 +418,23 @@ void dev_conv2d_train_forward(const struct tk_dev *dv, float *out, float *work,
 			       ST(dv)));
 }
 
-void dev_conv2d_backward(const struct tk_dev *dv, float *din, float *dweight,
-			 float *dbias, float *work, const float *dout,
-			 const float *in, const float *weight,
-			 struct conv2d_dims d)
+/* The CPU's kernels accumulate only: a zeroing pass first there. */
+static void cpu_fresh(float *p, size_t n, int add)
 {
-	ON(dv, conv2d_backward(din, dweight, dbias, work, dout, in, weight, d),
-	   conv2d_backward_cuda(din, dweight, dbias, work, dout, in, weight, d,
-				ST(dv)));
+	if (p && !add)
+		memset(p, 0, n * sizeof *p);
+}
+
+void dev_conv2d_backward(const struct tk_dev *dv, float *din, int din_add,
+			 float *dweight, float *dbias, float *work,
+			 const float *dout, const float *in,
+			 const float *weight, struct conv2d_dims d)
+{
+	ON(dv,
+	   (cpu_fresh(din, (size_t)d.B * d.C * d.H * d.W, din_add),
+	    conv2d_backward(din, dweight, dbias, work, dout, in, weight, d)),
+	   conv2d_backward_cuda(din, din_add, dweight, dbias, work, dout, in,
+				weight, d, ST(dv)));
 }
 
 void dev_linear_forward(const struct tk_dev *dv, float *out, const float *in,
@@ -629,13 +638,14 @@ void dev_batchnorm_train_forward(const struct tk_dev *dv, float *out,
 					momentum, relu, B, C, S, ST(dv)));
 }
 
-void dev_batchnorm_backward(const struct tk_dev *dv, float *din, float *dgamma,
-			    float *dbeta, const float *dout, const float *mask,
-			    const float *in, const float *bmean,
-			    const float *brstd, const float *gamma, int B, int C,
-			    int S)
+void dev_batchnorm_backward(const struct tk_dev *dv, float *din, int din_add,
+			    float *dgamma, float *dbeta, const float *dout,
+			    const float *mask, const float *in,
+			    const float *bmean, const float *brstd,
+			    const float *gamma, int B, int C, int S)
 {
 	int world = dev_world(dv);
+	ON(dv, cpu_fresh(din, (size_t)B * C * S, din_add), (void)0);
 	if (bn_halves(dv)) {
 		double *sums = sync_sums(dv, C);
 		double count = (double)B * S * world;
@@ -649,16 +659,16 @@ void dev_batchnorm_backward(const struct tk_dev *dv, float *din, float *dgamma,
 			ON(dv,
 			   bn_dapply_cpu(din, dout, mask, in, bmean, brstd, gamma, sums,
 					 count, B, C, S),
-			   batchnorm_backward_apply_cuda(din, dout, mask, in, bmean,
-							 brstd, gamma, sums, count, B,
-							 C, S, ST(dv)));
+			   batchnorm_backward_apply_cuda(din, din_add, dout, mask, in,
+							 bmean, brstd, gamma, sums,
+							 count, B, C, S, ST(dv)));
 		return;
 	}
 	ON(dv,
 	   batchnorm_backward(din, dgamma, dbeta, dout, mask, in, bmean, brstd,
 			      gamma, B, C, S),
-	   batchnorm_backward_cuda(din, dgamma, dbeta, dout, mask, in, bmean,
-				   brstd, gamma, B, C, S, ST(dv)));
+	   batchnorm_backward_cuda(din, din_add, dgamma, dbeta, dout, mask, in,
+				   bmean, brstd, gamma, B, C, S, ST(dv)));
 }
 
 /* ---- data parallel ---- */

@@ -180,7 +180,11 @@ void dev_profile_restart(const struct tk_dev *dv);
  * benchmark's untimed step. */
 void dev_profile_set(int on);
 
-/* ---- the ops (their contracts: kernels/act.h, conv.h, ...) ---- */
+/* ---- the ops (their contracts: kernels/act.h, conv.h, ...) ----
+ * Beyond those: dev_conv2d_backward's and dev_batchnorm_backward's
+ * din_add (1: din accumulates, as the kernels' contracts; 0: din is
+ * overwritten, which on a GPU saves the zeroing pass) and the batch
+ * norm's fused ReLU (norm.h). */
 void dev_relu_forward(const struct tk_dev *dv, float *out, const float *in,
 		      size_t n);
 void dev_relu_backward(const struct tk_dev *dv, float *din, const float *dout,
@@ -224,10 +228,10 @@ void dev_conv2d_train_forward(const struct tk_dev *dv, float *out, float *work,
 			      const float *in, const float *weight,
 			      const float *bias, const float *residual,
 			      int relu, struct conv2d_dims d);
-void dev_conv2d_backward(const struct tk_dev *dv, float *din, float *dweight,
-			 float *dbias, float *work, const float *dout,
-			 const float *in, const float *weight,
-			 struct conv2d_dims d);
+void dev_conv2d_backward(const struct tk_dev *dv, float *din, int din_add,
+			 float *dweight, float *dbias, float *work,
+			 const float *dout, const float *in,
+			 const float *weight, struct conv2d_dims d);
 
 void dev_linear_forward(const struct tk_dev *dv, float *out, const float *in,
 			const float *weight, const float *bias, int N, int IN,
@@ -259,10 +263,11 @@ void dev_batchnorm_train_forward(const struct tk_dev *dv, float *out,
 				 double momentum, int relu, int B, int C,
 				 int S);
 void dev_batchnorm_backward(const struct tk_dev *dv, float *din,
-			    float *dgamma, float *dbeta, const float *dout,
-			    const float *mask, const float *in,
-			    const float *bmean, const float *brstd,
-			    const float *gamma, int B, int C, int S);
+			    int din_add, float *dgamma, float *dbeta,
+			    const float *dout, const float *mask,
+			    const float *in, const float *bmean,
+			    const float *brstd, const float *gamma, int B,
+			    int C, int S);
 void dev_layernorm_forward(const struct tk_dev *dv, float *out, float *mean,
 			   float *rstd, const float *in, const float *weight,
 			   const float *bias, float eps, int N, int C);

@@ -217,22 +217,23 @@ void conv2d_forward_cuda(float *out, float *work, const float *in,
 	}
 }
 
-void conv2d_backward_cuda(float *din, float *dweight, float *dbias,
-			  float *work, const float *dout, const float *in,
-			  const float *weight, struct conv2d_dims d, tk_stream s)
+void conv2d_backward_cuda(float *din, int din_add, float *dweight,
+			  float *dbias, float *work, const float *dout,
+			  const float *in, const float *weight,
+			  struct conv2d_dims d, tk_stream s)
 {
 	(void)work;
 	cudnnHandle_t h = tk::dnn(s);
 	plan &p = get_plan(d);
 	if (!p.bwd_found)
 		find_bwd(p, h);
-	float one = 1.0f;
+	float one = 1.0f, zero = 0.0f;
 	if (din) {
 		CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.bwd_data_math));
 		void *ws = p.bwd_data_ws ? tk::workspace(p.bwd_data_ws) : nullptr;
 		CUDNN_CHECK(cudnnConvolutionBackwardData(
 		    h, &one, p.w, weight, p.y, dout, p.conv, p.bwd_data, ws,
-		    p.bwd_data_ws, &one, p.x, din));
+		    p.bwd_data_ws, din_add ? &one : &zero, p.x, din));
 	}
 	CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.bwd_filter_math));
 	void *ws = p.bwd_filter_ws ? tk::workspace(p.bwd_filter_ws) : nullptr;

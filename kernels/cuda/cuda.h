@@ -111,10 +111,12 @@ void conv2d_forward_cuda(float *out, float *work, const float *in,
 			 const float *weight, const float *bias,
 			 const float *residual, int relu,
 			 struct conv2d_dims d, tk_stream s);
-void conv2d_backward_cuda(float *din, float *dweight, float *dbias,
-			  float *work, const float *dout, const float *in,
-			  const float *weight, struct conv2d_dims d,
-			  tk_stream s);
+/* din_add: din accumulates (conv.h's contract); 0: din is overwritten
+ * (not read: the caller's zeroing pass saved). */
+void conv2d_backward_cuda(float *din, int din_add, float *dweight,
+			  float *dbias, float *work, const float *dout,
+			  const float *in, const float *weight,
+			  struct conv2d_dims d, tk_stream s);
 
 /* ---- linear.h (cuBLAS / cuBLASLt) ---- */
 void linear_forward_cuda(float *out, const float *in, const float *weight,
@@ -143,7 +145,9 @@ void batchnorm_train_forward_cuda(float *out, float *bmean, float *brstd,
 				  const float *in, const float *gamma,
 				  const float *beta, float eps, double momentum,
 				  int relu, int B, int C, int S, tk_stream s);
-void batchnorm_backward_cuda(float *din, float *dgamma, float *dbeta,
+/* din_add: din accumulates (norm.h's contract); 0: overwritten. */
+void batchnorm_backward_cuda(float *din, int din_add, float *dgamma,
+			     float *dbeta,
 			     const float *dout, const float *mask,
 			     const float *in,
 			     const float *bmean, const float *brstd,
@@ -175,7 +179,8 @@ void l2norm_backward_cuda(float *din, const float *dout, const float *in,
  *           (through a ReLU with relu);
  *   backward_reduce: sums[0..C) = sum dy, sums[C..2C) = sum dy * xhat,
  *           and dgamma, dbeta accumulate these local sums;
- *   backward_apply: din += from the (all-reduced) sums.
+ *   backward_apply: din += (din = without din_add) from the
+ *           (all-reduced) sums.
  * dy: dout, or with mask (a ReLU's output) dout where mask > 0, else 0. */
 void batchnorm_stats_cuda(double *sums, const float *in, int B, int C, int S,
 			  tk_stream s);
@@ -190,7 +195,8 @@ void batchnorm_backward_reduce_cuda(double *sums, float *dgamma, float *dbeta,
 				    const float *in, const float *bmean,
 				    const float *brstd, int B, int C, int S,
 				    tk_stream s);
-void batchnorm_backward_apply_cuda(float *din, const float *dout,
+void batchnorm_backward_apply_cuda(float *din, int din_add,
+				   const float *dout,
 				   const float *mask, const float *in,
 				   const float *bmean,
 				   const float *brstd, const float *gamma,

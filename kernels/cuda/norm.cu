@@ -234,7 +234,8 @@ __global__ void bn_dparams(float *dgamma, float *dbeta, const double *sums,
 	dgamma[c] += (float)sums[C + c];
 }
 
-__global__ void bn_bwd(float *din, const float *dout, const float *mask,
+__global__ void bn_bwd(float *din, int add, const float *dout,
+		       const float *mask,
 		       const float *in, const float *mean, const float *rstd,
 		       const float *gamma, const double *sums, double count,
 		       int C, channel_of ch, size_t n)
@@ -245,7 +246,9 @@ __global__ void bn_bwd(float *din, const float *dout, const float *mask,
 		float xh = (in[i] - mean[c]) * rstd[c];
 		float mdy = (float)(sums[c] / count);
 		float mdyx = (float)(sums[C + c] / count);
-		din[i] += gamma[c] * rstd[c] * (gated(dout, mask, i) - mdy - xh * mdyx);
+		float v = gamma[c] * rstd[c] * (gated(dout, mask, i) - mdy - xh * mdyx);
+		// 0 + v when overwriting: the CPU's zeroed buffer, to the bit
+		din[i] = (add ? din[i] : 0.0f) + v;
 	}
 }
 
@@ -296,8 +299,8 @@ void batchnorm_train_forward_cuda(float *out, float *bmean, float *brstd,
 			     B, C, S, s);
 }
 
-void batchnorm_backward_cuda(float *din, float *dgamma, float *dbeta,
-			     const float *dout, const float *mask,
+void batchnorm_backward_cuda(float *din, int din_add, float *dgamma,
+			     float *dbeta, const float *dout, const float *mask,
 			     const float *in, const float *bmean,
 			     const float *brstd, const float *gamma, int B, int C,
 			     int S, tk_stream s)
@@ -306,8 +309,9 @@ void batchnorm_backward_cuda(float *din, float *dgamma, float *dbeta,
 	batchnorm_backward_reduce_cuda(sums, dgamma, dbeta, dout, mask, in, bmean,
 				       brstd, B, C, S, s);
 	if (din)
-		batchnorm_backward_apply_cuda(din, dout, mask, in, bmean, brstd,
-					      gamma, sums, (double)B * S, B, C, S, s);
+		batchnorm_backward_apply_cuda(din, din_add, dout, mask, in, bmean,
+					      brstd, gamma, sums, (double)B * S, B, C,
+					      S, s);
 }
 
 void layernorm_forward_cuda(float *out, float *mean, float *rstd,
@@ -400,17 +404,19 @@ void batchnorm_backward_reduce_cuda(double *sums, float *dgamma,
 	LAUNCH_CHECK();
 }
 
-void batchnorm_backward_apply_cuda(float *din, const float *dout,
-				   const float *mask, const float *in,
+void batchnorm_backward_apply_cuda(float *din, int din_add,
+				   const float *dout, const float *mask,
+				   const float *in,
 				   const float *mean, const float *rstd,
 				   const float *gamma, const double *sums,
 				   double count, int B, int C, int S,
 				   tk_stream s)
 {
 	size_t n = (size_t)B * C * S;
-	bn_bwd<<<tk::blocks(n, 256), 256, 0, s>>>(din, dout, mask, in, mean, rstd,
-						  gamma, sums, count, C,
-						  channel_of(n, C, (size_t)S), n);
+	bn_bwd<<<tk::blocks(n, 256), 256, 0, s>>>(din, din_add, dout, mask, in,
+						  mean, rstd, gamma, sums, count,
+						  C, channel_of(n, C, (size_t)S),
+						  n);
 	LAUNCH_CHECK();
 }
 

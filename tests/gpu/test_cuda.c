@@ -358,10 +358,24 @@ static void t_conv(struct conv2d_dims d, int bias, int res, int relu)
 	float *dgb = dup_up(gb, d.OC);
 	float *bw = xmalloc((conv2d_backward_workspace(d, tk_threads()) + 1) * 4);
 	conv2d_backward(gx, gw, gb, bw, g, x, w, d);
-	conv2d_backward_cuda(dgx, dgw, dgb, NULL, dg, dx, dw, d, NULL);
+	conv2d_backward_cuda(dgx, 1, dgw, dgb, NULL, dg, dx, dw, d, NULL);
 	snprintf(what, sizeof what, "conv_backward din C%d %dx%d OC%d K%d s%d",
 		 d.C, d.H, d.W, d.OC, d.K, d.stride);
 	cmp_dev(what, dgx, gx, xn, tol_for(1));
+	/* din overwritten (din_add 0): what was there (NaN) is not read */
+	memset(gx, 0, xn * 4);
+	memset(gw, 0, wn * 4);
+	conv2d_backward(gx, gw, NULL, bw, g, x, w, d);
+	float *nan = xmalloc(xn * 4);
+	for (size_t i = 0; i < xn; i++)
+		nan[i] = NAN;
+	tk_cuda_copy(dgx, nan, xn * 4, NULL);
+	tk_cuda_memset(dgw, 0, wn * 4, NULL);
+	conv2d_backward_cuda(dgx, 0, dgw, NULL, NULL, dg, dx, dw, d, NULL);
+	snprintf(what, sizeof what, "conv_backward din= C%d %dx%d OC%d K%d s%d",
+		 d.C, d.H, d.W, d.OC, d.K, d.stride);
+	cmp_dev(what, dgx, gx, xn, tol_for(1));
+	free(nan);
 	snprintf(what, sizeof what, "conv_backward dweight C%d %dx%d OC%d K%d s%d",
 		 d.C, d.H, d.W, d.OC, d.K, d.stride);
 	cmp_dev(what, dgw, gw, wn, tol_for(1));
@@ -593,12 +607,12 @@ static void t_bn(int B, int C, int S, int relu)
 			double *sums = tk_cuda_malloc(2 * C * sizeof *sums);
 			batchnorm_backward_reduce_cuda(sums, ddg, ddb, dg, dmask, dx, dm,
 						       drs, B, C, S, NULL);
-			batchnorm_backward_apply_cuda(ddin, dg, dmask, dx, dm, drs, dga,
+			batchnorm_backward_apply_cuda(ddin, 1, dg, dmask, dx, dm, drs, dga,
 						      sums, (double)B * S, B, C, S, NULL);
 			tk_cuda_free(sums);
 		} else {
-			batchnorm_backward_cuda(ddin, ddg, ddb, dg, dmask, dx, dm, drs, dga,
-						B, C, S, NULL);
+			batchnorm_backward_cuda(ddin, 1, ddg, ddb, dg, dmask, dx, dm, drs,
+						dga, B, C, S, NULL);
 		}
 		snprintf(what, sizeof what, "batchnorm backward%s%s din B%d C%d S%d",
 			 relu ? " + relu" : "", halves ? " (halves)" : "", B, C, S);
@@ -606,6 +620,17 @@ static void t_bn(int B, int C, int S, int relu)
 		cmp_dev("batchnorm backward dgamma", ddg, hg, C, 1e-5);
 		cmp_dev("batchnorm backward dbeta", ddb, hb, C, 1e-5);
 	}
+	/* din overwritten (din_add 0): the NaN there is not read */
+	memset(hx, 0, n * 4);
+	batchnorm_backward(hx, hg, hb, g, mask, x, bm, brs, ga, B, C, S);
+	for (size_t i = 0; i < n; i++)
+		x0[i] = NAN;
+	tk_cuda_copy(ddin, x0, n * 4, NULL);
+	batchnorm_backward_cuda(ddin, 0, ddg, ddb, dg, dmask, dx, dm, drs, dga, B, C,
+				S, NULL);
+	snprintf(what, sizeof what, "batchnorm backward%s din= B%d C%d S%d",
+		 relu ? " + relu" : "", B, C, S);
+	cmp_dev(what, ddin, hx, n, 1e-4);
 	/* evaluation mode with the running statistics */
 	batchnorm_eval_forward(y, x, ga, be, hrm, hrv, 1e-5f, B, C, S);
 	tk_cuda_copy(drm, hrm, C * 4, NULL);
