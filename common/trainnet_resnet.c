@@ -1,7 +1,11 @@
 /* trainnet_resnet.c - the ResNet backbone for training: convolutions
  * followed by batch norm with batch statistics, ReLU, max-pool,
  * Bottleneck blocks; the backward pass block by block through four
- * rotating gradient buffers. */
+ * rotating gradient buffers.  ReLUs are applied in the batch norm's
+ * passes, forward and backward, and the backward passes write fresh
+ * buffers instead of zeroing them to accumulate: on a GPU these
+ * memory-bound passes, not the convolutions, would otherwise take most
+ * of a step. */
 #include <stdio.h>
 #include <string.h>
 
@@ -187,8 +191,7 @@ void resnet_forward(struct tk_net *n, struct tk_model *m, const float *x)
 			id = n->g[1];
 		}
 		dev_mark(n->dv, "add+relu forward");
-		dev_add_forward(n->dv, bl->out, v3, id, sz);
-		dev_relu_forward(n->dv, bl->out, bl->out, sz);
+		dev_add_relu_forward(n->dv, bl->out, v3, id, sz);
 		in = bl->out;
 	}
 }
@@ -201,21 +204,17 @@ static int block_backward(struct tk_net *n, const struct tk_model *m,
 {
 	int ix = (iy + 1) & 3, i0 = (iy + 2) & 3, i1 = (iy + 3) & 3;
 	float *gy = n->g[iy], *gx = n->g[ix], *t0 = n->g[i0], *t1 = n->g[i1];
-	size_t sout = numel(n, &bl->c3);
-	size_t sin = (size_t)n->curB * bl->c1.d.C * bl->c1.d.H * bl->c1.d.W;
-	/* Through the final ReLU: the gradient of bn3 + identity. */
+	/* Through the final ReLU: the gradient r of bn3 + identity.  When
+	 * the identity is the input itself, r is the input's gradient so
+	 * far: it goes straight where that gradient is gathered (gx, which
+	 * conv1 adds to last); else into t0, for the downsampling branch. */
+	float *r = bl->has_down ? t0 : gx;
 	dev_mark(n->dv, "relu backward");
-	dev_zero(n->dv, t0, sout * sizeof *t0);
-	dev_relu_backward(n->dv, t0, gy, bl->out, sout);
-	/* The identity branch. */
-	if (bl->has_down) {
+	dev_relu_backward(n->dv, r, 0, gy, bl->out, numel(n, &bl->c3));
+	if (bl->has_down)
 		cbn_backward(n, &bl->down, m, grad, gx, 0, gy, t0, NULL, in);
-	} else {
-		dev_mark(n->dv, "identity backward");
-		dev_copy(n->dv, gx, t0, sin * sizeof *gx);
-	}
 	/* bn3, conv3: into gy */
-	cbn_backward(n, &bl->c3, m, grad, gy, 0, t1, t0, NULL, bl->u2);
+	cbn_backward(n, &bl->c3, m, grad, gy, 0, t1, r, NULL, bl->u2);
 	/* relu2 (in bn2's pass), bn2, conv2: into t0 */
 	cbn_backward(n, &bl->c2, m, grad, t0, 0, t1, gy, bl->u2, bl->u1);
 	/* relu1, bn1, conv1: onto the identity's part of the input's

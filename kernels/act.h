@@ -19,6 +19,9 @@ void gelu_backward(float *din, const float *dout, const float *in,
 		   size_t n);
 /* out = a + b; out may be a or b. */
 void add_forward(float *out, const float *a, const float *b, size_t n);
+/* out = relu(a + b) in one pass (a ResNet block's end): add_forward then
+ * relu_forward, the same values.  out may be a or b. */
+void add_relu_forward(float *out, const float *a, const float *b, size_t n);
 
 /* Softmax of each row, max-subtracted.  out may be in. */
 void softmax_forward(float *out,      /* [N, C] */

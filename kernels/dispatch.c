@@ -308,17 +308,24 @@ void dev_transpose(const struct tk_dev *dv, float *out, const float *in, int R,
 
 /* ---- ops ---- */
 
+/* The CPU's kernels accumulate only: a zeroing pass first there. */
+static void cpu_fresh(float *p, size_t n, int add)
+{
+	if (p && !add)
+		memset(p, 0, n * sizeof *p);
+}
+
 void dev_relu_forward(const struct tk_dev *dv, float *out, const float *in,
 		      size_t n)
 {
 	ON(dv, relu_forward(out, in, n), relu_forward_cuda(out, in, n, ST(dv)));
 }
 
-void dev_relu_backward(const struct tk_dev *dv, float *din, const float *dout,
-		       const float *out, size_t n)
+void dev_relu_backward(const struct tk_dev *dv, float *din, int din_add,
+		       const float *dout, const float *out, size_t n)
 {
-	ON(dv, relu_backward(din, dout, out, n),
-	   relu_backward_cuda(din, dout, out, n, ST(dv)));
+	ON(dv, (cpu_fresh(din, n, din_add), relu_backward(din, dout, out, n)),
+	   relu_backward_cuda(din, din_add, dout, out, n, ST(dv)));
 }
 
 void dev_gelu_forward(const struct tk_dev *dv, float *out, const float *in,
@@ -338,6 +345,13 @@ void dev_add_forward(const struct tk_dev *dv, float *out, const float *a,
 		     const float *b, size_t n)
 {
 	ON(dv, add_forward(out, a, b, n), add_forward_cuda(out, a, b, n, ST(dv)));
+}
+
+void dev_add_relu_forward(const struct tk_dev *dv, float *out, const float *a,
+			  const float *b, size_t n)
+{
+	ON(dv, add_relu_forward(out, a, b, n),
+	   add_relu_forward_cuda(out, a, b, n, ST(dv)));
 }
 
 void dev_softmax_forward(const struct tk_dev *dv, float *out, const float *in,
@@ -418,12 +432,6 @@ void dev_conv2d_train_forward(const struct tk_dev *dv, float *out, float *work,
 			       ST(dv)));
 }
 
-/* The CPU's kernels accumulate only: a zeroing pass first there. */
-static void cpu_fresh(float *p, size_t n, int add)
-{
-	if (p && !add)
-		memset(p, 0, n * sizeof *p);
-}
 
 void dev_conv2d_backward(const struct tk_dev *dv, float *din, int din_add,
 			 float *dweight, float *dbias, float *work,

@@ -181,20 +181,22 @@ void dev_profile_restart(const struct tk_dev *dv);
 void dev_profile_set(int on);
 
 /* ---- the ops (their contracts: kernels/act.h, conv.h, ...) ----
- * Beyond those: dev_conv2d_backward's and dev_batchnorm_backward's
- * din_add (1: din accumulates, as the kernels' contracts; 0: din is
- * overwritten, which on a GPU saves the zeroing pass) and the batch
- * norm's fused ReLU (norm.h). */
+ * Beyond those: dev_relu_backward's, dev_conv2d_backward's and
+ * dev_batchnorm_backward's din_add (1: din accumulates, as the kernels'
+ * contracts; 0: din is overwritten, which on a GPU saves the zeroing
+ * pass). */
 void dev_relu_forward(const struct tk_dev *dv, float *out, const float *in,
 		      size_t n);
-void dev_relu_backward(const struct tk_dev *dv, float *din, const float *dout,
-		       const float *out, size_t n);
+void dev_relu_backward(const struct tk_dev *dv, float *din, int din_add,
+		       const float *dout, const float *out, size_t n);
 void dev_gelu_forward(const struct tk_dev *dv, float *out, const float *in,
 		      size_t n);
 void dev_gelu_backward(const struct tk_dev *dv, float *din, const float *dout,
 		       const float *in, size_t n);
 void dev_add_forward(const struct tk_dev *dv, float *out, const float *a,
 		     const float *b, size_t n);
+void dev_add_relu_forward(const struct tk_dev *dv, float *out, const float *a,
+			  const float *b, size_t n);
 void dev_softmax_forward(const struct tk_dev *dv, float *out, const float *in,
 			 int N, int C);
 void dev_softmax_backward(const struct tk_dev *dv, float *din,

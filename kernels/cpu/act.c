@@ -35,6 +35,15 @@ void add_forward(float *out, const float *a, const float *b, size_t n)
 		out[i] = a[i] + b[i];
 }
 
+void add_relu_forward(float *out, const float *a, const float *b, size_t n)
+{
+#pragma omp parallel for simd if (n > PAR_MIN)
+	for (size_t i = 0; i < n; i++) {
+		float v = a[i] + b[i];
+		out[i] = v > 0.0f ? v : 0.0f;
+	}
+}
+
 /* e^x for x <= 0 (softmax's exponents), vectorisable: Cephes' expf
  * (2^n times a degree-7 polynomial of the remainder), within 2 ulp of
  * libm; below -87 (e^x < 2^-126, nothing next to the row's 1) it

@@ -11,10 +11,12 @@ __global__ void relu_fwd(float *out, const float *in, size_t n)
 	FOR_N(i, n) out[i] = in[i] > 0.0f ? in[i] : 0.0f;
 }
 
-__global__ void relu_bwd(float *din, const float *dout, const float *out,
-			 size_t n)
+// add: din accumulates; else it is written (0 + v: a zeroed buffer's
+// bits)
+__global__ void relu_bwd(float *din, int add, const float *dout,
+			 const float *out, size_t n)
 {
-	FOR_N(i, n) din[i] += out[i] > 0.0f ? dout[i] : 0.0f;
+	FOR_N(i, n) din[i] = (add ? din[i] : 0.0f) + (out[i] > 0.0f ? dout[i] : 0.0f);
 }
 
 __global__ void gelu_fwd(float *out, const float *in, size_t n)
@@ -42,6 +44,16 @@ __global__ void gelu_bwd(float *din, const float *dout, const float *in,
 __global__ void add_fwd(float *out, const float *a, const float *b, size_t n)
 {
 	FOR_N(i, n) out[i] = a[i] + b[i];
+}
+
+__global__ void add_relu_fwd(float *out, const float *a, const float *b,
+			     size_t n)
+{
+	FOR_N(i, n)
+	{
+		float v = a[i] + b[i];
+		out[i] = v > 0.0f ? v : 0.0f;
+	}
 }
 
 // One block per row.
@@ -100,12 +112,12 @@ void relu_forward_cuda(float *out, const float *in, size_t n, tk_stream s)
 	LAUNCH_CHECK();
 }
 
-void relu_backward_cuda(float *din, const float *dout, const float *out,
-			size_t n, tk_stream s)
+void relu_backward_cuda(float *din, int din_add, const float *dout,
+			const float *out, size_t n, tk_stream s)
 {
 	if (!n)
 		return;
-	relu_bwd<<<tk::blocks(n, 256), 256, 0, s>>>(din, dout, out, n);
+	relu_bwd<<<tk::blocks(n, 256), 256, 0, s>>>(din, din_add, dout, out, n);
 	LAUNCH_CHECK();
 }
 
@@ -132,6 +144,15 @@ void add_forward_cuda(float *out, const float *a, const float *b, size_t n,
 	if (!n)
 		return;
 	add_fwd<<<tk::blocks(n, 256), 256, 0, s>>>(out, a, b, n);
+	LAUNCH_CHECK();
+}
+
+void add_relu_forward_cuda(float *out, const float *a, const float *b,
+			   size_t n, tk_stream s)
+{
+	if (!n)
+		return;
+	add_relu_fwd<<<tk::blocks(n, 256), 256, 0, s>>>(out, a, b, n);
 	LAUNCH_CHECK();
 }
 

@@ -73,13 +73,16 @@ void tk_cuda_event_sync(tk_event e); /* the host waits for it */
 
 /* ---- act.h ---- */
 void relu_forward_cuda(float *out, const float *in, size_t n, tk_stream s);
-void relu_backward_cuda(float *din, const float *dout, const float *out,
-			size_t n, tk_stream s);
+/* din_add: din accumulates (act.h's contract); 0: overwritten. */
+void relu_backward_cuda(float *din, int din_add, const float *dout,
+			const float *out, size_t n, tk_stream s);
 void gelu_forward_cuda(float *out, const float *in, size_t n, tk_stream s);
 void gelu_backward_cuda(float *din, const float *dout, const float *in,
 			size_t n, tk_stream s);
 void add_forward_cuda(float *out, const float *a, const float *b, size_t n,
 		      tk_stream s);
+void add_relu_forward_cuda(float *out, const float *a, const float *b,
+			   size_t n, tk_stream s);
 void softmax_forward_cuda(float *out, const float *in, int N, int C,
 			  tk_stream s);
 void softmax_backward_cuda(float *din, const float *dout, const float *out,

@@ -163,14 +163,25 @@ static void t_act(void)
 	add_forward(want, x, y, n);
 	add_forward_cuda(dout, dx, dy, n, NULL);
 	cmp_dev("add_forward", dout, want, n, 0);
+	add_relu_forward(want, x, y, n);
+	add_relu_forward_cuda(dout, dx, dy, n, NULL);
+	cmp_dev("add_relu_forward", dout, want, n, 0);
 
 	/* Backward accumulates onto what is there: both start from y. */
 	float *dg = UP(g, n), *din = dup_up(y, n), *hin = copyof(y, n);
 	relu_forward(want, x, n);
 	float *drel = UP(want, n);
 	relu_backward(hin, g, want, n);
-	relu_backward_cuda(din, dg, drel, n, NULL);
+	relu_backward_cuda(din, 1, dg, drel, n, NULL);
 	cmp_dev("relu_backward", din, hin, n, 0);
+	/* and written (din_add 0) over NaN */
+	memset(hin, 0, n * 4);
+	relu_backward(hin, g, want, n);
+	for (size_t i = 0; i < n; i++)
+		want[i] = NAN;
+	tk_cuda_copy(din, want, n * 4, NULL);
+	relu_backward_cuda(din, 0, dg, drel, n, NULL);
+	cmp_dev("relu_backward din=", din, hin, n, 0);
 	memcpy(hin, y, n * 4);
 	tk_cuda_copy(din, y, n * 4, NULL);
 	gelu_backward(hin, g, x, n);

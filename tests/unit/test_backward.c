@@ -833,6 +833,11 @@ static void fused_bn_relu(int B, int C, int S)
 	       fwd && bwd ? "ok" : "FAIL", B, C, S, fwd ? "same" : "differs",
 	       bwd ? "same" : "differs");
 	CHECK(fwd && bwd);
+	/* the block's end: add then ReLU in one pass */
+	add_forward(y1, x, dy, n);
+	relu_forward(y1, y1, n);
+	add_relu_forward(y2, x, dy, n);
+	CHECK(same_bits(y1, y2, n));
 	free(x), free(dy), free(y1), free(y2), free(g), free(st);
 	free(d1), free(d2), free(t), free(p);
 }
