@@ -1,7 +1,9 @@
 """bench_torch - the PyTorch side of the GPU benchmarks (tests/gpu/check.sh
 runs it with the GPU machine's python3 and torch): the same work the tk
 benchmarks (bench_*.c) do, on the same GPU, timed with CUDA events, median
-of repeated runs after warm-up.  Prints one 'RESULT torch ...' line each.
+of repeated runs after warm-up.  Prints one 'RESULT torch ...' line each;
+train then profiles one more step ('torch profile ...' lines: each aten
+op's time on the device).
 
     python3 bench_torch.py [gemm] [extract] [train] [rank]   (default: all)
 
@@ -144,6 +146,34 @@ def multiscale(model, img, dtype=None):
     return F.normalize(acc, dim=-1)
 
 
+def profile_step(step, top=14):
+    """One more step under torch.profiler, untimed: each aten op's self
+    time on the device (on the CPU without one), most first, to set
+    beside bench_train's profile of tk's step."""
+    from torch.profiler import ProfilerActivity, profile
+    cuda = torch.cuda.is_available()
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=acts) as prof:
+        step()
+        if cuda:
+            torch.cuda.synchronize()
+    rows = []
+    for e in prof.key_averages():
+        if cuda:
+            t = getattr(e, "self_device_time_total", None)
+            if t is None:
+                t = getattr(e, "self_cuda_time_total", 0)
+        else:
+            t = e.self_cpu_time_total
+        if t > 0:
+            rows.append((t, e.key, e.count))
+    rows.sort(reverse=True)
+    total = sum(r[0] for r in rows)
+    print(f"torch profile ({'device' if cuda else 'cpu'}): {total / 1e3:.1f} ms in all")
+    for t, k, c in rows[:top]:
+        print(f"torch profile {k:<44} {t / 1e3:9.2f} ms {c:6d} x {100 * t / total:5.1f}%")
+
+
 def bench_gemm():
     n = 8192
     a = torch.randn(n, n, device=dev)
@@ -197,6 +227,11 @@ def bench_train():
         opt.step()
     ms = median_ms(step, warmup=3, reps=8)
     print(f"RESULT torch train bf16 autocast channels_last R101 512^2 batch {B}: {B * 1000 / ms:.1f} images/s ({ms:.1f} ms/step)")
+    sys.stdout.flush()
+    try:
+        profile_step(step)
+    except Exception as e:  # the profile is extra: never lose the RESULT
+        print(f"torch profile: failed: {type(e).__name__}: {e}")
     del model, opt
     torch.cuda.empty_cache()
 
