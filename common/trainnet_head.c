@@ -257,7 +257,7 @@ void head_forward(struct tk_net *n, struct tk_model *m, const float *feat)
 	float *P = net_P(n, m), *br = n->h[0];
 	int drop = dropping(n);
 	cbn_forward(n, &n->tconv, m, n->h[1], feat, 0);
-	dev_mark(n->dv, "head forward");
+	dev_mark(n->dv, "head encoder forward");
 	transpose(n, n->x0, n->h[1], B, D, N);
 	const float *x = n->x0;
 	for (int l = 0; l < A->enc_layers; l++) {
@@ -283,6 +283,7 @@ void head_forward(struct tk_net *n, struct tk_model *m, const float *feat)
 		dev_add_forward(n->dv, e->out, e->x1, br, bnd);
 		x = e->out;
 	}
+	dev_mark(n->dv, "head tokenizer forward");
 	/* Tokenizer: at[b] = softmax_tokens(x[b] query^T), [N, T]; tokens =
 	 * at[b]^T x[b]. */
 	const float *Q = P + n->query;
@@ -296,6 +297,7 @@ void head_forward(struct tk_net *n, struct tk_model *m, const float *feat)
 	dev_linear_forward(n->dv, n->tl, n->tok, P + n->tnw, P + n->tnb, B * T, D, D);
 	dev_layernorm_forward(n->dv, n->tq, n->tm, n->tr, n->tl, P + n->tlnw, P + n->tlnb,
 			  LN_EPS, B * T, D);
+	dev_mark(n->dv, "head decoder forward");
 	const float *q = n->tq;
 	for (int l = 0; l < A->dec_layers; l++) {
 		struct dec_layer *d = &n->dec[l];
@@ -325,6 +327,7 @@ void head_forward(struct tk_net *n, struct tk_model *m, const float *feat)
 		dev_add_forward(n->dv, d->out, d->q2, br, btd);
 		q = d->out;
 	}
+	dev_mark(n->dv, "head projection forward");
 	dev_linear_forward(n->dv, n->pj, q, P + n->pw0, P + n->pb0, B, T * D, O);
 	if (n->trained) {
 		dev_batchnorm_train_forward(n->dv, n->e, n->pmean, n->prstd, P + n->prm,
@@ -346,7 +349,7 @@ void head_backward(struct tk_net *n, const struct tk_model *m, float *grad,
 	const float *P = net_P(n, m);
 	float **h = n->h, *gq = n->gq, *gx = n->gx, *dln = n->dln;
 	int drop = dropping(n);
-	dev_mark(n->dv, "head backward");
+	dev_mark(n->dv, "head projection backward");
 	/* proj: BatchNorm1d, linear */
 	dev_batchnorm_backward(n->dv, h[0], 0, grad + n->pg, grad + n->pbb, de, NULL,
 			       n->pj, n->pmean, n->prstd, P + n->pg, B, O, 1);
@@ -354,6 +357,7 @@ void head_backward(struct tk_net *n, const struct tk_model *m, float *grad,
 	dev_linear_backward(n->dv, gq, grad + n->pw0, grad + n->pb0, h[0], decoder_output(n),
 			P + n->pw0, B, T * D, O);
 	const float *x = encoder_output(n);
+	dev_mark(n->dv, "head decoder backward");
 	dev_zero(n->dv, gx, bnd * 4);
 	for (int l = A->dec_layers - 1; l >= 0; l--) {
 		const struct dec_layer *d = &n->dec[l];
@@ -391,6 +395,7 @@ void head_backward(struct tk_net *n, const struct tk_model *m, float *grad,
 		dev_layernorm_backward(n->dv, gq, grad + d->ln1w, grad + d->ln1b, dln, qin,
 				   P + d->ln1w, d->m1, d->r1, B * T, D);
 	}
+	dev_mark(n->dv, "head tokenizer backward");
 	/* token_norm: LayerNorm, linear */
 	dev_zero(n->dv, h[0], btd * 4);
 	dev_layernorm_backward(n->dv, h[0], grad + n->tlnw, grad + n->tlnb, gq, n->tl,
@@ -416,6 +421,7 @@ void head_backward(struct tk_net *n, const struct tk_model *m, float *grad,
 		     grad + n->query, D);
 		dev_gemm(n->dv, 0, 0, N, D, T, 1.0f, dl, T, Q, D, 1.0f, gx + (size_t)b * N * D, D);
 	}
+	dev_mark(n->dv, "head encoder backward");
 	/* encoder layers */
 	for (int l = A->enc_layers - 1; l >= 0; l--) {
 		const struct enc_layer *e = &n->enc[l];
