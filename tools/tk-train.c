@@ -223,7 +223,19 @@ struct batch {
 	int32_t *label;
 	int n, cap, H, W; /* H, W: 0 until the first frame */
 	long first;      /* stream frame index of image 0 */
+	const struct tk_dev *pin; /* x in this device's pinned host memory
+				     (its uploads do not stall), or NULL */
 };
+
+static void batch_free(struct batch *b)
+{
+	if (b->pin)
+		dev_host_free(b->pin, b->x);
+	else
+		free(b->x);
+	free(b->label);
+	memset(b, 0, sizeof *b);
+}
 
 static int parse_label(const struct tk_stream *s, const struct st_doc *d,
 		       int classes)
@@ -263,7 +275,8 @@ static int read_batch(struct batch *b, struct tk_stream *s, struct st_doc *d,
 		}
 		int32_t label = parse_label(s, d, classes);
 		if (!b->x) { /* room for a whole batch, whatever this one asks */
-			b->x = xmalloc(xmul((size_t)b->cap * 3 * H, (size_t)W * sizeof *b->x));
+			size_t bytes = xmul((size_t)b->cap * 3 * H, (size_t)W * sizeof *b->x);
+			b->x = b->pin ? dev_host_alloc(b->pin, bytes) : xmalloc(bytes);
 			b->label = xmalloc(b->cap * sizeof *b->label);
 		}
 		image_normalize_forward(b->x + (size_t)b->n * 3 * H * W, t->data,
@@ -434,7 +447,7 @@ struct run {
 	struct tk_model m;
 	float *momentum, *grad;
 	struct tk_net *net;
-	struct batch b;
+	struct batch b, ahead; /* this step's batch; the next one, read early */
 	struct boundary bd;
 	struct tk_train_state st;
 	struct tk_trainlog log;
@@ -520,8 +533,11 @@ static void train(struct run *r)
 	}
 	mark_boundary(bdp, m, st);
 	r->b.cap = h->batch / world;
+	r->b.pin = D.on ? &D.dv : NULL;
+	r->ahead = (struct batch){.cap = r->b.cap, .pin = r->b.pin};
 	struct batch *bp = &r->b;
 	int pending = 0, profiling = 0;
+	int ahead = -1; /* images of the next batch read early, -1: none */
 	long nimg = 0, hit1 = 0, hit5 = 0;
 	double loss_sum = 0, t0 = tk_now(), c0 = cpu_now();
 	long steps_total = tk_steps_per_epoch(h) * h->epochs;
@@ -531,7 +547,16 @@ static void train(struct run *r)
 		int want = left < h->batch ? (int)left : h->batch;
 		/* this rank's frames of the batch (all of them in one rank) */
 		int mine = (int)(mine_before(st->seen + want) - mine_before(st->seen));
-		int got = read_batch(bp, &s, &d, mine, K);
+		int got;
+		if (ahead >= 0) {
+			struct batch t = *bp;
+			*bp = r->ahead;
+			r->ahead = t;
+			got = ahead;
+			ahead = -1;
+		} else {
+			got = read_batch(bp, &s, &d, mine, K);
+		}
 		if (got < mine) {
 			if (got)
 				tk_note("the stream ended inside a batch: its %d images "
@@ -596,6 +621,24 @@ static void train(struct run *r)
 			 * ranks */
 			tk_net_backward_sync(r->net, m, r->grad,
 					     pending + 1 == h->update_every ? D.ddp : NULL);
+			/* On a device, the next batch is read (and normalised)
+			 * while the device runs this one's backward, which the
+			 * host has only queued: the stream's reading overlaps
+			 * the training.  Not across the epoch's end or a
+			 * checkpoint, which come first in the stream's order;
+			 * a bad frame there stops the run as before, with no
+			 * checkpoint written in between. */
+			int saving = pending + 1 == h->update_every && o->save_every &&
+				     (st->step + 1) % o->save_every == 0;
+			if (D.on && st->seen < h->epoch_size && !saving) {
+				long left2 = h->epoch_size - st->seen;
+				int want2 = left2 < h->batch ? (int)left2 : h->batch;
+				int mine2 = (int)(mine_before(st->seen + want2) -
+						  mine_before(st->seen));
+				r->ahead.H = bp->H; /* the same size as this batch */
+				r->ahead.W = bp->W;
+				ahead = read_batch(&r->ahead, &s, &d, mine2, K);
+			}
 			loss_sum += loss * got;
 			hit1 += h1;
 			hit5 += h5;
@@ -688,10 +731,9 @@ static void train(struct run *r)
 		D.stat = NULL;
 		D.ddp = NULL;
 	}
-	free(bp->x);
-	free(bp->label);
+	batch_free(bp);
+	batch_free(&r->ahead);
 	free(bdp->buffers);
-	memset(bp, 0, sizeof *bp);
 	memset(bdp, 0, sizeof *bdp);
 	st_free(&d);
 }
