@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "kernels/dropout.h"
+#include "kernels/image.h"
 #include "kernels/linear.h"
 #include "kernels/loss.h"
 #include "kernels/norm.h"
@@ -129,8 +130,7 @@ void tk_net_memory(const struct tk_net *n, struct tk_net_memory *mem)
 	*mem = n->mem;
 }
 
-double tk_net_forward(struct tk_net *n, struct tk_model *m, const float *x,
-		      const int32_t *label, int B, int train, uint64_t seed)
+static void begin(struct tk_net *n, int B, int train, uint64_t seed)
 {
 	if (B < 1 || B > n->B)
 		die_data("batch of %d images, the network was planned for 1 to %d",
@@ -138,6 +138,13 @@ double tk_net_forward(struct tk_net *n, struct tk_model *m, const float *x,
 	n->curB = B;
 	n->trained = train;
 	n->seed = seed;
+}
+
+/* From x (NULL: the batch already in n->img) to the mean loss. */
+static double forward(struct tk_net *n, struct tk_model *m, const float *x,
+		      const int32_t *label)
+{
+	int B = n->curB;
 	resnet_forward(n, m, x);
 	head_forward(n, m, resnet_output(n));
 	int K = n->arch.classes, O = n->arch.out_dim;
@@ -162,6 +169,28 @@ double tk_net_forward(struct tk_net *n, struct tk_model *m, const float *x,
 	for (int i = 0; i < B; i++)
 		sum += loss[i];
 	return sum / B;
+}
+
+double tk_net_forward(struct tk_net *n, struct tk_model *m, const float *x,
+		      const int32_t *label, int B, int train, uint64_t seed)
+{
+	begin(n, B, train, seed);
+	return forward(n, m, x, label);
+}
+
+double tk_net_forward_u8(struct tk_net *n, struct tk_model *m,
+			 const uint8_t *pixels, const int32_t *label, int B,
+			 int train, uint64_t seed)
+{
+	begin(n, B, train, seed);
+	size_t hw = (size_t)n->H * n->W;
+	dev_mark(n->dv, "upload batch");
+	dev_upload(n->dv, n->raw, pixels, (size_t)B * hw * 3);
+	for (int b = 0; b < B; b++)
+		dev_image_normalize_forward(n->dv, n->img + (size_t)b * 3 * hw,
+					    n->raw + (size_t)b * hw * 3, imagenet_mean,
+					    imagenet_std, n->H, n->W);
+	return forward(n, m, NULL, label);
 }
 
 void tk_net_backward(struct tk_net *n, const struct tk_model *m, float *grad)

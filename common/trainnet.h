@@ -47,6 +47,12 @@ void tk_net_memory(const struct tk_net *n, struct tk_net_memory *mem);
  * logits and per-image losses stay in the network. */
 double tk_net_forward(struct tk_net *n, struct tk_model *m, const float *x,
 		      const int32_t *label, int B, int train, uint64_t seed);
+/* The same from the images' u8 pixels ([B, H, W, 3]), normalised on the
+ * network's device (image_normalize_forward: the same floats): a quarter
+ * of the bytes to upload. */
+double tk_net_forward_u8(struct tk_net *n, struct tk_model *m,
+			 const uint8_t *pixels, const int32_t *label, int B,
+			 int train, uint64_t seed);
 /* Backward pass of the last training forward: the gradient of its mean
  * loss is added into grad (m->numel floats, the model table's layout). */
 void tk_net_backward(struct tk_net *n, const struct tk_model *m, float *grad);

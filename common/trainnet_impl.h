@@ -85,6 +85,7 @@ struct tk_net {
 
 	/* backbone */
 	float *img;  /* the batch, kept for the stem's weight gradient */
+	uint8_t *raw; /* the batch's pixels on the device (forward_u8) */
 	struct cbn stem;
 	float *a1;   /* stem ReLU output */
 	int *argmax; /* max-pool winners */
@@ -163,6 +164,7 @@ void cbn_backward(struct tk_net *n, const struct cbn *c,
 		  const float *x);
 
 void resnet_plan(struct tk_net *n, const struct tk_model *m);
+/* x: the normalised batch, uploaded to n->img; NULL: n->img holds it. */
 void resnet_forward(struct tk_net *n, struct tk_model *m, const float *x);
 /* From the gradient of the backbone's output in n->g[0] (consumed). */
 void resnet_backward(struct tk_net *n, const struct tk_model *m, float *grad);

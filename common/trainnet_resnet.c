@@ -114,6 +114,7 @@ void resnet_plan(struct tk_net *n, const struct tk_model *m)
 	int w = m->arch.width, B = n->B;
 	const int *nb = m->arch.depth == 50 ? stage_blocks50 : stage_blocks101;
 	n->img = net_alloc(n, (size_t)B * 3 * n->H * n->W, 4, MEM_ACT);
+	n->raw = net_alloc(n, (size_t)B * 3 * n->H * n->W, 1, MEM_ACT);
 	cbn_plan(n, &n->stem, m, "backbone.block1.0", "backbone.block1.1", 3,
 		 n->H, n->W, w, 7, 2, 3, 0);
 	int h = n->stem.oh, wd = n->stem.ow;
@@ -171,8 +172,10 @@ static size_t numel(const struct tk_net *n, const struct cbn *c)
 void resnet_forward(struct tk_net *n, struct tk_model *m, const float *x)
 {
 	int B = n->curB;
-	dev_mark(n->dv, "upload batch");
-	dev_upload(n->dv, n->img, x, (size_t)B * 3 * n->H * n->W * sizeof *x);
+	if (x) {
+		dev_mark(n->dv, "upload batch");
+		dev_upload(n->dv, n->img, x, (size_t)B * 3 * n->H * n->W * sizeof *x);
+	}
 	cbn_forward(n, &n->stem, m, n->a1, n->img, 1);
 	dev_mark(n->dv, "maxpool forward");
 	dev_maxpool2d_forward(n->dv, n->pool, n->argmax, n->a1, B * n->stem.d.OC, n->stem.oh,

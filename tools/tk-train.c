@@ -219,20 +219,21 @@ static void merge_hparams(struct tk_hparams *ck, const struct options *o)
 /* ---- batches ---- */
 
 struct batch {
-	float *x;        /* [cap, 3, H, W] normalised */
+	float *x;        /* [cap, 3, H, W] normalised (on the CPU path) */
+	uint8_t *px;     /* [cap, H, W, 3] the pixels (on a device) */
 	int32_t *label;
 	int n, cap, H, W; /* H, W: 0 until the first frame */
 	long first;      /* stream frame index of image 0 */
-	const struct tk_dev *pin; /* x in this device's pinned host memory
-				     (its uploads do not stall), or NULL */
+	const struct tk_dev *pin; /* a device: px in its pinned host memory
+				     (the upload does not stall the host)
+				     and normalised there; NULL: x */
 };
 
 static void batch_free(struct batch *b)
 {
 	if (b->pin)
-		dev_host_free(b->pin, b->x);
-	else
-		free(b->x);
+		dev_host_free(b->pin, b->px);
+	free(b->x);
 	free(b->label);
 	memset(b, 0, sizeof *b);
 }
@@ -274,13 +275,19 @@ static int read_batch(struct batch *b, struct tk_stream *s, struct st_doc *d,
 				     W, H, b->W, b->H);
 		}
 		int32_t label = parse_label(s, d, classes);
-		if (!b->x) { /* room for a whole batch, whatever this one asks */
-			size_t bytes = xmul((size_t)b->cap * 3 * H, (size_t)W * sizeof *b->x);
-			b->x = b->pin ? dev_host_alloc(b->pin, bytes) : xmalloc(bytes);
+		size_t px = xmul((size_t)3 * H, (size_t)W);
+		if (!b->label) { /* room for a whole batch, whatever this one asks */
+			if (b->pin)
+				b->px = dev_host_alloc(b->pin, xmul(b->cap, px));
+			else
+				b->x = xmalloc(xmul(b->cap, px * sizeof *b->x));
 			b->label = xmalloc(b->cap * sizeof *b->label);
 		}
-		image_normalize_forward(b->x + (size_t)b->n * 3 * H * W, t->data,
-					imagenet_mean, imagenet_std, H, W);
+		if (b->pin)
+			memcpy(b->px + (size_t)b->n * px, t->data, px);
+		else
+			image_normalize_forward(b->x + (size_t)b->n * px, t->data,
+						imagenet_mean, imagenet_std, H, W);
 		b->label[b->n++] = label;
 	}
 	return b->n;
@@ -382,9 +389,7 @@ static void validate(struct tk_model *m, const struct options *o,
 	tk_note("validation: %ld images, loss %.4f, top-1 error %.2f%%, top-5 "
 		"error %.2f%%", n, st->val_loss, st->val_top1, st->val_top5);
 	tk_net_free(net);
-	free(b.x);
-	free(b.label);
-	memset(&b, 0, sizeof b);
+	batch_free(&b);
 	net = NULL;
 	st_free(&d);
 }
@@ -599,8 +604,10 @@ static void train(struct run *r)
 		} else {
 			uint64_t seed = tk_mix64(h->seed ^ tk_mix64(0x7261696e00000000ull +
 								   (uint64_t)st->micro));
-			double loss = tk_net_forward(r->net, m, bp->x, bp->label, bp->n, 1,
-						     seed);
+			double loss = bp->pin ? tk_net_forward_u8(r->net, m, bp->px, bp->label,
+								  bp->n, 1, seed)
+					      : tk_net_forward(r->net, m, bp->x, bp->label, bp->n,
+							       1, seed);
 			st->micro++;
 			long h1 = 0, h5 = 0;
 			topk_hits(tk_net_logits(r->net), bp->label, bp->n, K, &h1, &h5);
