@@ -1,7 +1,8 @@
 /* bench_train - training steps of R101-Token at 512 x 512 on the GPU as
  * tk-train --device cuda runs them (common/trainnet.c on the dispatch
- * layer: forward, backward, gradient norm, SGD on the device; the batch
- * uploaded from the host each step), 81313 ArcFace classes, dropout 0.1:
+ * layer: forward, backward, gradient norm, SGD on the device; the batch's
+ * u8 pixels uploaded from pinned host memory and normalised on the device
+ * each step), 81313 ArcFace classes, dropout 0.1:
  * images/s at the largest batch up to BATCH that fits the GPU's memory
  * (the network's plan measured at one image).  bench_torch.py train times
  * the same step in PyTorch (bf16 autocast, channels_last).
@@ -73,12 +74,13 @@ int main(int argc, char **argv)
 	printf("device: %s; plan %.2f GiB an image, %.1f GiB free: batch %d\n",
 	       tk_dev_describe(&dv), per / 1073741824.0, fr / 1073741824.0, B);
 	struct tk_net *net = tk_net_new_on(&dv, P, &m, B, S, S, 0.1f);
-	float *x = xmalloc((size_t)B * 3 * S * S * sizeof *x);
+	/* the batch as tk-train has it: u8 pixels in pinned memory */
+	uint8_t *x = dev_host_alloc(&dv, (size_t)B * 3 * S * S);
 	int32_t *lab = xmalloc(B * sizeof *lab);
 	uint64_t r = 0x9e3779b97f4a7c15ull;
 	for (size_t i = 0; i < (size_t)B * 3 * S * S; i++) {
 		r ^= r << 13, r ^= r >> 7, r ^= r << 17;
-		x[i] = (float)((r >> 40) / 16777216.0 * 4 - 2);
+		x[i] = (uint8_t)(r >> 56);
 	}
 	for (int i = 0; i < B; i++)
 		lab[i] = (int32_t)((i * 7919) % (a.classes > 0 ? a.classes : 1));
@@ -93,7 +95,7 @@ int main(int argc, char **argv)
 			first = tk_now() - t0;
 			t0 = tk_now();
 		}
-		loss = tk_net_forward(net, &m, x, lab, B, 1, 77 + s);
+		loss = tk_net_forward_u8(net, &m, x, lab, B, 1, 77 + s);
 		tk_net_backward(net, &m, grad);
 		double norm = tk_grad_norm_on(&dv, &m, grad);
 		tk_sgd_step_on(&dv, &m, P, mom, grad, &h, 1e-3);
@@ -111,14 +113,14 @@ int main(int argc, char **argv)
 	 * little), each kind of layer's time on the device. */
 	dev_profile_set(1);
 	dev_profile_restart(&dv);
-	tk_net_forward(net, &m, x, lab, B, 1, 99);
+	tk_net_forward_u8(net, &m, x, lab, B, 1, 99);
 	tk_net_backward(net, &m, grad);
 	tk_grad_norm_on(&dv, &m, grad);
 	tk_sgd_step_on(&dv, &m, P, mom, grad, &h, 1e-3);
 	dev_profile_report(&dv);
 	tk_net_free(net);
 	dev_free(&dv, P), dev_free(&dv, mom), dev_free(&dv, grad);
-	free(x), free(lab);
+	dev_host_free(&dv, x), free(lab);
 	tk_dev_close(&dv);
 	tk_model_free(&m);
 	return 0;
