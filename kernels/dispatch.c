@@ -432,7 +432,6 @@ void dev_conv2d_train_forward(const struct tk_dev *dv, float *out, float *work,
 			       ST(dv)));
 }
 
-
 void dev_conv2d_backward(const struct tk_dev *dv, float *din, int din_add,
 			 float *dweight, float *dbias, float *work,
 			 const float *dout, const float *in,

@@ -347,6 +347,15 @@ static long mine_before(long x)
 	return x > r ? (x - r + w - 1) / w : 0;
 }
 
+/* The next batch of the epoch, seen images into it: its images in all
+ * (*want) and this rank's share of them (returned). */
+static int next_batch(const struct tk_hparams *h, long seen, int *want)
+{
+	long left = h->epoch_size - seen;
+	*want = left < h->batch ? (int)left : h->batch;
+	return (int)(mine_before(seen + *want) - mine_before(seen));
+}
+
 /* ---- validation ---- */
 
 static void validate(struct tk_model *m, const struct options *o,
@@ -548,10 +557,7 @@ static void train(struct run *r)
 	long steps_total = tk_steps_per_epoch(h) * h->epochs;
 	long stop = o->epoch ? o->epoch : h->epochs;
 	while (st->epoch < stop) {
-		long left = h->epoch_size - st->seen;
-		int want = left < h->batch ? (int)left : h->batch;
-		/* this rank's frames of the batch (all of them in one rank) */
-		int mine = (int)(mine_before(st->seen + want) - mine_before(st->seen));
+		int want, mine = next_batch(h, st->seen, &want);
 		int got;
 		if (ahead >= 0) {
 			struct batch t = *bp;
@@ -628,20 +634,17 @@ static void train(struct run *r)
 			 * ranks */
 			tk_net_backward_sync(r->net, m, r->grad,
 					     pending + 1 == h->update_every ? D.ddp : NULL);
-			/* On a device, the next batch is read (and normalised)
-			 * while the device runs this one's backward, which the
-			 * host has only queued: the stream's reading overlaps
-			 * the training.  Not across the epoch's end or a
+			/* On a device, the next batch's pixels are read while
+			 * the device runs this one's backward, which the host
+			 * has only queued: the stream's reading overlaps the
+			 * training.  Not across the epoch's end or a
 			 * checkpoint, which come first in the stream's order;
 			 * a bad frame there stops the run as before, with no
 			 * checkpoint written in between. */
 			int saving = pending + 1 == h->update_every && o->save_every &&
 				     (st->step + 1) % o->save_every == 0;
 			if (D.on && st->seen < h->epoch_size && !saving) {
-				long left2 = h->epoch_size - st->seen;
-				int want2 = left2 < h->batch ? (int)left2 : h->batch;
-				int mine2 = (int)(mine_before(st->seen + want2) -
-						  mine_before(st->seen));
+				int want2, mine2 = next_batch(h, st->seen, &want2);
 				r->ahead.H = bp->H; /* the same size as this batch */
 				r->ahead.W = bp->W;
 				ahead = read_batch(&r->ahead, &s, &d, mine2, K);

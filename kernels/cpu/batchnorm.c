@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/act.h"
 #include "kernels/cpu/simd.h"
 
 #define PAR_MIN 65536
@@ -254,12 +255,12 @@ void batchnorm_backward(float *din, float *dgamma, float *dbeta,
 	size_t cs = (size_t)C * S, n = (size_t)B * S;
 	float *gated = NULL;
 	if (mask && S == 1) {
-		/* rows: through the ReLU first, then as without one */
-		gated = malloc(sizeof *gated * B * cs);
+		/* rows: through the ReLU first (relu_backward into zeros), then
+		 * as without one */
+		gated = calloc((size_t)B * cs, sizeof *gated);
 		if (!gated)
 			abort();
-		for (size_t i = 0; i < (size_t)B * cs; i++)
-			gated[i] = mask[i] > 0.0f ? dout[i] : 0.0f;
+		relu_backward(gated, dout, mask, (size_t)B * cs);
 		dout = gated;
 		mask = NULL;
 	}
