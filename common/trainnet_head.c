@@ -129,7 +129,7 @@ void head_plan(struct tk_net *n, const struct tk_model *m)
 	size_t bnd = (size_t)B * N * D, btd = (size_t)B * T * D;
 	char name[96];
 	cbn_plan(n, &n->tconv, m, "tr.conv.0", "tr.conv.1", 32 * A->width, n->fh,
-		 n->fw, D, 1, 1, 0, 1);
+		 n->fw, D, 1, 1, 0, 1, 0);
 	n->x0 = net_alloc(n, bnd, 4, MEM_ACT);
 	n->enc = xcalloc(A->enc_layers ? A->enc_layers : 1, sizeof *n->enc);
 	for (int l = 0; l < A->enc_layers; l++) {

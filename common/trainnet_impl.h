@@ -23,8 +23,13 @@ struct cbn {
 	size_t w, bias, g, b, rm, rv, cnt; /* bias: NO_PARAM for none */
 	struct conv2d_dims d;             /* d.B: the planned batch */
 	int oh, ow;
-	float *t;          /* convolution output, the batch norm's input */
+	void *t;           /* convolution output, the batch norm's input */
 	float *mean, *rstd; /* batch statistics */
+	/* channels-last (dev_train_nhwc): the weights as cuDNN takes them,
+	 * [OC, K, K, C] of the activation type, and their gradient; t, the
+	 * input and output are then activations [B, H, W, C] of that type.
+	 * NULL: NCHW float. */
+	void *wa, *dwa;
 };
 
 /* A torchvision Bottleneck: 1x1, 3x3 (stride), 1x1, and a downsampling
@@ -32,8 +37,8 @@ struct cbn {
 struct block {
 	struct cbn c1, c2, c3, down;
 	int has_down;
-	float *u1, *u2; /* the ReLU outputs after bn1, bn2 */
-	float *out;     /* ReLU(bn3 + identity) */
+	void *u1, *u2; /* the ReLU outputs after bn1, bn2 */
+	void *out;     /* ReLU(bn3 + identity) */
 };
 
 /* The reference's Attention: q, k, v and proj linears (with bias). */
@@ -94,6 +99,11 @@ struct tk_net {
 	struct block *blocks;
 	int nblocks;
 	int fh, fw, n; /* the backbone's output: fh x fw = n positions */
+	/* channels-last blocks (dev_train_nhwc): their input, the max-pool's
+	 * output as activations, and their output as [B, C, n] float for
+	 * the head; NULL otherwise */
+	void *pool_act;
+	float *feat;
 
 	/* head */
 	struct cbn tconv;  /* 1x1 convolution with bias + BatchNorm2d */
@@ -146,27 +156,29 @@ void net_ready(struct tk_net *n, size_t off, size_t len);
 /* The dropout seed of site 'id' of this forward pass. */
 uint64_t net_site_seed(const struct tk_net *n, int id);
 
+/* nhwc: channels-last (struct cbn's wa). */
 void cbn_plan(struct tk_net *n, struct cbn *c, const struct tk_model *m,
 	      const char *conv, const char *bn, int C, int H, int W, int OC,
-	      int K, int stride, int pad, int bias);
+	      int K, int stride, int pad, int bias, int nhwc);
 /* x -> c->t (convolution) -> dst (batch norm), optionally ReLU (in the
  * batch norm's pass when training). */
 void cbn_forward(struct tk_net *n, struct cbn *c, struct tk_model *m,
-		 float *dst, const float *x, int relu);
+		 void *dst, const void *x, int relu);
 /* dy: gradient of the batch norm's output, or with relu_out (the output
  * of the ReLU after it) of that ReLU's output, taken through the ReLU in
  * the batch norm's pass; dt receives the gradient of the convolution
  * output; dx (may be NULL) receives (dx_add: accumulates) the gradient of
  * the input x. */
 void cbn_backward(struct tk_net *n, const struct cbn *c,
-		  const struct tk_model *m, float *grad, float *dx, int dx_add,
-		  float *dt, const float *dy, const float *relu_out,
-		  const float *x);
+		  const struct tk_model *m, float *grad, void *dx, int dx_add,
+		  void *dt, const void *dy, const void *relu_out,
+		  const void *x);
 
 void resnet_plan(struct tk_net *n, const struct tk_model *m);
 /* x: the normalised batch, uploaded to n->img; NULL: n->img holds it. */
 void resnet_forward(struct tk_net *n, struct tk_model *m, const float *x);
-/* From the gradient of the backbone's output in n->g[0] (consumed). */
+/* From the gradient of the backbone's output, [B, C, n] float in n->g[0]
+ * (consumed). */
 void resnet_backward(struct tk_net *n, const struct tk_model *m, float *grad);
 const float *resnet_output(const struct tk_net *n);
 

@@ -5,7 +5,10 @@
  * passes, forward and backward, and the backward passes write fresh
  * buffers instead of zeroing them to accumulate: on a GPU these
  * memory-bound passes, not the convolutions, would otherwise take most
- * of a step. */
+ * of a step.  Under --precision bf16 on a GPU (dev_train_nhwc) the
+ * Bottleneck blocks run channels-last on bf16 activations, as PyTorch's
+ * autocast with channels_last does; the stem, max-pool and head stay
+ * NCHW float, converted at the blocks' edges. */
 #include <stdio.h>
 #include <string.h>
 
@@ -26,7 +29,7 @@ static size_t max_sz(size_t a, size_t b)
 
 void cbn_plan(struct tk_net *n, struct cbn *c, const struct tk_model *m,
 	      const char *conv, const char *bn, int C, int H, int W, int OC,
-	      int K, int stride, int pad, int bias)
+	      int K, int stride, int pad, int bias, int nhwc)
 {
 	c->w = net_param(m, "%s.weight", conv);
 	c->bias = bias ? net_param(m, "%s.bias", conv) : NO_PARAM;
@@ -42,30 +45,53 @@ void cbn_plan(struct tk_net *n, struct cbn *c, const struct tk_model *m,
 		die_data("images of %d x %d are too small for the network",
 			 n->W, n->H);
 	size_t out = (size_t)n->B * OC * c->oh * c->ow;
-	c->t = net_alloc(n, out, 4, MEM_ACT);
+	size_t es = nhwc ? dev_act_size(n->dv) : 4;
+	c->t = net_alloc(n, out, es, MEM_ACT);
 	c->mean = net_alloc(n, OC, 4, MEM_ACT);
 	c->rstd = net_alloc(n, OC, 4, MEM_ACT);
-	n->wsize = max_sz(n->wsize, dev_conv2d_backward_workspace(n->dv, c->d));
+	if (nhwc) {
+		size_t nw = (size_t)OC * C * K * K;
+		c->wa = net_alloc(n, nw, es, MEM_SCRATCH);
+		c->dwa = net_alloc(n, nw, es, MEM_SCRATCH);
+	} else {
+		n->wsize = max_sz(n->wsize, dev_conv2d_backward_workspace(n->dv, c->d));
+	}
 	n->gsize = max_sz(n->gsize, out);
 	n->gsize = max_sz(n->gsize, (size_t)n->B * C * H * W);
 }
 
 void cbn_forward(struct tk_net *n, struct cbn *c, struct tk_model *m,
-		 float *dst, const float *x, int relu)
+		 void *dst, const void *x, int relu)
 {
 	struct conv2d_dims d = c->d;
 	d.B = n->curB;
 	float *P = net_P(n, m);
-	dev_mark(n->dv, "conv forward");
-	dev_conv2d_train_forward(n->dv, c->t, n->work, x, P + c->w,
-		       c->bias == NO_PARAM ? NULL : P + c->bias, NULL, 0, d);
 	int ohw = c->oh * c->ow;
+	long rows = (long)d.B * ohw;
+	dev_mark(n->dv, "conv forward");
+	if (c->wa) {
+		dev_conv_act_weights(n->dv, c->wa, P + c->w, d.OC, d.C, d.K);
+		dev_conv_act_forward(n->dv, c->t, x, c->wa, d);
+	} else {
+		dev_conv2d_train_forward(n->dv, c->t, n->work, x, P + c->w,
+					 c->bias == NO_PARAM ? NULL : P + c->bias,
+					 NULL, 0, d);
+	}
 	dev_mark(n->dv, "batchnorm forward");
 	if (n->trained) {
-		dev_batchnorm_train_forward(n->dv, dst, c->mean, c->rstd, P + c->rm, P + c->rv,
-					c->t, P + c->g, P + c->b, BN_EPS,
-					BN_MOMENTUM, relu, d.B, d.OC, ohw);
+		if (c->wa)
+			dev_bn_act_train_forward(n->dv, dst, c->mean, c->rstd, P + c->rm,
+						 P + c->rv, c->t, P + c->g, P + c->b,
+						 BN_EPS, BN_MOMENTUM, relu, rows, d.OC);
+		else
+			dev_batchnorm_train_forward(n->dv, dst, c->mean, c->rstd,
+						    P + c->rm, P + c->rv, c->t, P + c->g,
+						    P + c->b, BN_EPS, BN_MOMENTUM, relu,
+						    d.B, d.OC, ohw);
 		m->data[c->cnt] += 1.0f; /* counters: the host's */
+	} else if (c->wa) {
+		dev_bn_act_eval_forward(n->dv, dst, c->t, P + c->g, P + c->b, P + c->rm,
+					P + c->rv, BN_EPS, relu, rows, d.OC);
 	} else {
 		dev_batchnorm_eval_forward(n->dv, dst, c->t, P + c->g, P + c->b, P + c->rm,
 				       P + c->rv, BN_EPS, d.B, d.OC, ohw);
@@ -75,21 +101,32 @@ void cbn_forward(struct tk_net *n, struct cbn *c, struct tk_model *m,
 }
 
 void cbn_backward(struct tk_net *n, const struct cbn *c,
-		  const struct tk_model *m, float *grad, float *dx, int dx_add,
-		  float *dt, const float *dy, const float *relu_out,
-		  const float *x)
+		  const struct tk_model *m, float *grad, void *dx, int dx_add,
+		  void *dt, const void *dy, const void *relu_out,
+		  const void *x)
 {
 	struct conv2d_dims d = c->d;
 	d.B = n->curB;
 	int ohw = c->oh * c->ow;
+	const float *P = net_P(n, m);
 	dev_mark(n->dv, "batchnorm backward");
-	dev_batchnorm_backward(n->dv, dt, 0, grad + c->g, grad + c->b, dy, relu_out,
-			       c->t, c->mean, c->rstd, net_P(n, m) + c->g, d.B, d.OC,
-			       ohw);
+	if (c->wa)
+		dev_bn_act_backward(n->dv, dt, grad + c->g, grad + c->b, dy, relu_out,
+				    c->t, c->mean, c->rstd, P + c->g, (long)d.B * ohw,
+				    d.OC);
+	else
+		dev_batchnorm_backward(n->dv, dt, 0, grad + c->g, grad + c->b, dy,
+				       relu_out, c->t, c->mean, c->rstd, P + c->g, d.B,
+				       d.OC, ohw);
 	dev_mark(n->dv, "conv backward");
-	dev_conv2d_backward(n->dv, dx, dx_add, grad + c->w,
-			    c->bias == NO_PARAM ? NULL : grad + c->bias, n->work, dt,
-			    x, net_P(n, m) + c->w, d);
+	if (c->wa) {
+		dev_conv_act_backward(n->dv, dx, dx_add, c->dwa, dt, x, c->wa, d);
+		dev_conv_act_dweights(n->dv, grad + c->w, c->dwa, d.OC, d.C, d.K);
+	} else {
+		dev_conv2d_backward(n->dv, dx, dx_add, grad + c->w,
+				    c->bias == NO_PARAM ? NULL : grad + c->bias,
+				    n->work, dt, x, P + c->w, d);
+	}
 	/* Every gradient of this convolution and batch norm is final (the
 	 * running statistics' and counter's are zeros, final too). */
 	size_t oc = (size_t)d.OC;
@@ -113,16 +150,21 @@ void resnet_plan(struct tk_net *n, const struct tk_model *m)
 {
 	int w = m->arch.width, B = n->B;
 	const int *nb = m->arch.depth == 50 ? stage_blocks50 : stage_blocks101;
+	int nhwc = dev_train_nhwc(n->dv);
+	size_t es = nhwc ? dev_act_size(n->dv) : 4;
 	n->img = net_alloc(n, (size_t)B * 3 * n->H * n->W, 4, MEM_ACT);
 	n->raw = net_alloc(n, (size_t)B * 3 * n->H * n->W, 1, MEM_ACT);
 	cbn_plan(n, &n->stem, m, "backbone.block1.0", "backbone.block1.1", 3,
-		 n->H, n->W, w, 7, 2, 3, 0);
+		 n->H, n->W, w, 7, 2, 3, 0, 0);
 	int h = n->stem.oh, wd = n->stem.ow;
 	n->a1 = net_alloc(n, (size_t)B * w * h * wd, 4, MEM_ACT);
 	n->ph = maxpool2d_out_size(h, 3, 2, 1);
 	n->pw = maxpool2d_out_size(wd, 3, 2, 1);
-	n->argmax = net_alloc(n, (size_t)B * w * n->ph * n->pw, sizeof(int), MEM_ACT);
-	n->pool = net_alloc(n, (size_t)B * w * n->ph * n->pw, 4, MEM_ACT);
+	size_t np = (size_t)B * w * n->ph * n->pw;
+	n->argmax = net_alloc(n, np, sizeof(int), MEM_ACT);
+	n->pool = net_alloc(n, np, 4, MEM_ACT);
+	if (nhwc)
+		n->pool_act = net_alloc(n, np, es, MEM_ACT);
 	n->nblocks = nb[0] + nb[1] + nb[2] + nb[3];
 	n->blocks = xcalloc(n->nblocks, sizeof *n->blocks);
 	int cin = w, H = n->ph, W = n->pw, k = 0;
@@ -133,20 +175,23 @@ void resnet_plan(struct tk_net *n, const struct tk_model *m)
 			struct block *bl = &n->blocks[k];
 			int st = i == 0 ? stride : 1;
 			names(a, b, s + 2, i, "conv1", "bn1");
-			cbn_plan(n, &bl->c1, m, a, b, cin, H, W, planes, 1, 1, 0, 0);
+			cbn_plan(n, &bl->c1, m, a, b, cin, H, W, planes, 1, 1, 0, 0, nhwc);
 			names(a, b, s + 2, i, "conv2", "bn2");
-			cbn_plan(n, &bl->c2, m, a, b, planes, H, W, planes, 3, st, 1, 0);
+			cbn_plan(n, &bl->c2, m, a, b, planes, H, W, planes, 3, st, 1, 0,
+				 nhwc);
 			int oh = bl->c2.oh, ow = bl->c2.ow;
 			names(a, b, s + 2, i, "conv3", "bn3");
-			cbn_plan(n, &bl->c3, m, a, b, planes, oh, ow, cout, 1, 1, 0, 0);
+			cbn_plan(n, &bl->c3, m, a, b, planes, oh, ow, cout, 1, 1, 0, 0,
+				 nhwc);
 			bl->has_down = i == 0;
 			if (bl->has_down) {
 				names(a, b, s + 2, i, "downsample.0", "downsample.1");
-				cbn_plan(n, &bl->down, m, a, b, cin, H, W, cout, 1, st, 0, 0);
+				cbn_plan(n, &bl->down, m, a, b, cin, H, W, cout, 1, st, 0, 0,
+					 nhwc);
 			}
-			bl->u1 = net_alloc(n, (size_t)B * planes * H * W, 4, MEM_ACT);
-			bl->u2 = net_alloc(n, (size_t)B * planes * oh * ow, 4, MEM_ACT);
-			bl->out = net_alloc(n, (size_t)B * cout * oh * ow, 4, MEM_ACT);
+			bl->u1 = net_alloc(n, (size_t)B * planes * H * W, es, MEM_ACT);
+			bl->u2 = net_alloc(n, (size_t)B * planes * oh * ow, es, MEM_ACT);
+			bl->out = net_alloc(n, (size_t)B * cout * oh * ow, es, MEM_ACT);
 			cin = cout;
 			H = oh;
 			W = ow;
@@ -155,13 +200,15 @@ void resnet_plan(struct tk_net *n, const struct tk_model *m)
 	n->fh = H;
 	n->fw = W;
 	n->n = H * W;
+	if (nhwc)
+		n->feat = net_alloc(n, (size_t)B * cin * n->n, 4, MEM_ACT);
 	for (int i = 0; i < 4; i++)
 		n->g[i] = net_alloc(n, n->gsize, 4, MEM_SCRATCH);
 }
 
 const float *resnet_output(const struct tk_net *n)
 {
-	return n->blocks[n->nblocks - 1].out;
+	return n->feat ? n->feat : n->blocks[n->nblocks - 1].out;
 }
 
 static size_t numel(const struct tk_net *n, const struct cbn *c)
@@ -180,29 +227,43 @@ void resnet_forward(struct tk_net *n, struct tk_model *m, const float *x)
 	dev_mark(n->dv, "maxpool forward");
 	dev_maxpool2d_forward(n->dv, n->pool, n->argmax, n->a1, B * n->stem.d.OC, n->stem.oh,
 			  n->stem.ow, 3, 2, 1);
-	const float *in = n->pool;
+	const void *in = n->pool;
+	if (n->pool_act) {
+		dev_mark(n->dv, "layout");
+		dev_nchw_to_act(n->dv, n->pool_act, n->pool, B, n->stem.d.OC,
+				(long)n->ph * n->pw);
+		in = n->pool_act;
+	}
 	for (int k = 0; k < n->nblocks; k++) {
 		struct block *bl = &n->blocks[k];
 		cbn_forward(n, &bl->c1, m, bl->u1, in, 1);
 		cbn_forward(n, &bl->c2, m, bl->u2, bl->u1, 1);
-		float *v3 = n->g[0];
+		void *v3 = n->g[0];
 		cbn_forward(n, &bl->c3, m, v3, bl->u2, 0);
 		size_t sz = numel(n, &bl->c3);
-		const float *id = in;
+		const void *id = in;
 		if (bl->has_down) {
 			cbn_forward(n, &bl->down, m, n->g[1], in, 0);
 			id = n->g[1];
 		}
 		dev_mark(n->dv, "add+relu forward");
-		dev_add_relu_forward(n->dv, bl->out, v3, id, sz);
+		if (n->pool_act)
+			dev_add_relu_act(n->dv, bl->out, v3, id, sz);
+		else
+			dev_add_relu_forward(n->dv, bl->out, v3, id, sz);
 		in = bl->out;
+	}
+	if (n->feat) {
+		dev_mark(n->dv, "layout");
+		dev_act_to_nchw(n->dv, n->feat, in, B, n->blocks[n->nblocks - 1].c3.d.OC,
+				n->n);
 	}
 }
 
 /* Rotating buffers: dy (the block output's gradient) comes in n->g[iy]
  * and the input's gradient leaves in the buffer returned. */
 static int block_backward(struct tk_net *n, const struct tk_model *m,
-			  float *grad, const struct block *bl, const float *in,
+			  float *grad, const struct block *bl, const void *in,
 			  int iy)
 {
 	int ix = (iy + 1) & 3, i0 = (iy + 2) & 3, i1 = (iy + 3) & 3;
@@ -213,7 +274,10 @@ static int block_backward(struct tk_net *n, const struct tk_model *m,
 	 * conv1 adds to last); else into t0, for the downsampling branch. */
 	float *r = bl->has_down ? t0 : gx;
 	dev_mark(n->dv, "relu backward");
-	dev_relu_backward(n->dv, r, 0, gy, bl->out, numel(n, &bl->c3));
+	if (n->pool_act)
+		dev_relu_backward_act(n->dv, r, gy, bl->out, numel(n, &bl->c3));
+	else
+		dev_relu_backward(n->dv, r, 0, gy, bl->out, numel(n, &bl->c3));
 	if (bl->has_down)
 		cbn_backward(n, &bl->down, m, grad, gx, 0, gy, t0, NULL, in);
 	/* bn3, conv3: into gy */
@@ -228,14 +292,27 @@ static int block_backward(struct tk_net *n, const struct tk_model *m,
 
 void resnet_backward(struct tk_net *n, const struct tk_model *m, float *grad)
 {
-	int iy = 0;
+	int iy = 0, B = n->curB;
+	const struct cbn *c = &n->stem;
+	if (n->pool_act) { /* the head's gradient to activations */
+		dev_mark(n->dv, "layout");
+		dev_nchw_to_act(n->dv, n->g[1], n->g[0], B,
+				n->blocks[n->nblocks - 1].c3.d.OC, n->n);
+		iy = 1;
+	}
 	for (int k = n->nblocks - 1; k >= 0; k--) {
-		const float *in = k ? n->blocks[k - 1].out : n->pool;
+		const void *in = k ? n->blocks[k - 1].out
+				   : n->pool_act ? n->pool_act : n->pool;
 		iy = block_backward(n, m, grad, &n->blocks[k], in, iy);
 	}
+	if (n->pool_act) { /* the max-pool's output's gradient, NCHW float */
+		int ip = (iy + 1) & 3;
+		dev_mark(n->dv, "layout");
+		dev_act_to_nchw(n->dv, n->g[ip], n->g[iy], B, c->d.OC,
+				(long)n->ph * n->pw);
+		iy = ip;
+	}
 	/* max-pool, ReLU, bn1, the stem convolution (no input gradient). */
-	int B = n->curB;
-	const struct cbn *c = &n->stem;
 	size_t sa = numel(n, c);
 	float *gp = n->g[iy], *t0 = n->g[(iy + 1) & 3], *t1 = n->g[(iy + 2) & 3];
 	dev_mark(n->dv, "maxpool backward");

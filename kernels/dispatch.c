@@ -678,6 +678,129 @@ void dev_batchnorm_backward(const struct tk_dev *dv, float *din, int din_add,
 				   bmean, brstd, gamma, B, C, S, ST(dv)));
 }
 
+/* ---- channels-last training (GPU only) ---- */
+
+int dev_train_nhwc(const struct tk_dev *dv)
+{
+	if (!tk_dev_is_cuda(dv))
+		return 0;
+	const char *e = getenv("TK_TRAIN_NHWC");
+	if (e && (!strcmp(e, "0") || !strcmp(e, "1")))
+		return *e == '1';
+	return dv->precision == 2; /* bf16 */
+}
+
+/* The CPU build has these ops for the linker only: their arguments and
+ * the sums' count go unused there. */
+#ifdef TK_CUDA
+#define GPU(dv, call) ON(dv, gpu_only(__func__), call)
+#else
+#define GPU(dv, call) ON(dv, gpu_only(__func__), (void)0)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wunused-variable"
+#endif
+static void gpu_only(const char *op)
+{
+	tk_die(TK_EXIT_IO, "internal error: %s on the CPU (channels-last "
+			   "training runs on a GPU only)", op);
+}
+
+void dev_nchw_to_act(const struct tk_dev *dv, void *out, const float *in,
+		     int B, int C, long HW)
+{
+	GPU(dv, nchw_to_act_cuda(out, in, B, C, HW, ST(dv)));
+}
+
+void dev_act_to_nchw(const struct tk_dev *dv, float *out, const void *in,
+		     int B, int C, long HW)
+{
+	GPU(dv, act_to_nchw_cuda(out, in, B, C, HW, ST(dv)));
+}
+
+void dev_conv_act_weights(const struct tk_dev *dv, void *wa, const float *w,
+			  int OC, int C, int K)
+{
+	GPU(dv, conv_weights_to_act_cuda(wa, w, OC, C, K, ST(dv)));
+}
+
+void dev_conv_act_dweights(const struct tk_dev *dv, float *dw,
+			   const void *dwa, int OC, int C, int K)
+{
+	GPU(dv, conv_dweights_from_act_cuda(dw, dwa, OC, C, K, ST(dv)));
+}
+
+void dev_conv_act_forward(const struct tk_dev *dv, void *out, const void *in,
+			  const void *wa, struct conv2d_dims d)
+{
+	GPU(dv, conv2d_act_forward_cuda(out, in, wa, d, ST(dv)));
+}
+
+void dev_conv_act_backward(const struct tk_dev *dv, void *din, int din_add,
+			   void *dwa, const void *dout, const void *in,
+			   const void *wa, struct conv2d_dims d)
+{
+	GPU(dv, conv2d_act_backward_cuda(din, din_add, dwa, dout, in, wa, d,
+					 ST(dv)));
+}
+
+void dev_bn_act_train_forward(const struct tk_dev *dv, void *out,
+			      float *bmean, float *brstd, float *running_mean,
+			      float *running_var, const void *in,
+			      const float *gamma, const float *beta, float eps,
+			      double momentum, int relu, long rows, int C)
+{
+	double *sums = sync_sums(dv, C);
+	double count = (double)rows * dev_world(dv);
+	GPU(dv, batchnorm_act_stats_cuda(sums, in, rows, C, ST(dv)));
+	dev_allreduce_f64(dv, sums, 2 * (size_t)C);
+	GPU(dv, batchnorm_act_apply_cuda(out, bmean, brstd, running_mean,
+					 running_var, in, sums, gamma, beta, count,
+					 momentum, eps, relu, rows, C, ST(dv)));
+}
+
+void dev_bn_act_eval_forward(const struct tk_dev *dv, void *out,
+			     const void *in, const float *gamma,
+			     const float *beta, const float *mean,
+			     const float *var, float eps, int relu, long rows,
+			     int C)
+{
+	GPU(dv, batchnorm_act_eval_cuda(out, in, gamma, beta, mean, var, eps, relu,
+					rows, C, ST(dv)));
+}
+
+void dev_bn_act_backward(const struct tk_dev *dv, void *din, float *dgamma,
+			 float *dbeta, const void *dout, const void *mask,
+			 const void *in, const float *bmean,
+			 const float *brstd, const float *gamma, long rows,
+			 int C)
+{
+	double *sums = sync_sums(dv, C);
+	double count = (double)rows * dev_world(dv);
+	GPU(dv, batchnorm_act_backward_reduce_cuda(sums, dgamma, dbeta, dout, mask,
+						   in, bmean, brstd, rows, C,
+						   ST(dv)));
+	dev_allreduce_f64(dv, sums, 2 * (size_t)C);
+	GPU(dv, batchnorm_act_backward_apply_cuda(din, dout, mask, in, bmean, brstd,
+						  gamma, sums, count, rows, C,
+						  ST(dv)));
+}
+
+void dev_add_relu_act(const struct tk_dev *dv, void *out, const void *a,
+		      const void *b, size_t n)
+{
+	GPU(dv, add_relu_act_cuda(out, a, b, n, ST(dv)));
+}
+
+void dev_relu_backward_act(const struct tk_dev *dv, void *din,
+			   const void *dout, const void *out, size_t n)
+{
+	GPU(dv, relu_backward_act_cuda(din, 0, dout, out, n, ST(dv)));
+}
+#ifndef TK_CUDA
+#pragma GCC diagnostic pop
+#endif
+
 /* ---- data parallel ---- */
 
 void dev_group_init(const struct tk_dev *dv, const struct tk_dist *d)

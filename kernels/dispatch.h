@@ -129,6 +129,54 @@ long dev_first_nonfinite(const struct tk_dev *dv, const void *x, size_t n,
 void dev_download_async(const struct tk_dev *dv, void *dst, const void *src,
 			size_t bytes);
 
+/* ---- channels-last training (GPU only; common/trainnet_resnet.c) ----
+ * Under --precision bf16 the training backbone's Bottleneck blocks keep
+ * their activations and gradients channels-last, [rows, C] with rows =
+ * B*H*W, of dev_act_size bytes a value (bf16), and convolve with cuDNN
+ * on them and on weights converted to [OC, K, K, C] of that type each
+ * step; the stem and its max-pool stay NCHW float.  TK_TRAIN_NHWC=1 (or
+ * 0) in the environment turns this on (off) at any precision: in fp32 it
+ * is the tests' check of this path's indexing against the NCHW one.  On
+ * the CPU dev_train_nhwc is 0 and the ops below must not be called (they
+ * die).  Their contracts: kernels/cuda/cuda.h's *_act_cuda. */
+int dev_train_nhwc(const struct tk_dev *dv);
+void dev_nchw_to_act(const struct tk_dev *dv, void *out, const float *in,
+		     int B, int C, long HW);
+void dev_act_to_nchw(const struct tk_dev *dv, float *out, const void *in,
+		     int B, int C, long HW);
+void dev_conv_act_weights(const struct tk_dev *dv, void *wa, const float *w,
+			  int OC, int C, int K);
+/* dw [OC, C, K, K] += dwa [OC, K, K, C]. */
+void dev_conv_act_dweights(const struct tk_dev *dv, float *dw,
+			   const void *dwa, int OC, int C, int K);
+void dev_conv_act_forward(const struct tk_dev *dv, void *out, const void *in,
+			  const void *wa, struct conv2d_dims d);
+void dev_conv_act_backward(const struct tk_dev *dv, void *din, int din_add,
+			   void *dwa, const void *dout, const void *in,
+			   const void *wa, struct conv2d_dims d);
+/* SyncBatchNorm over the ranks, as dev_batchnorm_train_forward. */
+void dev_bn_act_train_forward(const struct tk_dev *dv, void *out,
+			      float *bmean, float *brstd, float *running_mean,
+			      float *running_var, const void *in,
+			      const float *gamma, const float *beta, float eps,
+			      double momentum, int relu, long rows, int C);
+void dev_bn_act_eval_forward(const struct tk_dev *dv, void *out,
+			     const void *in, const float *gamma,
+			     const float *beta, const float *mean,
+			     const float *var, float eps, int relu, long rows,
+			     int C);
+/* din overwritten; dgamma, dbeta accumulate. */
+void dev_bn_act_backward(const struct tk_dev *dv, void *din, float *dgamma,
+			 float *dbeta, const void *dout, const void *mask,
+			 const void *in, const float *bmean,
+			 const float *brstd, const float *gamma, long rows,
+			 int C);
+void dev_add_relu_act(const struct tk_dev *dv, void *out, const void *a,
+		      const void *b, size_t n);
+/* din overwritten. */
+void dev_relu_backward_act(const struct tk_dev *dv, void *din,
+			   const void *dout, const void *out, size_t n);
+
 /* Exact search, one chunk (rank_chunk_cuda): keys [nq, kk] (host)
  * receive each query's kk best rank keys (common/rank.h) among the m
  * database rows db [m, D] at positions base.., best first, from the

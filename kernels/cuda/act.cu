@@ -13,10 +13,14 @@ __global__ void relu_fwd(float *out, const float *in, size_t n)
 
 // add: din accumulates; else it is written (0 + v: a zeroed buffer's
 // bits)
-__global__ void relu_bwd(float *din, int add, const float *dout,
-			 const float *out, size_t n)
+// T: float, or bf16 for the channels-last training's activations.
+template <typename T>
+__global__ void relu_bwd(T *din, int add, const T *dout, const T *out,
+			 size_t n)
 {
-	FOR_N(i, n) din[i] = (add ? din[i] : 0.0f) + (out[i] > 0.0f ? dout[i] : 0.0f);
+	FOR_N(i, n)
+	din[i] = from_f<T>((add ? to_f(din[i]) : 0.0f) +
+			   (to_f(out[i]) > 0.0f ? to_f(dout[i]) : 0.0f));
 }
 
 __global__ void gelu_fwd(float *out, const float *in, size_t n)
@@ -46,13 +50,13 @@ __global__ void add_fwd(float *out, const float *a, const float *b, size_t n)
 	FOR_N(i, n) out[i] = a[i] + b[i];
 }
 
-__global__ void add_relu_fwd(float *out, const float *a, const float *b,
-			     size_t n)
+template <typename T>
+__global__ void add_relu_fwd(T *out, const T *a, const T *b, size_t n)
 {
 	FOR_N(i, n)
 	{
-		float v = a[i] + b[i];
-		out[i] = v > 0.0f ? v : 0.0f;
+		float v = to_f(a[i]) + to_f(b[i]);
+		out[i] = from_f<T>(v > 0.0f ? v : 0.0f);
 	}
 }
 
@@ -117,7 +121,21 @@ void relu_backward_cuda(float *din, int din_add, const float *dout,
 {
 	if (!n)
 		return;
-	relu_bwd<<<tk::blocks(n, 256), 256, 0, s>>>(din, din_add, dout, out, n);
+	relu_bwd<float><<<tk::blocks(n, 256), 256, 0, s>>>(din, din_add, dout, out, n);
+	LAUNCH_CHECK();
+}
+
+void relu_backward_act_cuda(void *din, int din_add, const void *dout,
+			    const void *out, size_t n, tk_stream s)
+{
+	if (!n)
+		return;
+	if (tk_cuda_act_size() == 2)
+		relu_bwd<bf16><<<tk::blocks(n, 256), 256, 0, s>>>(
+		    (bf16 *)din, din_add, (const bf16 *)dout, (const bf16 *)out, n);
+	else
+		relu_bwd<float><<<tk::blocks(n, 256), 256, 0, s>>>(
+		    (float *)din, din_add, (const float *)dout, (const float *)out, n);
 	LAUNCH_CHECK();
 }
 
@@ -152,7 +170,21 @@ void add_relu_forward_cuda(float *out, const float *a, const float *b,
 {
 	if (!n)
 		return;
-	add_relu_fwd<<<tk::blocks(n, 256), 256, 0, s>>>(out, a, b, n);
+	add_relu_fwd<float><<<tk::blocks(n, 256), 256, 0, s>>>(out, a, b, n);
+	LAUNCH_CHECK();
+}
+
+void add_relu_act_cuda(void *out, const void *a, const void *b, size_t n,
+		       tk_stream s)
+{
+	if (!n)
+		return;
+	if (tk_cuda_act_size() == 2)
+		add_relu_fwd<bf16><<<tk::blocks(n, 256), 256, 0, s>>>(
+		    (bf16 *)out, (const bf16 *)a, (const bf16 *)b, n);
+	else
+		add_relu_fwd<float><<<tk::blocks(n, 256), 256, 0, s>>>(
+		    (float *)out, (const float *)a, (const float *)b, n);
 	LAUNCH_CHECK();
 }
 

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include <cuda_bf16.h>
 #include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -65,6 +66,27 @@ inline unsigned blocks(size_t n, unsigned threads)
 }
 
 } // namespace tk
+
+// Activations of either type (bf16 under TK_BF16, float otherwise), as
+// float and back (round to nearest even).
+typedef __nv_bfloat16 bf16;
+__device__ inline float to_f(float x)
+{
+	return x;
+}
+__device__ inline float to_f(bf16 x)
+{
+	return __bfloat162float(x);
+}
+template <typename T> __device__ inline T from_f(float x);
+template <> __device__ inline float from_f<float>(float x)
+{
+	return x;
+}
+template <> __device__ inline bf16 from_f<bf16>(float x)
+{
+	return __float2bfloat16(x);
+}
 
 // Grid-stride loop over [0, n).
 #define FOR_N(i, n)                                                           \

@@ -3,7 +3,9 @@
 // timing found fastest within the workspace bound, cached for the
 // process.  Forward with ReLU is cuDNN's fused conv + bias (+ residual)
 // + ReLU; without, the convolution blends onto the residual (beta = 1)
-// and one pass adds the bias.
+// and one pass adds the bias.  The channels-last training backbone's
+// convolutions (the _act ops) take activations [B, H, W, C] and filters
+// [OC, K, K, C] of the activation type (bf16 under TK_BF16), no bias.
 #include <cstring>
 #include <map>
 #include <tuple>
@@ -29,7 +31,7 @@ struct plan {
 	size_t bwd_filter_ws = 0;
 };
 
-typedef std::tuple<int, int, int, int, int, int, int, int, int> key_t_;
+typedef std::tuple<int, int, int, int, int, int, int, int, int, bool> key_t_;
 // Never destroyed, as the plans live for the process (nor reported at
 // exit as leaked: LeakSanitizer still reaches them).
 std::map<key_t_, plan> &plans = *new std::map<key_t_, plan>;
@@ -51,10 +53,11 @@ bool math_ok(cudnnMathType_t m)
 	return !fp32_only() || m == CUDNN_FMA_MATH;
 }
 
-plan &get_plan(const struct conv2d_dims &d)
+// act: channels-last, of the activation type; else NCHW float.
+plan &get_plan(const struct conv2d_dims &d, bool act = false)
 {
 	key_t_ key(d.B, d.C, d.H, d.W, d.OC, d.K, d.stride, d.pad,
-		   (int)tk_cuda_precision());
+		   (int)tk_cuda_precision(), act);
 	auto it = plans.find(key);
 	if (it != plans.end())
 		return it->second;
@@ -67,15 +70,13 @@ plan &get_plan(const struct conv2d_dims &d)
 	CUDNN_CHECK(cudnnCreateFilterDescriptor(&p.w));
 	CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&p.conv));
 	CUDNN_CHECK(cudnnCreateActivationDescriptor(&p.relu));
-	CUDNN_CHECK(cudnnSetTensor4dDescriptor(p.x, CUDNN_TENSOR_NCHW,
-					       CUDNN_DATA_FLOAT, d.B, d.C, d.H, d.W));
-	CUDNN_CHECK(cudnnSetTensor4dDescriptor(p.y, CUDNN_TENSOR_NCHW,
-					       CUDNN_DATA_FLOAT, d.B, d.OC, oh, ow));
-	CUDNN_CHECK(cudnnSetTensor4dDescriptor(p.b, CUDNN_TENSOR_NCHW,
-					       CUDNN_DATA_FLOAT, 1, d.OC, 1, 1));
-	CUDNN_CHECK(cudnnSetFilter4dDescriptor(p.w, CUDNN_DATA_FLOAT,
-					       CUDNN_TENSOR_NCHW, d.OC, d.C, d.K,
-					       d.K));
+	cudnnTensorFormat_t f = act ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
+	cudnnDataType_t t = act && tk_cuda_act_size() == 2 ? CUDNN_DATA_BFLOAT16
+							   : CUDNN_DATA_FLOAT;
+	CUDNN_CHECK(cudnnSetTensor4dDescriptor(p.x, f, t, d.B, d.C, d.H, d.W));
+	CUDNN_CHECK(cudnnSetTensor4dDescriptor(p.y, f, t, d.B, d.OC, oh, ow));
+	CUDNN_CHECK(cudnnSetTensor4dDescriptor(p.b, f, t, 1, d.OC, 1, 1));
+	CUDNN_CHECK(cudnnSetFilter4dDescriptor(p.w, t, f, d.OC, d.C, d.K, d.K));
 	CUDNN_CHECK(cudnnSetConvolution2dDescriptor(
 	    p.conv, d.pad, d.pad, d.stride, d.stride, 1, 1,
 	    CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
@@ -172,6 +173,29 @@ __global__ void bias_relu(float *out, const float *bias, int relu,
 	}
 }
 
+// din (if any; din_add: accumulates) and dweight (dw_add: accumulates).
+void backward(plan &p, void *din, int din_add, void *dweight, int dw_add,
+	      const void *dout, const void *in, const void *weight,
+	      cudaStream_t s)
+{
+	cudnnHandle_t h = tk::dnn(s);
+	if (!p.bwd_found)
+		find_bwd(p, h);
+	float one = 1.0f, zero = 0.0f;
+	if (din) {
+		CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.bwd_data_math));
+		void *ws = p.bwd_data_ws ? tk::workspace(p.bwd_data_ws) : nullptr;
+		CUDNN_CHECK(cudnnConvolutionBackwardData(
+		    h, &one, p.w, weight, p.y, dout, p.conv, p.bwd_data, ws,
+		    p.bwd_data_ws, din_add ? &one : &zero, p.x, din));
+	}
+	CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.bwd_filter_math));
+	void *ws = p.bwd_filter_ws ? tk::workspace(p.bwd_filter_ws) : nullptr;
+	CUDNN_CHECK(cudnnConvolutionBackwardFilter(
+	    h, &one, p.x, in, p.y, dout, p.conv, p.bwd_filter, ws, p.bwd_filter_ws,
+	    dw_add ? &one : &zero, p.w, dweight));
+}
+
 } // namespace
 
 extern "C" {
@@ -223,26 +247,39 @@ void conv2d_backward_cuda(float *din, int din_add, float *dweight,
 			  struct conv2d_dims d, tk_stream s)
 {
 	(void)work;
-	cudnnHandle_t h = tk::dnn(s);
 	plan &p = get_plan(d);
-	if (!p.bwd_found)
-		find_bwd(p, h);
-	float one = 1.0f, zero = 0.0f;
-	if (din) {
-		CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.bwd_data_math));
-		void *ws = p.bwd_data_ws ? tk::workspace(p.bwd_data_ws) : nullptr;
-		CUDNN_CHECK(cudnnConvolutionBackwardData(
-		    h, &one, p.w, weight, p.y, dout, p.conv, p.bwd_data, ws,
-		    p.bwd_data_ws, din_add ? &one : &zero, p.x, din));
-	}
-	CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.bwd_filter_math));
-	void *ws = p.bwd_filter_ws ? tk::workspace(p.bwd_filter_ws) : nullptr;
-	CUDNN_CHECK(cudnnConvolutionBackwardFilter(
-	    h, &one, p.x, in, p.y, dout, p.conv, p.bwd_filter, ws, p.bwd_filter_ws,
-	    &one, p.w, dweight));
+	backward(p, din, din_add, dweight, 1, dout, in, weight, s);
+	float one = 1.0f;
 	if (dbias)
-		CUDNN_CHECK(cudnnConvolutionBackwardBias(h, &one, p.y, dout, &one,
-							 p.b, dbias));
+		CUDNN_CHECK(cudnnConvolutionBackwardBias(tk::dnn(s), &one, p.y, dout,
+							 &one, p.b, dbias));
+}
+
+void conv2d_act_forward_cuda(void *out, const void *in, const void *weight,
+			     struct conv2d_dims d, tk_stream s)
+{
+	int oh = conv2d_out_size(d.H, d.K, d.stride, d.pad);
+	int ow = conv2d_out_size(d.W, d.K, d.stride, d.pad);
+	size_t n = (size_t)d.B * d.OC * oh * ow;
+	if (!n)
+		return;
+	cudnnHandle_t h = tk::dnn(s);
+	plan &p = get_plan(d, true);
+	if (!p.fwd_found)
+		find_fwd(p, h);
+	CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.fwd_math));
+	void *ws = p.fwd_ws ? tk::workspace(p.fwd_ws) : nullptr;
+	float one = 1.0f, zero = 0.0f;
+	CUDNN_CHECK(cudnnConvolutionForward(h, &one, p.x, in, p.w, weight, p.conv,
+					    p.fwd, ws, p.fwd_ws, &zero, p.y, out));
+}
+
+void conv2d_act_backward_cuda(void *din, int din_add, void *dweight,
+			      const void *dout, const void *in,
+			      const void *weight, struct conv2d_dims d,
+			      tk_stream s)
+{
+	backward(get_plan(d, true), din, din_add, dweight, 0, dout, in, weight, s);
 }
 
 } // extern "C"

@@ -289,6 +289,61 @@ void maxpool2d_nhwc_forward_cuda(void *out, const void *in, int C, int H,
  * type, else float), -1 if none; waits for the stream. */
 long tk_cuda_first_nonfinite(const void *x, size_t n, int act, tk_stream s);
 
+/* ---- channels-last training (the backbone's blocks under bf16;
+ * common/trainnet_resnet.c) ----
+ * Activations [rows, C] (rows = B*H*W) of the activation type, as above.
+ * Layout (layout.cu): in [B, C, HW] float to activations [B, HW, C] and
+ * back; convolution weights [OC, C, K, K] float to [OC, K, K, C] of the
+ * activation type, and a weight gradient of that layout added to dw
+ * [OC, C, K, K].  Convolutions (conv.cu, cuDNN channels-last, no bias):
+ * forward out = conv(in); backward din (NULL: none; din_add:
+ * accumulates) and dweight (overwritten), of the activation type.
+ * Batch norm in halves (norm.cu), as batchnorm_*_cuda above but din
+ * always overwritten, with relu in the apply and the evaluation.
+ * add_relu: out = relu(a + b); relu_backward: din (+)= dout where
+ * out > 0 (act.cu). */
+void nchw_to_act_cuda(void *out, const float *in, int B, int C, long HW,
+		      tk_stream s);
+void act_to_nchw_cuda(float *out, const void *in, int B, int C, long HW,
+		      tk_stream s);
+void conv_weights_to_act_cuda(void *out, const float *w, int OC, int C,
+			      int K, tk_stream s);
+void conv_dweights_from_act_cuda(float *dw, const void *dwa, int OC, int C,
+				 int K, tk_stream s);
+void conv2d_act_forward_cuda(void *out, const void *in, const void *weight,
+			     struct conv2d_dims d, tk_stream s);
+void conv2d_act_backward_cuda(void *din, int din_add, void *dweight,
+			      const void *dout, const void *in,
+			      const void *weight, struct conv2d_dims d,
+			      tk_stream s);
+void batchnorm_act_stats_cuda(double *sums, const void *in, long rows, int C,
+			      tk_stream s);
+void batchnorm_act_apply_cuda(void *out, float *bmean, float *brstd,
+			      float *running_mean, float *running_var,
+			      const void *in, const double *sums,
+			      const float *gamma, const float *beta,
+			      double count, double momentum, float eps,
+			      int relu, long rows, int C, tk_stream s);
+void batchnorm_act_eval_cuda(void *out, const void *in, const float *gamma,
+			     const float *beta, const float *mean,
+			     const float *var, float eps, int relu, long rows,
+			     int C, tk_stream s);
+void batchnorm_act_backward_reduce_cuda(double *sums, float *dgamma,
+					float *dbeta, const void *dout,
+					const void *mask, const void *in,
+					const float *bmean, const float *brstd,
+					long rows, int C, tk_stream s);
+void batchnorm_act_backward_apply_cuda(void *din, const void *dout,
+				       const void *mask, const void *in,
+				       const float *bmean, const float *brstd,
+				       const float *gamma, const double *sums,
+				       double count, long rows, int C,
+				       tk_stream s);
+void add_relu_act_cuda(void *out, const void *a, const void *b, size_t n,
+		       tk_stream s);
+void relu_backward_act_cuda(void *din, int din_add, const void *dout,
+			    const void *out, size_t n, tk_stream s);
+
 /* ---- ranking (rank.cu) ---- */
 /* One chunk of an exact inner-product search: for each of nq queries
  * ([nq, D]) against m database rows ([m, D], positions base ..

@@ -20,8 +20,6 @@
 
 #include "kernels/cuda/common.cuh"
 
-typedef __nv_bfloat16 bf16;
-
 extern "C" [[noreturn]] void tk_die(int status, const char *fmt, ...);
 
 struct tk_cuda_conv {
@@ -36,24 +34,6 @@ struct tk_cuda_conv {
 };
 
 namespace {
-
-__device__ inline float to_f(float x)
-{
-	return x;
-}
-__device__ inline float to_f(bf16 x)
-{
-	return __bfloat162float(x);
-}
-template <typename T> __device__ inline T from_f(float x);
-template <> __device__ inline float from_f<float>(float x)
-{
-	return x;
-}
-template <> __device__ inline bf16 from_f<bf16>(float x)
-{
-	return __float2bfloat16(x); // round to nearest even
-}
 
 template <typename T>
 __global__ void convert(T *out, const float *in, size_t n)

@@ -252,6 +252,116 @@ __global__ void bn_bwd(float *din, int add, const float *dout,
 	}
 }
 
+// ---- BatchNorm2d channels-last: activations [rows, C] of the
+// activation type (the training backbone under bf16); block (column
+// tile, chunk of rows) sums its columns, the same double sums ----
+
+const int ROW_CHUNK = 1024;
+
+// Sums of x (and x^2) per column, or with dout of the ReLU-gated dy and
+// dy * xhat (dsums).
+template <typename T, bool dsums>
+__global__ void bnl_sums(double *sums, const T *x, const T *dout,
+			 const T *mask, const float *mean, const float *rstd,
+			 long rows, int C)
+{
+	__shared__ double s1[RT][CT + 1], s2[RT][CT + 1];
+	int c = blockIdx.x * CT + threadIdx.x;
+	long r0 = (long)blockIdx.y * ROW_CHUNK;
+	long r1 = r0 + ROW_CHUNK < rows ? r0 + ROW_CHUNK : rows;
+	double a = 0, b = 0;
+	if (c < C) {
+		float m = dsums ? mean[c] : 0.0f, rs = dsums ? rstd[c] : 0.0f;
+		for (long r = r0 + threadIdx.y; r < r1; r += RT) {
+			size_t i = (size_t)r * C + c;
+			float v = to_f(x[i]);
+			if (dsums) {
+				float g = !mask || to_f(mask[i]) > 0.0f ? to_f(dout[i])
+									: 0.0f;
+				a += g;
+				b += (double)g * ((v - m) * rs);
+			} else {
+				a += v;
+				b += (double)v * v;
+			}
+		}
+	}
+	s1[threadIdx.y][threadIdx.x] = a;
+	s2[threadIdx.y][threadIdx.x] = b;
+	__syncthreads();
+	if (threadIdx.y == 0 && c < C) {
+		for (int k = 1; k < RT; k++) {
+			a += s1[k][threadIdx.x];
+			b += s2[k][threadIdx.x];
+		}
+		atomicAdd(&sums[c], a);
+		atomicAdd(&sums[C + c], b);
+	}
+}
+
+template <typename T>
+__global__ void bnl_norm(T *out, const T *in, const float *mean,
+			 const float *rstd, const float *gamma,
+			 const float *beta, int relu, channel_of ch, size_t n)
+{
+	FOR_N(i, n)
+	{
+		int c = ch(i);
+		float v = (to_f(in[i]) - mean[c]) * rstd[c] * gamma[c] + beta[c];
+		out[i] = from_f<T>(!relu || v > 0.0f ? v : 0.0f);
+	}
+}
+
+template <typename T>
+__global__ void bnl_eval(T *out, const T *in, const float *gamma,
+			 const float *beta, const float *mean, const float *var,
+			 float eps, int relu, channel_of ch, size_t n)
+{
+	FOR_N(i, n)
+	{
+		int c = ch(i);
+		float a = gamma[c] / sqrtf(var[c] + eps);
+		float b = beta[c] - mean[c] * a;
+		float v = to_f(in[i]) * a + b;
+		out[i] = from_f<T>(!relu || v > 0.0f ? v : 0.0f);
+	}
+}
+
+template <typename T>
+__global__ void bnl_bwd(T *din, const T *dout, const T *mask, const T *in,
+			const float *mean, const float *rstd,
+			const float *gamma, const double *sums, double count,
+			int C, channel_of ch, size_t n)
+{
+	FOR_N(i, n)
+	{
+		int c = ch(i);
+		float xh = (to_f(in[i]) - mean[c]) * rstd[c];
+		float mdy = (float)(sums[c] / count);
+		float mdyx = (float)(sums[C + c] / count);
+		float g = !mask || to_f(mask[i]) > 0.0f ? to_f(dout[i]) : 0.0f;
+		din[i] = from_f<T>(0.0f + gamma[c] * rstd[c] * (g - mdy - xh * mdyx));
+	}
+}
+
+bool act_bf16()
+{
+	return tk_cuda_act_size() == 2;
+}
+
+template <typename T, bool dsums>
+void launch_sums(double *sums, const void *x, const void *dout,
+		 const void *mask, const float *mean, const float *rstd,
+		 long rows, int C, tk_stream s)
+{
+	CUDA_CHECK(cudaMemsetAsync(sums, 0, 2 * C * sizeof(double), s));
+	dim3 grid((C + CT - 1) / CT, (unsigned)((rows + ROW_CHUNK - 1) / ROW_CHUNK));
+	bnl_sums<T, dsums><<<grid, dim3(CT, RT), 0, s>>>(
+	    sums, (const T *)x, (const T *)dout, (const T *)mask, mean, rstd, rows,
+	    C);
+	LAUNCH_CHECK();
+}
+
 unsigned row_threads(int C)
 {
 	unsigned t = 32;
@@ -417,6 +527,95 @@ void batchnorm_backward_apply_cuda(float *din, int din_add,
 						  mean, rstd, gamma, sums, count,
 						  C, channel_of(n, C, (size_t)S),
 						  n);
+	LAUNCH_CHECK();
+}
+
+void batchnorm_act_stats_cuda(double *sums, const void *in, long rows, int C,
+			      tk_stream s)
+{
+	if (act_bf16())
+		launch_sums<bf16, false>(sums, in, nullptr, nullptr, nullptr, nullptr,
+					 rows, C, s);
+	else
+		launch_sums<float, false>(sums, in, nullptr, nullptr, nullptr, nullptr,
+					  rows, C, s);
+}
+
+void batchnorm_act_apply_cuda(void *out, float *mean, float *rstd,
+			      float *running_mean, float *running_var,
+			      const void *in, const double *sums,
+			      const float *gamma, const float *beta,
+			      double count, double momentum, float eps,
+			      int relu, long rows, int C, tk_stream s)
+{
+	bn_finish<<<(C + 255) / 256, 256, 0, s>>>(
+	    mean, rstd, running_mean, running_var, sums, count, momentum, eps, C);
+	LAUNCH_CHECK();
+	size_t n = (size_t)rows * C;
+	channel_of ch(n, C, 1);
+	if (act_bf16())
+		bnl_norm<bf16><<<tk::blocks(n, 256), 256, 0, s>>>(
+		    (bf16 *)out, (const bf16 *)in, mean, rstd, gamma, beta, relu, ch, n);
+	else
+		bnl_norm<float><<<tk::blocks(n, 256), 256, 0, s>>>(
+		    (float *)out, (const float *)in, mean, rstd, gamma, beta, relu, ch,
+		    n);
+	LAUNCH_CHECK();
+}
+
+void batchnorm_act_eval_cuda(void *out, const void *in, const float *gamma,
+			     const float *beta, const float *mean,
+			     const float *var, float eps, int relu, long rows,
+			     int C, tk_stream s)
+{
+	size_t n = (size_t)rows * C;
+	if (!n)
+		return;
+	channel_of ch(n, C, 1);
+	if (act_bf16())
+		bnl_eval<bf16><<<tk::blocks(n, 256), 256, 0, s>>>(
+		    (bf16 *)out, (const bf16 *)in, gamma, beta, mean, var, eps, relu,
+		    ch, n);
+	else
+		bnl_eval<float><<<tk::blocks(n, 256), 256, 0, s>>>(
+		    (float *)out, (const float *)in, gamma, beta, mean, var, eps, relu,
+		    ch, n);
+	LAUNCH_CHECK();
+}
+
+void batchnorm_act_backward_reduce_cuda(double *sums, float *dgamma,
+					float *dbeta, const void *dout,
+					const void *mask, const void *in,
+					const float *mean, const float *rstd,
+					long rows, int C, tk_stream s)
+{
+	if (act_bf16())
+		launch_sums<bf16, true>(sums, in, dout, mask, mean, rstd, rows, C, s);
+	else
+		launch_sums<float, true>(sums, in, dout, mask, mean, rstd, rows, C, s);
+	bn_dparams<<<(C + 255) / 256, 256, 0, s>>>(dgamma, dbeta, sums, C);
+	LAUNCH_CHECK();
+}
+
+void batchnorm_act_backward_apply_cuda(void *din, const void *dout,
+				       const void *mask, const void *in,
+				       const float *mean, const float *rstd,
+				       const float *gamma, const double *sums,
+				       double count, long rows, int C,
+				       tk_stream s)
+{
+	size_t n = (size_t)rows * C;
+	if (!n)
+		return;
+	channel_of ch(n, C, 1);
+	if (act_bf16())
+		bnl_bwd<bf16><<<tk::blocks(n, 256), 256, 0, s>>>(
+		    (bf16 *)din, (const bf16 *)dout, (const bf16 *)mask,
+		    (const bf16 *)in, mean, rstd, gamma, sums, count, C, ch, n);
+	else
+		bnl_bwd<float><<<tk::blocks(n, 256), 256, 0, s>>>(
+		    (float *)din, (const float *)dout, (const float *)mask,
+		    (const float *)in, mean, rstd, gamma, sums, count, C, ch, n);
 	LAUNCH_CHECK();
 }
 

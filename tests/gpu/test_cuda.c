@@ -504,6 +504,215 @@ static void t_pool_nhwc(int C, int H, int W)
 	free(x), free(xh), free(want), free(got);
 }
 
+/* ---- channels-last training (layout.cu, conv.cu, norm.cu, act.cu's
+ * _act ops) against the CPU's NCHW ops on the same values: the inputs
+ * are rounded to the activation type first, so that bf16 differs only
+ * by the outputs' rounding (and the convolutions' tensor-core sums) ---- */
+
+/* x rounded to the activation type, in place (bf16: to nearest even). */
+static void round_act(float *x, size_t n)
+{
+	if (tk_cuda_act_size() == 4)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t u;
+		memcpy(&u, &x[i], 4);
+		u = (u + 0x7fff + ((u >> 16) & 1)) & 0xffff0000u;
+		memcpy(&x[i], &u, 4);
+	}
+}
+
+/* [B, C, HW] floats to device activations [B, HW, C] and back. */
+static void *to_act(const float *x, int B, int C, long HW)
+{
+	size_t n = (size_t)B * C * HW;
+	float *d = UP(x, n);
+	void *a = tk_cuda_malloc(n * tk_cuda_act_size());
+	nchw_to_act_cuda(a, d, B, C, HW, NULL);
+	tk_cuda_sync(NULL);
+	tk_cuda_free(d);
+	return a;
+}
+
+static float *from_act(const void *a, int B, int C, long HW)
+{
+	size_t n = (size_t)B * C * HW;
+	float *d = tk_cuda_malloc(n * 4);
+	act_to_nchw_cuda(d, a, B, C, HW, NULL);
+	float *h = down(d, n);
+	tk_cuda_free(d);
+	return h;
+}
+
+/* Elementwise results of the activation type: its rounding. */
+static double act_tol(void)
+{
+	return tk_cuda_act_size() == 2 ? 6e-3 : 1e-5;
+}
+
+static void t_train_act(struct conv2d_dims d)
+{
+	char what[128];
+	int oh = conv2d_out_size(d.H, d.K, d.stride, d.pad);
+	int ow = conv2d_out_size(d.W, d.K, d.stride, d.pad);
+	long hw = (long)d.H * d.W, ohw = (long)oh * ow;
+	size_t xn = (size_t)d.B * d.C * hw, wn = (size_t)d.OC * d.C * d.K * d.K;
+	size_t on = (size_t)d.B * d.OC * ohw;
+	float *x = rnd(xn, 1), *w = rnd(wn, 1 / sqrtf(d.C * d.K * d.K));
+	float *g = rnd(on, 1);
+	round_act(x, xn), round_act(w, wn), round_act(g, on);
+
+	/* layout both ways, exact */
+	void *ax = to_act(x, d.B, d.C, hw);
+	float *back = from_act(ax, d.B, d.C, hw);
+	cmp("act layout there and back", back, x, xn, 0);
+	free(back);
+	float *dwf = UP(w, wn), *dw0 = tk_cuda_malloc(wn * 4);
+	void *aw = tk_cuda_malloc(wn * tk_cuda_act_size());
+	void *adw = tk_cuda_malloc(wn * tk_cuda_act_size());
+	conv_weights_to_act_cuda(aw, dwf, d.OC, d.C, d.K, NULL);
+	tk_cuda_memset(dw0, 0, wn * 4, NULL);
+	conv_dweights_from_act_cuda(dw0, aw, d.OC, d.C, d.K, NULL);
+	cmp_dev("act weights there and back", dw0, w, wn, 0);
+
+	/* the convolution, forward and backward */
+	float *want = xmalloc(on * 4);
+	float *work = xmalloc((conv2d_workspace(d, tk_threads()) + 1) * 4);
+	conv2d_forward(want, work, x, w, NULL, NULL, 0, d);
+	void *aout = tk_cuda_malloc(on * tk_cuda_act_size());
+	conv2d_act_forward_cuda(aout, ax, aw, d, NULL);
+	float *got = from_act(aout, d.B, d.OC, ohw);
+	snprintf(what, sizeof what, "conv_act B%d C%d %dx%d OC%d K%d s%d", d.B, d.C,
+		 d.H, d.W, d.OC, d.K, d.stride);
+	cmp(what, got, want, on, tol_for(1));
+	free(got);
+	float *gx = xcalloc(xn, 4), *gw = xcalloc(wn, 4);
+	float *bw = xmalloc((conv2d_backward_workspace(d, tk_threads()) + 1) * 4);
+	conv2d_backward(gx, gw, NULL, bw, g, x, w, d);
+	void *ag = to_act(g, d.B, d.OC, ohw);
+	void *agx = tk_cuda_malloc(xn * tk_cuda_act_size());
+	tk_cuda_memset(agx, 0xff, xn * tk_cuda_act_size(), NULL); /* NaN: not read */
+	conv2d_act_backward_cuda(agx, 0, adw, ag, ax, aw, d, NULL);
+	got = from_act(agx, d.B, d.C, hw);
+	snprintf(what, sizeof what, "conv_act_backward din= C%d OC%d K%d s%d", d.C,
+		 d.OC, d.K, d.stride);
+	cmp(what, got, gx, xn, tol_for(1));
+	free(got);
+	tk_cuda_memset(dw0, 0, wn * 4, NULL);
+	conv_dweights_from_act_cuda(dw0, adw, d.OC, d.C, d.K, NULL);
+	snprintf(what, sizeof what, "conv_act_backward dweight C%d OC%d K%d s%d",
+		 d.C, d.OC, d.K, d.stride);
+	cmp_dev(what, dw0, gw, wn, tol_for(1));
+	/* din accumulating: onto x, x + gx */
+	void *acc = to_act(x, d.B, d.C, hw);
+	conv2d_act_backward_cuda(acc, 1, adw, ag, ax, aw, d, NULL);
+	got = from_act(acc, d.B, d.C, hw);
+	for (size_t i = 0; i < xn; i++)
+		gx[i] += x[i];
+	snprintf(what, sizeof what, "conv_act_backward din+ C%d OC%d K%d s%d", d.C,
+		 d.OC, d.K, d.stride);
+	cmp(what, got, gx, xn, tol_for(1));
+	free(got);
+	tk_cuda_free(acc);
+	free(gx), free(gw), free(bw), free(work), free(want);
+
+	/* batch norm on the convolution's shape [B, OC, ohw] */
+	int C = d.OC;
+	long rows = (long)d.B * ohw;
+	float *t = rnd(on, 2), *ga = rnd(C, 1), *be = rnd(C, 1), *rm = rnd(C, 1);
+	float *rv = rnd(C, 1);
+	for (int c = 0; c < C; c++)
+		rv[c] = fabsf(rv[c]) + 0.5f;
+	round_act(t, on);
+	float *dga = UP(ga, C), *dbe = UP(be, C), *drm = UP(rm, C), *drv = UP(rv, C);
+	float *dm = tk_cuda_malloc(C * 4), *drs = tk_cuda_malloc(C * 4);
+	float *ddg = tk_cuda_malloc(C * 4), *ddb = tk_cuda_malloc(C * 4);
+	double *sums = tk_cuda_malloc(2 * C * sizeof *sums);
+	void *at = to_act(t, d.B, C, ohw), *ay = tk_cuda_malloc(on * tk_cuda_act_size());
+	for (int relu = 0; relu < 2; relu++) {
+		float *y = xmalloc(on * 4), *bm = xmalloc(C * 4), *brs = xmalloc(C * 4);
+		float *hrm = copyof(rm, C), *hrv = copyof(rv, C);
+		batchnorm_train_forward(y, bm, brs, hrm, hrv, t, ga, be, 1e-5f, 0.1,
+					relu, d.B, C, (int)ohw);
+		tk_cuda_copy(drm, rm, C * 4, NULL);
+		tk_cuda_copy(drv, rv, C * 4, NULL);
+		batchnorm_act_stats_cuda(sums, at, rows, C, NULL);
+		batchnorm_act_apply_cuda(ay, dm, drs, drm, drv, at, sums, dga, dbe,
+					 (double)rows, 0.1, 1e-5f, relu, rows, C, NULL);
+		got = from_act(ay, d.B, C, ohw);
+		snprintf(what, sizeof what, "batchnorm_act train%s rows %ld C%d",
+			 relu ? " + relu" : "", rows, C);
+		cmp(what, got, y, on, act_tol());
+		free(got);
+		cmp_dev("batchnorm_act batch mean", dm, bm, C, 1e-5);
+		cmp_dev("batchnorm_act batch rstd", drs, brs, C, 1e-5);
+		cmp_dev("batchnorm_act running_mean", drm, hrm, C, 1e-5);
+		cmp_dev("batchnorm_act running_var", drv, hrv, C, 1e-5);
+		/* backward from the device's statistics (the CPU's, to 1e-5),
+		 * through the ReLU whose output is y (rounded as stored) */
+		float *mask = relu ? copyof(y, on) : NULL;
+		if (mask)
+			round_act(mask, on);
+		float *hx = xcalloc(on, 4), *hg = xcalloc(C, 4), *hb = xcalloc(C, 4);
+		batchnorm_backward(hx, hg, hb, g, mask, t, bm, brs, ga, d.B, C, (int)ohw);
+		void *amask = mask ? to_act(mask, d.B, C, ohw) : NULL;
+		tk_cuda_copy(dm, bm, C * 4, NULL);
+		tk_cuda_copy(drs, brs, C * 4, NULL);
+		tk_cuda_memset(ddg, 0, C * 4, NULL);
+		tk_cuda_memset(ddb, 0, C * 4, NULL);
+		tk_cuda_memset(ay, 0xff, on * tk_cuda_act_size(), NULL);
+		batchnorm_act_backward_reduce_cuda(sums, ddg, ddb, ag, amask, at, dm, drs,
+						   rows, C, NULL);
+		batchnorm_act_backward_apply_cuda(ay, ag, amask, at, dm, drs, dga, sums,
+						  (double)rows, rows, C, NULL);
+		got = from_act(ay, d.B, C, ohw);
+		snprintf(what, sizeof what, "batchnorm_act backward%s din rows %ld C%d",
+			 relu ? " + relu" : "", rows, C);
+		cmp(what, got, hx, on, act_tol());
+		free(got);
+		cmp_dev("batchnorm_act backward dgamma", ddg, hg, C, 1e-5);
+		cmp_dev("batchnorm_act backward dbeta", ddb, hb, C, 1e-5);
+		/* evaluation with the running statistics */
+		batchnorm_eval_forward(y, t, ga, be, hrm, hrv, 1e-5f, d.B, C, (int)ohw);
+		if (relu)
+			relu_forward(y, y, on);
+		tk_cuda_copy(drm, hrm, C * 4, NULL);
+		tk_cuda_copy(drv, hrv, C * 4, NULL);
+		batchnorm_act_eval_cuda(ay, at, dga, dbe, drm, drv, 1e-5f, relu, rows, C,
+					NULL);
+		got = from_act(ay, d.B, C, ohw);
+		snprintf(what, sizeof what, "batchnorm_act eval%s", relu ? " + relu" : "");
+		cmp(what, got, y, on, act_tol());
+		free(got);
+		free(y), free(bm), free(brs), free(hrm), free(hrv), free(mask);
+		free(hx), free(hg), free(hb);
+		tk_cuda_free(amask);
+	}
+	/* the block's add + ReLU, and the ReLU's backward (din overwritten;
+	 * dout where out > 0) */
+	float *sum = xmalloc(on * 4), *din = xcalloc(on, 4);
+	add_relu_forward(sum, t, g, on);
+	add_relu_act_cuda(ay, at, ag, on, NULL);
+	got = from_act(ay, d.B, C, ohw);
+	cmp("add_relu_act", got, sum, on, act_tol());
+	free(got);
+	round_act(sum, on);
+	relu_backward(din, t, sum, on);
+	void *asum = to_act(sum, d.B, C, ohw);
+	tk_cuda_memset(ay, 0xff, on * tk_cuda_act_size(), NULL);
+	relu_backward_act_cuda(ay, 0, at, asum, on, NULL);
+	got = from_act(ay, d.B, C, ohw);
+	cmp("relu_backward_act", got, din, on, 0);
+	free(got), free(sum), free(din);
+	free(t), free(ga), free(be), free(rm), free(rv);
+	tk_cuda_free(dga), tk_cuda_free(dbe), tk_cuda_free(drm), tk_cuda_free(drv);
+	tk_cuda_free(dm), tk_cuda_free(drs), tk_cuda_free(ddg), tk_cuda_free(ddb);
+	tk_cuda_free(sums), tk_cuda_free(at), tk_cuda_free(ay), tk_cuda_free(asum);
+	free(x), free(w), free(g);
+	tk_cuda_free(ax), tk_cuda_free(dwf), tk_cuda_free(dw0), tk_cuda_free(aw);
+	tk_cuda_free(adw), tk_cuda_free(aout), tk_cuda_free(ag), tk_cuda_free(agx);
+}
+
 /* ---- normalisations ---- */
 
 static void t_norm(void)
@@ -1282,6 +1491,13 @@ static void run_all(void)
 	t_conv_nhwc((struct conv2d_dims){1, 4, 15, 17, 4, 3, 1, 1}, 4, 0, 1, 0);
 	t_conv_nhwc((struct conv2d_dims){1, 4, 15, 17, 16, 1, 1, 0}, 4, 1, 1, 0);
 	t_pool_nhwc(64, 33, 47);
+	/* channels-last training: a Bottleneck's shapes (1x1, 3x3, strided
+	 * 3x3 and downsampling 1x1) and an odd channel count */
+	t_train_act((struct conv2d_dims){2, 64, 17, 23, 32, 1, 1, 0});
+	t_train_act((struct conv2d_dims){2, 32, 17, 23, 32, 3, 1, 1});
+	t_train_act((struct conv2d_dims){3, 32, 17, 23, 48, 3, 2, 1});
+	t_train_act((struct conv2d_dims){2, 64, 17, 23, 128, 1, 2, 0});
+	t_train_act((struct conv2d_dims){2, 5, 9, 11, 7, 3, 1, 1});
 }
 
 int main(int argc, char **argv)
