@@ -13,14 +13,23 @@ __global__ void relu_fwd(float *out, const float *in, size_t n)
 
 // add: din accumulates; else it is written (0 + v: a zeroed buffer's
 // bits)
-// T: float, or bf16 for the channels-last training's activations.
-template <typename T>
+// T: float, or bf16 for the channels-last training's activations; V
+// values a thread (common.cuh's packed), n a multiple of V.
+template <typename T, int V>
 __global__ void relu_bwd(T *din, int add, const T *dout, const T *out,
 			 size_t n)
 {
-	FOR_N(i, n)
-	din[i] = from_f<T>((add ? to_f(din[i]) : 0.0f) +
-			   (to_f(out[i]) > 0.0f ? to_f(dout[i]) : 0.0f));
+	typedef packed<T, V> P;
+	FOR_N(j, n / V)
+	{
+		P o = ((const P *)out)[j], g = ((const P *)dout)[j], r;
+		if (add)
+			r = ((const P *)din)[j];
+		for (int k = 0; k < V; k++)
+			r.v[k] = from_f<T>((add ? to_f(r.v[k]) : 0.0f) +
+					   (to_f(o.v[k]) > 0.0f ? to_f(g.v[k]) : 0.0f));
+		((P *)din)[j] = r;
+	}
 }
 
 __global__ void gelu_fwd(float *out, const float *in, size_t n)
@@ -50,14 +59,47 @@ __global__ void add_fwd(float *out, const float *a, const float *b, size_t n)
 	FOR_N(i, n) out[i] = a[i] + b[i];
 }
 
-template <typename T>
+template <typename T, int V>
 __global__ void add_relu_fwd(T *out, const T *a, const T *b, size_t n)
 {
-	FOR_N(i, n)
+	typedef packed<T, V> P;
+	FOR_N(j, n / V)
 	{
-		float v = to_f(a[i]) + to_f(b[i]);
-		out[i] = from_f<T>(v > 0.0f ? v : 0.0f);
+		P x = ((const P *)a)[j], y = ((const P *)b)[j], r;
+		for (int k = 0; k < V; k++) {
+			float v = to_f(x.v[k]) + to_f(y.v[k]);
+			r.v[k] = from_f<T>(v > 0.0f ? v : 0.0f);
+		}
+		((P *)out)[j] = r;
 	}
+}
+
+// relu_bwd and add_relu_fwd over n values of type T, 16 bytes a thread
+// where the arrays allow.
+template <typename T>
+void launch_relu_bwd(T *din, int add, const T *dout, const T *out, size_t n,
+		     cudaStream_t s)
+{
+	const int V = 16 / sizeof(T);
+	if (packable(n, V, din, dout, out))
+		relu_bwd<T, V><<<tk::blocks(n / V, 256), 256, 0, s>>>(din, add, dout,
+								     out, n);
+	else
+		relu_bwd<T, 1><<<tk::blocks(n, 256), 256, 0, s>>>(din, add, dout, out,
+								 n);
+	LAUNCH_CHECK();
+}
+
+template <typename T>
+void launch_add_relu(T *out, const T *a, const T *b, size_t n, cudaStream_t s)
+{
+	const int V = 16 / sizeof(T);
+	if (packable(n, V, out, a, b))
+		add_relu_fwd<T, V><<<tk::blocks(n / V, 256), 256, 0, s>>>(out, a, b,
+									 n);
+	else
+		add_relu_fwd<T, 1><<<tk::blocks(n, 256), 256, 0, s>>>(out, a, b, n);
+	LAUNCH_CHECK();
 }
 
 // One block per row.
@@ -121,8 +163,7 @@ void relu_backward_cuda(float *din, int din_add, const float *dout,
 {
 	if (!n)
 		return;
-	relu_bwd<float><<<tk::blocks(n, 256), 256, 0, s>>>(din, din_add, dout, out, n);
-	LAUNCH_CHECK();
+	launch_relu_bwd(din, din_add, dout, out, n, s);
 }
 
 void relu_backward_act_cuda(void *din, int din_add, const void *dout,
@@ -131,12 +172,11 @@ void relu_backward_act_cuda(void *din, int din_add, const void *dout,
 	if (!n)
 		return;
 	if (tk_cuda_act_size() == 2)
-		relu_bwd<bf16><<<tk::blocks(n, 256), 256, 0, s>>>(
-		    (bf16 *)din, din_add, (const bf16 *)dout, (const bf16 *)out, n);
+		launch_relu_bwd((bf16 *)din, din_add, (const bf16 *)dout,
+				(const bf16 *)out, n, s);
 	else
-		relu_bwd<float><<<tk::blocks(n, 256), 256, 0, s>>>(
-		    (float *)din, din_add, (const float *)dout, (const float *)out, n);
-	LAUNCH_CHECK();
+		launch_relu_bwd((float *)din, din_add, (const float *)dout,
+				(const float *)out, n, s);
 }
 
 void gelu_forward_cuda(float *out, const float *in, size_t n, tk_stream s)
@@ -170,8 +210,7 @@ void add_relu_forward_cuda(float *out, const float *a, const float *b,
 {
 	if (!n)
 		return;
-	add_relu_fwd<float><<<tk::blocks(n, 256), 256, 0, s>>>(out, a, b, n);
-	LAUNCH_CHECK();
+	launch_add_relu(out, a, b, n, s);
 }
 
 void add_relu_act_cuda(void *out, const void *a, const void *b, size_t n,
@@ -180,12 +219,10 @@ void add_relu_act_cuda(void *out, const void *a, const void *b, size_t n,
 	if (!n)
 		return;
 	if (tk_cuda_act_size() == 2)
-		add_relu_fwd<bf16><<<tk::blocks(n, 256), 256, 0, s>>>(
-		    (bf16 *)out, (const bf16 *)a, (const bf16 *)b, n);
+		launch_add_relu((bf16 *)out, (const bf16 *)a, (const bf16 *)b, n, s);
 	else
-		add_relu_fwd<float><<<tk::blocks(n, 256), 256, 0, s>>>(
-		    (float *)out, (const float *)a, (const float *)b, n);
-	LAUNCH_CHECK();
+		launch_add_relu((float *)out, (const float *)a, (const float *)b, n,
+				s);
 }
 
 void softmax_forward_cuda(float *out, const float *in, int N, int C,

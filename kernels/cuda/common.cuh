@@ -88,6 +88,23 @@ template <> __device__ inline bf16 from_f<bf16>(float x)
 	return __float2bfloat16(x);
 }
 
+// V values of type T that a thread loads or stores at once (16 bytes:
+// one 128-bit access instead of V narrow ones), and whether n values at
+// each of the pointers allow it (a multiple of V, 16-byte aligned; NULL
+// pointers pass).
+template <typename T, int V> struct alignas(sizeof(T) * V) packed {
+	T v[V];
+};
+inline bool packable(size_t n, int V, const void *a, const void *b = nullptr,
+		     const void *c = nullptr, const void *d = nullptr)
+{
+	const void *p[4] = {a, b, c, d};
+	for (const void *q : p)
+		if ((uintptr_t)q % 16)
+			return false;
+	return n % V == 0;
+}
+
 // Grid-stride loop over [0, n).
 #define FOR_N(i, n)                                                           \
 	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); \

@@ -259,56 +259,81 @@ __global__ void bn_bwd(float *din, int add, const float *dout,
 const int ROW_CHUNK = 1024;
 
 // Sums of x (and x^2) per column, or with dout of the ReLU-gated dy and
-// dy * xhat (dsums).
-template <typename T, bool dsums>
+// dy * xhat (dsums).  A thread sums V adjacent columns (a warp reads 128
+// contiguous bytes of a row: V = 2 for bf16), C a multiple of V.
+template <typename T, bool dsums, int V>
 __global__ void bnl_sums(double *sums, const T *x, const T *dout,
 			 const T *mask, const float *mean, const float *rstd,
 			 long rows, int C)
 {
-	__shared__ double s1[RT][CT + 1], s2[RT][CT + 1];
-	int c = blockIdx.x * CT + threadIdx.x;
+	typedef packed<T, V> P;
+	__shared__ double s1[RT][CT * V + 1], s2[RT][CT * V + 1];
+	int c0 = (blockIdx.x * CT + threadIdx.x) * V;
 	long r0 = (long)blockIdx.y * ROW_CHUNK;
 	long r1 = r0 + ROW_CHUNK < rows ? r0 + ROW_CHUNK : rows;
-	double a = 0, b = 0;
-	if (c < C) {
-		float m = dsums ? mean[c] : 0.0f, rs = dsums ? rstd[c] : 0.0f;
+	double a[V], b[V];
+	float m[V], rs[V];
+	for (int k = 0; k < V; k++) {
+		a[k] = b[k] = 0;
+		m[k] = dsums && c0 < C ? mean[c0 + k] : 0.0f;
+		rs[k] = dsums && c0 < C ? rstd[c0 + k] : 0.0f;
+	}
+	if (c0 < C)
 		for (long r = r0 + threadIdx.y; r < r1; r += RT) {
-			size_t i = (size_t)r * C + c;
-			float v = to_f(x[i]);
+			size_t i = ((size_t)r * C + c0) / V;
+			P xv = ((const P *)x)[i], gv, mv;
 			if (dsums) {
-				float g = !mask || to_f(mask[i]) > 0.0f ? to_f(dout[i])
-									: 0.0f;
-				a += g;
-				b += (double)g * ((v - m) * rs);
-			} else {
-				a += v;
-				b += (double)v * v;
+				gv = ((const P *)dout)[i];
+				if (mask)
+					mv = ((const P *)mask)[i];
+			}
+			for (int k = 0; k < V; k++) {
+				float v = to_f(xv.v[k]);
+				if (dsums) {
+					float g = !mask || to_f(mv.v[k]) > 0.0f ? to_f(gv.v[k])
+										: 0.0f;
+					a[k] += g;
+					b[k] += (double)g * ((v - m[k]) * rs[k]);
+				} else {
+					a[k] += v;
+					b[k] += (double)v * v;
+				}
 			}
 		}
+	for (int k = 0; k < V; k++) {
+		s1[threadIdx.y][threadIdx.x * V + k] = a[k];
+		s2[threadIdx.y][threadIdx.x * V + k] = b[k];
 	}
-	s1[threadIdx.y][threadIdx.x] = a;
-	s2[threadIdx.y][threadIdx.x] = b;
 	__syncthreads();
-	if (threadIdx.y == 0 && c < C) {
-		for (int k = 1; k < RT; k++) {
-			a += s1[k][threadIdx.x];
-			b += s2[k][threadIdx.x];
+	if (threadIdx.y == 0 && c0 < C)
+		for (int k = 0; k < V; k++) {
+			for (int y = 1; y < RT; y++) {
+				a[k] += s1[y][threadIdx.x * V + k];
+				b[k] += s2[y][threadIdx.x * V + k];
+			}
+			atomicAdd(&sums[c0 + k], a[k]);
+			atomicAdd(&sums[C + c0 + k], b[k]);
 		}
-		atomicAdd(&sums[c], a);
-		atomicAdd(&sums[C + c], b);
-	}
 }
 
-template <typename T>
+// V values a thread (common.cuh's packed): consecutive channels of a
+// row, C and n multiples of V.
+template <typename T, int V>
 __global__ void bnl_norm(T *out, const T *in, const float *mean,
 			 const float *rstd, const float *gamma,
 			 const float *beta, int relu, channel_of ch, size_t n)
 {
-	FOR_N(i, n)
+	typedef packed<T, V> P;
+	FOR_N(j, n / V)
 	{
-		int c = ch(i);
-		float v = (to_f(in[i]) - mean[c]) * rstd[c] * gamma[c] + beta[c];
-		out[i] = from_f<T>(!relu || v > 0.0f ? v : 0.0f);
+		int c0 = ch(j * V);
+		P x = ((const P *)in)[j], y;
+		for (int k = 0; k < V; k++) {
+			int c = c0 + k;
+			float v = (to_f(x.v[k]) - mean[c]) * rstd[c] * gamma[c] + beta[c];
+			y.v[k] = from_f<T>(!relu || v > 0.0f ? v : 0.0f);
+		}
+		((P *)out)[j] = y;
 	}
 }
 
@@ -327,20 +352,28 @@ __global__ void bnl_eval(T *out, const T *in, const float *gamma,
 	}
 }
 
-template <typename T>
+template <typename T, int V>
 __global__ void bnl_bwd(T *din, const T *dout, const T *mask, const T *in,
 			const float *mean, const float *rstd,
 			const float *gamma, const double *sums, double count,
 			int C, channel_of ch, size_t n)
 {
-	FOR_N(i, n)
+	typedef packed<T, V> P;
+	FOR_N(j, n / V)
 	{
-		int c = ch(i);
-		float xh = (to_f(in[i]) - mean[c]) * rstd[c];
-		float mdy = (float)(sums[c] / count);
-		float mdyx = (float)(sums[C + c] / count);
-		float g = !mask || to_f(mask[i]) > 0.0f ? to_f(dout[i]) : 0.0f;
-		din[i] = from_f<T>(0.0f + gamma[c] * rstd[c] * (g - mdy - xh * mdyx));
+		int c0 = ch(j * V);
+		P x = ((const P *)in)[j], g = ((const P *)dout)[j], r, m;
+		if (mask)
+			m = ((const P *)mask)[j];
+		for (int k = 0; k < V; k++) {
+			int c = c0 + k;
+			float xh = (to_f(x.v[k]) - mean[c]) * rstd[c];
+			float mdy = (float)(sums[c] / count);
+			float mdyx = (float)(sums[C + c] / count);
+			float gk = !mask || to_f(m.v[k]) > 0.0f ? to_f(g.v[k]) : 0.0f;
+			r.v[k] = from_f<T>(0.0f + gamma[c] * rstd[c] * (gk - mdy - xh * mdyx));
+		}
+		((P *)din)[j] = r;
 	}
 }
 
@@ -355,10 +388,19 @@ void launch_sums(double *sums, const void *x, const void *dout,
 		 long rows, int C, tk_stream s)
 {
 	CUDA_CHECK(cudaMemsetAsync(sums, 0, 2 * C * sizeof(double), s));
-	dim3 grid((C + CT - 1) / CT, (unsigned)((rows + ROW_CHUNK - 1) / ROW_CHUNK));
-	bnl_sums<T, dsums><<<grid, dim3(CT, RT), 0, s>>>(
-	    sums, (const T *)x, (const T *)dout, (const T *)mask, mean, rstd, rows,
-	    C);
+	const int V = 4 / sizeof(T);
+	bool vec = V > 1 && C % V == 0 && packable(0, 1, x, dout, mask);
+	int cols = CT * (vec ? V : 1);
+	dim3 grid((C + cols - 1) / cols,
+		  (unsigned)((rows + ROW_CHUNK - 1) / ROW_CHUNK));
+	if (vec)
+		bnl_sums<T, dsums, V><<<grid, dim3(CT, RT), 0, s>>>(
+		    sums, (const T *)x, (const T *)dout, (const T *)mask, mean, rstd,
+		    rows, C);
+	else
+		bnl_sums<T, dsums, 1><<<grid, dim3(CT, RT), 0, s>>>(
+		    sums, (const T *)x, (const T *)dout, (const T *)mask, mean, rstd,
+		    rows, C);
 	LAUNCH_CHECK();
 }
 
@@ -552,14 +594,26 @@ void batchnorm_act_apply_cuda(void *out, float *mean, float *rstd,
 	    mean, rstd, running_mean, running_var, sums, count, momentum, eps, C);
 	LAUNCH_CHECK();
 	size_t n = (size_t)rows * C;
+	if (!n)
+		return;
 	channel_of ch(n, C, 1);
-	if (act_bf16())
-		bnl_norm<bf16><<<tk::blocks(n, 256), 256, 0, s>>>(
-		    (bf16 *)out, (const bf16 *)in, mean, rstd, gamma, beta, relu, ch, n);
+	bool bf = act_bf16();
+	int V = bf ? 8 : 4;
+	if (!(C % V == 0 && packable(n, V, out, in)))
+		V = 1;
+	unsigned g = tk::blocks(n / V, 256);
+#define NORM(T, v)                                                             \
+	bnl_norm<T, v><<<g, 256, 0, s>>>((T *)out, (const T *)in, mean, rstd,  \
+					 gamma, beta, relu, ch, n)
+	if (bf && V > 1)
+		NORM(bf16, 8);
+	else if (bf)
+		NORM(bf16, 1);
+	else if (V > 1)
+		NORM(float, 4);
 	else
-		bnl_norm<float><<<tk::blocks(n, 256), 256, 0, s>>>(
-		    (float *)out, (const float *)in, mean, rstd, gamma, beta, relu, ch,
-		    n);
+		NORM(float, 1);
+#undef NORM
 	LAUNCH_CHECK();
 }
 
@@ -608,14 +662,24 @@ void batchnorm_act_backward_apply_cuda(void *din, const void *dout,
 	if (!n)
 		return;
 	channel_of ch(n, C, 1);
-	if (act_bf16())
-		bnl_bwd<bf16><<<tk::blocks(n, 256), 256, 0, s>>>(
-		    (bf16 *)din, (const bf16 *)dout, (const bf16 *)mask,
-		    (const bf16 *)in, mean, rstd, gamma, sums, count, C, ch, n);
+	bool bf = act_bf16();
+	int V = bf ? 8 : 4;
+	if (!(C % V == 0 && packable(n, V, din, dout, mask, in)))
+		V = 1;
+	unsigned g = tk::blocks(n / V, 256);
+#define BWD(T, v)                                                              \
+	bnl_bwd<T, v><<<g, 256, 0, s>>>((T *)din, (const T *)dout,             \
+					(const T *)mask, (const T *)in, mean, rstd, \
+					gamma, sums, count, C, ch, n)
+	if (bf && V > 1)
+		BWD(bf16, 8);
+	else if (bf)
+		BWD(bf16, 1);
+	else if (V > 1)
+		BWD(float, 4);
 	else
-		bnl_bwd<float><<<tk::blocks(n, 256), 256, 0, s>>>(
-		    (float *)din, (const float *)dout, (const float *)mask,
-		    (const float *)in, mean, rstd, gamma, sums, count, C, ch, n);
+		BWD(float, 1);
+#undef BWD
 	LAUNCH_CHECK();
 }
 

@@ -4,8 +4,11 @@ move over the activations in float (batch norm statistics and
 normalisation, ReLU, the residual adds, zeroing, copies and cuDNN's
 accumulation into an input gradient; not the convolutions' own reads and
 writes), as common/trainnet_resnet.c ran them before the ReLU and
-overwrite fusions (old) and after (new), and the time that traffic takes
-at 3.5 TB/s (about 73 % of an H200's 4.8 TB/s).  A GPU run's profile
+overwrite fusions (old) and after (new), and with the Bottleneck blocks'
+activations in bf16 channels-last (bf16: 2 bytes a value there, the
+stem's float, plus the layout changes at the blocks' edges and the
+weights' conversions each step), and the time that traffic takes at 3.5
+TB/s (about 73 % of an H200's 4.8 TB/s).  A GPU run's profile
 (bench_train's, or TK_PROFILE=1 tk-train) measures what this guesses.
 
     /usr/bin/python3 tests/gpu/train_traffic.py [SIZE] [BATCH]
@@ -31,14 +34,16 @@ def blocks(size):
 
 
 def passes(new):
-    """Floats read plus written per image, forward and backward."""
+    """Floats read plus written per image, forward and backward, of the
+    stem and of the blocks."""
     stem = 64 * (SIZE // 2) ** 2
     # batch norm: statistics (1 read) + normalisation (1 read, 1 write);
     # a separate ReLU: 1 read, 1 write; its backward into a zeroed
     # buffer: 1 write + 3 reads + 1 write; the batch norm's backward:
     # 2 reads (sums) + 3 reads and 1 write (apply), + 1 read per mask
-    f = stem * (3 if new else 5)
-    b = stem * (7 if new else 1 + 4 + 1 + 2 + 4)
+    sf = stem * (3 if new else 5)
+    sb = stem * (7 if new else 1 + 4 + 1 + 2 + 4)
+    f = b = 0
     for inn, c1, c2, c3, down in blocks(SIZE):
         if new:
             f += 3 * c1 + 3 * c2 + 3 * c3 + (3 * c3 if down else 0) + 3 * c3
@@ -49,12 +54,27 @@ def passes(new):
             b += (5 * c3 + (inn + 7 * c3 + inn if down else 2 * inn)
                   + (c2 + 7 * c3 + c2) + (c2 + 4 * c2 + c1 + 7 * c2 + c1)
                   + (c1 + 4 * c1 + 7 * c1 + inn))
-    return f, b
+    return sf + sb, f + b
 
 
-for new in (False, True):
-    f, b = passes(new)
-    gb = (f + b) * BATCH * 4 / 1e9
-    print("%s: forward %.1f, backward %.1f G floats; %.0f GB, %.1f ms at 3.5 TB/s"
-          % ("new" if new else "old", f * BATCH / 1e9, b * BATCH / 1e9, gb,
-             gb / 3.5e3 * 1e3))
+R101_PARAMS = 42.5e6  # the backbone's convolution weights
+
+
+def edges():
+    """Bytes per image of the bf16 backbone's layout changes: the
+    max-pool's output to bf16 and its gradient back (float read or
+    written, bf16 the other way), the head's input and its gradient
+    likewise."""
+    pool = 64 * (SIZE // 4) ** 2
+    feat = 2048 * (SIZE // 32) ** 2
+    return 2 * (pool + feat) * (4 + 2)
+
+
+for mode in ("old", "new", "bf16"):
+    stem, blk = passes(mode != "old")
+    size = 2 if mode == "bf16" else 4
+    gb = (stem * 4 + blk * size) * BATCH / 1e9
+    if mode == "bf16":  # weights to bf16 (4 + 2), gradients back (2 + 4 + 4)
+        gb += (edges() * BATCH + R101_PARAMS * 16) / 1e9
+    print("%s: stem %.1f, blocks %.1f G values; %.0f GB, %.1f ms at 3.5 TB/s"
+          % (mode, stem * BATCH / 1e9, blk * BATCH / 1e9, gb, gb / 3.5e3 * 1e3))
