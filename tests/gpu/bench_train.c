@@ -105,9 +105,10 @@ int main(int argc, char **argv)
 	}
 	dev_sync(&dv);
 	double dt = (tk_now() - t0) / steps;
-	printf("RESULT tk train %s %s %d^2 batch %d: %.1f images/s (%.1f ms/step; "
+	printf("RESULT tk train %s%s %s %d^2 batch %d: %.1f images/s (%.1f ms/step; "
 	       "first step %.1f s with cuDNN's search; setup %.1f s; loss %.3f)\n",
-	       prec, arch, S, B, B / dt, dt * 1e3, first, setup, loss);
+	       prec, dev_train_nhwc(&dv) ? " channels-last" : "", arch, S, B, B / dt,
+	       dt * 1e3, first, setup, loss);
 	fflush(stdout);
 	/* One more step, profiled (not timed: the marks' events cost a
 	 * little), each kind of layer's time on the device. */

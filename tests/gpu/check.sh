@@ -7,8 +7,9 @@
 # R101 at 512x512, against PyTorch's bf16 autocast), `make test-cuda`
 # (the tools on the GPU against the CPU), the op benchmarks (GEMM,
 # tk-rank's ways) and PyTorch's, the real tools' benchmarks
-# (bench_tools.sh) and PyTorch's on the same GPU, and prints a summary
-# last.  About 4 minutes on an H200; every step is
+# (bench_tools.sh) and PyTorch's on the same GPU, the bf16 training
+# step once more on the NCHW float backbone (TK_TRAIN_NHWC=0), and
+# prints a summary last.  About 4 minutes on an H200; every step is
 # bounded by a timeout, and all of them by the budget.
 #
 #   bash tests/gpu/check.sh            (from the repository root)
@@ -122,6 +123,9 @@ if [ -z "${TK_CHECK_SKIP_BENCH:-}" ]; then
 	step torch_rank 40 $PYTHON tests/gpu/bench_torch.py rank
 	step bench_tools 110 env PYTHON="$PYTHON" bash tests/gpu/bench_tools.sh 24
 	step torch_extract 60 $PYTHON tests/gpu/bench_torch.py extract
+	# bf16 on the NCHW float backbone, as before the channels-last one:
+	# what that change gained
+	step bench_train_nchw 50 env TK_TRAIN_NHWC=0 "$GPU/bench_train" bf16 32 3
 fi
 
 say "summary ($(( $(date +%s) - T0 ))s in all)"
