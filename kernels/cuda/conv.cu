@@ -173,6 +173,19 @@ __global__ void bias_relu(float *out, const float *bias, int relu,
 	}
 }
 
+// The plan of d with its forward algorithm found and set, and its
+// scratch in *ws.
+plan &forward_plan(const struct conv2d_dims &d, bool act, cudnnHandle_t h,
+		   void **ws)
+{
+	plan &p = get_plan(d, act);
+	if (!p.fwd_found)
+		find_fwd(p, h);
+	CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.fwd_math));
+	*ws = p.fwd_ws ? tk::workspace(p.fwd_ws) : nullptr;
+	return p;
+}
+
 // din (if any; din_add: accumulates) and dweight (dw_add: accumulates).
 void backward(plan &p, void *din, int din_add, void *dweight, int dw_add,
 	      const void *dout, const void *in, const void *weight,
@@ -212,11 +225,8 @@ void conv2d_forward_cuda(float *out, float *work, const float *in,
 	if (!n)
 		return;
 	cudnnHandle_t h = tk::dnn(s);
-	plan &p = get_plan(d);
-	if (!p.fwd_found)
-		find_fwd(p, h);
-	CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.fwd_math));
-	void *ws = p.fwd_ws ? tk::workspace(p.fwd_ws) : nullptr;
+	void *ws;
+	plan &p = forward_plan(d, false, h, &ws);
 	float one = 1.0f, zero = 0.0f;
 	if (relu && residual != out) {
 		// y = relu(conv(x) + alpha2 z + bias); z must not alias y.
@@ -264,11 +274,8 @@ void conv2d_act_forward_cuda(void *out, const void *in, const void *weight,
 	if (!n)
 		return;
 	cudnnHandle_t h = tk::dnn(s);
-	plan &p = get_plan(d, true);
-	if (!p.fwd_found)
-		find_fwd(p, h);
-	CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.fwd_math));
-	void *ws = p.fwd_ws ? tk::workspace(p.fwd_ws) : nullptr;
+	void *ws;
+	plan &p = forward_plan(d, true, h, &ws);
 	float one = 1.0f, zero = 0.0f;
 	CUDNN_CHECK(cudnnConvolutionForward(h, &one, p.x, in, p.w, weight, p.conv,
 					    p.fwd, ws, p.fwd_ws, &zero, p.y, out));

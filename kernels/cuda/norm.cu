@@ -4,6 +4,8 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/norm.h"
 
+#include <type_traits>
+
 namespace {
 
 const int CT = 32, RT = 16; // column reductions: 32 columns x 16 rows
@@ -382,6 +384,25 @@ bool act_bf16()
 	return tk_cuda_act_size() == 2;
 }
 
+// f((T *)0, std::integral_constant<int, V>()) with T the activation type
+// and V values a thread: 16 bytes where C, n and the arrays allow, else 1.
+template <typename F>
+void by_act(F f, int C, size_t n, const void *a, const void *b,
+	    const void *c = nullptr, const void *d = nullptr)
+{
+	if (act_bf16()) {
+		if (C % 8 == 0 && packable(n, 8, a, b, c, d))
+			f((bf16 *)nullptr, std::integral_constant<int, 8>());
+		else
+			f((bf16 *)nullptr, std::integral_constant<int, 1>());
+	} else {
+		if (C % 4 == 0 && packable(n, 4, a, b, c, d))
+			f((float *)nullptr, std::integral_constant<int, 4>());
+		else
+			f((float *)nullptr, std::integral_constant<int, 1>());
+	}
+}
+
 template <typename T, bool dsums>
 void launch_sums(double *sums, const void *x, const void *dout,
 		 const void *mask, const float *mean, const float *rstd,
@@ -597,23 +618,13 @@ void batchnorm_act_apply_cuda(void *out, float *mean, float *rstd,
 	if (!n)
 		return;
 	channel_of ch(n, C, 1);
-	bool bf = act_bf16();
-	int V = bf ? 8 : 4;
-	if (!(C % V == 0 && packable(n, V, out, in)))
-		V = 1;
-	unsigned g = tk::blocks(n / V, 256);
-#define NORM(T, v)                                                             \
-	bnl_norm<T, v><<<g, 256, 0, s>>>((T *)out, (const T *)in, mean, rstd,  \
-					 gamma, beta, relu, ch, n)
-	if (bf && V > 1)
-		NORM(bf16, 8);
-	else if (bf)
-		NORM(bf16, 1);
-	else if (V > 1)
-		NORM(float, 4);
-	else
-		NORM(float, 1);
-#undef NORM
+	by_act(
+	    [&](auto t, auto v) {
+		    typedef std::remove_pointer_t<decltype(t)> T;
+		    bnl_norm<T, v()><<<tk::blocks(n / v(), 256), 256, 0, s>>>(
+			(T *)out, (const T *)in, mean, rstd, gamma, beta, relu, ch, n);
+	    },
+	    C, n, out, in);
 	LAUNCH_CHECK();
 }
 
@@ -662,24 +673,14 @@ void batchnorm_act_backward_apply_cuda(void *din, const void *dout,
 	if (!n)
 		return;
 	channel_of ch(n, C, 1);
-	bool bf = act_bf16();
-	int V = bf ? 8 : 4;
-	if (!(C % V == 0 && packable(n, V, din, dout, mask, in)))
-		V = 1;
-	unsigned g = tk::blocks(n / V, 256);
-#define BWD(T, v)                                                              \
-	bnl_bwd<T, v><<<g, 256, 0, s>>>((T *)din, (const T *)dout,             \
-					(const T *)mask, (const T *)in, mean, rstd, \
-					gamma, sums, count, C, ch, n)
-	if (bf && V > 1)
-		BWD(bf16, 8);
-	else if (bf)
-		BWD(bf16, 1);
-	else if (V > 1)
-		BWD(float, 4);
-	else
-		BWD(float, 1);
-#undef BWD
+	by_act(
+	    [&](auto t, auto v) {
+		    typedef std::remove_pointer_t<decltype(t)> T;
+		    bnl_bwd<T, v()><<<tk::blocks(n / v(), 256), 256, 0, s>>>(
+			(T *)din, (const T *)dout, (const T *)mask, (const T *)in, mean,
+			rstd, gamma, sums, count, C, ch, n);
+	    },
+	    C, n, din, dout, mask, in);
 	LAUNCH_CHECK();
 }
 
