@@ -11,6 +11,7 @@ run with dropout on can be compared too.
     train_ref.py frames OUT.bin N SIZE CLASSES [--seed S] [--pattern]
     train_ref.py grads MODEL FRAMES OUT.bin [--dropout P] [--seed S]
     train_ref.py train MODEL FRAMES OUT.safetensors LOG.jsonl [options]
+    train_ref.py loss MODEL FRAMES [--batch B]
 
 ARCH is tk's: "r50:width=8,mid_dim=32,out_dim=32,heads=4,classes=10"."""
 import argparse
@@ -496,6 +497,31 @@ def cmd_train(args):
     save_model(model, a, args.out, extra)
 
 
+def cmd_loss(args):
+    """The first batch's training-mode loss in fp32, and with the backbone
+    under CPU autocast bf16 and channels_last (the head in float, as
+    tk's bf16 training keeps it): how far bf16 activations alone move a
+    model's loss, to set beside tk-train --precision bf16's."""
+    torch.set_num_threads(args.threads)
+    model, a, _, _ = load_model(args.model)
+    imgs, labels = read_batches(args.frames, 0)
+    x = normalise(imgs[:args.batch])
+    lab = torch.from_numpy(labels[:args.batch])
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    out = []
+    for bf in (False, True):
+        model.load_state_dict(state)
+        model.train()
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16,
+                                             enabled=bf):
+            f = model.backbone(
+                x.contiguous(memory_format=torch.channels_last) if bf else x)
+        with torch.no_grad():
+            logits = model.classifier(model.tr(f.float()), lab)
+            out.append(F.cross_entropy(logits, lab).item())
+    print("loss fp32 %.6f bf16-backbone %.6f" % tuple(out))
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -540,9 +566,14 @@ def main():
     p.add_argument("--f64", action="store_true")
     p.add_argument("--stop-after", type=int, default=0,
                    help="stop after this many epochs (the schedule is --epochs')")
+    p = sub.add_parser("loss")
+    p.add_argument("model")
+    p.add_argument("frames")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     {"model": cmd_model, "frames": cmd_frames, "grads": cmd_grads,
-     "train": cmd_train}[args.cmd](args)
+     "train": cmd_train, "loss": cmd_loss}[args.cmd](args)
 
 
 if __name__ == "__main__":
