@@ -68,11 +68,13 @@ void cbn_forward(struct tk_net *n, struct cbn *c, struct tk_model *m,
 	float *P = net_P(n, m);
 	int ohw = c->oh * c->ow;
 	long rows = (long)d.B * ohw;
-	dev_mark(n->dv, "conv forward");
 	if (c->wa) {
+		dev_mark(n->dv, "conv weights");
 		dev_conv_act_weights(n->dv, c->wa, P + c->w, d.OC, d.C, d.K);
+		dev_mark(n->dv, "conv forward");
 		dev_conv_act_forward(n->dv, c->t, x, c->wa, d);
 	} else {
+		dev_mark(n->dv, "conv forward");
 		dev_conv2d_train_forward(n->dv, c->t, n->work, x, P + c->w,
 					 c->bias == NO_PARAM ? NULL : P + c->bias,
 					 NULL, 0, d);
@@ -121,6 +123,7 @@ void cbn_backward(struct tk_net *n, const struct cbn *c,
 	dev_mark(n->dv, "conv backward");
 	if (c->wa) {
 		dev_conv_act_backward(n->dv, dx, dx_add, c->dwa, dt, x, c->wa, d);
+		dev_mark(n->dv, "conv weights");
 		dev_conv_act_dweights(n->dv, grad + c->w, c->dwa, d.OC, d.C, d.K);
 	} else {
 		dev_conv2d_backward(n->dv, dx, dx_add, grad + c->w,
