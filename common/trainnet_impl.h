@@ -26,10 +26,11 @@ struct cbn {
 	void *t;           /* convolution output, the batch norm's input */
 	float *mean, *rstd; /* batch statistics */
 	/* channels-last (dev_train_nhwc): the weights as cuDNN takes them,
-	 * [OC, K, K, C] of the activation type, and their gradient; t, the
-	 * input and output are then activations [B, H, W, C] of that type.
-	 * NULL: NCHW float. */
+	 * [OC, K, K, ld] of the activation type, and their gradient; t, the
+	 * input (ld channels a pixel) and output are then activations
+	 * [B, H, W, C] of that type.  NULL: NCHW float. */
 	void *wa, *dwa;
+	int ld;
 };
 
 /* A torchvision Bottleneck: 1x1, 3x3 (stride), 1x1, and a downsampling
@@ -92,17 +93,18 @@ struct tk_net {
 	float *img;  /* the batch, kept for the stem's weight gradient */
 	uint8_t *raw; /* the batch's pixels on the device (forward_u8) */
 	struct cbn stem;
-	float *a1;   /* stem ReLU output */
+	void *a1;    /* stem ReLU output */
 	int *argmax; /* max-pool winners */
-	float *pool;
+	float *pool; /* NCHW float only */
 	int ph, pw;
 	struct block *blocks;
 	int nblocks;
 	int fh, fw, n; /* the backbone's output: fh x fw = n positions */
-	/* channels-last blocks (dev_train_nhwc): their input, the max-pool's
-	 * output as activations, and their output as [B, C, n] float for
-	 * the head; NULL otherwise */
-	void *pool_act;
+	/* channels-last (dev_train_nhwc): the batch as activations, 8
+	 * channels a pixel (3 and zeros), the max-pool's output, and the
+	 * backbone's output as [B, C, n] float for the head; NULL otherwise
+	 * (then a1 and the blocks' buffers are float NCHW, else activations) */
+	void *img_act, *pool_act;
 	float *feat;
 
 	/* head */
@@ -156,10 +158,11 @@ void net_ready(struct tk_net *n, size_t off, size_t len);
 /* The dropout seed of site 'id' of this forward pass. */
 uint64_t net_site_seed(const struct tk_net *n, int id);
 
-/* nhwc: channels-last (struct cbn's wa). */
+/* ld: 0 for NCHW float; else channels-last (struct cbn's wa), the input
+ * stored with ld >= C channels a pixel. */
 void cbn_plan(struct tk_net *n, struct cbn *c, const struct tk_model *m,
 	      const char *conv, const char *bn, int C, int H, int W, int OC,
-	      int K, int stride, int pad, int bias, int nhwc);
+	      int K, int stride, int pad, int bias, int ld);
 /* x -> c->t (convolution) -> dst (batch norm), optionally ReLU (in the
  * batch norm's pass when training). */
 void cbn_forward(struct tk_net *n, struct cbn *c, struct tk_model *m,

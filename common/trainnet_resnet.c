@@ -6,9 +6,9 @@
  * buffers instead of zeroing them to accumulate: on a GPU these
  * memory-bound passes, not the convolutions, would otherwise take most
  * of a step.  Under --precision bf16 on a GPU (dev_train_nhwc) the
- * Bottleneck blocks run channels-last on bf16 activations, as PyTorch's
- * autocast with channels_last does; the stem, max-pool and head stay
- * NCHW float, converted at the blocks' edges. */
+ * backbone runs channels-last on bf16 activations, as PyTorch's autocast
+ * with channels_last does; the batch is converted at its start, its
+ * output for the head (NCHW float) at its end. */
 #include <stdio.h>
 #include <string.h>
 
@@ -20,6 +20,10 @@
 #include "tk.h"
 #include "trainnet_impl.h"
 
+/* The channels-last stem's input: 3 channels padded to 8, as cuDNN's
+ * channels-last kernels take them. */
+#define STEM_LD 8
+
 static const int stage_blocks50[4] = {3, 4, 6, 3}, stage_blocks101[4] = {3, 4, 23, 3};
 
 static size_t max_sz(size_t a, size_t b)
@@ -29,7 +33,7 @@ static size_t max_sz(size_t a, size_t b)
 
 void cbn_plan(struct tk_net *n, struct cbn *c, const struct tk_model *m,
 	      const char *conv, const char *bn, int C, int H, int W, int OC,
-	      int K, int stride, int pad, int bias, int nhwc)
+	      int K, int stride, int pad, int bias, int ld)
 {
 	c->w = net_param(m, "%s.weight", conv);
 	c->bias = bias ? net_param(m, "%s.bias", conv) : NO_PARAM;
@@ -45,12 +49,13 @@ void cbn_plan(struct tk_net *n, struct cbn *c, const struct tk_model *m,
 		die_data("images of %d x %d are too small for the network",
 			 n->W, n->H);
 	size_t out = (size_t)n->B * OC * c->oh * c->ow;
-	size_t es = nhwc ? dev_act_size(n->dv) : 4;
+	size_t es = ld ? dev_act_size(n->dv) : 4;
 	c->t = net_alloc(n, out, es, MEM_ACT);
 	c->mean = net_alloc(n, OC, 4, MEM_ACT);
 	c->rstd = net_alloc(n, OC, 4, MEM_ACT);
-	if (nhwc) {
-		size_t nw = (size_t)OC * C * K * K;
+	c->ld = ld ? ld : C;
+	if (ld) {
+		size_t nw = (size_t)OC * ld * K * K;
 		c->wa = net_alloc(n, nw, es, MEM_SCRATCH);
 		c->dwa = net_alloc(n, nw, es, MEM_SCRATCH);
 	} else {
@@ -70,9 +75,11 @@ void cbn_forward(struct tk_net *n, struct cbn *c, struct tk_model *m,
 	long rows = (long)d.B * ohw;
 	if (c->wa) {
 		dev_mark(n->dv, "conv weights");
-		dev_conv_act_weights(n->dv, c->wa, P + c->w, d.OC, d.C, d.K);
+		dev_conv_act_weights(n->dv, c->wa, P + c->w, d.OC, d.C, c->ld, d.K);
 		dev_mark(n->dv, "conv forward");
-		dev_conv_act_forward(n->dv, c->t, x, c->wa, d);
+		struct conv2d_dims dl = d;
+		dl.C = c->ld;
+		dev_conv_act_forward(n->dv, c->t, x, c->wa, dl);
 	} else {
 		dev_mark(n->dv, "conv forward");
 		dev_conv2d_train_forward(n->dv, c->t, n->work, x, P + c->w,
@@ -122,9 +129,12 @@ void cbn_backward(struct tk_net *n, const struct cbn *c,
 				       d.OC, ohw);
 	dev_mark(n->dv, "conv backward");
 	if (c->wa) {
-		dev_conv_act_backward(n->dv, dx, dx_add, c->dwa, dt, x, c->wa, d);
+		struct conv2d_dims dl = d;
+		dl.C = c->ld;
+		dev_conv_act_backward(n->dv, dx, dx_add, c->dwa, dt, x, c->wa, dl);
 		dev_mark(n->dv, "conv weights");
-		dev_conv_act_dweights(n->dv, grad + c->w, c->dwa, d.OC, d.C, d.K);
+		dev_conv_act_dweights(n->dv, grad + c->w, c->dwa, d.OC, d.C, c->ld,
+				      d.K);
 	} else {
 		dev_conv2d_backward(n->dv, dx, dx_add, grad + c->w,
 				    c->bias == NO_PARAM ? NULL : grad + c->bias,
@@ -154,20 +164,23 @@ void resnet_plan(struct tk_net *n, const struct tk_model *m)
 	int w = m->arch.width, B = n->B;
 	const int *nb = m->arch.depth == 50 ? stage_blocks50 : stage_blocks101;
 	int nhwc = dev_train_nhwc(n->dv);
-	size_t es = nhwc ? dev_act_size(n->dv) : 4;
-	n->img = net_alloc(n, (size_t)B * 3 * n->H * n->W, 4, MEM_ACT);
-	n->raw = net_alloc(n, (size_t)B * 3 * n->H * n->W, 1, MEM_ACT);
+	size_t es = nhwc ? dev_act_size(n->dv) : 4, hw = (size_t)n->H * n->W;
+	n->img = net_alloc(n, (size_t)B * 3 * hw, 4, MEM_ACT);
+	n->raw = net_alloc(n, (size_t)B * 3 * hw, 1, MEM_ACT);
+	if (nhwc) /* zeros: the padding */
+		n->img_act = net_alloc(n, (size_t)B * STEM_LD * hw, es, MEM_ACT);
 	cbn_plan(n, &n->stem, m, "backbone.block1.0", "backbone.block1.1", 3,
-		 n->H, n->W, w, 7, 2, 3, 0, 0);
+		 n->H, n->W, w, 7, 2, 3, 0, nhwc ? STEM_LD : 0);
 	int h = n->stem.oh, wd = n->stem.ow;
-	n->a1 = net_alloc(n, (size_t)B * w * h * wd, 4, MEM_ACT);
+	n->a1 = net_alloc(n, (size_t)B * w * h * wd, es, MEM_ACT);
 	n->ph = maxpool2d_out_size(h, 3, 2, 1);
 	n->pw = maxpool2d_out_size(wd, 3, 2, 1);
 	size_t np = (size_t)B * w * n->ph * n->pw;
 	n->argmax = net_alloc(n, np, sizeof(int), MEM_ACT);
-	n->pool = net_alloc(n, np, 4, MEM_ACT);
 	if (nhwc)
 		n->pool_act = net_alloc(n, np, es, MEM_ACT);
+	else
+		n->pool = net_alloc(n, np, 4, MEM_ACT);
 	n->nblocks = nb[0] + nb[1] + nb[2] + nb[3];
 	n->blocks = xcalloc(n->nblocks, sizeof *n->blocks);
 	int cin = w, H = n->ph, W = n->pw, k = 0;
@@ -178,19 +191,20 @@ void resnet_plan(struct tk_net *n, const struct tk_model *m)
 			struct block *bl = &n->blocks[k];
 			int st = i == 0 ? stride : 1;
 			names(a, b, s + 2, i, "conv1", "bn1");
-			cbn_plan(n, &bl->c1, m, a, b, cin, H, W, planes, 1, 1, 0, 0, nhwc);
+			cbn_plan(n, &bl->c1, m, a, b, cin, H, W, planes, 1, 1, 0, 0,
+				 nhwc ? cin : 0);
 			names(a, b, s + 2, i, "conv2", "bn2");
 			cbn_plan(n, &bl->c2, m, a, b, planes, H, W, planes, 3, st, 1, 0,
-				 nhwc);
+				 nhwc ? planes : 0);
 			int oh = bl->c2.oh, ow = bl->c2.ow;
 			names(a, b, s + 2, i, "conv3", "bn3");
 			cbn_plan(n, &bl->c3, m, a, b, planes, oh, ow, cout, 1, 1, 0, 0,
-				 nhwc);
+				 nhwc ? planes : 0);
 			bl->has_down = i == 0;
 			if (bl->has_down) {
 				names(a, b, s + 2, i, "downsample.0", "downsample.1");
 				cbn_plan(n, &bl->down, m, a, b, cin, H, W, cout, 1, st, 0, 0,
-					 nhwc);
+					 nhwc ? cin : 0);
 			}
 			bl->u1 = net_alloc(n, (size_t)B * planes * H * W, es, MEM_ACT);
 			bl->u2 = net_alloc(n, (size_t)B * planes * oh * ow, es, MEM_ACT);
@@ -226,16 +240,23 @@ void resnet_forward(struct tk_net *n, struct tk_model *m, const float *x)
 		dev_mark(n->dv, "upload batch");
 		dev_upload(n->dv, n->img, x, (size_t)B * 3 * n->H * n->W * sizeof *x);
 	}
-	cbn_forward(n, &n->stem, m, n->a1, n->img, 1);
-	dev_mark(n->dv, "maxpool forward");
-	dev_maxpool2d_forward(n->dv, n->pool, n->argmax, n->a1, B * n->stem.d.OC, n->stem.oh,
-			  n->stem.ow, 3, 2, 1);
-	const void *in = n->pool;
-	if (n->pool_act) {
+	const struct cbn *st = &n->stem;
+	const void *in;
+	if (n->img_act) {
 		dev_mark(n->dv, "layout");
-		dev_nchw_to_act(n->dv, n->pool_act, n->pool, B, n->stem.d.OC,
-				(long)n->ph * n->pw);
+		dev_nchw_to_act(n->dv, n->img_act, n->img, B, 3, STEM_LD,
+				(long)n->H * n->W);
+		cbn_forward(n, &n->stem, m, n->a1, n->img_act, 1);
+		dev_mark(n->dv, "maxpool forward");
+		dev_maxpool_act_forward(n->dv, n->pool_act, n->argmax, n->a1, B,
+					st->d.OC, st->oh, st->ow, 3, 2, 1);
 		in = n->pool_act;
+	} else {
+		cbn_forward(n, &n->stem, m, n->a1, n->img, 1);
+		dev_mark(n->dv, "maxpool forward");
+		dev_maxpool2d_forward(n->dv, n->pool, n->argmax, n->a1, B * st->d.OC,
+				      st->oh, st->ow, 3, 2, 1);
+		in = n->pool;
 	}
 	for (int k = 0; k < n->nblocks; k++) {
 		struct block *bl = &n->blocks[k];
@@ -250,7 +271,7 @@ void resnet_forward(struct tk_net *n, struct tk_model *m, const float *x)
 			id = n->g[1];
 		}
 		dev_mark(n->dv, "add+relu forward");
-		if (n->pool_act)
+		if (n->feat)
 			dev_add_relu_act(n->dv, bl->out, v3, id, sz);
 		else
 			dev_add_relu_forward(n->dv, bl->out, v3, id, sz);
@@ -258,8 +279,8 @@ void resnet_forward(struct tk_net *n, struct tk_model *m, const float *x)
 	}
 	if (n->feat) {
 		dev_mark(n->dv, "layout");
-		dev_act_to_nchw(n->dv, n->feat, in, B, n->blocks[n->nblocks - 1].c3.d.OC,
-				n->n);
+		int C = n->blocks[n->nblocks - 1].c3.d.OC;
+		dev_act_to_nchw(n->dv, n->feat, in, B, C, C, n->n);
 	}
 }
 
@@ -277,7 +298,7 @@ static int block_backward(struct tk_net *n, const struct tk_model *m,
 	 * conv1 adds to last); else into t0, for the downsampling branch. */
 	float *r = bl->has_down ? t0 : gx;
 	dev_mark(n->dv, "relu backward");
-	if (n->pool_act)
+	if (n->feat)
 		dev_relu_backward_act(n->dv, r, gy, bl->out, numel(n, &bl->c3));
 	else
 		dev_relu_backward(n->dv, r, 0, gy, bl->out, numel(n, &bl->c3));
@@ -296,11 +317,10 @@ static int block_backward(struct tk_net *n, const struct tk_model *m,
 void resnet_backward(struct tk_net *n, const struct tk_model *m, float *grad)
 {
 	int iy = 0, B = n->curB;
-	const struct cbn *c = &n->stem;
-	if (n->pool_act) { /* the head's gradient to activations */
+	if (n->feat) { /* the head's gradient to activations */
+		int C = n->blocks[n->nblocks - 1].c3.d.OC;
 		dev_mark(n->dv, "layout");
-		dev_nchw_to_act(n->dv, n->g[1], n->g[0], B,
-				n->blocks[n->nblocks - 1].c3.d.OC, n->n);
+		dev_nchw_to_act(n->dv, n->g[1], n->g[0], B, C, C, n->n);
 		iy = 1;
 	}
 	for (int k = n->nblocks - 1; k >= 0; k--) {
@@ -308,18 +328,17 @@ void resnet_backward(struct tk_net *n, const struct tk_model *m, float *grad)
 				   : n->pool_act ? n->pool_act : n->pool;
 		iy = block_backward(n, m, grad, &n->blocks[k], in, iy);
 	}
-	if (n->pool_act) { /* the max-pool's output's gradient, NCHW float */
-		int ip = (iy + 1) & 3;
-		dev_mark(n->dv, "layout");
-		dev_act_to_nchw(n->dv, n->g[ip], n->g[iy], B, c->d.OC,
-				(long)n->ph * n->pw);
-		iy = ip;
-	}
 	/* max-pool, ReLU, bn1, the stem convolution (no input gradient). */
-	size_t sa = numel(n, c);
+	const struct cbn *c = &n->stem;
 	float *gp = n->g[iy], *t0 = n->g[(iy + 1) & 3], *t1 = n->g[(iy + 2) & 3];
 	dev_mark(n->dv, "maxpool backward");
-	dev_zero(n->dv, t0, sa * sizeof *t0);
+	if (n->img_act) {
+		dev_maxpool_act_backward(n->dv, t0, gp, n->argmax, B, c->d.OC, c->oh,
+					 c->ow, 3, 2, 1);
+		cbn_backward(n, c, m, grad, NULL, 0, t1, t0, n->a1, n->img_act);
+		return;
+	}
+	dev_zero(n->dv, t0, numel(n, c) * sizeof *t0);
 	dev_maxpool2d_backward(n->dv, t0, gp, n->argmax, B * c->d.OC, c->oh, c->ow, 3, 2, 1);
 	cbn_backward(n, c, m, grad, NULL, 0, t1, t0, n->a1, n->img);
 }

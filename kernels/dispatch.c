@@ -707,27 +707,43 @@ static void gpu_only(const char *op)
 }
 
 void dev_nchw_to_act(const struct tk_dev *dv, void *out, const float *in,
-		     int B, int C, long HW)
+		     int B, int C, int ld, long HW)
 {
-	GPU(dv, nchw_to_act_cuda(out, in, B, C, HW, ST(dv)));
+	GPU(dv, nchw_to_act_cuda(out, in, B, C, ld, HW, ST(dv)));
 }
 
 void dev_act_to_nchw(const struct tk_dev *dv, float *out, const void *in,
-		     int B, int C, long HW)
+		     int B, int C, int ld, long HW)
 {
-	GPU(dv, act_to_nchw_cuda(out, in, B, C, HW, ST(dv)));
+	GPU(dv, act_to_nchw_cuda(out, in, B, C, ld, HW, ST(dv)));
 }
 
 void dev_conv_act_weights(const struct tk_dev *dv, void *wa, const float *w,
-			  int OC, int C, int K)
+			  int OC, int C, int ld, int K)
 {
-	GPU(dv, conv_weights_to_act_cuda(wa, w, OC, C, K, ST(dv)));
+	GPU(dv, conv_weights_to_act_cuda(wa, w, OC, C, ld, K, ST(dv)));
 }
 
 void dev_conv_act_dweights(const struct tk_dev *dv, float *dw,
-			   const void *dwa, int OC, int C, int K)
+			   const void *dwa, int OC, int C, int ld, int K)
 {
-	GPU(dv, conv_dweights_from_act_cuda(dw, dwa, OC, C, K, ST(dv)));
+	GPU(dv, conv_dweights_from_act_cuda(dw, dwa, OC, C, ld, K, ST(dv)));
+}
+
+void dev_maxpool_act_forward(const struct tk_dev *dv, void *out, int *argmax,
+			     const void *in, int B, int C, int H, int W, int K,
+			     int stride, int pad)
+{
+	GPU(dv, maxpool2d_act_forward_cuda(out, argmax, in, B, C, H, W, K, stride,
+					   pad, ST(dv)));
+}
+
+void dev_maxpool_act_backward(const struct tk_dev *dv, void *din,
+			      const void *dout, const int *argmax, int B,
+			      int C, int H, int W, int K, int stride, int pad)
+{
+	GPU(dv, maxpool2d_act_backward_cuda(din, dout, argmax, B, C, H, W, K,
+					    stride, pad, ST(dv)));
 }
 
 void dev_conv_act_forward(const struct tk_dev *dv, void *out, const void *in,

@@ -130,25 +130,33 @@ void dev_download_async(const struct tk_dev *dv, void *dst, const void *src,
 			size_t bytes);
 
 /* ---- channels-last training (GPU only; common/trainnet_resnet.c) ----
- * Under --precision bf16 the training backbone's Bottleneck blocks keep
- * their activations and gradients channels-last, [rows, C] with rows =
- * B*H*W, of dev_act_size bytes a value (bf16), and convolve with cuDNN
- * on them and on weights converted to [OC, K, K, C] of that type each
- * step; the stem and its max-pool stay NCHW float.  TK_TRAIN_NHWC=1 (or
- * 0) in the environment turns this on (off) at any precision: in fp32 it
- * is the tests' check of this path's indexing against the NCHW one.  On
- * the CPU dev_train_nhwc is 0 and the ops below must not be called (they
- * die).  Their contracts: kernels/cuda/cuda.h's *_act_cuda. */
+ * Under --precision bf16 the training backbone keeps its activations and
+ * gradients channels-last, [rows, C] with rows = B*H*W, of dev_act_size
+ * bytes a value (bf16), and convolves with cuDNN on them and on weights
+ * converted to [OC, K, K, C] of that type each step; its input, 3
+ * channels, is padded to 8.  TK_TRAIN_NHWC=1 (or 0) in the environment
+ * turns this on (off) at any precision: in fp32 it is the tests' check
+ * of this path's indexing against the NCHW one.  On the CPU
+ * dev_train_nhwc is 0 and the ops below must not be called (they die).
+ * Their contracts: kernels/cuda/cuda.h's *_act_cuda; ld >= C, the
+ * channels as stored. */
 int dev_train_nhwc(const struct tk_dev *dv);
 void dev_nchw_to_act(const struct tk_dev *dv, void *out, const float *in,
-		     int B, int C, long HW);
+		     int B, int C, int ld, long HW);
 void dev_act_to_nchw(const struct tk_dev *dv, float *out, const void *in,
-		     int B, int C, long HW);
+		     int B, int C, int ld, long HW);
 void dev_conv_act_weights(const struct tk_dev *dv, void *wa, const float *w,
-			  int OC, int C, int K);
-/* dw [OC, C, K, K] += dwa [OC, K, K, C]. */
+			  int OC, int C, int ld, int K);
+/* dw [OC, C, K, K] += dwa [OC, K, K, ld]. */
 void dev_conv_act_dweights(const struct tk_dev *dv, float *dw,
-			   const void *dwa, int OC, int C, int K);
+			   const void *dwa, int OC, int C, int ld, int K);
+void dev_maxpool_act_forward(const struct tk_dev *dv, void *out, int *argmax,
+			     const void *in, int B, int C, int H, int W, int K,
+			     int stride, int pad);
+/* din overwritten. */
+void dev_maxpool_act_backward(const struct tk_dev *dv, void *din,
+			      const void *dout, const int *argmax, int B,
+			      int C, int H, int W, int K, int stride, int pad);
 void dev_conv_act_forward(const struct tk_dev *dv, void *out, const void *in,
 			  const void *wa, struct conv2d_dims d);
 void dev_conv_act_backward(const struct tk_dev *dv, void *din, int din_add,

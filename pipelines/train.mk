@@ -44,7 +44,7 @@
 #   THREADS             threads of tk-train (default: all)
 #   DEVICE=cpu          or cuda (a CUDA build: make CUDA=1); PRECISION=fp32
 #                       (tf32, bf16) for the GPU's GEMMs and convolutions
-#                       (bf16: the backbone's blocks on bf16 activations,
+#                       (bf16: the backbone on bf16 activations,
 #                       channels-last; tk-train(1))
 #   GPUS=1              GPUs of this machine to train on, data-parallel:
 #                       GPUS processes an epoch, rank r decoding and

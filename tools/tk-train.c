@@ -788,7 +788,7 @@ static void device_start(struct run *r, const struct options *o)
 	dev_upload(&D.dv, D.mom, r->momentum, bytes);
 	if (world > 1 || tk_dev_is_cuda(&D.dv))
 		tk_note("%s%s; rank %d of %d (%s)", tk_dev_describe(&D.dv),
-			dev_train_nhwc(&D.dv) ? ", the backbone's blocks channels-last"
+			dev_train_nhwc(&D.dv) ? ", the backbone channels-last"
 					      : "",
 			D.dist.rank, world, D.dist.launcher);
 }

@@ -289,27 +289,36 @@ void maxpool2d_nhwc_forward_cuda(void *out, const void *in, int C, int H,
  * type, else float), -1 if none; waits for the stream. */
 long tk_cuda_first_nonfinite(const void *x, size_t n, int act, tk_stream s);
 
-/* ---- channels-last training (the backbone's blocks under bf16;
+/* ---- channels-last training (the backbone under bf16;
  * common/trainnet_resnet.c) ----
  * Activations [rows, C] (rows = B*H*W) of the activation type, as above.
- * Layout (layout.cu): in [B, C, HW] float to activations [B, HW, C] and
- * back; convolution weights [OC, C, K, K] float to [OC, K, K, C] of the
+ * Layout (layout.cu): in [B, C, HW] float to activations [B, HW, ld] and
+ * back; convolution weights [OC, C, K, K] float to [OC, K, K, ld] of the
  * activation type, and a weight gradient of that layout added to dw
- * [OC, C, K, K].  Convolutions (conv.cu, cuDNN channels-last, no bias):
+ * [OC, C, K, K]; ld >= C, the channels C .. ld-1 left as they are (the
+ * stem's input, 3 channels, is padded to 8 with zeros).  Convolutions
+ * (conv.cu, cuDNN channels-last, no bias; d.C: the channels as stored):
  * forward out = conv(in); backward din (NULL: none; din_add:
  * accumulates) and dweight (overwritten), of the activation type.
  * Batch norm in halves (norm.cu), as batchnorm_*_cuda above but din
  * always overwritten, with relu in the apply and the evaluation.
  * add_relu: out = relu(a + b); relu_backward: din (+)= dout where
- * out > 0 (act.cu). */
-void nchw_to_act_cuda(void *out, const float *in, int B, int C, long HW,
-		      tk_stream s);
-void act_to_nchw_cuda(float *out, const void *in, int B, int C, long HW,
-		      tk_stream s);
+ * out > 0 (act.cu).  Max-pool (pool.cu): out [B, OH, OW, C] and each
+ * output's winner's index in its plane; the backward overwrites din. */
+void nchw_to_act_cuda(void *out, const float *in, int B, int C, int ld,
+		      long HW, tk_stream s);
+void act_to_nchw_cuda(float *out, const void *in, int B, int C, int ld,
+		      long HW, tk_stream s);
 void conv_weights_to_act_cuda(void *out, const float *w, int OC, int C,
-			      int K, tk_stream s);
+			      int ld, int K, tk_stream s);
 void conv_dweights_from_act_cuda(float *dw, const void *dwa, int OC, int C,
-				 int K, tk_stream s);
+				 int ld, int K, tk_stream s);
+void maxpool2d_act_forward_cuda(void *out, int *argmax, const void *in, int B,
+				int C, int H, int W, int K, int stride, int pad,
+				tk_stream s);
+void maxpool2d_act_backward_cuda(void *din, const void *dout,
+				 const int *argmax, int B, int C, int H, int W,
+				 int K, int stride, int pad, tk_stream s);
 void conv2d_act_forward_cuda(void *out, const void *in, const void *weight,
 			     struct conv2d_dims d, tk_stream s);
 void conv2d_act_backward_cuda(void *din, int din_add, void *dweight,

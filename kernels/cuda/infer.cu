@@ -53,33 +53,6 @@ __global__ void nchw_to_nhwc(T *out, const float *in, int C, int ld,
 	}
 }
 
-template <typename T>
-__global__ void maxpool_nhwc(T *out, const T *in, int C, int H, int W, int OW,
-			     int K, int stride, int pad, size_t n)
-{
-	FOR_N(i, n)
-	{
-		int c = (int)(i % C);
-		size_t p = i / C;
-		int ox = (int)(p % OW), oy = (int)(p / OW);
-		float m = -INFINITY;
-		for (int ky = 0; ky < K; ky++) {
-			int iy = oy * stride - pad + ky;
-			if (iy < 0 || iy >= H)
-				continue;
-			for (int kx = 0; kx < K; kx++) {
-				int ix = ox * stride - pad + kx;
-				if (ix < 0 || ix >= W)
-					continue;
-				float v = to_f(in[((size_t)iy * W + ix) * C + c]);
-				if (v > m || v != v)
-					m = v;
-			}
-		}
-		out[i] = from_f<T>(m);
-	}
-}
-
 // out = relu?(out + bias), per channel (the last axis).
 template <typename T>
 __global__ void bias_relu(T *out, const float *bias, int relu, int C,
@@ -456,24 +429,6 @@ void nchw_to_nhwc_forward_cuda(void *out, const float *in, int C, int ld, int H,
 	else
 		nchw_to_nhwc<float><<<grid(hw * ld), 256, 0, s>>>((float *)out, in, C, ld,
 								   hw);
-	LAUNCH_CHECK();
-}
-
-void maxpool2d_nhwc_forward_cuda(void *out, const void *in, int C, int H, int W,
-				 int K, int stride, int pad, tk_stream s)
-{
-	int oh = (H + 2 * pad - K) / stride + 1, ow = (W + 2 * pad - K) / stride + 1;
-	size_t n = (size_t)oh * ow * C;
-	if (!n)
-		return;
-	if (tk_cuda_precision() == TK_BF16)
-		maxpool_nhwc<bf16><<<grid(n), 256, 0, s>>>((bf16 *)out, (const bf16 *)in,
-							    C, H, W, ow, K, stride, pad,
-							    n);
-	else
-		maxpool_nhwc<float><<<grid(n), 256, 0, s>>>((float *)out,
-							     (const float *)in, C, H, W,
-							     ow, K, stride, pad, n);
 	LAUNCH_CHECK();
 }
 

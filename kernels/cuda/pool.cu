@@ -1,4 +1,7 @@
 // pool.cu - max pooling (pool.h); a NaN wins, as on the CPU and in torch.
+// Also channels-last, on activations [B, H, W, C] of the activation type
+// (float, or bf16 under TK_BF16): inference's, and the training stem's
+// with the winners' indices and the backward pass.
 #include "kernels/cuda/common.cuh"
 #include "kernels/pool.h"
 
@@ -32,9 +35,130 @@ __global__ void maxpool_bwd(float *din, const float *dout, const int *argmax,
 	FOR_N(i, n) atomicAdd(&din[(i / ohw) * HW + argmax[i]], dout[i]);
 }
 
+// [B, OH, OW, C] from [B, H, W, C]: the first maximum of the window in
+// row order (maxpool2d_window's rule); argmax (may be NULL) receives its
+// index in the plane, iy * W + ix.
+template <typename T>
+__global__ void maxpool_nhwc(T *out, int *argmax, const T *in, int C, int H,
+			     int W, int OH, int OW, int K, int stride, int pad,
+			     size_t n)
+{
+	FOR_N(i, n)
+	{
+		int c = (int)(i % C);
+		size_t p = i / C;
+		int ox = (int)(p % OW), oy = (int)(p / OW % OH);
+		const T *x = in + p / ((size_t)OW * OH) * H * W * C + c;
+		float m = -INFINITY;
+		int at = -1;
+		for (int ky = 0; ky < K; ky++) {
+			int iy = oy * stride - pad + ky;
+			if (iy < 0 || iy >= H)
+				continue;
+			for (int kx = 0; kx < K; kx++) {
+				int ix = ox * stride - pad + kx;
+				if (ix < 0 || ix >= W)
+					continue;
+				float v = to_f(x[((size_t)iy * W + ix) * C]);
+				if (v > m || v != v || at < 0) {
+					m = v;
+					at = iy * W + ix;
+				}
+			}
+		}
+		out[i] = from_f<T>(m);
+		if (argmax)
+			argmax[i] = at;
+	}
+}
+
+// The backward pass gathered: each input value sums, in output order,
+// the gradients of the outputs whose winner it is (no atomics, the CPU's
+// sums to the bit); din overwritten.
+template <typename T>
+__global__ void maxpool_nhwc_bwd(T *din, const T *dout, const int *argmax,
+				 int C, int H, int W, int OH, int OW, int K,
+				 int stride, int pad, size_t n)
+{
+	FOR_N(i, n)
+	{
+		int c = (int)(i % C);
+		size_t p = i / C;
+		int ix = (int)(p % W), iy = (int)(p / W % H);
+		size_t b = p / ((size_t)W * H);
+		// the outputs whose window holds (iy, ix)
+		int oy0 = iy + pad - K + 1, ox0 = ix + pad - K + 1;
+		oy0 = oy0 > 0 ? (oy0 + stride - 1) / stride : 0;
+		ox0 = ox0 > 0 ? (ox0 + stride - 1) / stride : 0;
+		int oy1 = (iy + pad) / stride, ox1 = (ix + pad) / stride;
+		oy1 = oy1 < OH - 1 ? oy1 : OH - 1;
+		ox1 = ox1 < OW - 1 ? ox1 : OW - 1;
+		float g = 0.0f;
+		for (int oy = oy0; oy <= oy1; oy++)
+			for (int ox = ox0; ox <= ox1; ox++) {
+				size_t o = ((b * OH + oy) * OW + ox) * C + c;
+				if (argmax[o] == iy * W + ix)
+					g += to_f(dout[o]);
+			}
+		din[i] = from_f<T>(g);
+	}
+}
+
+bool act_bf16()
+{
+	return tk_cuda_act_size() == 2;
+}
+
 } // namespace
 
 extern "C" {
+
+void maxpool2d_nhwc_forward_cuda(void *out, const void *in, int C, int H, int W,
+				 int K, int stride, int pad, tk_stream s)
+{
+	maxpool2d_act_forward_cuda(out, nullptr, in, 1, C, H, W, K, stride, pad, s);
+}
+
+void maxpool2d_act_forward_cuda(void *out, int *argmax, const void *in, int B,
+				int C, int H, int W, int K, int stride, int pad,
+				tk_stream s)
+{
+	int oh = maxpool2d_out_size(H, K, stride, pad);
+	int ow = maxpool2d_out_size(W, K, stride, pad);
+	size_t n = (size_t)B * oh * ow * C;
+	if (!n)
+		return;
+	if (act_bf16())
+		maxpool_nhwc<bf16><<<tk::blocks(n, 256), 256, 0, s>>>(
+		    (bf16 *)out, argmax, (const bf16 *)in, C, H, W, oh, ow, K, stride,
+		    pad, n);
+	else
+		maxpool_nhwc<float><<<tk::blocks(n, 256), 256, 0, s>>>(
+		    (float *)out, argmax, (const float *)in, C, H, W, oh, ow, K, stride,
+		    pad, n);
+	LAUNCH_CHECK();
+}
+
+void maxpool2d_act_backward_cuda(void *din, const void *dout,
+				 const int *argmax, int B, int C, int H, int W,
+				 int K, int stride, int pad, tk_stream s)
+{
+	int oh = maxpool2d_out_size(H, K, stride, pad);
+	int ow = maxpool2d_out_size(W, K, stride, pad);
+	size_t n = (size_t)B * H * W * C;
+	if (!n)
+		return;
+	if (act_bf16())
+		maxpool_nhwc_bwd<bf16><<<tk::blocks(n, 256), 256, 0, s>>>(
+		    (bf16 *)din, (const bf16 *)dout, argmax, C, H, W, oh, ow, K, stride,
+		    pad, n);
+	else
+		maxpool_nhwc_bwd<float><<<tk::blocks(n, 256), 256, 0, s>>>(
+		    (float *)din, (const float *)dout, argmax, C, H, W, oh, ow, K,
+		    stride, pad, n);
+	LAUNCH_CHECK();
+}
+
 
 void maxpool2d_forward_cuda(float *out, int *argmax, const float *in, int P,
 			    int H, int W, int K, int stride, int pad, tk_stream s)

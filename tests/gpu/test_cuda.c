@@ -522,26 +522,38 @@ static void round_act(float *x, size_t n)
 	}
 }
 
-/* [B, C, HW] floats to device activations [B, HW, C] and back. */
-static void *to_act(const float *x, int B, int C, long HW)
+/* [B, C, HW] floats to device activations [B, HW, ld] (the padding
+ * zeros) and back. */
+static void *to_act_ld(const float *x, int B, int C, int ld, long HW)
 {
-	size_t n = (size_t)B * C * HW;
+	size_t n = (size_t)B * C * HW, an = (size_t)B * ld * HW;
 	float *d = UP(x, n);
-	void *a = tk_cuda_malloc(n * tk_cuda_act_size());
-	nchw_to_act_cuda(a, d, B, C, HW, NULL);
+	void *a = tk_cuda_malloc(an * tk_cuda_act_size());
+	tk_cuda_memset(a, 0, an * tk_cuda_act_size(), NULL);
+	nchw_to_act_cuda(a, d, B, C, ld, HW, NULL);
 	tk_cuda_sync(NULL);
 	tk_cuda_free(d);
 	return a;
 }
 
-static float *from_act(const void *a, int B, int C, long HW)
+static void *to_act(const float *x, int B, int C, long HW)
+{
+	return to_act_ld(x, B, C, C, HW);
+}
+
+static float *from_act_ld(const void *a, int B, int C, int ld, long HW)
 {
 	size_t n = (size_t)B * C * HW;
 	float *d = tk_cuda_malloc(n * 4);
-	act_to_nchw_cuda(d, a, B, C, HW, NULL);
+	act_to_nchw_cuda(d, a, B, C, ld, HW, NULL);
 	float *h = down(d, n);
 	tk_cuda_free(d);
 	return h;
+}
+
+static float *from_act(const void *a, int B, int C, long HW)
+{
+	return from_act_ld(a, B, C, C, HW);
 }
 
 /* Elementwise results of the activation type: its rounding. */
@@ -550,7 +562,9 @@ static double act_tol(void)
 	return tk_cuda_act_size() == 2 ? 6e-3 : 1e-5;
 }
 
-static void t_train_act(struct conv2d_dims d)
+/* d: the convolution as the CPU has it; ld >= d.C the input's channels
+ * as stored (the stem's 3 padded to 8). */
+static void t_train_act(struct conv2d_dims d, int ld)
 {
 	char what[128];
 	int oh = conv2d_out_size(d.H, d.K, d.stride, d.pad);
@@ -563,16 +577,20 @@ static void t_train_act(struct conv2d_dims d)
 	round_act(x, xn), round_act(w, wn), round_act(g, on);
 
 	/* layout both ways, exact */
-	void *ax = to_act(x, d.B, d.C, hw);
-	float *back = from_act(ax, d.B, d.C, hw);
+	struct conv2d_dims dl = d; /* as cuDNN sees it */
+	dl.C = ld;
+	size_t xan = (size_t)d.B * ld * hw, wan = (size_t)d.OC * ld * d.K * d.K;
+	void *ax = to_act_ld(x, d.B, d.C, ld, hw);
+	float *back = from_act_ld(ax, d.B, d.C, ld, hw);
 	cmp("act layout there and back", back, x, xn, 0);
 	free(back);
 	float *dwf = UP(w, wn), *dw0 = tk_cuda_malloc(wn * 4);
-	void *aw = tk_cuda_malloc(wn * tk_cuda_act_size());
-	void *adw = tk_cuda_malloc(wn * tk_cuda_act_size());
-	conv_weights_to_act_cuda(aw, dwf, d.OC, d.C, d.K, NULL);
+	void *aw = tk_cuda_malloc(wan * tk_cuda_act_size());
+	void *adw = tk_cuda_malloc(wan * tk_cuda_act_size());
+	tk_cuda_memset(aw, 0, wan * tk_cuda_act_size(), NULL); /* the padding */
+	conv_weights_to_act_cuda(aw, dwf, d.OC, d.C, ld, d.K, NULL);
 	tk_cuda_memset(dw0, 0, wn * 4, NULL);
-	conv_dweights_from_act_cuda(dw0, aw, d.OC, d.C, d.K, NULL);
+	conv_dweights_from_act_cuda(dw0, aw, d.OC, d.C, ld, d.K, NULL);
 	cmp_dev("act weights there and back", dw0, w, wn, 0);
 
 	/* the convolution, forward and backward */
@@ -580,33 +598,33 @@ static void t_train_act(struct conv2d_dims d)
 	float *work = xmalloc((conv2d_workspace(d, tk_threads()) + 1) * 4);
 	conv2d_forward(want, work, x, w, NULL, NULL, 0, d);
 	void *aout = tk_cuda_malloc(on * tk_cuda_act_size());
-	conv2d_act_forward_cuda(aout, ax, aw, d, NULL);
+	conv2d_act_forward_cuda(aout, ax, aw, dl, NULL);
 	float *got = from_act(aout, d.B, d.OC, ohw);
-	snprintf(what, sizeof what, "conv_act B%d C%d %dx%d OC%d K%d s%d", d.B, d.C,
-		 d.H, d.W, d.OC, d.K, d.stride);
+	snprintf(what, sizeof what, "conv_act B%d C%d/%d %dx%d OC%d K%d s%d", d.B,
+		 d.C, ld, d.H, d.W, d.OC, d.K, d.stride);
 	cmp(what, got, want, on, tol_for(1));
 	free(got);
 	float *gx = xcalloc(xn, 4), *gw = xcalloc(wn, 4);
 	float *bw = xmalloc((conv2d_backward_workspace(d, tk_threads()) + 1) * 4);
 	conv2d_backward(gx, gw, NULL, bw, g, x, w, d);
 	void *ag = to_act(g, d.B, d.OC, ohw);
-	void *agx = tk_cuda_malloc(xn * tk_cuda_act_size());
-	tk_cuda_memset(agx, 0xff, xn * tk_cuda_act_size(), NULL); /* NaN: not read */
-	conv2d_act_backward_cuda(agx, 0, adw, ag, ax, aw, d, NULL);
-	got = from_act(agx, d.B, d.C, hw);
+	void *agx = tk_cuda_malloc(xan * tk_cuda_act_size());
+	tk_cuda_memset(agx, 0xff, xan * tk_cuda_act_size(), NULL); /* NaN: not read */
+	conv2d_act_backward_cuda(agx, 0, adw, ag, ax, aw, dl, NULL);
+	got = from_act_ld(agx, d.B, d.C, ld, hw);
 	snprintf(what, sizeof what, "conv_act_backward din= C%d OC%d K%d s%d", d.C,
 		 d.OC, d.K, d.stride);
 	cmp(what, got, gx, xn, tol_for(1));
 	free(got);
 	tk_cuda_memset(dw0, 0, wn * 4, NULL);
-	conv_dweights_from_act_cuda(dw0, adw, d.OC, d.C, d.K, NULL);
+	conv_dweights_from_act_cuda(dw0, adw, d.OC, d.C, ld, d.K, NULL);
 	snprintf(what, sizeof what, "conv_act_backward dweight C%d OC%d K%d s%d",
 		 d.C, d.OC, d.K, d.stride);
 	cmp_dev(what, dw0, gw, wn, tol_for(1));
 	/* din accumulating: onto x, x + gx */
-	void *acc = to_act(x, d.B, d.C, hw);
-	conv2d_act_backward_cuda(acc, 1, adw, ag, ax, aw, d, NULL);
-	got = from_act(acc, d.B, d.C, hw);
+	void *acc = to_act_ld(x, d.B, d.C, ld, hw);
+	conv2d_act_backward_cuda(acc, 1, adw, ag, ax, aw, dl, NULL);
+	got = from_act_ld(acc, d.B, d.C, ld, hw);
 	for (size_t i = 0; i < xn; i++)
 		gx[i] += x[i];
 	snprintf(what, sizeof what, "conv_act_backward din+ C%d OC%d K%d s%d", d.C,
@@ -711,6 +729,47 @@ static void t_train_act(struct conv2d_dims d)
 	free(x), free(w), free(g);
 	tk_cuda_free(ax), tk_cuda_free(dwf), tk_cuda_free(dw0), tk_cuda_free(aw);
 	tk_cuda_free(adw), tk_cuda_free(aout), tk_cuda_free(ag), tk_cuda_free(agx);
+}
+
+/* The training stem's max-pool channels-last: values, winners (the
+ * CPU's NCHW ones transposed), the gathered backward (the CPU's sums in
+ * the same order: exact in float). */
+static void t_pool_act(int B, int C, int H, int W)
+{
+	int oh = maxpool2d_out_size(H, 3, 2, 1), ow = maxpool2d_out_size(W, 3, 2, 1);
+	long hw = (long)H * W, ohw = (long)oh * ow;
+	size_t n = (size_t)B * C * hw, on = (size_t)B * C * ohw;
+	float *x = rnd(n, 1), *y = xmalloc(on * 4), *g = rnd(on, 1);
+	int *am = xmalloc(on * sizeof *am), *gam = xmalloc(on * sizeof *gam);
+	round_act(x, n), round_act(g, on);
+	x[5] = x[6] = x[7]; /* ties: the first wins */
+	maxpool2d_forward(y, am, x, B * C, H, W, 3, 2, 1);
+	void *ax = to_act(x, B, C, hw), *ay = tk_cuda_malloc(on * tk_cuda_act_size());
+	int *dam = tk_cuda_malloc(on * sizeof *dam);
+	maxpool2d_act_forward_cuda(ay, dam, ax, B, C, H, W, 3, 2, 1, NULL);
+	float *got = from_act(ay, B, C, ohw);
+	cmp("maxpool_act 3x3/2", got, y, on, 0);
+	free(got);
+	tk_cuda_sync(NULL);
+	tk_cuda_copy(gam, dam, on * sizeof *gam, NULL);
+	tk_cuda_sync(NULL);
+	int same = 1;
+	for (int b = 0; b < B; b++)
+		for (int c = 0; c < C; c++)
+			for (long p = 0; p < ohw; p++)
+				same &= gam[((size_t)b * ohw + p) * C + c] ==
+					am[((size_t)b * C + c) * ohw + p];
+	CHECK(same);
+	float *din = xcalloc(n, 4);
+	maxpool2d_backward(din, g, am, B * C, H, W, 3, 2, 1);
+	void *ag = to_act(g, B, C, ohw), *adin = tk_cuda_malloc(n * tk_cuda_act_size());
+	tk_cuda_memset(adin, 0xff, n * tk_cuda_act_size(), NULL); /* not read */
+	maxpool2d_act_backward_cuda(adin, ag, dam, B, C, H, W, 3, 2, 1, NULL);
+	got = from_act(adin, B, C, hw);
+	cmp("maxpool_act backward", got, din, n, tk_cuda_act_size() == 2 ? act_tol() : 0);
+	free(got), free(x), free(y), free(g), free(am), free(gam), free(din);
+	tk_cuda_free(ax), tk_cuda_free(ay), tk_cuda_free(dam), tk_cuda_free(ag);
+	tk_cuda_free(adin);
 }
 
 /* ---- normalisations ---- */
@@ -1491,13 +1550,17 @@ static void run_all(void)
 	t_conv_nhwc((struct conv2d_dims){1, 4, 15, 17, 4, 3, 1, 1}, 4, 0, 1, 0);
 	t_conv_nhwc((struct conv2d_dims){1, 4, 15, 17, 16, 1, 1, 0}, 4, 1, 1, 0);
 	t_pool_nhwc(64, 33, 47);
-	/* channels-last training: a Bottleneck's shapes (1x1, 3x3, strided
-	 * 3x3 and downsampling 1x1) and an odd channel count */
-	t_train_act((struct conv2d_dims){2, 64, 17, 23, 32, 1, 1, 0});
-	t_train_act((struct conv2d_dims){2, 32, 17, 23, 32, 3, 1, 1});
-	t_train_act((struct conv2d_dims){3, 32, 17, 23, 48, 3, 2, 1});
-	t_train_act((struct conv2d_dims){2, 64, 17, 23, 128, 1, 2, 0});
-	t_train_act((struct conv2d_dims){2, 5, 9, 11, 7, 3, 1, 1});
+	/* channels-last training: the stem (its input padded), a
+	 * Bottleneck's shapes (1x1, 3x3, strided 3x3 and downsampling 1x1),
+	 * an odd channel count; the stem's max-pool */
+	t_train_act((struct conv2d_dims){2, 3, 37, 29, 16, 7, 2, 3}, 8);
+	t_train_act((struct conv2d_dims){2, 64, 17, 23, 32, 1, 1, 0}, 64);
+	t_train_act((struct conv2d_dims){2, 32, 17, 23, 32, 3, 1, 1}, 32);
+	t_train_act((struct conv2d_dims){3, 32, 17, 23, 48, 3, 2, 1}, 32);
+	t_train_act((struct conv2d_dims){2, 64, 17, 23, 128, 1, 2, 0}, 64);
+	t_train_act((struct conv2d_dims){2, 5, 9, 11, 7, 3, 1, 1}, 5);
+	t_pool_act(2, 16, 19, 17);
+	t_pool_act(3, 5, 8, 9);
 }
 
 int main(int argc, char **argv)

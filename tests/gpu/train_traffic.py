@@ -5,9 +5,9 @@ normalisation, ReLU, the residual adds, zeroing, copies and cuDNN's
 accumulation into an input gradient; not the convolutions' own reads and
 writes), as common/trainnet_resnet.c ran them before the ReLU and
 overwrite fusions (old) and after (new), and with the Bottleneck blocks'
-activations in bf16 channels-last (bf16: 2 bytes a value there, the
-stem's float, plus the layout changes at the blocks' edges and the
-weights' conversions each step), and the time that traffic takes at 3.5
+activations in bf16 channels-last (bf16: 2 bytes a value, plus the
+layout changes at the backbone's edges and the weights' conversions
+each step), and the time that traffic takes at 3.5
 TB/s (about 73 % of an H200's 4.8 TB/s).  A GPU run's profile
 (bench_train's, or TK_PROFILE=1 tk-train) measures what this guesses.
 
@@ -61,19 +61,16 @@ R101_PARAMS = 42.5e6  # the backbone's convolution weights
 
 
 def edges():
-    """Bytes per image of the bf16 backbone's layout changes: the
-    max-pool's output to bf16 and its gradient back (float read or
-    written, bf16 the other way), the head's input and its gradient
-    likewise."""
-    pool = 64 * (SIZE // 4) ** 2
+    """Bytes per image of the bf16 backbone's layout changes: the batch
+    (3 float channels) to 8 bf16 ones, the backbone's output to float
+    for the head and its gradient back."""
     feat = 2048 * (SIZE // 32) ** 2
-    return 2 * (pool + feat) * (4 + 2)
+    return SIZE * SIZE * (3 * 4 + 8 * 2) + 2 * feat * (4 + 2)
 
 
 for mode in ("old", "new", "bf16"):
     stem, blk = passes(mode != "old")
-    size = 2 if mode == "bf16" else 4
-    gb = (stem * 4 + blk * size) * BATCH / 1e9
+    gb = (stem + blk) * (2 if mode == "bf16" else 4) * BATCH / 1e9
     if mode == "bf16":  # weights to bf16 (4 + 2), gradients back (2 + 4 + 4)
         gb += (edges() * BATCH + R101_PARAMS * 16) / 1e9
     print("%s: stem %.1f, blocks %.1f G values; %.0f GB, %.1f ms at 3.5 TB/s"
