@@ -100,10 +100,11 @@ struct tk_net {
 	struct block *blocks;
 	int nblocks;
 	int fh, fw, n; /* the backbone's output: fh x fw = n positions */
-	/* channels-last (dev_train_nhwc): the batch as activations, 8
+	/* channels-last (nhwc: dev_train_nhwc): the batch as activations, 8
 	 * channels a pixel (3 and zeros), the max-pool's output, and the
 	 * backbone's output as [B, C, n] float for the head; NULL otherwise
 	 * (then a1 and the blocks' buffers are float NCHW, else activations) */
+	int nhwc;
 	void *img_act, *pool_act;
 	float *feat;
 

@@ -163,7 +163,7 @@ void resnet_plan(struct tk_net *n, const struct tk_model *m)
 {
 	int w = m->arch.width, B = n->B;
 	const int *nb = m->arch.depth == 50 ? stage_blocks50 : stage_blocks101;
-	int nhwc = dev_train_nhwc(n->dv);
+	int nhwc = n->nhwc = dev_train_nhwc(n->dv);
 	size_t es = nhwc ? dev_act_size(n->dv) : 4, hw = (size_t)n->H * n->W;
 	n->img = net_alloc(n, (size_t)B * 3 * hw, 4, MEM_ACT);
 	n->raw = net_alloc(n, (size_t)B * 3 * hw, 1, MEM_ACT);
@@ -242,7 +242,7 @@ void resnet_forward(struct tk_net *n, struct tk_model *m, const float *x)
 	}
 	const struct cbn *st = &n->stem;
 	const void *in;
-	if (n->img_act) {
+	if (n->nhwc) {
 		dev_mark(n->dv, "layout");
 		dev_nchw_to_act(n->dv, n->img_act, n->img, B, 3, STEM_LD,
 				(long)n->H * n->W);
@@ -271,13 +271,13 @@ void resnet_forward(struct tk_net *n, struct tk_model *m, const float *x)
 			id = n->g[1];
 		}
 		dev_mark(n->dv, "add+relu forward");
-		if (n->feat)
+		if (n->nhwc)
 			dev_add_relu_act(n->dv, bl->out, v3, id, sz);
 		else
 			dev_add_relu_forward(n->dv, bl->out, v3, id, sz);
 		in = bl->out;
 	}
-	if (n->feat) {
+	if (n->nhwc) {
 		dev_mark(n->dv, "layout");
 		int C = n->blocks[n->nblocks - 1].c3.d.OC;
 		dev_act_to_nchw(n->dv, n->feat, in, B, C, C, n->n);
@@ -298,7 +298,7 @@ static int block_backward(struct tk_net *n, const struct tk_model *m,
 	 * conv1 adds to last); else into t0, for the downsampling branch. */
 	float *r = bl->has_down ? t0 : gx;
 	dev_mark(n->dv, "relu backward");
-	if (n->feat)
+	if (n->nhwc)
 		dev_relu_backward_act(n->dv, r, gy, bl->out, numel(n, &bl->c3));
 	else
 		dev_relu_backward(n->dv, r, 0, gy, bl->out, numel(n, &bl->c3));
@@ -317,7 +317,7 @@ static int block_backward(struct tk_net *n, const struct tk_model *m,
 void resnet_backward(struct tk_net *n, const struct tk_model *m, float *grad)
 {
 	int iy = 0, B = n->curB;
-	if (n->feat) { /* the head's gradient to activations */
+	if (n->nhwc) { /* the head's gradient to activations */
 		int C = n->blocks[n->nblocks - 1].c3.d.OC;
 		dev_mark(n->dv, "layout");
 		dev_nchw_to_act(n->dv, n->g[1], n->g[0], B, C, C, n->n);
@@ -325,14 +325,14 @@ void resnet_backward(struct tk_net *n, const struct tk_model *m, float *grad)
 	}
 	for (int k = n->nblocks - 1; k >= 0; k--) {
 		const void *in = k ? n->blocks[k - 1].out
-				   : n->pool_act ? n->pool_act : n->pool;
+				   : n->nhwc ? n->pool_act : n->pool;
 		iy = block_backward(n, m, grad, &n->blocks[k], in, iy);
 	}
 	/* max-pool, ReLU, bn1, the stem convolution (no input gradient). */
 	const struct cbn *c = &n->stem;
 	float *gp = n->g[iy], *t0 = n->g[(iy + 1) & 3], *t1 = n->g[(iy + 2) & 3];
 	dev_mark(n->dv, "maxpool backward");
-	if (n->img_act) {
+	if (n->nhwc) {
 		dev_maxpool_act_backward(n->dv, t0, gp, n->argmax, B, c->d.OC, c->oh,
 					 c->ow, 3, 2, 1);
 		cbn_backward(n, c, m, grad, NULL, 0, t1, t0, n->a1, n->img_act);
