@@ -129,7 +129,8 @@ struct tk_net {
 	int32_t *label;
 
 	/* scratch: backbone-sized gradient buffers (also the forward's
-	 * temporaries), head-sized ones, convolution workspace */
+	 * temporaries; gsize values of the backbone's activation type),
+	 * head-sized ones, convolution workspace */
 	float *g[4];
 	size_t gsize;
 	float *h[6];

@@ -217,10 +217,15 @@ void resnet_plan(struct tk_net *n, const struct tk_model *m)
 	n->fh = H;
 	n->fw = W;
 	n->n = H * W;
-	if (nhwc)
+	/* The gradient buffers hold activations, and in g[0] the head's
+	 * gradient (float) of the backbone's output. */
+	size_t gbytes = n->gsize * es;
+	if (nhwc) {
 		n->feat = net_alloc(n, (size_t)B * cin * n->n, 4, MEM_ACT);
+		gbytes = max_sz(gbytes, (size_t)B * cin * n->n * 4);
+	}
 	for (int i = 0; i < 4; i++)
-		n->g[i] = net_alloc(n, n->gsize, 4, MEM_SCRATCH);
+		n->g[i] = net_alloc(n, gbytes, 1, MEM_SCRATCH);
 }
 
 const float *resnet_output(const struct tk_net *n)
