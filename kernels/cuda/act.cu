@@ -74,31 +74,29 @@ __global__ void add_relu_fwd(T *out, const T *a, const T *b, size_t n)
 	}
 }
 
-// relu_bwd and add_relu_fwd over n values of type T, 16 bytes a thread
-// where the arrays allow.
+// relu_bwd and add_relu_fwd over n values of type T (by_width's pick).
 template <typename T>
 void launch_relu_bwd(T *din, int add, const T *dout, const T *out, size_t n,
 		     cudaStream_t s)
 {
-	const int V = 16 / sizeof(T);
-	if (packable(n, V, din, dout, out))
-		relu_bwd<T, V><<<tk::blocks(n / V, 256), 256, 0, s>>>(din, add, dout,
-								     out, n);
-	else
-		relu_bwd<T, 1><<<tk::blocks(n, 256), 256, 0, s>>>(din, add, dout, out,
-								 n);
+	tk::by_width<T>(
+	    [&](auto, auto v) {
+		    relu_bwd<T, v()><<<tk::blocks(n / v(), 256), 256, 0, s>>>(
+			din, add, dout, out, n);
+	    },
+	    0, n, din, dout, out);
 	LAUNCH_CHECK();
 }
 
 template <typename T>
 void launch_add_relu(T *out, const T *a, const T *b, size_t n, cudaStream_t s)
 {
-	const int V = 16 / sizeof(T);
-	if (packable(n, V, out, a, b))
-		add_relu_fwd<T, V><<<tk::blocks(n / V, 256), 256, 0, s>>>(out, a, b,
-									 n);
-	else
-		add_relu_fwd<T, 1><<<tk::blocks(n, 256), 256, 0, s>>>(out, a, b, n);
+	tk::by_width<T>(
+	    [&](auto, auto v) {
+		    add_relu_fwd<T, v()><<<tk::blocks(n / v(), 256), 256, 0, s>>>(
+			out, a, b, n);
+	    },
+	    0, n, out, a, b);
 	LAUNCH_CHECK();
 }
 
@@ -171,7 +169,7 @@ void relu_backward_act_cuda(void *din, int din_add, const void *dout,
 {
 	if (!n)
 		return;
-	if (tk_cuda_act_size() == 2)
+	if (tk::act_bf16())
 		launch_relu_bwd((bf16 *)din, din_add, (const bf16 *)dout,
 				(const bf16 *)out, n, s);
 	else
@@ -218,7 +216,7 @@ void add_relu_act_cuda(void *out, const void *a, const void *b, size_t n,
 {
 	if (!n)
 		return;
-	if (tk_cuda_act_size() == 2)
+	if (tk::act_bf16())
 		launch_add_relu((bf16 *)out, (const bf16 *)a, (const bf16 *)b, n, s);
 	else
 		launch_add_relu((float *)out, (const float *)a, (const float *)b, n,

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include <cuda_bf16.h>
 #include <cublasLt.h>
@@ -104,6 +105,40 @@ inline bool packable(size_t n, int V, const void *a, const void *b = nullptr,
 			return false;
 	return n % V == 0;
 }
+
+namespace tk {
+// Whether activations are bf16 (tk_cuda_act_size), else float.
+inline bool act_bf16()
+{
+	return tk_cuda_act_size() == 2;
+}
+
+// f((T *)0, std::integral_constant<int, V>()): V values of type T a
+// thread, 16 bytes where C (a multiple of V, so that a pack holds
+// consecutive channels of one pixel; 0 for element-wise passes), n and
+// the arrays allow (packable), else 1.
+template <typename T, typename F>
+void by_width(F f, int C, size_t n, const void *a, const void *b,
+	      const void *c = nullptr, const void *d = nullptr)
+{
+	constexpr int V = 16 / sizeof(T);
+	if (C % V == 0 && packable(n, V, a, b, c, d))
+		f((T *)nullptr, std::integral_constant<int, V>());
+	else
+		f((T *)nullptr, std::integral_constant<int, 1>());
+}
+
+// The same with T the activation type.
+template <typename F>
+void by_act(F f, int C, size_t n, const void *a, const void *b,
+	    const void *c = nullptr, const void *d = nullptr)
+{
+	if (act_bf16())
+		by_width<bf16>(f, C, n, a, b, c, d);
+	else
+		by_width<float>(f, C, n, a, b, c, d);
+}
+} // namespace tk
 
 // Grid-stride loop over [0, n).
 #define FOR_N(i, n)                                                           \

@@ -71,7 +71,7 @@ plan &get_plan(const struct conv2d_dims &d, bool act = false)
 	CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&p.conv));
 	CUDNN_CHECK(cudnnCreateActivationDescriptor(&p.relu));
 	cudnnTensorFormat_t f = act ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
-	cudnnDataType_t t = act && tk_cuda_act_size() == 2 ? CUDNN_DATA_BFLOAT16
+	cudnnDataType_t t = act && tk::act_bf16() ? CUDNN_DATA_BFLOAT16
 							   : CUDNN_DATA_FLOAT;
 	CUDNN_CHECK(cudnnSetTensor4dDescriptor(p.x, f, t, d.B, d.C, d.H, d.W));
 	CUDNN_CHECK(cudnnSetTensor4dDescriptor(p.y, f, t, d.B, d.OC, oh, ow));

@@ -41,18 +41,6 @@ __global__ void convert(T *out, const float *in, size_t n)
 	FOR_N(i, n) out[i] = from_f<T>(in[i]);
 }
 
-template <typename T>
-__global__ void nchw_to_nhwc(T *out, const float *in, int C, int ld,
-			     size_t hw)
-{
-	FOR_N(i, hw * ld)
-	{
-		size_t p = i / ld;
-		int c = (int)(i % ld);
-		out[i] = from_f<T>(c < C ? in[(size_t)c * hw + p] : 0.0f);
-	}
-}
-
 // out = relu?(out + bias), per channel (the last axis).
 template <typename T>
 __global__ void bias_relu(T *out, const float *bias, int relu, int C,
@@ -416,20 +404,6 @@ void conv2d_nhwc_forward_cuda(const struct tk_cuda_conv *c, void *out,
 	else
 		run_direct<bf16, bf16>(c, (bf16 *)out, (const bf16 *)in,
 				       (const bf16 *)residual, relu, H, W, s);
-}
-
-void nchw_to_nhwc_forward_cuda(void *out, const float *in, int C, int ld, int H,
-			       int W, tk_stream s)
-{
-	size_t hw = (size_t)H * W;
-	if (!hw)
-		return;
-	if (tk_cuda_precision() == TK_BF16)
-		nchw_to_nhwc<bf16><<<grid(hw * ld), 256, 0, s>>>((bf16 *)out, in, C, ld, hw);
-	else
-		nchw_to_nhwc<float><<<grid(hw * ld), 256, 0, s>>>((float *)out, in, C, ld,
-								   hw);
-	LAUNCH_CHECK();
 }
 
 long tk_cuda_first_nonfinite(const void *x, size_t n, int act, tk_stream s)

@@ -5,7 +5,8 @@
 // feature maps [B, C, HW] (float) to and from activations [B, HW, ld] of
 // the activation type, and convolution weights [OC, C, KK] (float) to
 // [OC, KK, ld] of that type, their gradients back (added); channels C
-// to ld - 1 are padding, left as they are (zeros).
+// to ld - 1 are padding, left as they are (zeros), except in
+// inference's image (nhwc.h), which writes them.
 #include "kernels/cuda/common.cuh"
 
 namespace {
@@ -53,11 +54,6 @@ void launch(O *out, const I *in, int batch, int R, int C, int ldi, int ldo,
 	LAUNCH_CHECK();
 }
 
-bool act_bf16()
-{
-	return tk_cuda_act_size() == 2;
-}
-
 } // namespace
 
 extern "C" {
@@ -72,17 +68,28 @@ void nchw_to_act_cuda(void *out, const float *in, int B, int C, int ld,
 		      long HW, tk_stream s)
 {
 	int hw = (int)HW;
-	if (act_bf16())
+	if (tk::act_bf16())
 		launch((bf16 *)out, in, B, C, hw, hw, ld, 0, s);
 	else
 		launch((float *)out, in, B, C, hw, hw, ld, 0, s);
+}
+
+// Inference's one image, its padding channels written (zeros): the
+// buffers are reused.
+void nchw_to_nhwc_forward_cuda(void *out, const float *in, int C, int ld,
+			       int H, int W, tk_stream s)
+{
+	size_t hw = (size_t)H * W;
+	if (ld > C && hw)
+		CUDA_CHECK(cudaMemsetAsync(out, 0, hw * ld * tk_cuda_act_size(), s));
+	nchw_to_act_cuda(out, in, 1, C, ld, (long)hw, s);
 }
 
 void act_to_nchw_cuda(float *out, const void *in, int B, int C, int ld,
 		      long HW, tk_stream s)
 {
 	int hw = (int)HW;
-	if (act_bf16())
+	if (tk::act_bf16())
 		launch(out, (const bf16 *)in, B, hw, C, ld, hw, 0, s);
 	else
 		launch(out, (const float *)in, B, hw, C, ld, hw, 0, s);
@@ -91,7 +98,7 @@ void act_to_nchw_cuda(float *out, const void *in, int B, int C, int ld,
 void conv_weights_to_act_cuda(void *out, const float *w, int OC, int C,
 			      int ld, int K, tk_stream s)
 {
-	if (act_bf16())
+	if (tk::act_bf16())
 		launch((bf16 *)out, w, OC, C, K * K, K * K, ld, 0, s);
 	else
 		launch((float *)out, w, OC, C, K * K, K * K, ld, 0, s);
@@ -100,7 +107,7 @@ void conv_weights_to_act_cuda(void *out, const float *w, int OC, int C,
 void conv_dweights_from_act_cuda(float *dw, const void *dwa, int OC, int C,
 				 int ld, int K, tk_stream s)
 {
-	if (act_bf16())
+	if (tk::act_bf16())
 		launch(dw, (const bf16 *)dwa, OC, K * K, C, ld, K * K, 1, s);
 	else
 		launch(dw, (const float *)dwa, OC, K * K, C, ld, K * K, 1, s);

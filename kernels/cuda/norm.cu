@@ -4,8 +4,6 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/norm.h"
 
-#include <type_traits>
-
 namespace {
 
 const int CT = 32, RT = 16; // column reductions: 32 columns x 16 rows
@@ -379,30 +377,6 @@ __global__ void bnl_bwd(T *din, const T *dout, const T *mask, const T *in,
 	}
 }
 
-bool act_bf16()
-{
-	return tk_cuda_act_size() == 2;
-}
-
-// f((T *)0, std::integral_constant<int, V>()) with T the activation type
-// and V values a thread: 16 bytes where C, n and the arrays allow, else 1.
-template <typename F>
-void by_act(F f, int C, size_t n, const void *a, const void *b,
-	    const void *c = nullptr, const void *d = nullptr)
-{
-	if (act_bf16()) {
-		if (C % 8 == 0 && packable(n, 8, a, b, c, d))
-			f((bf16 *)nullptr, std::integral_constant<int, 8>());
-		else
-			f((bf16 *)nullptr, std::integral_constant<int, 1>());
-	} else {
-		if (C % 4 == 0 && packable(n, 4, a, b, c, d))
-			f((float *)nullptr, std::integral_constant<int, 4>());
-		else
-			f((float *)nullptr, std::integral_constant<int, 1>());
-	}
-}
-
 template <typename T, bool dsums>
 void launch_sums(double *sums, const void *x, const void *dout,
 		 const void *mask, const float *mean, const float *rstd,
@@ -596,7 +570,7 @@ void batchnorm_backward_apply_cuda(float *din, int din_add,
 void batchnorm_act_stats_cuda(double *sums, const void *in, long rows, int C,
 			      tk_stream s)
 {
-	if (act_bf16())
+	if (tk::act_bf16())
 		launch_sums<bf16, false>(sums, in, nullptr, nullptr, nullptr, nullptr,
 					 rows, C, s);
 	else
@@ -618,7 +592,7 @@ void batchnorm_act_apply_cuda(void *out, float *mean, float *rstd,
 	if (!n)
 		return;
 	channel_of ch(n, C, 1);
-	by_act(
+	tk::by_act(
 	    [&](auto t, auto v) {
 		    typedef std::remove_pointer_t<decltype(t)> T;
 		    bnl_norm<T, v()><<<tk::blocks(n / v(), 256), 256, 0, s>>>(
@@ -637,7 +611,7 @@ void batchnorm_act_eval_cuda(void *out, const void *in, const float *gamma,
 	if (!n)
 		return;
 	channel_of ch(n, C, 1);
-	if (act_bf16())
+	if (tk::act_bf16())
 		bnl_eval<bf16><<<tk::blocks(n, 256), 256, 0, s>>>(
 		    (bf16 *)out, (const bf16 *)in, gamma, beta, mean, var, eps, relu,
 		    ch, n);
@@ -654,7 +628,7 @@ void batchnorm_act_backward_reduce_cuda(double *sums, float *dgamma,
 					const float *mean, const float *rstd,
 					long rows, int C, tk_stream s)
 {
-	if (act_bf16())
+	if (tk::act_bf16())
 		launch_sums<bf16, true>(sums, in, dout, mask, mean, rstd, rows, C, s);
 	else
 		launch_sums<float, true>(sums, in, dout, mask, mean, rstd, rows, C, s);
@@ -673,7 +647,7 @@ void batchnorm_act_backward_apply_cuda(void *din, const void *dout,
 	if (!n)
 		return;
 	channel_of ch(n, C, 1);
-	by_act(
+	tk::by_act(
 	    [&](auto t, auto v) {
 		    typedef std::remove_pointer_t<decltype(t)> T;
 		    bnl_bwd<T, v()><<<tk::blocks(n / v(), 256), 256, 0, s>>>(

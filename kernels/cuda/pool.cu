@@ -104,11 +104,6 @@ __global__ void maxpool_nhwc_bwd(T *din, const T *dout, const int *argmax,
 	}
 }
 
-bool act_bf16()
-{
-	return tk_cuda_act_size() == 2;
-}
-
 } // namespace
 
 extern "C" {
@@ -128,7 +123,7 @@ void maxpool2d_act_forward_cuda(void *out, int *argmax, const void *in, int B,
 	size_t n = (size_t)B * oh * ow * C;
 	if (!n)
 		return;
-	if (act_bf16())
+	if (tk::act_bf16())
 		maxpool_nhwc<bf16><<<tk::blocks(n, 256), 256, 0, s>>>(
 		    (bf16 *)out, argmax, (const bf16 *)in, C, H, W, oh, ow, K, stride,
 		    pad, n);
@@ -148,7 +143,7 @@ void maxpool2d_act_backward_cuda(void *din, const void *dout,
 	size_t n = (size_t)B * H * W * C;
 	if (!n)
 		return;
-	if (act_bf16())
+	if (tk::act_bf16())
 		maxpool_nhwc_bwd<bf16><<<tk::blocks(n, 256), 256, 0, s>>>(
 		    (bf16 *)din, (const bf16 *)dout, argmax, C, H, W, oh, ow, K, stride,
 		    pad, n);
