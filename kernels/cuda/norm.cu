@@ -8,21 +8,6 @@ namespace {
 
 const int CT = 32, RT = 16; // column reductions: 32 columns x 16 rows
 
-__global__ void bn_eval(float *out, const float *in, const float *gamma,
-			const float *beta, const float *mean, const float *var,
-			float eps, channel_of ch, size_t n)
-{
-	FOR_N(i, n)
-	{
-		int c = ch(i);
-		float a = gamma[c] / sqrtf(var[c] + eps);
-		float b = beta[c] - mean[c] * a;
-		out[i] = in[i] * a + b;
-	}
-}
-
-
-
 // Column sums of dout and of dout * xhat, xhat = (in - mean) * rstd with
 // per-column (bn1d) or per-row (layer norm: row_stats) statistics.
 __global__ void col_dsums(float *sdy, float *sdyx, const float *dout,
@@ -178,18 +163,6 @@ __global__ void bn_finish(float *mean, float *rstd, float *rmean,
 	bn_stats_from_sums(mean, rstd, rmean, rvar, sums, count, momentum, eps, C, c);
 }
 
-__global__ void bn_norm(float *out, const float *in, const float *mean,
-			const float *rstd, const float *gamma,
-			const float *beta, int relu, channel_of ch, size_t n)
-{
-	FOR_N(i, n)
-	{
-		int c = ch(i);
-		float v = (in[i] - mean[c]) * rstd[c] * gamma[c] + beta[c];
-		out[i] = !relu || v > 0.0f ? v : 0.0f; // relu_forward's rule
-	}
-}
-
 // dout through the ReLU whose output is mask (NULL: none): relu_backward's
 // rule.
 __device__ inline float gated(const float *dout, const float *mask, size_t i)
@@ -234,21 +207,77 @@ __global__ void bn_dparams(float *dgamma, float *dbeta, const double *sums,
 	dgamma[c] += (float)sums[C + c];
 }
 
-__global__ void bn_bwd(float *din, int add, const float *dout,
-		       const float *mask,
-		       const float *in, const float *mean, const float *rstd,
-		       const float *gamma, const double *sums, double count,
-		       int C, channel_of ch, size_t n)
+// ---- BatchNorm2d's element-wise passes, either layout ----
+
+// The batch norm's element-wise passes, of either layout: ch gives an
+// element's channel (NCHW [B, C, S]: channel_of(n, C, S); channels-last
+// [rows, C]: channel_of(n, C, 1)).  T: float, or bf16 for channels-last
+// activations; V values a thread (common.cuh's packed), consecutive
+// channels of a pixel, so V > 1 channels-last only, C and n multiples
+// of V.
+template <typename T, int V>
+__global__ void bn_norm(T *out, const T *in, const float *mean,
+			 const float *rstd, const float *gamma,
+			 const float *beta, int relu, channel_of ch, size_t n)
+{
+	typedef packed<T, V> P;
+	FOR_N(j, n / V)
+	{
+		int c0 = ch(j * V);
+		P x = ((const P *)in)[j], y;
+		for (int k = 0; k < V; k++) {
+			int c = c0 + k;
+			float v = (to_f(x.v[k]) - mean[c]) * rstd[c] * gamma[c] + beta[c];
+			y.v[k] = from_f<T>(!relu || v > 0.0f ? v : 0.0f);
+		}
+		((P *)out)[j] = y;
+	}
+}
+
+// Evaluation: the running statistics, a ReLU after with relu.
+template <typename T>
+__global__ void bn_eval(T *out, const T *in, const float *gamma,
+			 const float *beta, const float *mean, const float *var,
+			 float eps, int relu, channel_of ch, size_t n)
 {
 	FOR_N(i, n)
 	{
 		int c = ch(i);
-		float xh = (in[i] - mean[c]) * rstd[c];
-		float mdy = (float)(sums[c] / count);
-		float mdyx = (float)(sums[C + c] / count);
-		float v = gamma[c] * rstd[c] * (gated(dout, mask, i) - mdy - xh * mdyx);
-		// 0 + v when overwriting: the CPU's zeroed buffer, to the bit
-		din[i] = (add ? din[i] : 0.0f) + v;
+		float a = gamma[c] / sqrtf(var[c] + eps);
+		float b = beta[c] - mean[c] * a;
+		float v = to_f(in[i]) * a + b;
+		out[i] = from_f<T>(!relu || v > 0.0f ? v : 0.0f);
+	}
+}
+
+// din (+)= from the all-reduced sums; dout through the ReLU whose output
+// is mask (NULL: none), relu_backward's rule.
+template <typename T, int V>
+__global__ void bn_bwd(T *din, int add, const T *dout, const T *mask,
+		       const T *in, const float *mean, const float *rstd,
+		       const float *gamma, const double *sums, double count,
+		       int C, channel_of ch, size_t n)
+{
+	typedef packed<T, V> P;
+	FOR_N(j, n / V)
+	{
+		int c0 = ch(j * V);
+		P x = ((const P *)in)[j], g = ((const P *)dout)[j], r, m;
+		if (mask)
+			m = ((const P *)mask)[j];
+		if (add)
+			r = ((const P *)din)[j];
+		for (int k = 0; k < V; k++) {
+			int c = c0 + k;
+			float xh = (to_f(x.v[k]) - mean[c]) * rstd[c];
+			float mdy = (float)(sums[c] / count);
+			float mdyx = (float)(sums[C + c] / count);
+			float gk = !mask || to_f(m.v[k]) > 0.0f ? to_f(g.v[k]) : 0.0f;
+			float v = gamma[c] * rstd[c] * (gk - mdy - xh * mdyx);
+			// 0 + v when overwriting: the CPU's zeroed buffer, to the bit
+			r.v[k] = from_f<T>((add ? to_f(r.v[k]) : 0.0f) + v);
+		}
+		((P *)din)[j] = r;
 	}
 }
 
@@ -316,67 +345,6 @@ __global__ void bnl_sums(double *sums, const T *x, const T *dout,
 		}
 }
 
-// V values a thread (common.cuh's packed): consecutive channels of a
-// row, C and n multiples of V.
-template <typename T, int V>
-__global__ void bnl_norm(T *out, const T *in, const float *mean,
-			 const float *rstd, const float *gamma,
-			 const float *beta, int relu, channel_of ch, size_t n)
-{
-	typedef packed<T, V> P;
-	FOR_N(j, n / V)
-	{
-		int c0 = ch(j * V);
-		P x = ((const P *)in)[j], y;
-		for (int k = 0; k < V; k++) {
-			int c = c0 + k;
-			float v = (to_f(x.v[k]) - mean[c]) * rstd[c] * gamma[c] + beta[c];
-			y.v[k] = from_f<T>(!relu || v > 0.0f ? v : 0.0f);
-		}
-		((P *)out)[j] = y;
-	}
-}
-
-template <typename T>
-__global__ void bnl_eval(T *out, const T *in, const float *gamma,
-			 const float *beta, const float *mean, const float *var,
-			 float eps, int relu, channel_of ch, size_t n)
-{
-	FOR_N(i, n)
-	{
-		int c = ch(i);
-		float a = gamma[c] / sqrtf(var[c] + eps);
-		float b = beta[c] - mean[c] * a;
-		float v = to_f(in[i]) * a + b;
-		out[i] = from_f<T>(!relu || v > 0.0f ? v : 0.0f);
-	}
-}
-
-template <typename T, int V>
-__global__ void bnl_bwd(T *din, const T *dout, const T *mask, const T *in,
-			const float *mean, const float *rstd,
-			const float *gamma, const double *sums, double count,
-			int C, channel_of ch, size_t n)
-{
-	typedef packed<T, V> P;
-	FOR_N(j, n / V)
-	{
-		int c0 = ch(j * V);
-		P x = ((const P *)in)[j], g = ((const P *)dout)[j], r, m;
-		if (mask)
-			m = ((const P *)mask)[j];
-		for (int k = 0; k < V; k++) {
-			int c = c0 + k;
-			float xh = (to_f(x.v[k]) - mean[c]) * rstd[c];
-			float mdy = (float)(sums[c] / count);
-			float mdyx = (float)(sums[C + c] / count);
-			float gk = !mask || to_f(m.v[k]) > 0.0f ? to_f(g.v[k]) : 0.0f;
-			r.v[k] = from_f<T>(0.0f + gamma[c] * rstd[c] * (gk - mdy - xh * mdyx));
-		}
-		((P *)din)[j] = r;
-	}
-}
-
 template <typename T, bool dsums>
 void launch_sums(double *sums, const void *x, const void *dout,
 		 const void *mask, const float *mean, const float *rstd,
@@ -428,8 +396,8 @@ void batchnorm_eval_forward_cuda(float *out, const float *in,
 	size_t n = (size_t)B * C * S;
 	if (!n)
 		return;
-	bn_eval<<<tk::blocks(n, 256), 256, 0, s>>>(
-	    out, in, gamma, beta, mean, var, eps, channel_of(n, C, (size_t)S), n);
+	bn_eval<float><<<tk::blocks(n, 256), 256, 0, s>>>(
+	    out, in, gamma, beta, mean, var, eps, 0, channel_of(n, C, (size_t)S), n);
 	LAUNCH_CHECK();
 }
 
@@ -530,7 +498,7 @@ void batchnorm_apply_cuda(float *out, float *mean, float *rstd,
 	    mean, rstd, running_mean, running_var, sums, count, momentum, eps, C);
 	LAUNCH_CHECK();
 	size_t n = (size_t)B * C * S;
-	bn_norm<<<tk::blocks(n, 256), 256, 0, s>>>(
+	bn_norm<float, 1><<<tk::blocks(n, 256), 256, 0, s>>>(
 	    out, in, mean, rstd, gamma, beta, relu, channel_of(n, C, (size_t)S), n);
 	LAUNCH_CHECK();
 }
@@ -560,10 +528,9 @@ void batchnorm_backward_apply_cuda(float *din, int din_add,
 				   tk_stream s)
 {
 	size_t n = (size_t)B * C * S;
-	bn_bwd<<<tk::blocks(n, 256), 256, 0, s>>>(din, din_add, dout, mask, in,
-						  mean, rstd, gamma, sums, count,
-						  C, channel_of(n, C, (size_t)S),
-						  n);
+	bn_bwd<float, 1><<<tk::blocks(n, 256), 256, 0, s>>>(
+	    din, din_add, dout, mask, in, mean, rstd, gamma, sums, count, C,
+	    channel_of(n, C, (size_t)S), n);
 	LAUNCH_CHECK();
 }
 
@@ -595,7 +562,7 @@ void batchnorm_act_apply_cuda(void *out, float *mean, float *rstd,
 	tk::by_act(
 	    [&](auto t, auto v) {
 		    typedef std::remove_pointer_t<decltype(t)> T;
-		    bnl_norm<T, v()><<<tk::blocks(n / v(), 256), 256, 0, s>>>(
+		    bn_norm<T, v()><<<tk::blocks(n / v(), 256), 256, 0, s>>>(
 			(T *)out, (const T *)in, mean, rstd, gamma, beta, relu, ch, n);
 	    },
 	    C, n, out, in);
@@ -612,11 +579,11 @@ void batchnorm_act_eval_cuda(void *out, const void *in, const float *gamma,
 		return;
 	channel_of ch(n, C, 1);
 	if (tk::act_bf16())
-		bnl_eval<bf16><<<tk::blocks(n, 256), 256, 0, s>>>(
+		bn_eval<bf16><<<tk::blocks(n, 256), 256, 0, s>>>(
 		    (bf16 *)out, (const bf16 *)in, gamma, beta, mean, var, eps, relu,
 		    ch, n);
 	else
-		bnl_eval<float><<<tk::blocks(n, 256), 256, 0, s>>>(
+		bn_eval<float><<<tk::blocks(n, 256), 256, 0, s>>>(
 		    (float *)out, (const float *)in, gamma, beta, mean, var, eps, relu,
 		    ch, n);
 	LAUNCH_CHECK();
@@ -650,9 +617,9 @@ void batchnorm_act_backward_apply_cuda(void *din, const void *dout,
 	tk::by_act(
 	    [&](auto t, auto v) {
 		    typedef std::remove_pointer_t<decltype(t)> T;
-		    bnl_bwd<T, v()><<<tk::blocks(n / v(), 256), 256, 0, s>>>(
-			(T *)din, (const T *)dout, (const T *)mask, (const T *)in, mean,
-			rstd, gamma, sums, count, C, ch, n);
+		    bn_bwd<T, v()><<<tk::blocks(n / v(), 256), 256, 0, s>>>(
+			(T *)din, 0, (const T *)dout, (const T *)mask, (const T *)in,
+			mean, rstd, gamma, sums, count, C, ch, n);
 	    },
 	    C, n, din, dout, mask, in);
 	LAUNCH_CHECK();
