@@ -69,7 +69,8 @@ run_one() {
 	start=$(date +%s)
 	case "$t" in
 	emu:*)
-		# two emulated devices, so that the NCCL test runs two ranks
+		# two emulated devices, so that the NCCL test runs its ranks on two
+		# GPUs as well as on one
 		: "${TK_EMU:?emu-* tests need TK_EMU (make test builds it)}"
 		TK_BIN=$TK_EMU/bin TK_GPU=$TK_EMU/tests/gpu TK_EMU_DEVICES=2 \
 			timeout "${TK_TEST_TIMEOUT:-1800}" bash "${t#emu:}" >"$log" 2>&1 ;;

@@ -20,6 +20,8 @@
 // (a device failure is a system failure, DESIGN.md's exit statuses).
 extern "C" void tk_cuda_fail(const char *lib, const char *call,
 			     const char *why, const char *file, int line);
+// common/tk.h's tk_die (tk.h itself is C11: _Noreturn).
+extern "C" [[noreturn]] void tk_die(int status, const char *fmt, ...);
 
 #define CUDA_CHECK(call)                                                      \
 	do {                                                                  \

@@ -6,11 +6,8 @@
 
 #include "kernels/cuda/common.cuh"
 
-// common/tk.h is C11 (_Noreturn); these two are all this file needs.
-extern "C" {
-[[noreturn]] void tk_die(int status, const char *fmt, ...);
-uint64_t tk_parse_size(const char *opt, const char *s);
-}
+// common/tk.h is C11; this is all else this file needs of it.
+extern "C" uint64_t tk_parse_size(const char *opt, const char *s);
 
 extern "C" void tk_cuda_fail(const char *lib, const char *call,
 			     const char *why, const char *file, int line)

@@ -20,8 +20,6 @@
 
 #include "kernels/cuda/common.cuh"
 
-extern "C" [[noreturn]] void tk_die(int status, const char *fmt, ...);
-
 struct tk_cuda_conv {
 	int C, ld, OC, K, stride, pad;
 	bool bf;         // activations (and weights) bf16

@@ -9,17 +9,21 @@
 
 #include "kernels/cuda/common.cuh"
 
-#define NCCL_CHECK(call)                                                      \
-	do {                                                                  \
-		ncclResult_t e_ = (call);                                     \
-		if (e_ != ncclSuccess) {                                      \
-			char why_[512];                                       \
-			snprintf(why_, sizeof why_, "%s (%s)",                \
-				 ncclGetErrorString(e_),                      \
-				 ncclGetLastError(nullptr));                  \
-			tk_cuda_fail("NCCL", #call, why_, __FILE__, __LINE__); \
-		}                                                             \
-	} while (0)
+namespace {
+
+void nccl_check(ncclResult_t e, const char *call, const char *file, int line)
+{
+	if (e == ncclSuccess)
+		return;
+	char why[512];
+	snprintf(why, sizeof why, "%s (%s)", ncclGetErrorString(e),
+		 ncclGetLastError(nullptr));
+	tk_cuda_fail("NCCL", call, why, file, line);
+}
+
+} // namespace
+
+#define NCCL_CHECK(call) nccl_check((call), #call, __FILE__, __LINE__)
 
 static_assert(sizeof(ncclUniqueId) == TK_NCCL_ID_BYTES, "NCCL id size");
 
@@ -43,7 +47,15 @@ void tk_nccl_init(const void *id, int world, int rank)
 		tk_cuda_init(0);
 	ncclUniqueId u;
 	memcpy(&u, id, sizeof u);
-	NCCL_CHECK(ncclCommInitRank(&comm, world, u, rank));
+	ncclResult_t e = ncclCommInitRank(&comm, world, u, rank);
+	const char *why = e == ncclSuccess ? "" : ncclGetLastError(nullptr);
+	if (e == ncclInvalidUsage && strstr(why, "Duplicate GPU"))
+		tk_die(3, "NCCL: rank %d: %s: NCCL takes one rank a GPU; give "
+			  "each rank its own (LOCAL_RANK, or --device cuda:N), or, "
+			  "to test several ranks on one GPU, a different "
+			  "NCCL_HOSTID each",
+		       rank, why);
+	nccl_check(e, "ncclCommInitRank", __FILE__, __LINE__);
 	nworld = world;
 }
 

@@ -7,6 +7,10 @@
 // read n-1 by then).  A collective whose size or kind differs between
 // ranks is an error, as a hang would be on NCCL.  Collectives are queued
 // on their stream.  Slow, simple and enough for the tests' small models.
+// At ncclCommInitRank the ranks introduce themselves (collective 1: each
+// rank's host and device), and two ranks on one host's one device are
+// refused as NCCL refuses them ("Duplicate GPU detected"); the host is
+// NCCL_HOSTID where set, as NCCL's host hash is, else the host name.
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -35,9 +39,15 @@ ncclResult_t fail(ncclResult_t r, const char *fmt, const char *what)
 
 struct header {
 	char magic[8];
-	int kind; // 0 all-reduce, 1 broadcast (from 'root'), 2 barrier
+	int kind; // 0 all-reduce, 1 broadcast (from 'root'), 2 barrier, 3 peers
 	int type, op, root;
 	size_t count;
+};
+
+// What collective 1 tells of a rank.
+struct peer {
+	char host[256];
+	int device;
 };
 
 size_t type_size(ncclDataType_t t)
@@ -74,6 +84,17 @@ bool write_all(const std::string &path, const header &h, const void *buf,
 		  (!bytes || fwrite(buf, bytes, 1, f) == 1);
 	ok = fclose(f) == 0 && ok;
 	return ok && rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+// Rank r's file of this collective: its header, then bytes into buf.
+bool read_one(const ncclComm *c, int r, header *h, void *buf, size_t bytes)
+{
+	FILE *f = fopen(name(c, c->gen, r).c_str(), "rb");
+	bool ok = f && fread(h, sizeof *h, 1, f) == 1 &&
+		  (!bytes || fread(buf, bytes, 1, f) == 1);
+	if (f)
+		fclose(f);
+	return ok;
 }
 
 // Waits for every rank's file of this collective (polling).
@@ -127,13 +148,8 @@ ncclResult_t collective(ncclComm *c, int kind, const void *send, void *recv,
 		if (kind == 1 && r != root)
 			continue;
 		std::string p = name(c, c->gen, r);
-		FILE *f = fopen(p.c_str(), "rb");
 		header g;
-		bool ok = f && fread(&g, sizeof g, 1, f) == 1;
-		ok = ok && (!bytes || fread(x.data(), bytes, 1, f) == 1);
-		if (f)
-			fclose(f);
-		if (!ok)
+		if (!read_one(c, r, &g, x.data(), bytes))
 			return fail(ncclSystemError, "cannot read %s", p.c_str());
 		if (memcmp(&g, &h, sizeof h))
 			return fail(ncclInvalidUsage,
@@ -171,6 +187,41 @@ ncclResult_t queue(ncclComm *c, int kind, const void *send, void *recv,
 	return ncclSuccess;
 }
 
+// Collective 1: every rank's host and device, read by all; a rank whose
+// host and device another rank has too is refused, as NCCL refuses it.
+ncclResult_t introduce(ncclComm *c)
+{
+	peer me = {};
+	const char *host = getenv("NCCL_HOSTID");
+	if (host && *host)
+		snprintf(me.host, sizeof me.host, "%s", host);
+	else
+		gethostname(me.host, sizeof me.host - 1);
+	cudaGetDevice(&me.device);
+	c->gen++;
+	header h = {"tkemu", 3, 0, 0, 0, sizeof me};
+	if (!write_all(name(c, c->gen, c->rank), h, &me, sizeof me))
+		return fail(ncclSystemError, "cannot write %s",
+			    name(c, c->gen, c->rank).c_str());
+	ncclResult_t e = wait_all(c);
+	for (int r = 0; e == ncclSuccess && r < c->nranks; r++) {
+		header g;
+		peer other;
+		if (!read_one(c, r, &g, &other, sizeof other) || memcmp(&g, &h, sizeof h))
+			return fail(ncclSystemError, "cannot read %s",
+				    name(c, c->gen, r).c_str());
+		if (r != c->rank && other.device == me.device &&
+		    !strcmp(other.host, me.host)) {
+			snprintf(last_error, sizeof last_error,
+				 "Duplicate GPU detected : rank %d and rank %d both "
+				 "on CUDA device %d",
+				 c->rank, r, me.device);
+			return ncclInvalidUsage;
+		}
+	}
+	return e;
+}
+
 } // namespace
 
 extern "C" {
@@ -205,7 +256,13 @@ ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId id,
 	if (nranks > 1 && access(dir.c_str(), W_OK) != 0)
 		return fail(ncclInvalidArgument, "unique id names no folder: %s",
 			    dir.c_str());
-	*comm = new ncclComm{dir, nranks, rank, 0};
+	ncclComm *c = new ncclComm{dir, nranks, rank, 0};
+	ncclResult_t e = nranks > 1 ? introduce(c) : ncclSuccess;
+	if (e != ncclSuccess) {
+		delete c;
+		return e;
+	}
+	*comm = c;
 	return ncclSuccess;
 }
 
