@@ -9,6 +9,7 @@
 #include "image.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -718,56 +719,80 @@ static inline int luma(const uint8_t *p)
 	return (p[0] * 19595 + p[1] * 38470 + p[2] * 7471 + 0x8000) >> 16;
 }
 
+/* lut[v] = blend1(d, v, alpha) for every v: brightness and contrast
+ * blend with one value, so a table of 256 does the whole image. */
+static void blend_table(uint8_t lut[256], int d, float alpha)
+{
+	for (int v = 0; v < 256; v++)
+		lut[v] = blend1(d, v, alpha);
+}
+
+static void apply_table(struct tk_image *im, const uint8_t lut[256])
+{
+	for (int y = 0; y < im->h; y++) {
+		uint8_t *p = tk_image_row(im, y);
+		for (size_t i = 0; i < (size_t)im->w * 3; i++)
+			p[i] = lut[p[i]];
+	}
+}
+
 void tk_adjust_brightness(struct tk_image *im, double factor)
 {
 	float a = (float)factor;
 	if (a == 1.0f)
 		return;
-	for (int y = 0; y < im->h; y++) {
-		uint8_t *p = tk_image_row(im, y);
-		for (size_t i = 0; i < (size_t)im->w * 3; i++)
-			p[i] = blend1(0, p[i], a);
-	}
+	uint8_t lut[256];
+	blend_table(lut, 0, a);
+	apply_table(im, lut);
 }
 
 void tk_adjust_contrast(struct tk_image *im, double factor)
 {
-	/* ImageStat's mean of the luma image, from its histogram. */
-	double hist[256] = {0}, sum = 0, count = 0;
+	/* ImageStat's mean of the luma image, from its histogram (counted
+	 * in integers, summed in double as ImageStat does). */
+	uint64_t hist[256] = {0};
+	double sum = 0, count = 0;
 	for (int y = 0; y < im->h; y++) {
 		const uint8_t *p = tk_image_row(im, y);
 		for (int x = 0; x < im->w; x++, p += 3)
 			hist[luma(p)]++;
 	}
 	for (int j = 0; j < 256; j++) {
-		sum += j * hist[j];
-		count += hist[j];
+		sum += j * (double)hist[j];
+		count += (double)hist[j];
 	}
 	int mean = (int)(sum / count + 0.5);
 	float a = (float)factor;
 	if (a == 1.0f)
 		return;
-	for (int y = 0; y < im->h; y++) {
-		uint8_t *p = tk_image_row(im, y);
-		for (size_t i = 0; i < (size_t)im->w * 3; i++)
-			p[i] = blend1(mean, p[i], a);
-	}
+	uint8_t lut[256];
+	blend_table(lut, mean, a);
+	apply_table(im, lut);
 }
 
+/* Saturation blends each value with its pixel's luma: a table per luma,
+ * filled when a pixel first has it. */
 void tk_adjust_saturation(struct tk_image *im, double factor)
 {
 	float a = (float)factor;
 	if (a == 1.0f)
 		return;
+	uint8_t (*lut)[256] = xmalloc(256 * sizeof *lut);
+	uint8_t have[256] = {0};
 	for (int y = 0; y < im->h; y++) {
 		uint8_t *p = tk_image_row(im, y);
 		for (int x = 0; x < im->w; x++, p += 3) {
 			int l = luma(p);
-			p[0] = blend1(l, p[0], a);
-			p[1] = blend1(l, p[1], a);
-			p[2] = blend1(l, p[2], a);
+			if (!have[l]) {
+				blend_table(lut[l], l, a);
+				have[l] = 1;
+			}
+			p[0] = lut[l][p[0]];
+			p[1] = lut[l][p[1]];
+			p[2] = lut[l][p[2]];
 		}
 	}
+	free(lut);
 }
 
 static inline uint8_t clip8i(int v)
@@ -775,7 +800,8 @@ static inline uint8_t clip8i(int v)
 	return (uint8_t)(v <= 0 ? 0 : v < 256 ? v : 255);
 }
 
-/* Convert.c rgb2hsv_row, with its mix of float and double. */
+/* Convert.c rgb2hsv_row, with its mix of float and double.  Its
+ * fmod(x, 1.0) is x or x - 1 here (x lies in [5/6, 11/6]; both exact). */
 static void rgb_to_hsv(const uint8_t *in, uint8_t *out)
 {
 	uint8_t r = in[0], g = in[1], b = in[2];
@@ -799,12 +825,69 @@ static void rgb_to_hsv(const uint8_t *in, uint8_t *out)
 		h = 2.0 + rc - bc;
 	else
 		h = 4.0 + gc - rc;
-	h = fmod((h / 6.0 + 1.0), 1.0);
+	double x = h / 6.0 + 1.0;
+	h = x >= 1.0 ? x - 1.0 : x;
 	out[0] = clip8i((int)(h * 255.0));
 	out[1] = clip8i((int)(s * 255.0));
 }
 
-/* Convert.c hsv2rgb. */
+/* round(x) of Convert.c's products, which are exact doubles in [0, 256)
+ * whose x + 0.5 is exact too: floor(x + 0.5), a cast. */
+static inline uint8_t round8(double x)
+{
+	return clip8i((int)(x + 0.5));
+}
+
+/* The hue of rgb_to_hsv depends only on which channel is the largest
+ * (the first of r, g, b that is) and how far the other two lie below it;
+ * the saturation only on the largest and smallest values.  Tables of
+ * both, made once from rgb_to_hsv itself, give its bytes at a few loads
+ * a pixel; so do tables of hsv_to_rgb's values of a hue and of a
+ * saturation. */
+static struct {
+	uint8_t hue[3][256][256]; /* [largest channel][below it, in order] */
+	uint8_t sat[256][256];    /* [max][min] */
+	int sector[256];          /* hsv_to_rgb's i and f of a hue */
+	float frac[256], fs[256]; /* and fs of a saturation */
+} hsv;
+static pthread_once_t hsv_once = PTHREAD_ONCE_INIT;
+
+static void hsv_tables(void)
+{
+	for (int a = 0; a < 256; a++) {
+		for (int b = 0; b < 256; b++) {
+			uint8_t out[3];
+			rgb_to_hsv((const uint8_t[]){255, 255 - a, 255 - b}, out);
+			hsv.hue[0][a][b] = out[0];
+			rgb_to_hsv((const uint8_t[]){255 - a, 255, 255 - b}, out);
+			hsv.hue[1][a][b] = out[0];
+			rgb_to_hsv((const uint8_t[]){255 - a, 255 - b, 255}, out);
+			hsv.hue[2][a][b] = out[0];
+			rgb_to_hsv((const uint8_t[]){a, b, b}, out);
+			hsv.sat[a][b] = out[1];
+		}
+		hsv.sector[a] = (int)((float)a * 6.0 / 255.0);
+		hsv.frac[a] = (float)a * 6.0 / 255.0 - (float)hsv.sector[a];
+		hsv.fs[a] = ((float)a) / 255.0;
+	}
+}
+
+/* rgb_to_hsv by the tables. */
+static inline void rgb_to_hsv_fast(const uint8_t *in, uint8_t *out)
+{
+	uint8_t r = in[0], g = in[1], b = in[2];
+	uint8_t maxc = r > g ? r : g, minc = r < g ? r : g;
+	maxc = b > maxc ? b : maxc;
+	minc = b < minc ? b : minc;
+	out[0] = r == maxc   ? hsv.hue[0][maxc - g][maxc - b]
+		 : g == maxc ? hsv.hue[1][maxc - r][maxc - b]
+			     : hsv.hue[2][maxc - r][maxc - g];
+	out[1] = hsv.sat[maxc][minc];
+	out[2] = maxc;
+}
+
+/* Convert.c hsv2rgb (its floor of a value >= 0 is a cast), its values of
+ * h and s from the tables. */
 static void hsv_to_rgb(const uint8_t *in, uint8_t *out)
 {
 	uint8_t h = in[0], s = in[1], v = in[2];
@@ -812,12 +895,12 @@ static void hsv_to_rgb(const uint8_t *in, uint8_t *out)
 		out[0] = out[1] = out[2] = v;
 		return;
 	}
-	int i = floor((float)h * 6.0 / 255.0);
-	float f = (float)h * 6.0 / 255.0 - (float)i;
-	float fs = ((float)s) / 255.0;
-	uint8_t p = clip8i(round((float)v * (1.0 - fs)));
-	uint8_t q = clip8i(round((float)v * (1.0 - fs * f)));
-	uint8_t t = clip8i(round((float)v * (1.0 - fs * (1.0 - f))));
+	int i = hsv.sector[h];
+	float f = hsv.frac[h];
+	float fs = hsv.fs[s];
+	uint8_t p = round8((float)v * (1.0 - fs));
+	uint8_t q = round8((float)v * (1.0 - fs * f));
+	uint8_t t = round8((float)v * (1.0 - fs * (1.0 - f)));
 	switch (i % 6) {
 	case 0: out[0] = v; out[1] = t; out[2] = p; break;
 	case 1: out[0] = q; out[1] = v; out[2] = p; break;
@@ -832,13 +915,14 @@ void tk_adjust_hue(struct tk_image *im, double hue)
 {
 	/* np.uint8(hue * 255): truncate toward zero, wrap modulo 256. */
 	uint8_t shift = (uint8_t)(int)(hue * 255);
+	pthread_once(&hsv_once, hsv_tables);
 	for (int y = 0; y < im->h; y++) {
 		uint8_t *p = tk_image_row(im, y);
 		for (int x = 0; x < im->w; x++, p += 3) {
-			uint8_t hsv[3];
-			rgb_to_hsv(p, hsv);
-			hsv[0] = (uint8_t)(hsv[0] + shift);
-			hsv_to_rgb(hsv, p);
+			uint8_t c[3];
+			rgb_to_hsv_fast(p, c);
+			c[0] = (uint8_t)(c[0] + shift);
+			hsv_to_rgb(c, p);
 		}
 	}
 }
