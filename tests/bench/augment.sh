@@ -24,14 +24,9 @@ repeat=${2:-3}
 rate=${3:-566}
 PY=${PY:-/usr/bin/python3}
 bin=$root/bin
-full=()
-for f in /usr/share/backgrounds/mate/nature/*.jpg; do full+=("$f"); done
-for d in BytheWater ColdRipple ColorfulCups DarkestHour EveningGlow FallenLeaf \
-	Grey Kite OneStandsOut Path summer_1am; do
-	f=/usr/share/wallpapers/$d/contents/images/2560x1600.jpg
-	[ -f "$f" ] && full+=("$f")
-done
-[ ${#full[@]} -gt 0 ] || { echo "needs mate-backgrounds and plasma-workspace-wallpapers" >&2; exit 1; }
+. "$here/lib.sh"
+photographs
+full=("${photos[@]}")
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/tk-bench.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 "$PY" - "$tmp" "${full[@]}" <<'PY'
@@ -43,7 +38,7 @@ for i, f in enumerate(sys.argv[2:]):
     img.save(f"{sys.argv[1]}/{i:02d}.jpg", quality=90)
 PY
 small=("$tmp"/*.jpg)
-cat "${full[@]}" "${small[@]}" >/dev/null # into the page cache
+cat "${small[@]}" >/dev/null # into the page cache
 
 tk_pass() { # tk_pass JOBS FILE...: "images/s cpu_ms" of one pass
 	local j=$1

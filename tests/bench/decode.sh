@@ -18,15 +18,9 @@ n=${1:-1024}
 repeat=${2:-3}
 PY=${PY:-/usr/bin/python3}
 bin=$root/bin
-files=()
-for f in /usr/share/backgrounds/mate/nature/*.jpg; do files+=("$f"); done
-for d in BytheWater ColdRipple ColorfulCups DarkestHour EveningGlow FallenLeaf \
-	Grey Kite OneStandsOut Path summer_1am; do
-	f=/usr/share/wallpapers/$d/contents/images/2560x1600.jpg
-	[ -f "$f" ] && files+=("$f")
-done
-[ ${#files[@]} -gt 0 ] || { echo "needs mate-backgrounds and plasma-workspace-wallpapers" >&2; exit 1; }
-cat "${files[@]}" >/dev/null # into the page cache
+. "$here/lib.sh"
+photographs
+files=("${photos[@]}")
 
 tk_pass() { # tk_pass ARGS...: images/s of one pass of tk-decode ARGS
 	local t0 t1
