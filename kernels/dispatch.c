@@ -92,6 +92,15 @@ int tk_dev_parse(struct tk_dev *dv, const char *device, const char *precision,
 	return 0;
 }
 
+int tk_dev_cuda_count(void)
+{
+#ifdef TK_CUDA
+	return tk_cuda_device_count();
+#else
+	return 0;
+#endif
+}
+
 void tk_dev_open(struct tk_dev *dv)
 {
 #ifdef TK_CUDA

@@ -41,6 +41,8 @@ struct tk_dev {
  * fp32); 0, or -1 with a message for the usage error. */
 int tk_dev_parse(struct tk_dev *dv, const char *device, const char *precision,
 		 char *err, size_t errlen);
+/* The machine's CUDA devices (0 in a build without CUDA). */
+int tk_dev_cuda_count(void);
 /* Start the device (CUDA: select it, streams, handles); dies on failure. */
 void tk_dev_open(struct tk_dev *dv);
 void tk_dev_close(struct tk_dev *dv);

@@ -769,8 +769,18 @@ static void device_start(struct run *r, const struct options *o)
 	if (r->st.h.batch / world < 2)
 		die_usage("--batch %d: %d ranks would train on one image each "
 			  "(batch norm needs two)", r->st.h.batch, world);
-	if (tk_dev_is_cuda(&D.dv) && !strcmp(o->device, "cuda"))
+	if (tk_dev_is_cuda(&D.dv) && !strcmp(o->device, "cuda")) {
 		D.dv.index = D.dist.local_rank;
+		int n = tk_dev_cuda_count();
+		if (n > 0 && D.dv.index >= n)
+			die_usage("--device cuda: rank %d would train on GPU %d (its "
+				  "local rank, %s), but this machine has %d; NCCL "
+				  "takes one rank a GPU (tk-train(1), \"Data parallel\")",
+				  D.dist.rank, D.dist.local_rank,
+				  strcmp(D.dist.launcher, "slurm") ? "LOCAL_RANK"
+								    : "SLURM_LOCALID",
+				  n);
+	}
 	if (D.dist.rank > 0)
 		tk_quiet = 1; /* rank 0 speaks for the run */
 	if (!tk_dev_is_cuda(&D.dv) && world > 1 && !o->threads) {
