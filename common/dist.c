@@ -4,10 +4,12 @@
 #include "dist.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -254,6 +256,112 @@ int tk_dist_bootstrap(const struct tk_dist *d, void *buf, size_t n,
 	double deadline = now() + timeout_s;
 	return d->rank == 0 ? serve(d, buf, n, deadline, NULL, err, errlen)
 			    : join(d, buf, n, deadline, NULL, err, errlen);
+}
+
+/* ---- the watch: a thread that stops the rank when a peer is lost ---- */
+
+#define DONE 'D' /* what a rank sends when it leaves the group on purpose */
+
+static struct {
+	int rank, n;       /* n peers: rank 0 watches world-1, the others 1 */
+	int *fd, *peer;    /* their connections and ranks */
+	int stop[2];       /* a pipe: tk_dist_watch_end's word to the thread */
+	pthread_t thread;
+} watch = {0, 0, NULL, NULL, {-1, -1}, 0};
+
+static void *watch_peers(void *arg)
+{
+	(void)arg;
+	struct pollfd *pf = xcalloc((size_t)watch.n + 1, sizeof *pf);
+	int left = watch.n;
+	for (int i = 0; i < watch.n; i++)
+		pf[i] = (struct pollfd){watch.fd[i], POLLIN, 0};
+	pf[watch.n] = (struct pollfd){watch.stop[0], POLLIN, 0};
+	while (left > 0) {
+		if (poll(pf, (nfds_t)watch.n + 1, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (pf[watch.n].revents)
+			break;
+		for (int i = 0; i < watch.n; i++) {
+			if (pf[i].fd < 0 || !pf[i].revents)
+				continue;
+			char c = 0;
+			ssize_t k = recv(pf[i].fd, &c, 1, 0);
+			if (k < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			if (k == 1 && c == DONE) {
+				pf[i].fd = -1; /* poll skips it */
+				left--;
+				continue;
+			}
+			tk_die_now(TK_EXIT_IO,
+				   "data-parallel run: rank %d stopped before the end "
+				   "(its own message says why), so rank %d stops too",
+				   watch.peer[i], watch.rank);
+		}
+	}
+	free(pf);
+	return NULL;
+}
+
+int tk_dist_bootstrap_watched(const struct tk_dist *d, void *buf, size_t n,
+			      double timeout_s, char *err, size_t errlen)
+{
+	if (d->world <= 1)
+		return 0;
+	int *fd = xmalloc((size_t)d->world * sizeof *fd);
+	for (int i = 0; i < d->world; i++)
+		fd[i] = -1;
+	double deadline = now() + timeout_s;
+	int rc = d->rank == 0 ? serve(d, buf, n, deadline, fd, err, errlen)
+			      : join(d, buf, n, deadline, fd, err, errlen);
+	if (rc < 0) {
+		for (int i = 0; i < d->world; i++)
+			if (fd[i] >= 0)
+				close(fd[i]);
+		free(fd);
+		return -1;
+	}
+	watch.rank = d->rank;
+	watch.n = 0;
+	watch.fd = xmalloc((size_t)d->world * sizeof *watch.fd);
+	watch.peer = xmalloc((size_t)d->world * sizeof *watch.peer);
+	for (int r = 0; r < d->world; r++)
+		if (fd[r] >= 0) {
+			watch.fd[watch.n] = fd[r];
+			watch.peer[watch.n++] = d->rank ? 0 : r;
+		}
+	free(fd);
+	if (pipe2(watch.stop, O_CLOEXEC) ||
+	    pthread_create(&watch.thread, NULL, watch_peers, NULL)) {
+		snprintf(err, errlen, "cannot start the thread that watches the "
+				      "other ranks: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+void tk_dist_watch_end(void)
+{
+	if (!watch.fd)
+		return;
+	char c = DONE;
+	for (int i = 0; i < watch.n; i++)
+		send(watch.fd[i], &c, 1, MSG_NOSIGNAL);
+	if (write(watch.stop[1], &c, 1) != 1)
+		die_io("stopping the watch over the other ranks:");
+	pthread_join(watch.thread, NULL);
+	for (int i = 0; i < watch.n; i++)
+		close(watch.fd[i]);
+	close(watch.stop[0]);
+	close(watch.stop[1]);
+	free(watch.fd);
+	free(watch.peer);
+	watch.fd = watch.peer = NULL;
+	watch.n = 0;
 }
 
 /* ---- the host's collective: a star through rank 0 ---- */

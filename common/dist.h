@@ -34,6 +34,19 @@ int tk_dist_from_env(struct tk_dist *d, char *err, size_t errlen);
 int tk_dist_bootstrap(const struct tk_dist *d, void *buf, size_t n,
 		      double timeout_s, char *err, size_t errlen);
 
+/* tk_dist_bootstrap, then a watch over the other ranks, for collectives
+ * that wait for a lost peer forever (NCCL's): the bootstrap's connections
+ * (every rank's to rank 0) stay open, and a thread stops this process
+ * (tk_die_now, exit 3, naming the rank) when one closes before its rank
+ * called tk_dist_watch_end, as it does when that rank dies or is
+ * killed.  So a rank's error stops the run instead of leaving the others
+ * waiting. */
+int tk_dist_bootstrap_watched(const struct tk_dist *d, void *buf, size_t n,
+			      double timeout_s, char *err, size_t errlen);
+/* This rank is done with the group's collectives: it tells its peers so,
+ * and stops watching them. */
+void tk_dist_watch_end(void);
+
 /* The host's collective, for data-parallel runs on CPUs (GPUs use
  * NCCL): tk_dist_connect keeps a connection from every rank to rank 0
  * (the bootstrap's handshake, on MASTER_PORT); the all-reduces then sum

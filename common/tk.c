@@ -81,6 +81,16 @@ void tk_die(int status, const char *fmt, ...)
 	exit(status);
 }
 
+void tk_die_now(int status, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vmsg("error: ", fmt, ap);
+	va_end(ap);
+	remove_tmp_files();
+	_exit(status);
+}
+
 int tk_errf(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;

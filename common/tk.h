@@ -25,6 +25,10 @@ void tk_init(const char *argv0);
  * are removed first. */
 _Noreturn void tk_die(int status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* tk_die for a thread beside the main one: _exit, no atexit handlers (the
+ * main thread may be inside a library whose handlers would wait for it). */
+_Noreturn void tk_die_now(int status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 #define die_usage(...) tk_die(TK_EXIT_USAGE, __VA_ARGS__)
 #define die_data(...) tk_die(TK_EXIT_DATA, __VA_ARGS__)
 #define die_io(...) tk_die(TK_EXIT_IO, __VA_ARGS__)

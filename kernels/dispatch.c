@@ -838,7 +838,9 @@ void dev_group_init(const struct tk_dev *dv, const struct tk_dist *d)
 		unsigned char id[TK_NCCL_ID_BYTES];
 		if (d->rank == 0)
 			tk_nccl_unique_id(id);
-		if (tk_dist_bootstrap(d, id, sizeof id, 300, err, sizeof err) < 0)
+		/* NCCL waits for a lost rank forever: the watch stops this
+		 * one instead */
+		if (tk_dist_bootstrap_watched(d, id, sizeof id, 300, err, sizeof err) < 0)
 			die_io("%s", err);
 		tk_nccl_init(id, d->world, d->rank);
 #endif
@@ -854,6 +856,7 @@ void dev_group_free(const struct tk_dev *dv)
 #ifdef TK_CUDA
 	if (tk_dev_is_cuda(dv)) {
 		tk_nccl_destroy();
+		tk_dist_watch_end();
 		return;
 	}
 #endif

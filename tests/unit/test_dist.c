@@ -1,7 +1,9 @@
 /* test_dist - the launch environment (torchrun's and Slurm's variables)
  * and the TCP bootstrap on localhost: three processes get rank 0's bytes;
  * a process from another job (another world size) is refused and times
- * out without disturbing the others. */
+ * out without disturbing the others; the watch (tk_dist_bootstrap_watched)
+ * stops a rank, exit 3, within a second of a peer's dying, and lets all
+ * go when every rank ends with tk_dist_watch_end. */
 #define _GNU_SOURCE
 #include <netinet/in.h>
 #include <stdio.h>
@@ -126,10 +128,65 @@ static void t_bootstrap(void)
 	CHECK(rr == 1);
 }
 
+/* In a child: rank of world, watched; "end" calls tk_dist_watch_end
+ * after ms milliseconds and exits 0, "die" exits 5 after ms without it,
+ * "wait" sleeps 10 s (exit 4: nobody stopped it). */
+static pid_t watched(int rank, int world, int port, const char *what, int ms)
+{
+	pid_t pid = fork();
+	if (pid)
+		return pid;
+	char b[32];
+	clear_env();
+	snprintf(b, sizeof b, "%d", rank), setenv("RANK", b, 1);
+	snprintf(b, sizeof b, "%d", world), setenv("WORLD_SIZE", b, 1);
+	snprintf(b, sizeof b, "%d", port), setenv("MASTER_PORT", b, 1);
+	setenv("MASTER_ADDR", "localhost", 1);
+	struct tk_dist d;
+	char err[256];
+	unsigned char id[8] = {0};
+	if (tk_dist_from_env(&d, err, sizeof err) ||
+	    tk_dist_bootstrap_watched(&d, id, sizeof id, 20, err, sizeof err))
+		_exit(1);
+	if (!strcmp(what, "wait")) {
+		sleep(10);
+		_exit(4);
+	}
+	usleep(ms * 1000);
+	if (!strcmp(what, "die"))
+		_exit(5);
+	tk_dist_watch_end();
+	_exit(0);
+}
+
+static void t_watch(void)
+{
+	/* every rank ends, at different times: all exit 0 */
+	int port = free_port();
+	pid_t a = watched(0, 3, port, "end", 300), b = watched(1, 3, port, "end", 0);
+	pid_t c = watched(2, 3, port, "end", 600);
+	int ra = status_of(a), rb = status_of(b), rc = status_of(c);
+	/* rank 2 dies: rank 0 stops, and so rank 1 */
+	port = free_port();
+	a = watched(0, 3, port, "wait", 0), b = watched(1, 3, port, "wait", 0);
+	c = watched(2, 3, port, "die", 200);
+	int da = status_of(a), db = status_of(b), dc = status_of(c);
+	/* rank 0 dies: rank 1 stops */
+	port = free_port();
+	a = watched(0, 2, port, "die", 200), b = watched(1, 2, port, "wait", 0);
+	int ea = status_of(a), eb = status_of(b);
+	printf("watch: all end: exit %d %d %d; rank 2 dies: %d %d %d; rank 0 "
+	       "dies: %d %d\n", ra, rb, rc, da, db, dc, ea, eb);
+	CHECK(ra == 0 && rb == 0 && rc == 0);
+	CHECK(da == 3 && db == 3 && dc == 5);
+	CHECK(ea == 5 && eb == 3);
+}
+
 int main(void)
 {
 	tk_init("test_dist");
 	t_env();
 	t_bootstrap();
+	t_watch();
 	return CHECK_DONE();
 }
