@@ -260,41 +260,58 @@ int tk_dist_bootstrap(const struct tk_dist *d, void *buf, size_t n,
 
 /* ---- the watch: a thread that stops the rank when a peer is lost ---- */
 
-#define DONE 'D' /* what a rank sends when it leaves the group on purpose */
+/* What a rank sends when it leaves the group on purpose: DONE, then the
+ * number of rounds of collectives it took part in (8 bytes). */
+#define DONE 'D'
 
 static struct {
 	int rank, n;       /* n peers: rank 0 watches world-1, the others 1 */
 	int *fd, *peer;    /* their connections and ranks */
+	long *left_after;  /* -1, or the rounds a peer left after */
+	long round;        /* the rounds this rank has begun (atomic) */
 	int stop[2];       /* a pipe: tk_dist_watch_end's word to the thread */
 	pthread_t thread;
-} watch = {0, 0, NULL, NULL, {-1, -1}, 0};
+} watch = {0, 0, NULL, NULL, NULL, 0, {-1, -1}, 0};
 
 static void *watch_peers(void *arg)
 {
 	(void)arg;
 	struct pollfd *pf = xcalloc((size_t)watch.n + 1, sizeof *pf);
-	int left = watch.n;
 	for (int i = 0; i < watch.n; i++)
 		pf[i] = (struct pollfd){watch.fd[i], POLLIN, 0};
 	pf[watch.n] = (struct pollfd){watch.stop[0], POLLIN, 0};
-	while (left > 0) {
-		if (poll(pf, (nfds_t)watch.n + 1, -1) < 0) {
-			if (errno == EINTR)
-				continue;
+	int ended = 0;
+	for (;;) {
+		/* a peer that left after fewer rounds than this rank has
+		 * begun will not join this one's collectives */
+		long mine = __atomic_load_n(&watch.round, __ATOMIC_ACQUIRE);
+		for (int i = 0; i < watch.n; i++)
+			if (watch.left_after[i] >= 0 && mine > watch.left_after[i])
+				tk_die_now(TK_EXIT_DATA,
+					   "data-parallel run: rank %d's stream ended "
+					   "after %ld batch%s, but rank %d's goes on: the "
+					   "ranks' streams differ in length",
+					   watch.peer[i], watch.left_after[i],
+					   watch.left_after[i] == 1 ? "" : "es", watch.rank);
+		int r = poll(pf, (nfds_t)watch.n + 1, ended ? 200 : -1);
+		if (r < 0 && errno != EINTR)
 			break;
-		}
+		if (r <= 0)
+			continue;
 		if (pf[watch.n].revents)
 			break;
 		for (int i = 0; i < watch.n; i++) {
 			if (pf[i].fd < 0 || !pf[i].revents)
 				continue;
-			char c = 0;
-			ssize_t k = recv(pf[i].fd, &c, 1, 0);
-			if (k < 0 && (errno == EINTR || errno == EAGAIN))
-				continue;
-			if (k == 1 && c == DONE) {
+			struct {
+				char done;
+				int64_t rounds;
+			} __attribute__((packed)) m;
+			if (xfer(pf[i].fd, &m, sizeof m, 0, now() + 10) == 0 &&
+			    m.done == DONE) {
+				watch.left_after[i] = m.rounds;
 				pf[i].fd = -1; /* poll skips it */
-				left--;
+				ended++;
 				continue;
 			}
 			tk_die_now(TK_EXIT_IO,
@@ -327,10 +344,13 @@ int tk_dist_bootstrap_watched(const struct tk_dist *d, void *buf, size_t n,
 	}
 	watch.rank = d->rank;
 	watch.n = 0;
+	watch.round = 0;
 	watch.fd = xmalloc((size_t)d->world * sizeof *watch.fd);
 	watch.peer = xmalloc((size_t)d->world * sizeof *watch.peer);
+	watch.left_after = xmalloc((size_t)d->world * sizeof *watch.left_after);
 	for (int r = 0; r < d->world; r++)
 		if (fd[r] >= 0) {
+			watch.left_after[watch.n] = -1;
 			watch.fd[watch.n] = fd[r];
 			watch.peer[watch.n++] = d->rank ? 0 : r;
 		}
@@ -344,13 +364,22 @@ int tk_dist_bootstrap_watched(const struct tk_dist *d, void *buf, size_t n,
 	return 0;
 }
 
-void tk_dist_watch_end(void)
+void tk_dist_watch_round(long round)
+{
+	__atomic_store_n(&watch.round, round, __ATOMIC_RELEASE);
+}
+
+void tk_dist_watch_end(long rounds)
 {
 	if (!watch.fd)
 		return;
-	char c = DONE;
+	struct {
+		char done;
+		int64_t rounds;
+	} __attribute__((packed)) m = {DONE, rounds};
 	for (int i = 0; i < watch.n; i++)
-		send(watch.fd[i], &c, 1, MSG_NOSIGNAL);
+		send(watch.fd[i], &m, sizeof m, MSG_NOSIGNAL);
+	char c = 0;
 	if (write(watch.stop[1], &c, 1) != 1)
 		die_io("stopping the watch over the other ranks:");
 	pthread_join(watch.thread, NULL);
@@ -360,7 +389,9 @@ void tk_dist_watch_end(void)
 	close(watch.stop[1]);
 	free(watch.fd);
 	free(watch.peer);
+	free(watch.left_after);
 	watch.fd = watch.peer = NULL;
+	watch.left_after = NULL;
 	watch.n = 0;
 }
 

@@ -37,15 +37,19 @@ int tk_dist_bootstrap(const struct tk_dist *d, void *buf, size_t n,
 /* tk_dist_bootstrap, then a watch over the other ranks, for collectives
  * that wait for a lost peer forever (NCCL's): the bootstrap's connections
  * (every rank's to rank 0) stay open, and a thread stops this process
- * (tk_die_now, exit 3, naming the rank) when one closes before its rank
- * called tk_dist_watch_end, as it does when that rank dies or is
- * killed.  So a rank's error stops the run instead of leaving the others
- * waiting. */
+ * (tk_die_now, naming the rank) when one closes before its rank called
+ * tk_dist_watch_end, as it does when that rank dies or is killed (exit
+ * 3), or when this rank begins a round of collectives (a batch) past the
+ * rounds a peer left after (exit 2: their streams differ in length).  So
+ * a rank's end stops the run instead of leaving the others waiting. */
 int tk_dist_bootstrap_watched(const struct tk_dist *d, void *buf, size_t n,
 			      double timeout_s, char *err, size_t errlen);
-/* This rank is done with the group's collectives: it tells its peers so,
- * and stops watching them. */
-void tk_dist_watch_end(void);
+/* This rank begins its round'th round of collectives (counted from 1). */
+void tk_dist_watch_round(long round);
+/* This rank is done with the group's collectives after this many rounds
+ * (LONG_MAX: not counted): it tells its peers so, and stops watching
+ * them.  Nothing without a watch. */
+void tk_dist_watch_end(long rounds);
 
 /* The host's collective, for data-parallel runs on CPUs (GPUs use
  * NCCL): tk_dist_connect keeps a connection from every rank to rank 0

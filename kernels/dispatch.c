@@ -3,6 +3,7 @@
  * whether CUDA is built in. */
 #include "kernels/dispatch.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -856,7 +857,7 @@ void dev_group_free(const struct tk_dev *dv)
 #ifdef TK_CUDA
 	if (tk_dev_is_cuda(dv)) {
 		tk_nccl_destroy();
-		tk_dist_watch_end();
+		tk_dist_watch_end(LONG_MAX); /* when the caller has not */
 		return;
 	}
 #endif

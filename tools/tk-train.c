@@ -468,6 +468,7 @@ struct run {
 	const struct options *o;
 	long last_saved; /* step of the last checkpoint written, -1: none */
 	int out_existed; /* --out was there before this run */
+	long rounds;     /* batches trained on with the other ranks */
 };
 
 static void save(struct run *r)
@@ -608,6 +609,9 @@ static void train(struct run *r)
 				"ranks cannot share equally: skipped", st->epoch, got,
 				world);
 		} else {
+			/* a round of the ranks' collectives (the watch stops a
+			 * rank whose peers have left) */
+			tk_dist_watch_round(++r->rounds);
 			uint64_t seed = tk_mix64(h->seed ^ tk_mix64(0x7261696e00000000ull +
 								   (uint64_t)st->micro));
 			double loss = bp->pin ? tk_net_forward_u8(r->net, m, bp->px, bp->label,
@@ -850,6 +854,9 @@ int main(int argc, char **argv)
 				 "not inside epoch %ld", o.epoch,
 				 o.resume ? "checkpoint" : "model", r.st.epoch, o.epoch);
 		train(&r);
+		/* done with the ranks' collectives: peers that train on
+		 * (a longer stream) stop, and the others let rank 0 save */
+		tk_dist_watch_end(r.rounds);
 		if (o.epoch && r.st.epoch != o.epoch) {
 			save(&r);
 			die_data("the stream stopped %ld images short of the end of "

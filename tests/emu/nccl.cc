@@ -39,7 +39,7 @@ ncclResult_t fail(ncclResult_t r, const char *fmt, const char *what)
 
 struct header {
 	char magic[8];
-	int kind; // 0 all-reduce, 1 broadcast (from 'root'), 2 barrier, 3 peers
+	int kind; // 0 all-reduce, 1 broadcast (from 'root'), 3 peers, 4 done
 	int type, op, root;
 	size_t count;
 };
@@ -141,8 +141,6 @@ ncclResult_t collective(ncclComm *c, int kind, const void *send, void *recv,
 		return e;
 	if (c->gen > 1)
 		unlink(name(c, c->gen - 1, c->rank).c_str());
-	if (kind == 2)
-		return ncclSuccess;
 	std::vector<char> acc(bytes), x(bytes);
 	for (int r = 0; r < c->nranks; r++) {
 		if (kind == 1 && r != root)
@@ -266,31 +264,30 @@ ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId id,
 	return ncclSuccess;
 }
 
-// The collectives still queued run first, as NCCL finishes them.  A
-// barrier (whose files nobody reads) ends the reading of every earlier
-// file; then each rank leaves "done.r", and rank 0 waits for all of them
-// and removes the folder.
+// The collectives still queued run first, as NCCL finishes them; then
+// the rank leaves "done.r" and returns without waiting for the others, as
+// NCCL's destroy does not wait for them (a rank may be gone).  The rank
+// that finds every "done" file there, all reading being over, removes
+// the folder.
 ncclResult_t ncclCommDestroy(ncclComm_t c)
 {
 	ncclResult_t e = ncclSuccess;
 	cudaDeviceSynchronize();
 	if (c->nranks > 1) {
-		char b = 0;
-		e = collective(c, 2, &b, &b, 0, ncclFloat32, ncclSum, 0);
-		header h = {"tkemu", 3, 0, 0, 0, 0};
+		header h = {"tkemu", 4, 0, 0, 0, 0};
 		std::string done = c->dir + "/done.";
-		if (e == ncclSuccess &&
-		    !write_all(done + std::to_string(c->rank), h, &b, 0))
+		if (!write_all(done + std::to_string(c->rank), h, nullptr, 0)) {
 			e = fail(ncclSystemError, "cannot write in %s", c->dir.c_str());
-		for (int r = 0; e == ncclSuccess && c->rank == 0 && r < c->nranks; r++)
-			while (access((done + std::to_string(r)).c_str(), F_OK))
-				usleep(100);
-		if (e == ncclSuccess && c->rank == 0) {
-			for (int r = 0; r < c->nranks; r++) {
-				unlink((done + std::to_string(r)).c_str());
+		} else {
+			bool all = true;
+			for (int r = 0; r < c->nranks; r++)
+				all = all && access((done + std::to_string(r)).c_str(), F_OK) == 0;
+			for (int r = 0; all && r < c->nranks; r++) {
 				unlink(name(c, c->gen, r).c_str());
+				unlink((done + std::to_string(r)).c_str());
 			}
-			rmdir(c->dir.c_str());
+			if (all)
+				rmdir(c->dir.c_str());
 		}
 	} else if (!c->dir.empty()) {
 		rmdir(c->dir.c_str()); // the id's folder, which one rank never used

@@ -2,8 +2,9 @@
  * and the TCP bootstrap on localhost: three processes get rank 0's bytes;
  * a process from another job (another world size) is refused and times
  * out without disturbing the others; the watch (tk_dist_bootstrap_watched)
- * stops a rank, exit 3, within a second of a peer's dying, and lets all
- * go when every rank ends with tk_dist_watch_end. */
+ * stops a rank, exit 3, within a second of a peer's dying, exit 2 when it
+ * begins a round of collectives past the one a peer ended after, and lets
+ * all go when every rank ends with tk_dist_watch_end. */
 #define _GNU_SOURCE
 #include <netinet/in.h>
 #include <stdio.h>
@@ -130,7 +131,8 @@ static void t_bootstrap(void)
 
 /* In a child: rank of world, watched; "end" calls tk_dist_watch_end
  * after ms milliseconds and exits 0, "die" exits 5 after ms without it,
- * "wait" sleeps 10 s (exit 4: nobody stopped it). */
+ * "wait" sleeps 10 s (exit 4: nobody stopped it), "short" ends after one
+ * round at once, "long" begins a second round after ms and waits. */
 static pid_t watched(int rank, int world, int port, const char *what, int ms)
 {
 	pid_t pid = fork();
@@ -148,14 +150,21 @@ static pid_t watched(int rank, int world, int port, const char *what, int ms)
 	if (tk_dist_from_env(&d, err, sizeof err) ||
 	    tk_dist_bootstrap_watched(&d, id, sizeof id, 20, err, sizeof err))
 		_exit(1);
-	if (!strcmp(what, "wait")) {
+	tk_dist_watch_round(1);
+	if (!strcmp(what, "short")) {
+		tk_dist_watch_end(1);
+		_exit(0);
+	}
+	if (!strcmp(what, "wait") || !strcmp(what, "long")) {
+		usleep(ms * 1000);
+		tk_dist_watch_round(2);
 		sleep(10);
 		_exit(4);
 	}
 	usleep(ms * 1000);
 	if (!strcmp(what, "die"))
 		_exit(5);
-	tk_dist_watch_end();
+	tk_dist_watch_end(1);
 	_exit(0);
 }
 
@@ -175,11 +184,17 @@ static void t_watch(void)
 	port = free_port();
 	a = watched(0, 2, port, "die", 200), b = watched(1, 2, port, "wait", 0);
 	int ea = status_of(a), eb = status_of(b);
+	/* rank 1 leaves after one round, rank 0 begins a second: it stops */
+	port = free_port();
+	a = watched(0, 2, port, "long", 300), b = watched(1, 2, port, "short", 0);
+	int sa = status_of(a), sb = status_of(b);
 	printf("watch: all end: exit %d %d %d; rank 2 dies: %d %d %d; rank 0 "
-	       "dies: %d %d\n", ra, rb, rc, da, db, dc, ea, eb);
+	       "dies: %d %d; rank 1's stream shorter: %d %d\n",
+	       ra, rb, rc, da, db, dc, ea, eb, sa, sb);
 	CHECK(ra == 0 && rb == 0 && rc == 0);
 	CHECK(da == 3 && db == 3 && dc == 5);
 	CHECK(ea == 5 && eb == 3);
+	CHECK(sa == 2 && sb == 0);
 }
 
 int main(void)
