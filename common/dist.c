@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -260,18 +261,52 @@ int tk_dist_bootstrap(const struct tk_dist *d, void *buf, size_t n,
 
 /* ---- the watch: a thread that stops the rank when a peer is lost ---- */
 
-/* What a rank sends when it leaves the group on purpose: DONE, then the
- * number of rounds of collectives it took part in (8 bytes). */
+/* What a rank sends when it is done with the collectives: DONE, then the
+ * number of rounds it took part in (8 bytes). */
 #define DONE 'D'
+struct done_msg {
+	char done;
+	int64_t rounds;
+} __attribute__((packed));
+
+/* The flags the main thread and the watch share (atomic). */
+enum { SAID_DONE = 1, CLOSING = 2, LOST = 4 };
 
 static struct {
-	int rank, n;       /* n peers: rank 0 watches world-1, the others 1 */
-	int *fd, *peer;    /* their connections and ranks */
-	long *left_after;  /* -1, or the rounds a peer left after */
-	long round;        /* the rounds this rank has begun (atomic) */
-	int stop[2];       /* a pipe: tk_dist_watch_end's word to the thread */
+	int rank, n;      /* n peers: rank 0 watches world-1, the others 1 */
+	int *fd, *peer;   /* their connections and ranks */
+	long *left_after; /* -1, or the rounds a peer was done after */
+	long round;       /* the rounds this rank has begun */
+	int flags;
+	int stop[2];      /* a pipe: tk_dist_watch_stop's word to the thread */
 	pthread_t thread;
-} watch = {0, 0, NULL, NULL, NULL, 0, {-1, -1}, 0};
+} watch = {0, 0, NULL, NULL, NULL, 0, 0, {-1, -1}, 0};
+
+static int watch_flags(void)
+{
+	return __atomic_load_n(&watch.flags, __ATOMIC_SEQ_CST);
+}
+
+/* A peer's connection closed before it said it was done.  Until this
+ * rank is done too, that is the run's end; after, this rank's work
+ * stands, but NCCL's teardown may wait for the lost peer: the main
+ * thread skips it, or, when it is there already, this thread ends the
+ * process. */
+static void lost(int i)
+{
+	__atomic_or_fetch(&watch.flags, LOST, __ATOMIC_SEQ_CST);
+	int f = watch_flags();
+	if (!(f & SAID_DONE))
+		tk_die_now(TK_EXIT_IO,
+			   "data-parallel run: rank %d stopped before the end (its "
+			   "own message says why), so rank %d stops too",
+			   watch.peer[i], watch.rank);
+	if (f & CLOSING)
+		tk_die_now(TK_EXIT_IO,
+			   "data-parallel run: rank %d stopped while rank %d was "
+			   "closing the group (rank %d's work is done)",
+			   watch.peer[i], watch.rank, watch.rank);
+}
 
 static void *watch_peers(void *arg)
 {
@@ -280,12 +315,13 @@ static void *watch_peers(void *arg)
 	for (int i = 0; i < watch.n; i++)
 		pf[i] = (struct pollfd){watch.fd[i], POLLIN, 0};
 	pf[watch.n] = (struct pollfd){watch.stop[0], POLLIN, 0};
-	int ended = 0;
-	for (;;) {
-		/* a peer that left after fewer rounds than this rank has
-		 * begun will not join this one's collectives */
+	int open = watch.n, ended = 0;
+	/* on while a peer may be lost, or may be passed in rounds */
+	while (open > 0 || (ended && !(watch_flags() & SAID_DONE))) {
+		/* a peer done after fewer rounds than this rank has begun
+		 * will not join this one's collectives */
 		long mine = __atomic_load_n(&watch.round, __ATOMIC_ACQUIRE);
-		for (int i = 0; i < watch.n; i++)
+		for (int i = 0; i < watch.n && !(watch_flags() & SAID_DONE); i++)
 			if (watch.left_after[i] >= 0 && mine > watch.left_after[i])
 				tk_die_now(TK_EXIT_DATA,
 					   "data-parallel run: rank %d's stream ended "
@@ -303,21 +339,16 @@ static void *watch_peers(void *arg)
 		for (int i = 0; i < watch.n; i++) {
 			if (pf[i].fd < 0 || !pf[i].revents)
 				continue;
-			struct {
-				char done;
-				int64_t rounds;
-			} __attribute__((packed)) m;
+			struct done_msg m;
 			if (xfer(pf[i].fd, &m, sizeof m, 0, now() + 10) == 0 &&
 			    m.done == DONE) {
 				watch.left_after[i] = m.rounds;
-				pf[i].fd = -1; /* poll skips it */
 				ended++;
-				continue;
+			} else {
+				lost(i);
 			}
-			tk_die_now(TK_EXIT_IO,
-				   "data-parallel run: rank %d stopped before the end "
-				   "(its own message says why), so rank %d stops too",
-				   watch.peer[i], watch.rank);
+			pf[i].fd = -1; /* poll skips it */
+			open--;
 		}
 	}
 	free(pf);
@@ -345,6 +376,7 @@ int tk_dist_bootstrap_watched(const struct tk_dist *d, void *buf, size_t n,
 	watch.rank = d->rank;
 	watch.n = 0;
 	watch.round = 0;
+	watch.flags = 0;
 	watch.fd = xmalloc((size_t)d->world * sizeof *watch.fd);
 	watch.peer = xmalloc((size_t)d->world * sizeof *watch.peer);
 	watch.left_after = xmalloc((size_t)d->world * sizeof *watch.left_after);
@@ -371,14 +403,29 @@ void tk_dist_watch_round(long round)
 
 void tk_dist_watch_end(long rounds)
 {
-	if (!watch.fd)
+	if (!watch.fd || (watch_flags() & SAID_DONE))
 		return;
-	struct {
-		char done;
-		int64_t rounds;
-	} __attribute__((packed)) m = {DONE, rounds};
+	__atomic_or_fetch(&watch.flags, SAID_DONE, __ATOMIC_SEQ_CST);
+	struct done_msg m = {DONE, rounds};
 	for (int i = 0; i < watch.n; i++)
 		send(watch.fd[i], &m, sizeof m, MSG_NOSIGNAL);
+}
+
+int tk_dist_watch_closing(void)
+{
+	if (!watch.fd)
+		return 1;
+	tk_dist_watch_end(LONG_MAX);
+	/* CLOSING before reading LOST, as lost() sets LOST before reading
+	 * CLOSING: one of the two sees the other */
+	__atomic_or_fetch(&watch.flags, CLOSING, __ATOMIC_SEQ_CST);
+	return !(watch_flags() & LOST);
+}
+
+void tk_dist_watch_stop(void)
+{
+	if (!watch.fd)
+		return;
 	char c = 0;
 	if (write(watch.stop[1], &c, 1) != 1)
 		die_io("stopping the watch over the other ranks:");

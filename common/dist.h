@@ -37,19 +37,26 @@ int tk_dist_bootstrap(const struct tk_dist *d, void *buf, size_t n,
 /* tk_dist_bootstrap, then a watch over the other ranks, for collectives
  * that wait for a lost peer forever (NCCL's): the bootstrap's connections
  * (every rank's to rank 0) stay open, and a thread stops this process
- * (tk_die_now, naming the rank) when one closes before its rank called
- * tk_dist_watch_end, as it does when that rank dies or is killed (exit
- * 3), or when this rank begins a round of collectives (a batch) past the
- * rounds a peer left after (exit 2: their streams differ in length).  So
- * a rank's end stops the run instead of leaving the others waiting. */
+ * (tk_die_now, naming the rank) when one closes before its rank said it
+ * was done (tk_dist_watch_end), as it does when that rank dies or is
+ * killed (exit 3), or when this rank begins a round of collectives (a
+ * batch) past the rounds a peer was done after (exit 2: their streams
+ * differ in length).  So a rank's end stops the run instead of leaving
+ * the others waiting. */
 int tk_dist_bootstrap_watched(const struct tk_dist *d, void *buf, size_t n,
 			      double timeout_s, char *err, size_t errlen);
 /* This rank begins its round'th round of collectives (counted from 1). */
 void tk_dist_watch_round(long round);
-/* This rank is done with the group's collectives after this many rounds
- * (LONG_MAX: not counted): it tells its peers so, and stops watching
- * them.  Nothing without a watch. */
+/* This rank is done with the collectives after this many rounds
+ * (LONG_MAX: not counted), and tells its peers; a peer lost from now on
+ * no longer stops it (its work stands), until it closes the group. */
 void tk_dist_watch_end(long rounds);
+/* Before the collectives' own teardown (NCCL's, which may wait for a lost
+ * peer): 1 when it may run (no peer lost; one lost during it stops the
+ * process, exit 3), 0 when a peer was lost; says done if not yet said.
+ * Then tk_dist_watch_stop ends the watch.  Without a watch: 1, nothing. */
+int tk_dist_watch_closing(void);
+void tk_dist_watch_stop(void);
 
 /* The host's collective, for data-parallel runs on CPUs (GPUs use
  * NCCL): tk_dist_connect keeps a connection from every rank to rank 0

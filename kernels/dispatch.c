@@ -3,7 +3,6 @@
  * whether CUDA is built in. */
 #include "kernels/dispatch.h"
 
-#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -856,8 +855,10 @@ void dev_group_free(const struct tk_dev *dv)
 {
 #ifdef TK_CUDA
 	if (tk_dev_is_cuda(dv)) {
-		tk_nccl_destroy();
-		tk_dist_watch_end(LONG_MAX); /* when the caller has not */
+		/* NCCL's teardown may wait for a lost rank: not then */
+		if (tk_dist_watch_closing())
+			tk_nccl_destroy();
+		tk_dist_watch_stop();
 		return;
 	}
 #endif

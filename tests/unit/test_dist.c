@@ -4,7 +4,8 @@
  * out without disturbing the others; the watch (tk_dist_bootstrap_watched)
  * stops a rank, exit 3, within a second of a peer's dying, exit 2 when it
  * begins a round of collectives past the one a peer ended after, and lets
- * all go when every rank ends with tk_dist_watch_end. */
+ * all go when every rank ends with tk_dist_watch_end; a peer lost after
+ * this rank was done leaves it be, but tells it to skip NCCL's teardown. */
 #define _GNU_SOURCE
 #include <netinet/in.h>
 #include <stdio.h>
@@ -132,7 +133,9 @@ static void t_bootstrap(void)
 /* In a child: rank of world, watched; "end" calls tk_dist_watch_end
  * after ms milliseconds and exits 0, "die" exits 5 after ms without it,
  * "wait" sleeps 10 s (exit 4: nobody stopped it), "short" ends after one
- * round at once, "long" begins a second round after ms and waits. */
+ * round at once, "long" begins a second round after ms and waits,
+ * "close" ends at once and after ms exits 0 if tk_dist_watch_closing lets
+ * NCCL's teardown run, 6 if not. */
 static pid_t watched(int rank, int world, int port, const char *what, int ms)
 {
 	pid_t pid = fork();
@@ -151,6 +154,11 @@ static pid_t watched(int rank, int world, int port, const char *what, int ms)
 	    tk_dist_bootstrap_watched(&d, id, sizeof id, 20, err, sizeof err))
 		_exit(1);
 	tk_dist_watch_round(1);
+	if (!strcmp(what, "close")) {
+		tk_dist_watch_end(1);
+		usleep(ms * 1000);
+		_exit(tk_dist_watch_closing() ? 0 : 6);
+	}
 	if (!strcmp(what, "short")) {
 		tk_dist_watch_end(1);
 		_exit(0);
@@ -165,6 +173,8 @@ static pid_t watched(int rank, int world, int port, const char *what, int ms)
 	if (!strcmp(what, "die"))
 		_exit(5);
 	tk_dist_watch_end(1);
+	if (tk_dist_watch_closing())
+		tk_dist_watch_stop();
 	_exit(0);
 }
 
@@ -188,13 +198,20 @@ static void t_watch(void)
 	port = free_port();
 	a = watched(0, 2, port, "long", 300), b = watched(1, 2, port, "short", 0);
 	int sa = status_of(a), sb = status_of(b);
+	/* rank 1 dies after rank 0 was done: rank 0's work stands, and it
+	 * skips NCCL's teardown (exit 6 here) */
+	port = free_port();
+	a = watched(0, 2, port, "close", 600), b = watched(1, 2, port, "die", 200);
+	int ca = status_of(a), cb = status_of(b);
 	printf("watch: all end: exit %d %d %d; rank 2 dies: %d %d %d; rank 0 "
-	       "dies: %d %d; rank 1's stream shorter: %d %d\n",
-	       ra, rb, rc, da, db, dc, ea, eb, sa, sb);
+	       "dies: %d %d; rank 1's stream shorter: %d %d; rank 1 dies after "
+	       "rank 0 is done: %d %d\n",
+	       ra, rb, rc, da, db, dc, ea, eb, sa, sb, ca, cb);
 	CHECK(ra == 0 && rb == 0 && rc == 0);
 	CHECK(da == 3 && db == 3 && dc == 5);
 	CHECK(ea == 5 && eb == 3);
 	CHECK(sa == 2 && sb == 0);
+	CHECK(ca == 6 && cb == 5);
 }
 
 int main(void)
