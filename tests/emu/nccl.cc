@@ -265,10 +265,11 @@ ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId id,
 }
 
 // The collectives still queued run first, as NCCL finishes them; then
-// the rank leaves "done.r" and returns without waiting for the others, as
-// NCCL's destroy does not wait for them (a rank may be gone).  The rank
-// that finds every "done" file there, all reading being over, removes
-// the folder.
+// the rank leaves "done.r" and returns without waiting for the others
+// (tk skips the teardown when a rank is lost, since a recent NCCL may wait
+// for it there; the emulator does not model that wait).  The rank that
+// finds every "done" file there, all reading being over, removes the
+// folder.
 ncclResult_t ncclCommDestroy(ncclComm_t c)
 {
 	ncclResult_t e = ncclSuccess;
