@@ -259,6 +259,26 @@ int tk_dist_bootstrap(const struct tk_dist *d, void *buf, size_t n,
 			    : join(d, buf, n, deadline, NULL, err, errlen);
 }
 
+/* tk_dist_bootstrap keeping its connections: world fds (rank 0: fd[r]
+ * for r > 0; the others: fd[0], to rank 0; -1 elsewhere), or NULL. */
+static int *bootstrap_kept(const struct tk_dist *d, void *buf, size_t n,
+			   double timeout_s, char *err, size_t errlen)
+{
+	int *fd = xmalloc((size_t)d->world * sizeof *fd);
+	for (int i = 0; i < d->world; i++)
+		fd[i] = -1;
+	double deadline = now() + timeout_s;
+	int rc = d->rank == 0 ? serve(d, buf, n, deadline, fd, err, errlen)
+			      : join(d, buf, n, deadline, fd, err, errlen);
+	if (rc == 0)
+		return fd;
+	for (int i = 0; i < d->world; i++)
+		if (fd[i] >= 0)
+			close(fd[i]);
+	free(fd);
+	return NULL;
+}
+
 /* ---- the watch: a thread that stops the rank when a peer is lost ---- */
 
 /* What a rank sends when it is done with the collectives: DONE, then the
@@ -360,19 +380,9 @@ int tk_dist_bootstrap_watched(const struct tk_dist *d, void *buf, size_t n,
 {
 	if (d->world <= 1)
 		return 0;
-	int *fd = xmalloc((size_t)d->world * sizeof *fd);
-	for (int i = 0; i < d->world; i++)
-		fd[i] = -1;
-	double deadline = now() + timeout_s;
-	int rc = d->rank == 0 ? serve(d, buf, n, deadline, fd, err, errlen)
-			      : join(d, buf, n, deadline, fd, err, errlen);
-	if (rc < 0) {
-		for (int i = 0; i < d->world; i++)
-			if (fd[i] >= 0)
-				close(fd[i]);
-		free(fd);
+	int *fd = bootstrap_kept(d, buf, n, timeout_s, err, errlen);
+	if (!fd)
 		return -1;
-	}
 	watch.rank = d->rank;
 	watch.n = 0;
 	watch.round = 0;
@@ -455,20 +465,10 @@ int tk_dist_connect(const struct tk_dist *d, double timeout_s, char *err,
 	tk_dist_close();
 	if (d->world <= 1)
 		return 0;
-	double deadline = now() + timeout_s;
-	int *fd = xmalloc((size_t)d->world * sizeof *fd);
-	for (int i = 0; i < d->world; i++)
-		fd[i] = -1;
 	char none = 0;
-	int rc = d->rank == 0 ? serve(d, &none, 0, deadline, fd, err, errlen)
-			      : join(d, &none, 0, deadline, fd, err, errlen);
-	if (rc < 0) {
-		for (int i = 0; i < d->world; i++)
-			if (fd[i] >= 0)
-				close(fd[i]);
-		free(fd);
+	int *fd = bootstrap_kept(d, &none, 0, timeout_s, err, errlen);
+	if (!fd)
 		return -1;
-	}
 	int one = 1;
 	for (int i = 0; i < d->world; i++)
 		if (fd[i] >= 0)

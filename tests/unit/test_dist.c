@@ -77,6 +77,18 @@ static int free_port(void)
 	return p;
 }
 
+/* A child's launch environment: rank of world at localhost:port. */
+static int child_rank(struct tk_dist *d, int rank, int world, int port)
+{
+	char b[32], err[256];
+	clear_env();
+	snprintf(b, sizeof b, "%d", rank), setenv("RANK", b, 1);
+	snprintf(b, sizeof b, "%d", world), setenv("WORLD_SIZE", b, 1);
+	snprintf(b, sizeof b, "%d", port), setenv("MASTER_PORT", b, 1);
+	setenv("MASTER_ADDR", "localhost", 1);
+	return tk_dist_from_env(d, err, sizeof err);
+}
+
 /* In a child: join as rank of world, expect the pattern; exit status 0 ok,
  * 1 bootstrap failed, 2 wrong bytes. */
 static pid_t spawn(int rank, int world, int port, double timeout)
@@ -84,17 +96,11 @@ static pid_t spawn(int rank, int world, int port, double timeout)
 	pid_t pid = fork();
 	if (pid)
 		return pid;
-	char b[32];
-	clear_env();
-	snprintf(b, sizeof b, "%d", rank), setenv("RANK", b, 1);
-	snprintf(b, sizeof b, "%d", world), setenv("WORLD_SIZE", b, 1);
-	snprintf(b, sizeof b, "%d", port), setenv("MASTER_PORT", b, 1);
-	setenv("MASTER_ADDR", "localhost", 1);
 	struct tk_dist d;
 	char err[256];
-	unsigned char id[128];
-	if (tk_dist_from_env(&d, err, sizeof err))
+	if (child_rank(&d, rank, world, port))
 		_exit(3);
+	unsigned char id[128];
 	for (int i = 0; i < 128; i++)
 		id[i] = rank == 0 ? (unsigned char)(i * 7 + 1) : 0;
 	if (tk_dist_bootstrap(&d, id, sizeof id, timeout, err, sizeof err)) {
@@ -141,17 +147,12 @@ static pid_t watched(int rank, int world, int port, const char *what, int ms)
 	pid_t pid = fork();
 	if (pid)
 		return pid;
-	char b[32];
-	clear_env();
-	snprintf(b, sizeof b, "%d", rank), setenv("RANK", b, 1);
-	snprintf(b, sizeof b, "%d", world), setenv("WORLD_SIZE", b, 1);
-	snprintf(b, sizeof b, "%d", port), setenv("MASTER_PORT", b, 1);
-	setenv("MASTER_ADDR", "localhost", 1);
 	struct tk_dist d;
 	char err[256];
+	if (child_rank(&d, rank, world, port))
+		_exit(3);
 	unsigned char id[8] = {0};
-	if (tk_dist_from_env(&d, err, sizeof err) ||
-	    tk_dist_bootstrap_watched(&d, id, sizeof id, 20, err, sizeof err))
+	if (tk_dist_bootstrap_watched(&d, id, sizeof id, 20, err, sizeof err))
 		_exit(1);
 	tk_dist_watch_round(1);
 	if (!strcmp(what, "close")) {
