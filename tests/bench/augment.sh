@@ -51,10 +51,13 @@ tk_pass() { # tk_pass JOBS FILE...: "images/s cpu_ms" of one pass
 # better A B: the pass of the two with more images/s
 better() { awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " "); print (x[1] >= y[1] ? a : b) }'; }
 
-printf '%d photographs, %dx%d crops, best of %d alternating passes\n' ${#full[@]} "$n" "$n" "$repeat"
+printf '%d photographs (4 times a pass), %dx%d crops, best of %d alternating passes\n' ${#full[@]} "$n" "$n" "$repeat"
 printf '%-26s %21s %21s %11s %15s\n' "" "tk images/s (CPU ms)" "PyTorch" "ratio CPU" "cores @ $rate/s"
 for set in full 800; do
-	if [ $set = full ]; then files=("${full[@]}"); else files=("${small[@]}"); fi
+	# each photograph 4 times a pass, so that a pass lasts long enough
+	# to time
+	if [ $set = full ]; then one=("${full[@]}"); else one=("${small[@]}"); fi
+	files=("${one[@]}" "${one[@]}" "${one[@]}" "${one[@]}")
 	for j in 1 2; do
 		t="0 0" p="0 0"
 		for _ in $(seq "$repeat"); do
