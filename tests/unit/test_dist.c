@@ -77,29 +77,34 @@ static int free_port(void)
 	return p;
 }
 
-/* A child's launch environment: rank of world at localhost:port. */
-static int child_rank(struct tk_dist *d, int rank, int world, int port)
+/* fork, and in the child the launch environment of rank of world at
+ * localhost:port read into *d (exit 3 if it is refused); the child's 0
+ * or the parent's pid, as fork. */
+static pid_t fork_rank(struct tk_dist *d, int rank, int world, int port)
 {
+	pid_t pid = fork();
+	if (pid)
+		return pid;
 	char b[32], err[256];
 	clear_env();
 	snprintf(b, sizeof b, "%d", rank), setenv("RANK", b, 1);
 	snprintf(b, sizeof b, "%d", world), setenv("WORLD_SIZE", b, 1);
 	snprintf(b, sizeof b, "%d", port), setenv("MASTER_PORT", b, 1);
 	setenv("MASTER_ADDR", "localhost", 1);
-	return tk_dist_from_env(d, err, sizeof err);
+	if (tk_dist_from_env(d, err, sizeof err))
+		_exit(3);
+	return 0;
 }
 
 /* In a child: join as rank of world, expect the pattern; exit status 0 ok,
  * 1 bootstrap failed, 2 wrong bytes. */
 static pid_t spawn(int rank, int world, int port, double timeout)
 {
-	pid_t pid = fork();
+	struct tk_dist d;
+	pid_t pid = fork_rank(&d, rank, world, port);
 	if (pid)
 		return pid;
-	struct tk_dist d;
 	char err[256];
-	if (child_rank(&d, rank, world, port))
-		_exit(3);
 	unsigned char id[128];
 	for (int i = 0; i < 128; i++)
 		id[i] = rank == 0 ? (unsigned char)(i * 7 + 1) : 0;
@@ -144,13 +149,11 @@ static void t_bootstrap(void)
  * NCCL's teardown run, 6 if not. */
 static pid_t watched(int rank, int world, int port, const char *what, int ms)
 {
-	pid_t pid = fork();
+	struct tk_dist d;
+	pid_t pid = fork_rank(&d, rank, world, port);
 	if (pid)
 		return pid;
-	struct tk_dist d;
 	char err[256];
-	if (child_rank(&d, rank, world, port))
-		_exit(3);
 	unsigned char id[8] = {0};
 	if (tk_dist_bootstrap_watched(&d, id, sizeof id, 20, err, sizeof err))
 		_exit(1);
