@@ -138,7 +138,7 @@ struct reader {
 	size_t nlmk, caplmk;
 };
 
-static void bad(const struct reader *r, const char *what, const char *s)
+static _Noreturn void bad(const struct reader *r, const char *what, const char *s)
 {
 	die_data("%s: line %ld: %s '%.60s'", r->file, r->csv.line, what, s);
 }

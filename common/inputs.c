@@ -82,14 +82,6 @@ static const char *stem_span(const char *path, size_t *n)
 	return s;
 }
 
-static char *xstrndup(const char *s, size_t n)
-{
-	char *t = xmalloc(n + 1);
-	memcpy(t, s, n);
-	t[n] = 0;
-	return t;
-}
-
 static char *stem(const char *path)
 {
 	size_t n;

@@ -150,6 +150,13 @@ char *xstrdup(const char *s)
 	return memcpy(xmalloc(n), s, n);
 }
 
+char *xstrndup(const char *s, size_t n)
+{
+	char *t = memcpy(xmalloc(n + 1), s, n);
+	t[n] = 0;
+	return t;
+}
+
 size_t xmul(size_t n, size_t size)
 {
 	size_t r;

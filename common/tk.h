@@ -45,6 +45,8 @@ void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
+/* The first n bytes of s, as a string. */
+char *xstrndup(const char *s, size_t n);
 /* n * size, dying on overflow. */
 size_t xmul(size_t n, size_t size);
 

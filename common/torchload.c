@@ -696,7 +696,7 @@ static int read_zip(struct loader *L, const void *buf, size_t len)
 			}
 			pkllen = (size_t)size;
 			pkl = xmalloc(pkllen);
-			prefix = strndup(path, (size_t)(slash - path));
+			prefix = xstrndup(path, (size_t)(slash - path));
 			rc = read_entry(L, a, pkl, pkllen, path);
 		}
 	}
