@@ -49,7 +49,10 @@ void tk_nccl_init(const void *id, int world, int rank)
 	memcpy(&u, id, sizeof u);
 	ncclResult_t e = ncclCommInitRank(&comm, world, u, rank);
 	const char *why = e == ncclSuccess ? "" : ncclGetLastError(nullptr);
-	if (e == ncclInvalidUsage && strstr(why, "Duplicate GPU"))
+	// Ranks sharing a GPU: NCCL before 2.30 says "Duplicate GPU
+	// detected", 2.30 and later "Multiple Ranks are using the same GPU".
+	if (e == ncclInvalidUsage &&
+	    (strstr(why, "Duplicate GPU") || strstr(why, "same GPU")))
 		tk_die(3, "NCCL: rank %d: %s: NCCL takes one rank a GPU; give "
 			  "each rank its own (LOCAL_RANK, or --device cuda:N), or, "
 			  "to test several ranks on one GPU, a different "

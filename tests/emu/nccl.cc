@@ -9,8 +9,12 @@
 // on their stream.  Slow, simple and enough for the tests' small models.
 // At ncclCommInitRank the ranks introduce themselves (collective 1: each
 // rank's host and device), and two ranks on one host's one device are
-// refused as NCCL refuses them ("Duplicate GPU detected"); the host is
-// NCCL_HOSTID where set, as NCCL's host hash is, else the host name.
+// refused as NCCL refuses them; the host is NCCL_HOSTID where set, as
+// NCCL's host hash is, else the host name.  TK_EMU_NCCL_VERSION (as
+// ncclGetVersion gives it, 23007 for 2.30.7; unset, 0, before 2.30) says
+// which NCCL's refusal: before 2.30 "Duplicate GPU detected", always;
+// from 2.30 on "Multiple Ranks are using the same GPU", unless
+// NCCL_MULTI_RANK_GPU_ENABLE=1 lets them share it.
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -66,6 +70,31 @@ size_t type_size(ncclDataType_t t)
 	default:
 		return 8;
 	}
+}
+
+int emulated_version()
+{
+	const char *v = getenv("TK_EMU_NCCL_VERSION");
+	return v ? atoi(v) : 0;
+}
+
+// Whether NCCL lets ranks share a device, and if not, why not.
+bool refuse_shared(int rank, int other, int device)
+{
+	if (emulated_version() < 23000) {
+		snprintf(last_error, sizeof last_error,
+			 "Duplicate GPU detected : rank %d and rank %d both "
+			 "on CUDA device %d",
+			 rank, other, device);
+		return true;
+	}
+	const char *on = getenv("NCCL_MULTI_RANK_GPU_ENABLE");
+	if (on && atoi(on))
+		return false;
+	snprintf(last_error, sizeof last_error, "%s",
+		 "Multiple Ranks are using the same GPU/Partition. Set "
+		 "NCCL_MULTI_RANK_GPU_ENABLE=1 to enable this configuration.");
+	return true;
 }
 
 std::string name(const ncclComm *c, long gen, int rank)
@@ -209,13 +238,9 @@ ncclResult_t introduce(ncclComm *c)
 			return fail(ncclSystemError, "cannot read %s",
 				    name(c, c->gen, r).c_str());
 		if (r != c->rank && other.device == me.device &&
-		    !strcmp(other.host, me.host)) {
-			snprintf(last_error, sizeof last_error,
-				 "Duplicate GPU detected : rank %d and rank %d both "
-				 "on CUDA device %d",
-				 c->rank, r, me.device);
+		    !strcmp(other.host, me.host) &&
+		    refuse_shared(c->rank, r, me.device))
 			return ncclInvalidUsage;
-		}
 	}
 	return e;
 }
@@ -226,7 +251,7 @@ extern "C" {
 
 ncclResult_t ncclGetVersion(int *version)
 {
-	*version = 0;
+	*version = emulated_version();
 	return ncclSuccess;
 }
 
