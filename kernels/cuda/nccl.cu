@@ -21,6 +21,14 @@ void nccl_check(ncclResult_t e, const char *call, const char *file, int line)
 	tk_cuda_fail("NCCL", call, why, file, line);
 }
 
+// The length of s's first line without its full stop, for quoting it
+// inside a sentence of our own.
+int sentence_len(const char *s)
+{
+	size_t n = strcspn(s, "\n");
+	return (int)(n && s[n - 1] == '.' ? n - 1 : n);
+}
+
 } // namespace
 
 #define NCCL_CHECK(call) nccl_check((call), #call, __FILE__, __LINE__)
@@ -53,11 +61,11 @@ void tk_nccl_init(const void *id, int world, int rank)
 	// detected", 2.30 and later "Multiple Ranks are using the same GPU".
 	if (e == ncclInvalidUsage &&
 	    (strstr(why, "Duplicate GPU") || strstr(why, "same GPU")))
-		tk_die(3, "NCCL: rank %d: %s: NCCL takes one rank a GPU; give "
-			  "each rank its own (LOCAL_RANK, or --device cuda:N), or, "
-			  "to test several ranks on one GPU, a different "
-			  "NCCL_HOSTID each",
-		       rank, why);
+		tk_die(3, "NCCL: rank %d: %.*s: NCCL takes one rank a GPU; "
+			  "give each rank its own (LOCAL_RANK, or --device "
+			  "cuda:N), or, to test several ranks on one GPU, a "
+			  "different NCCL_HOSTID each",
+		       rank, sentence_len(why), why);
 	nccl_check(e, "ncclCommInitRank", __FILE__, __LINE__);
 	nworld = world;
 }
