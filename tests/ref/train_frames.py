@@ -7,6 +7,9 @@ metadata), and how closely two checkpoints' updates agree.
     train_frames.py agree START.st A.st B.st MAX  the parameters' updates
         from START in A and B: ||dA - dB|| / ||dA|| over every parameter
         (and the worst tensor's ||dA_t - dB_t|| / ||dA||); exit 1 above MAX
+    train_frames.py stats START.st A.st B.st MAX  the same of the batch
+        norms' running statistics (running_mean, running_var), which a
+        step changes without touching the parameters
 """
 import json
 import struct
@@ -45,17 +48,19 @@ def load(path):
     return out
 
 
-def agree(start, a, b, most):
+def agree(start, a, b, most, stats=False):
     s, x, y = load(start), load(a), load(b)
-    da = {k: x[k] - s[k] for k in s if "running_" not in k}
-    db = {k: y[k] - s[k] for k in s if "running_" not in k}
+    keys = [k for k in s if ("running_" in k) == stats]
+    da = {k: x[k] - s[k] for k in keys}
+    db = {k: y[k] - s[k] for k in keys}
     na = np.sqrt(sum(float(v @ v) for v in da.values()))
     diff = np.sqrt(sum(float((da[k] - db[k]) @ (da[k] - db[k])) for k in da))
     worst = max(da, key=lambda k: float(np.linalg.norm(da[k] - db[k])))
     wr = float(np.linalg.norm(da[worst] - db[worst])) / na
     rel = diff / na
-    print("updates: %d tensors, ||dA|| %.4g, relative difference %.3e (worst "
-          "tensor %s: %.3e)" % (len(da), na, rel, worst, wr))
+    print("%s: %d tensors, ||dA|| %.4g, relative difference %.3e (worst "
+          "tensor %s: %.3e)" % ("running statistics" if stats else "updates",
+                                len(da), na, rel, worst, wr))
     return 0 if rel <= most else 1
 
 
@@ -66,8 +71,8 @@ def main():
     elif a[0] == "shard":
         f = tkio.read_frames(a[1])
         tkio.write_frames(a[2], f[int(a[3])::int(a[4])])
-    elif a[0] == "agree":
-        return agree(a[1], a[2], a[3], float(a[4]))
+    elif a[0] in ("agree", "stats"):
+        return agree(a[1], a[2], a[3], float(a[4]), a[0] == "stats")
     return 0
 
 
