@@ -340,6 +340,20 @@ static struct {
 	struct dev_ddp *ddp;
 } D;
 
+/* The dropout draws' seed of batch micro: a function of the run's seed
+ * and the batch, so that a resumed run draws what the uninterrupted one
+ * did, and of the rank (rank 0's is the one process's), so that the
+ * ranks' images get masks of their own, as the images of one process's
+ * batch do, and not each rank the same ones. */
+static uint64_t batch_seed(const struct tk_hparams *h, long micro)
+{
+	uint64_t seed = tk_mix64(h->seed ^ tk_mix64(0x7261696e00000000ull +
+						    (uint64_t)micro));
+	int r = D.on ? D.dist.rank : 0;
+	return r ? tk_mix64(seed ^ tk_mix64(0x72616e6b00000000ull + (uint64_t)r))
+		 : seed;
+}
+
 /* Frames of [0, x) of the global stream that are this rank's. */
 static long mine_before(long x)
 {
@@ -612,8 +626,7 @@ static void train(struct run *r)
 			/* a round of the ranks' collectives (the watch stops a
 			 * rank whose peers have left) */
 			tk_dist_watch_round(++r->rounds);
-			uint64_t seed = tk_mix64(h->seed ^ tk_mix64(0x7261696e00000000ull +
-								   (uint64_t)st->micro));
+			uint64_t seed = batch_seed(h, st->micro);
 			double loss = bp->pin ? tk_net_forward_u8(r->net, m, bp->px, bp->label,
 								  bp->n, 1, seed)
 					      : tk_net_forward(r->net, m, bp->x, bp->label, bp->n,
