@@ -1,5 +1,6 @@
 /* tk-augment - the reference's training (or validation) transforms on
  * image frames, reproducible from seed, epoch and frame index. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,6 +102,21 @@ static void emit(struct job *j, const struct options *o, struct st_doc *d)
 	free(j);
 }
 
+/* The place in the epoch's stream of the frame d, pos-th of the input:
+ * its 'index' metadata where it has one (tk-decode --shard's frames, so
+ * that a shard's frames draw what they draw in the whole stream), else
+ * pos; -1 for an index that is not an integer >= 0. */
+static long frame_index(const struct st_doc *d, long pos)
+{
+	const char *v = st_meta_get(d, "index");
+	if (!v)
+		return pos;
+	char *end;
+	errno = 0;
+	long i = strtol(v, &end, 10);
+	return end == v || *end || i < 0 || errno ? -1 : i;
+}
+
 /* Write what is in flight, then stop on a bad frame. */
 static void drain(struct tk_pool *p, const struct options *o, struct st_doc *d)
 {
@@ -147,7 +163,12 @@ int main(int argc, char **argv)
 				tk_frame_die(&s, &j->in,
 					     "no tensor 'image' of u8 [H,W,3]");
 			}
-			j->index = index++;
+			j->index = frame_index(&j->in, index++);
+			if (j->index < 0) {
+				drain(pool, &o, &out);
+				tk_frame_die(&s, &j->in, "metadata 'index' '%s' is not "
+					     "an integer >= 0", st_meta_get(&j->in, "index"));
+			}
 			if ((done = tk_pool_put(pool, j))) {
 				emit(done, &o, &out);
 				tk_progress_step(&p, 1);

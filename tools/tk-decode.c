@@ -174,6 +174,10 @@ static void emit(struct writer *w, struct job *j)
 		int64_t shape[3] = {r->im.h, r->im.w, 3};
 		st_clear(d);
 		st_meta_set(d, "key", j->in.key);
+		/* a shard's frames carry their place in the whole stream,
+		 * for tk-augment's random numbers */
+		if (w->o->nshards > 1)
+			st_meta_setf(d, "index", "%ld", j->in.index);
 		if (j->in.label >= 0)
 			st_meta_setf(d, "label", "%ld", j->in.label);
 		st_meta_set(d, "src", j->in.src);

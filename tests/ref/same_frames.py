@@ -5,7 +5,8 @@
       member instead of a file)
   python3 same_frames.py --shards FULL N SHARD0 ... SHARDN-1
       the shards interleave to FULL: frame k of FULL is frame k // N of
-      shard k % N
+      shard k % N, whose metadata has besides 'index' k (tk-decode --shard
+      gives each frame its place in the whole stream)
   python3 same_frames.py --meta A KEY VALUE,...   the frames' KEY values"""
 import sys
 
@@ -36,7 +37,12 @@ def main():
         n = int(sys.argv[3])
         shards = [tkio.read_frames(p) for p in sys.argv[4:4 + n]]
         merged = [shards[k % n][k // n] for k in range(sum(map(len, shards)))]
-        err = same(full, merged)
+        err = None
+        for k, (meta, _) in enumerate(merged):
+            if meta.pop("index", None) != str(k):
+                err = f"frame {k // n} of shard {k % n}: no 'index' {k}"
+                break
+        err = err or same(full, merged)
     elif sys.argv[1] == "--meta":
         frames = tkio.read_frames(sys.argv[2])
         got = ",".join(m.get(sys.argv[3], "-") for m, _ in frames)
