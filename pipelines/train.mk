@@ -38,7 +38,10 @@
 #   BACKBONE            ImageNet weights for the backbone (tk-import)
 #   CLEAN=1             GLDv2-clean (0: the full train.csv)
 #   VAL_FRACTION=0.2    validation part of each class; VAL=0: no validation
-#   VAL_IMAGES          validate on the first VAL_IMAGES only (default all)
+#   VAL_IMAGES          validate on the first VAL_IMAGES only (default all;
+#                       rank 0 validates alone, its pipeline decoding
+#                       them all: with GPUS=n, bound it so that validation
+#                       does not outlast the epoch's training)
 #   SAVE_EVERY=500      checkpoint the epoch under way every N steps
 #   JOBS=4              threads of tk-decode and tk-augment
 #   THREADS             threads of tk-train (default: all)
