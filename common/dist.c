@@ -362,7 +362,8 @@ static void *watch_peers(void *arg)
 			struct done_msg m;
 			if (xfer(pf[i].fd, &m, sizeof m, 0, now() + 10) == 0 &&
 			    m.done == DONE) {
-				watch.left_after[i] = m.rounds;
+				__atomic_store_n(&watch.left_after[i], (long)m.rounds,
+						 __ATOMIC_RELEASE);
 				ended++;
 			} else {
 				lost(i);
@@ -507,6 +508,36 @@ static void group_xfer(int r, void *p, size_t bytes, int wr)
 		       group.rank ? 0 : r, strerror(errno));
 }
 
+/* What a peer's message to rank 0 is: a round's all-reduce, or its
+ * validation's sums (tk_dist_gather_f64), which it sends when its
+ * stream has ended. */
+#define ALLREDUCE_MSG 'A'
+#define GATHER_MSG 'V'
+
+/* Rank r sent a message of kind got where rank 0 wanted another. */
+_Noreturn static void kind_mismatch(int r, char got)
+{
+	if (got == GATHER_MSG)
+		tk_die(TK_EXIT_DATA, "data-parallel run: rank %d's stream ended, but "
+				     "rank 0's goes on: the ranks' streams differ in "
+				     "length", r);
+	if (got == ALLREDUCE_MSG)
+		tk_die(TK_EXIT_DATA, "data-parallel run: rank 0's stream ended, but "
+				     "rank %d's goes on: the ranks' streams differ in "
+				     "length", r);
+	die_io("data-parallel run: rank %d sent a message of no known kind (%d)",
+	       r, got);
+}
+
+/* Rank 0 reads rank r's message kind, which must be want. */
+static void group_expect(int r, char want)
+{
+	char got;
+	group_xfer(r, &got, 1, 0);
+	if (got != want)
+		kind_mismatch(r, got);
+}
+
 /* Rank 0 sums the ranks' buffers in rank order (the same bits on every
  * run) and sends the sums back. */
 #define ALLREDUCE(name, T)                                                     \
@@ -516,12 +547,15 @@ static void group_xfer(int r, void *p, size_t bytes, int wr)
 			return;                                                \
 		size_t bytes = n * sizeof(T);                                  \
 		if (group.rank) {                                              \
+			char kind = ALLREDUCE_MSG;                             \
+			group_xfer(0, &kind, 1, 1);                            \
 			group_xfer(0, buf, bytes, 1);                          \
 			group_xfer(0, buf, bytes, 0);                          \
 			return;                                                \
 		}                                                              \
 		T *t = xmalloc(bytes);                                         \
 		for (int r = 1; r < group.world; r++) {                        \
+			group_expect(r, ALLREDUCE_MSG);                        \
 			group_xfer(r, t, bytes, 0);                            \
 			for (size_t i = 0; i < n; i++)                         \
 				buf[i] += t[i];                                \
@@ -532,3 +566,58 @@ static void group_xfer(int r, void *p, size_t bytes, int wr)
 	}
 ALLREDUCE(tk_dist_allreduce_f32, float)
 ALLREDUCE(tk_dist_allreduce_f64, double)
+
+/* The connection to rank 0 (a peer), or to the peer watched i-th (rank
+ * 0): the host group's, or the watch's (GPUs). */
+static int gather_fd(int i)
+{
+	return group.fd ? group.fd[group.rank ? 0 : i + 1] : watch.fd[i];
+}
+
+/* On GPUs (the watch's connections), whether peer i's DONE is read, so
+ * that its next bytes are the gather's; 0 when a peer was lost first. */
+static int gather_ready(int i)
+{
+	if (group.fd)
+		return 1;
+	while (__atomic_load_n(&watch.left_after[i], __ATOMIC_ACQUIRE) < 0) {
+		if (watch_flags() & LOST)
+			return 0;
+		poll(NULL, 0, 2);
+	}
+	return 1;
+}
+
+void tk_dist_gather_f64(double *buf, size_t n, int need)
+{
+	int peers = group.fd ? group.world - 1 : watch.fd ? watch.n : 0;
+	if (!peers)
+		return;
+	size_t bytes = n * sizeof *buf;
+	int rank = group.fd ? group.rank : watch.rank;
+	if (rank) { /* rank 0 gone: its own message says why */
+		char kind = GATHER_MSG;
+		int fd = gather_fd(0);
+		if (xfer(fd, &kind, 1, 1, now() + 60) == 0)
+			xfer(fd, buf, bytes, 1, now() + 60);
+		return;
+	}
+	double *t = xmalloc(bytes);
+	for (int i = 0; i < peers; i++) {
+		int r = group.fd ? i + 1 : watch.peer[i];
+		char kind = 0;
+		int fd = gather_fd(i);
+		if (!gather_ready(i) || xfer(fd, &kind, 1, 0, now() + GROUP_WAIT) < 0 ||
+		    (kind == GATHER_MSG && xfer(fd, t, bytes, 0, now() + GROUP_WAIT) < 0)) {
+			if (need)
+				die_io("data-parallel run: rank %d stopped before it "
+				       "sent its validation", r);
+			continue;
+		}
+		if (kind != GATHER_MSG)
+			kind_mismatch(r, kind);
+		for (size_t k = 0; k < n; k++)
+			buf[k] += t[k];
+	}
+	free(t);
+}

@@ -62,14 +62,25 @@ void tk_dist_watch_stop(void);
  * NCCL): tk_dist_connect keeps a connection from every rank to rank 0
  * (the bootstrap's handshake, on MASTER_PORT); the all-reduces then sum
  * in place, rank 0 adding the ranks' buffers in rank order and sending
- * the sums back, and die (exit 3) when a peer is gone.  World 1: they do
- * nothing. */
+ * the sums back, and die (exit 3) when a peer is gone, or (exit 2) when
+ * a peer's stream has ended (its message is tk_dist_gather_f64's).
+ * World 1: they do nothing. */
 int tk_dist_connect(const struct tk_dist *d, double timeout_s, char *err,
 		    size_t errlen);
 int tk_dist_group_world(void); /* 1 before tk_dist_connect */
 void tk_dist_allreduce_f32(float *buf, size_t n);
 void tk_dist_allreduce_f64(double *buf, size_t n);
 void tk_dist_close(void);
+
+/* After the rounds of collectives (on GPUs after tk_dist_watch_end):
+ * rank 0 adds the other ranks' n doubles to buf, in rank order, over
+ * the host group's connections or the watch's; the others send theirs.
+ * need: rank 0 must have every rank's (one gone is an error, exit 3);
+ * else a rank gone is left out.  On CPUs a rank that sends them while
+ * rank 0 still trains, or trains on while rank 0 gathers, stops the run
+ * (exit 2: the ranks' streams differ in length).  A rank whose rank 0 is
+ * gone sends nothing and says nothing (rank 0's message says why). */
+void tk_dist_gather_f64(double *buf, size_t n, int need);
 
 /* Whether item i of a list belongs to this rank's shard (round robin,
  * so shards differ in size by at most one). */

@@ -38,10 +38,7 @@
 #   BACKBONE            ImageNet weights for the backbone (tk-import)
 #   CLEAN=1             GLDv2-clean (0: the full train.csv)
 #   VAL_FRACTION=0.2    validation part of each class; VAL=0: no validation
-#   VAL_IMAGES          validate on the first VAL_IMAGES only (default all;
-#                       rank 0 validates alone, its pipeline decoding
-#                       them all: with GPUS=n, bound it so that validation
-#                       does not outlast the epoch's training)
+#   VAL_IMAGES          validate on the first VAL_IMAGES only (default all)
 #   SAVE_EVERY=500      checkpoint the epoch under way every N steps
 #   JOBS=4              threads of tk-decode and tk-augment
 #   THREADS             threads of tk-train (default: all)
@@ -54,7 +51,9 @@
 #                       augmenting its shard of the list (tk-decode --shard
 #                       r/GPUS) and training on BATCH/GPUS images of each
 #                       batch (SyncBatchNorm, the gradient all-reduced by
-#                       NCCL); rank 0 validates and writes the checkpoints.
+#                       NCCL); each rank validates its shard of the
+#                       validation part, rank 0 sums the results and
+#                       writes the checkpoints.
 #                       PORT=29500: the ranks' rendezvous on this machine.
 #                       Across machines, launch one pipeline per GPU with
 #                       the launcher's variables (see tk-train(1), "Data
@@ -113,8 +112,10 @@ train := $(tk)tk-train -q --deterministic --batch $(BATCH) --update-every $(UPDA
 	$(if $(CLIP),--clip $(CLIP),) --dropout $(DROPOUT) --seed $(SEED) \
 	--save-every $(SAVE_EVERY) $(if $(THREADS),--threads $(THREADS),) $(device) \
 	-l $(o)/train.log --plot $(o)/train.svg
+# valstream(RANK, WORLD): the validation part, rank RANK's shard of it
 valstream = <($(list) --split val $(if $(VAL_IMAGES),| head -n $(VAL_IMAGES),) | \
-	$(tk)tk-decode -q -j $(JOBS) | $(tk)tk-augment -q --val --size $(IMSIZE) -j $(JOBS))
+	$(tk)tk-decode -q -j $(JOBS) $(if $(filter-out 1,$(2)),--shard $(1)/$(2),) | \
+	$(tk)tk-augment -q --val --size $(IMSIZE) -j $(JOBS))
 
 epochs := $(shell seq 1 $(EPOCHS))
 .PHONY: all init $(addprefix epoch-,$(epochs))
@@ -155,14 +156,15 @@ $(o)/epoch-$(1).st: $(if $(filter 1,$(1)),$(o)/init.st,$(o)/epoch-$(shell echo $
 endef
 
 # One rank's pipeline of epoch E: rank_run(E, RANK, WORLD), with the shard
-# of the list and the launch's variables when WORLD > 1; rank 0 validates.
+# of the list and the launch's variables when WORLD > 1; each rank validates
+# its shard of the validation part (rank 0 gathers the results).
 rank_run = $(list) --split train --shuffle --epoch $(1) | \
 	  $(tk)tk-decode -q -j $(JOBS) $(if $(filter-out 1,$(3)),--shard $(2)/$(3),) | \
 	  $(tk)tk-augment -q --size $(IMSIZE) --seed $(SEED) --epoch $(1) -j $(JOBS) | \
 	  $(if $(filter-out 1,$(3)),RANK=$(2) LOCAL_RANK=$(2) WORLD_SIZE=$(3) \
 	    MASTER_ADDR=127.0.0.1 MASTER_PORT=$(PORT),) \
 	  $(train) $$$$start -o $$$$part --epoch-size $$$$n --epoch $(1) \
-	    $(if $(filter 1,$(VAL)),$(if $(filter 0,$(2)),--validate $(valstream),),)
+	    $(if $(filter 1,$(VAL)),--validate $(call valstream,$(2),$(3)),)
 
 # Keep epoch E as best.st when its top-1 error is below best.json's.
 best = if awk -v f=$(o)/best.json 'BEGIN { b = 1e300; \

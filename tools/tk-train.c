@@ -372,8 +372,10 @@ static int next_batch(const struct tk_hparams *h, long seen, int *want)
 
 /* ---- validation ---- */
 
-static void validate(struct tk_model *m, const struct options *o,
-		     struct tk_train_state *st, struct tk_trainlog *log)
+/* This rank's validation stream, into v: the loss summed over its
+ * images, their count, the top-1 and top-5 hits. */
+static void validate_stream(struct tk_model *m, const struct options *o,
+			    const struct tk_train_state *st, double v[4])
 {
 	struct tk_stream s;
 	struct st_doc d;
@@ -384,33 +386,18 @@ static void validate(struct tk_model *m, const struct options *o,
 	static struct batch b;
 	static struct tk_net *net;
 	b.cap = B;
-	double loss = 0;
-	long n = 0, hit1 = 0, hit5 = 0;
+	long hit1 = 0, hit5 = 0;
 	while (read_batch(&b, &s, &d, B, K) > 0) {
 		if (!net)
 			net = D.on ? tk_net_new_on(&D.dv, D.P, m, B, b.H, b.W, 0.0f)
 				   : tk_net_new(m, B, b.H, b.W, 0.0f);
-		loss += tk_net_forward(net, m, b.x, b.label, b.n, 0, 0) * b.n;
+		v[0] += tk_net_forward(net, m, b.x, b.label, b.n, 0, 0) * b.n;
 		topk_hits(tk_net_logits(net), b.label, b.n, K, &hit1, &hit5);
-		n += b.n;
+		v[1] += b.n;
 	}
 	tk_stream_close(&s);
-	if (n == 0)
-		die_data("%s: no frames to validate on", o->validate);
-	st->has_val = 1;
-	st->val_loss = loss / n;
-	st->val_top1 = 100.0 * (n - hit1) / n;
-	st->val_top5 = 100.0 * (n - hit5) / n;
-	st->val_images = n;
-	char line[512];
-	snprintf(line, sizeof line,
-		 "{\"step\": %ld, \"epoch\": %ld, \"val_loss\": %.6f, "
-		 "\"val_top1\": %.4f, \"val_top5\": %.4f, \"val_images\": %ld}",
-		 st->step, st->epoch, st->val_loss, st->val_top1, st->val_top5, n);
-	tk_trainlog_write(log, "%s", line);
-	printf("%s\n", line);
-	tk_note("validation: %ld images, loss %.4f, top-1 error %.2f%%, top-5 "
-		"error %.2f%%", n, st->val_loss, st->val_top1, st->val_top5);
+	v[2] = (double)hit1;
+	v[3] = (double)hit5;
 	tk_net_free(net);
 	batch_free(&b);
 	net = NULL;
@@ -765,6 +752,44 @@ static void train(struct run *r)
 	st_free(&d);
 }
 
+/* Validation: each rank over its --validate stream (in a data-parallel
+ * run, its shard of the validation set, or rank 0 over the whole), the
+ * sums gathered by rank 0, which logs them and puts them into the
+ * checkpoint when it has --validate itself.  Every rank of a
+ * data-parallel run takes part, with a stream or without. */
+static void validate(struct run *r, const struct options *o)
+{
+	struct tk_train_state *st = &r->st;
+	double v[4] = {0, 0, 0, 0};
+	if (o->validate)
+		validate_stream(&r->m, o, st, v);
+	if (D.on && D.dist.world > 1)
+		tk_dist_gather_f64(v, 4, D.dist.rank == 0 && o->validate);
+	if (!o->validate || (D.on && D.dist.rank != 0))
+		return; /* rank 0 speaks for the run */
+	long n = (long)v[1];
+	if (n == 0) {
+		if (D.on && D.dist.world > 1)
+			die_data("%s and the other ranks' --validate streams: no "
+				 "frames to validate on", o->validate);
+		die_data("%s: no frames to validate on", o->validate);
+	}
+	st->has_val = 1;
+	st->val_loss = v[0] / n;
+	st->val_top1 = 100.0 * (n - v[2]) / n;
+	st->val_top5 = 100.0 * (n - v[3]) / n;
+	st->val_images = n;
+	char line[512];
+	snprintf(line, sizeof line,
+		 "{\"step\": %ld, \"epoch\": %ld, \"val_loss\": %.6f, "
+		 "\"val_top1\": %.4f, \"val_top5\": %.4f, \"val_images\": %ld}",
+		 st->step, st->epoch, st->val_loss, st->val_top1, st->val_top5, n);
+	tk_trainlog_write(&r->log, "%s", line);
+	printf("%s\n", line);
+	tk_note("validation: %ld images, loss %.4f, top-1 error %.2f%%, top-5 "
+		"error %.2f%%", n, st->val_loss, st->val_top1, st->val_top5);
+}
+
 /* The device path's start: the launch's ranks, the device (cuda: the
  * LOCAL_RANK-th GPU), the group, the model and momentum on the device. */
 static void device_start(struct run *r, const struct options *o)
@@ -878,8 +903,9 @@ int main(int argc, char **argv)
 				 o.epoch, o.out);
 		}
 	}
-	if (o.validate && D.dist.rank == 0)
-		validate(&r.m, &o, &r.st, &r.log);
+	/* (a run that only validates: done with the collectives too) */
+	tk_dist_watch_end(r.rounds);
+	validate(&r, &o);
 	if (o.out) {
 		save(&r);
 		struct rusage ru;

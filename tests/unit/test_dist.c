@@ -82,6 +82,7 @@ static int free_port(void)
  * or the parent's pid, as fork. */
 static pid_t fork_rank(struct tk_dist *d, int rank, int world, int port)
 {
+	fflush(stdout); /* a child that exit()s would write it again */
 	pid_t pid = fork();
 	if (pid)
 		return pid;
@@ -146,7 +147,10 @@ static void t_bootstrap(void)
  * "wait" sleeps 10 s (exit 4: nobody stopped it), "short" ends after one
  * round at once, "long" begins a second round after ms and waits,
  * "close" ends at once and after ms exits 0 if tk_dist_watch_closing lets
- * NCCL's teardown run, 6 if not. */
+ * NCCL's teardown run, 6 if not; "gather" ends after ms and gathers
+ * (rank + 1, 10 (rank + 1)) to rank 0, which exits 0 with the sums over
+ * world ranks, 7 with others; "silent" ends after ms and exits 5 without
+ * gathering. */
 static pid_t watched(int rank, int world, int port, const char *what, int ms)
 {
 	struct tk_dist d;
@@ -162,6 +166,16 @@ static pid_t watched(int rank, int world, int port, const char *what, int ms)
 		tk_dist_watch_end(1);
 		usleep(ms * 1000);
 		_exit(tk_dist_watch_closing() ? 0 : 6);
+	}
+	if (!strcmp(what, "gather") || !strcmp(what, "silent")) {
+		usleep(ms * 1000);
+		tk_dist_watch_end(1);
+		if (!strcmp(what, "silent"))
+			_exit(5);
+		double v[2] = {rank + 1, 10.0 * (rank + 1)};
+		tk_dist_gather_f64(v, 2, 1);
+		double n = world * (world + 1) / 2.0;
+		_exit(rank || (v[0] == n && v[1] == 10 * n) ? 0 : 7);
 	}
 	if (!strcmp(what, "short")) {
 		tk_dist_watch_end(1);
@@ -207,6 +221,25 @@ static void t_watch(void)
 	port = free_port();
 	a = watched(0, 2, port, "close", 600), b = watched(1, 2, port, "die", 200);
 	int ca = status_of(a), cb = status_of(b);
+	/* validation's gather after the rounds, the ranks at different
+	 * times: rank 0 has the sums */
+	port = free_port();
+	a = watched(0, 3, port, "gather", 0), b = watched(1, 3, port, "gather", 400);
+	c = watched(2, 3, port, "gather", 200);
+	int ga = status_of(a), gb = status_of(b), gc = status_of(c);
+	/* rank 1 done with the rounds, gone without its sums: rank 0 stops */
+	port = free_port();
+	a = watched(0, 2, port, "gather", 0), b = watched(1, 2, port, "silent", 300);
+	int la = status_of(a), lb = status_of(b);
+	/* rank 1 lost before it was done, rank 0 gathering: rank 0 stops */
+	port = free_port();
+	a = watched(0, 2, port, "gather", 0), b = watched(1, 2, port, "die", 300);
+	int ka = status_of(a), kb = status_of(b);
+	printf("gather: all: exit %d %d %d; rank 1 done, then gone: %d %d; rank "
+	       "1 lost: %d %d\n", ga, gb, gc, la, lb, ka, kb);
+	CHECK(ga == 0 && gb == 0 && gc == 0);
+	CHECK(la == 3 && lb == 5);
+	CHECK(ka == 3 && kb == 5);
 	printf("watch: all end: exit %d %d %d; rank 2 dies: %d %d %d; rank 0 "
 	       "dies: %d %d; rank 1's stream shorter: %d %d; rank 1 dies after "
 	       "rank 0 is done: %d %d\n",
