@@ -196,59 +196,62 @@ static pid_t watched(int rank, int world, int port, const char *what, int ms)
 	_exit(0);
 }
 
+/* A run of world watched ranks, rank r doing what[r] after ms[r]; their
+ * exit statuses into st. */
+static void run_watched(int world, const char *const what[], const int ms[],
+			int st[])
+{
+	int port = free_port();
+	pid_t p[3];
+	for (int r = 0; r < world; r++)
+		p[r] = watched(r, world, port, what[r], ms[r]);
+	for (int r = 0; r < world; r++)
+		st[r] = status_of(p[r]);
+}
+
 static void t_watch(void)
 {
+	int all[3], dies[3], zero[2], shorter[2], after[2];
 	/* every rank ends, at different times: all exit 0 */
-	int port = free_port();
-	pid_t a = watched(0, 3, port, "end", 300), b = watched(1, 3, port, "end", 0);
-	pid_t c = watched(2, 3, port, "end", 600);
-	int ra = status_of(a), rb = status_of(b), rc = status_of(c);
+	run_watched(3, (const char *[]){"end", "end", "end"}, (int[]){300, 0, 600}, all);
 	/* rank 2 dies: rank 0 stops, and so rank 1 */
-	port = free_port();
-	a = watched(0, 3, port, "wait", 0), b = watched(1, 3, port, "wait", 0);
-	c = watched(2, 3, port, "die", 200);
-	int da = status_of(a), db = status_of(b), dc = status_of(c);
+	run_watched(3, (const char *[]){"wait", "wait", "die"}, (int[]){0, 0, 200}, dies);
 	/* rank 0 dies: rank 1 stops */
-	port = free_port();
-	a = watched(0, 2, port, "die", 200), b = watched(1, 2, port, "wait", 0);
-	int ea = status_of(a), eb = status_of(b);
+	run_watched(2, (const char *[]){"die", "wait"}, (int[]){200, 0}, zero);
 	/* rank 1 leaves after one round, rank 0 begins a second: it stops */
-	port = free_port();
-	a = watched(0, 2, port, "long", 300), b = watched(1, 2, port, "short", 0);
-	int sa = status_of(a), sb = status_of(b);
+	run_watched(2, (const char *[]){"long", "short"}, (int[]){300, 0}, shorter);
 	/* rank 1 dies after rank 0 was done: rank 0's work stands, and it
 	 * skips NCCL's teardown (exit 6 here) */
-	port = free_port();
-	a = watched(0, 2, port, "close", 600), b = watched(1, 2, port, "die", 200);
-	int ca = status_of(a), cb = status_of(b);
-	/* validation's gather after the rounds, the ranks at different
-	 * times: rank 0 has the sums */
-	port = free_port();
-	a = watched(0, 3, port, "gather", 0), b = watched(1, 3, port, "gather", 400);
-	c = watched(2, 3, port, "gather", 200);
-	int ga = status_of(a), gb = status_of(b), gc = status_of(c);
-	/* rank 1 done with the rounds, gone without its sums: rank 0 stops */
-	port = free_port();
-	a = watched(0, 2, port, "gather", 0), b = watched(1, 2, port, "silent", 300);
-	int la = status_of(a), lb = status_of(b);
-	/* rank 1 lost before it was done, rank 0 gathering: rank 0 stops */
-	port = free_port();
-	a = watched(0, 2, port, "gather", 0), b = watched(1, 2, port, "die", 300);
-	int ka = status_of(a), kb = status_of(b);
-	printf("gather: all: exit %d %d %d; rank 1 done, then gone: %d %d; rank "
-	       "1 lost: %d %d\n", ga, gb, gc, la, lb, ka, kb);
-	CHECK(ga == 0 && gb == 0 && gc == 0);
-	CHECK(la == 3 && lb == 5);
-	CHECK(ka == 3 && kb == 5);
+	run_watched(2, (const char *[]){"close", "die"}, (int[]){600, 200}, after);
 	printf("watch: all end: exit %d %d %d; rank 2 dies: %d %d %d; rank 0 "
 	       "dies: %d %d; rank 1's stream shorter: %d %d; rank 1 dies after "
 	       "rank 0 is done: %d %d\n",
-	       ra, rb, rc, da, db, dc, ea, eb, sa, sb, ca, cb);
-	CHECK(ra == 0 && rb == 0 && rc == 0);
-	CHECK(da == 3 && db == 3 && dc == 5);
-	CHECK(ea == 5 && eb == 3);
-	CHECK(sa == 2 && sb == 0);
-	CHECK(ca == 6 && cb == 5);
+	       all[0], all[1], all[2], dies[0], dies[1], dies[2], zero[0], zero[1],
+	       shorter[0], shorter[1], after[0], after[1]);
+	CHECK(all[0] == 0 && all[1] == 0 && all[2] == 0);
+	CHECK(dies[0] == 3 && dies[1] == 3 && dies[2] == 5);
+	CHECK(zero[0] == 5 && zero[1] == 3);
+	CHECK(shorter[0] == 2 && shorter[1] == 0);
+	CHECK(after[0] == 6 && after[1] == 5);
+}
+
+static void t_gather(void)
+{
+	int all[3], gone[2], lost[2];
+	/* validation's gather after the rounds, the ranks at different
+	 * times: rank 0 has the sums */
+	run_watched(3, (const char *[]){"gather", "gather", "gather"}, (int[]){0, 400, 200},
+		    all);
+	/* rank 1 done with the rounds, gone without its sums: rank 0 stops */
+	run_watched(2, (const char *[]){"gather", "silent"}, (int[]){0, 300}, gone);
+	/* rank 1 lost before it was done, rank 0 gathering: rank 0 stops */
+	run_watched(2, (const char *[]){"gather", "die"}, (int[]){0, 300}, lost);
+	printf("gather: all: exit %d %d %d; rank 1 done, then gone: %d %d; rank "
+	       "1 lost: %d %d\n",
+	       all[0], all[1], all[2], gone[0], gone[1], lost[0], lost[1]);
+	CHECK(all[0] == 0 && all[1] == 0 && all[2] == 0);
+	CHECK(gone[0] == 3 && gone[1] == 5);
+	CHECK(lost[0] == 3 && lost[1] == 5);
 }
 
 int main(void)
@@ -257,5 +260,6 @@ int main(void)
 	t_env();
 	t_bootstrap();
 	t_watch();
+	t_gather();
 	return CHECK_DONE();
 }
