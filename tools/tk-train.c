@@ -761,15 +761,16 @@ static void validate(struct run *r, const struct options *o)
 {
 	struct tk_train_state *st = &r->st;
 	double v[4] = {0, 0, 0, 0};
+	int world = D.on ? D.dist.world : 1;
 	if (o->validate)
 		validate_stream(&r->m, o, st, v);
-	if (D.on && D.dist.world > 1)
+	if (world > 1)
 		tk_dist_gather_f64(v, 4, D.dist.rank == 0 && o->validate);
-	if (!o->validate || (D.on && D.dist.rank != 0))
+	if (!o->validate || (world > 1 && D.dist.rank != 0))
 		return; /* rank 0 speaks for the run */
 	long n = (long)v[1];
 	if (n == 0) {
-		if (D.on && D.dist.world > 1)
+		if (world > 1)
 			die_data("%s and the other ranks' --validate streams: no "
 				 "frames to validate on", o->validate);
 		die_data("%s: no frames to validate on", o->validate);
@@ -902,9 +903,10 @@ int main(int argc, char **argv)
 				 "the epoch's stream)", r.st.h.epoch_size - r.st.seen,
 				 o.epoch, o.out);
 		}
+	} else {
+		/* a run that only validates: no rounds of collectives */
+		tk_dist_watch_end(0);
 	}
-	/* (a run that only validates: done with the collectives too) */
-	tk_dist_watch_end(r.rounds);
 	validate(&r, &o);
 	if (o.out) {
 		save(&r);
