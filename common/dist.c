@@ -63,9 +63,32 @@ int tk_dist_from_env(struct tk_dist *d, char *err, size_t errlen)
 		}
 	}
 	d->port = 29500;
-	if (getenv("MASTER_PORT") &&
-	    env_int("MASTER_PORT", 1, 65535, &d->port, err, errlen))
-		return -1;
+	d->port_from = "default";
+	if (getenv("MASTER_PORT")) {
+		if (env_int("MASTER_PORT", 1, 65535, &d->port, err, errlen))
+			return -1;
+		d->port_from = "MASTER_PORT";
+	}
+	/* torchrun's agent (its static and c10d rendezvous alike) keeps its
+	 * own store listening at MASTER_ADDR:MASTER_PORT for the whole run,
+	 * and says so; the bootstrap takes the next port of the same host,
+	 * rank 0's. */
+	const char *agent = getenv("TORCHELASTIC_USE_AGENT_STORE");
+	if (d->world > 1 && agent &&
+	    (!strcmp(agent, "True") || !strcmp(agent, "true") || !strcmp(agent, "1"))) {
+		d->port_from = "MASTER_PORT + 1: torchrun's store holds MASTER_PORT";
+		if (++d->port > 65535 && !getenv("TK_MASTER_PORT")) {
+			snprintf(err, errlen,
+				 "MASTER_PORT=65535 is torchrun's store, and the port "
+				 "after it, tk's, does not exist: set TK_MASTER_PORT");
+			return -1;
+		}
+	}
+	if (getenv("TK_MASTER_PORT")) {
+		if (env_int("TK_MASTER_PORT", 1, 65535, &d->port, err, errlen))
+			return -1;
+		d->port_from = "TK_MASTER_PORT";
+	}
 	const char *addr = getenv("MASTER_ADDR");
 	if (!addr || !*addr) {
 		if (d->world > 1) {
@@ -157,8 +180,12 @@ static int serve(const struct tk_dist *d, const void *buf, size_t n,
 		rc = bind(fd, (struct sockaddr *)&a, sizeof a);
 	}
 	if (rc || listen(fd, d->world)) {
-		snprintf(err, errlen, "bootstrap: cannot listen on port %d: %s",
-			 d->port, strerror(errno));
+		int e = errno;
+		snprintf(err, errlen, "bootstrap: cannot listen on port %d (%s): %s%s",
+			 d->port, d->port_from, strerror(e),
+			 e == EADDRINUSE ? " (another program listens there: set TK_MASTER_PORT "
+					   "to a free port, the same on every rank)"
+					 : "");
 		close(fd);
 		return -1;
 	}
@@ -244,8 +271,8 @@ static int join(const struct tk_dist *d, void *buf, size_t n, double deadline,
 		struct timespec ts = {0, 100 * 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}
-	snprintf(err, errlen, "bootstrap: rank %d cannot reach rank 0 at %s:%d: %s",
-		 d->rank, d->addr, d->port, why);
+	snprintf(err, errlen, "bootstrap: rank %d cannot reach rank 0 at %s:%d (%s): %s",
+		 d->rank, d->addr, d->port, d->port_from, why);
 	return -1;
 }
 

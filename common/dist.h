@@ -10,7 +10,11 @@
  *              (the first host of the job, which the batch script
  *              exports) and MASTER_PORT as above
  *   neither:   one process, rank 0 of 1.
- * MASTER_PORT defaults to 29500, torchrun's default. */
+ * MASTER_PORT defaults to 29500, torchrun's default.  The bootstrap
+ * listens there, except under torchrun's agent store
+ * (TORCHELASTIC_USE_AGENT_STORE=True: torchrun's own TCP store holds
+ * MASTER_PORT for the run) on MASTER_PORT + 1; TK_MASTER_PORT, when set,
+ * is the port with any launcher. */
 #ifndef TK_DIST_H
 #define TK_DIST_H
 
@@ -19,7 +23,8 @@
 struct tk_dist {
 	int rank, world, local_rank;
 	char addr[256]; /* MASTER_ADDR; "127.0.0.1" when unset and world 1 */
-	int port;
+	int port;              /* the bootstrap's, rank 0's */
+	const char *port_from; /* where port came from, for messages */
 	const char *launcher; /* "torchrun", "slurm" or "single" */
 };
 
@@ -27,8 +32,8 @@ struct tk_dist {
 int tk_dist_from_env(struct tk_dist *d, char *err, size_t errlen);
 
 /* Every rank returns with rank 0's n bytes in buf: rank 0 listens on
- * MASTER_PORT and answers world-1 connections; the others connect to
- * MASTER_ADDR:MASTER_PORT, retrying until timeout_s.  A peer from
+ * the port above and answers world-1 connections; the others connect to
+ * MASTER_ADDR there, retrying until timeout_s.  A peer from
  * another job (wrong world size or protocol) is refused.  0, or -1 with
  * a message. */
 int tk_dist_bootstrap(const struct tk_dist *d, void *buf, size_t n,
@@ -60,7 +65,7 @@ void tk_dist_watch_stop(void);
 
 /* The host's collective, for data-parallel runs on CPUs (GPUs use
  * NCCL): tk_dist_connect keeps a connection from every rank to rank 0
- * (the bootstrap's handshake, on MASTER_PORT); the all-reduces then sum
+ * (the bootstrap's handshake, on its port); the all-reduces then sum
  * in place, rank 0 adding the ranks' buffers in rank order and sending
  * the sums back, and die (exit 3) when a peer is gone, or (exit 2) when
  * a peer's stream has ended (its message is tk_dist_gather_f64's).

@@ -59,7 +59,9 @@
 #                       the launcher's variables (see tk-train(1), "Data
 #                       parallel"): torchrun --no-python or srun set RANK,
 #                       WORLD_SIZE, LOCAL_RANK (SLURM_PROCID, ...) and each
-#                       pipeline shards the list by them
+#                       pipeline shards the list by them (under torchrun
+#                       rank 0 listens on MASTER_PORT + 1, as torchrun's
+#                       store holds MASTER_PORT; TK_MASTER_PORT sets it)
 #   OUT                 the run's folder (default train/ARCH-IMSIZE)
 #   BIN                 the tools' folder (default: this checkout's bin/ if
 #                       built, else PATH)

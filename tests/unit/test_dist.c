@@ -1,5 +1,7 @@
 /* test_dist - the launch environment (torchrun's and Slurm's variables)
- * and the TCP bootstrap on localhost: three processes get rank 0's bytes;
+ * (the port beside torchrun's agent store, TK_MASTER_PORT) and the TCP
+ * bootstrap on localhost: three processes get rank 0's bytes; a port
+ * in use is an error naming it and TK_MASTER_PORT;
  * a process from another job (another world size) is refused and times
  * out without disturbing the others; the watch (tk_dist_bootstrap_watched)
  * stops a rank, exit 3, within a second of a peer's dying, exit 2 when it
@@ -21,7 +23,8 @@
 
 static const char *vars[] = {"RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
 			     "MASTER_PORT", "SLURM_PROCID", "SLURM_NTASKS",
-			     "SLURM_LOCALID"};
+			     "SLURM_LOCALID", "TORCHELASTIC_USE_AGENT_STORE",
+			     "TK_MASTER_PORT"};
 
 static void clear_env(void)
 {
@@ -59,6 +62,33 @@ static void t_env(void)
 	CHECK(!strcmp(d.launcher, "slurm") && d.port == 29500);
 	setenv("MASTER_PORT", "99999", 1);
 	CHECK(tk_dist_from_env(&d, err, sizeof err) == -1 && strstr(err, "MASTER_PORT"));
+
+	/* torchrun's agent store holds MASTER_PORT: the next port is tk's;
+	 * TK_MASTER_PORT is the port with any launcher */
+	clear_env();
+	setenv("RANK", "1", 1), setenv("WORLD_SIZE", "2", 1);
+	setenv("MASTER_ADDR", "node01", 1), setenv("MASTER_PORT", "29400", 1);
+	setenv("TORCHELASTIC_USE_AGENT_STORE", "False", 1);
+	CHECK(tk_dist_from_env(&d, err, sizeof err) == 0 && d.port == 29400);
+	CHECK(!strcmp(d.port_from, "MASTER_PORT"));
+	setenv("TORCHELASTIC_USE_AGENT_STORE", "True", 1);
+	CHECK(tk_dist_from_env(&d, err, sizeof err) == 0 && d.port == 29401);
+	CHECK(strstr(d.port_from, "torchrun's store"));
+	unsetenv("MASTER_PORT");
+	CHECK(tk_dist_from_env(&d, err, sizeof err) == 0 && d.port == 29501);
+	setenv("MASTER_PORT", "65535", 1);
+	CHECK(tk_dist_from_env(&d, err, sizeof err) == -1 && strstr(err, "TK_MASTER_PORT"));
+	setenv("TK_MASTER_PORT", "31000", 1);
+	CHECK(tk_dist_from_env(&d, err, sizeof err) == 0 && d.port == 31000);
+	CHECK(!strcmp(d.port_from, "TK_MASTER_PORT"));
+	unsetenv("TORCHELASTIC_USE_AGENT_STORE");
+	CHECK(tk_dist_from_env(&d, err, sizeof err) == 0 && d.port == 31000);
+	setenv("TK_MASTER_PORT", "0", 1);
+	CHECK(tk_dist_from_env(&d, err, sizeof err) == -1 && strstr(err, "TK_MASTER_PORT"));
+	clear_env();
+	/* one process: nothing listens, the store is left alone */
+	setenv("TORCHELASTIC_USE_AGENT_STORE", "True", 1);
+	CHECK(tk_dist_from_env(&d, err, sizeof err) == 0 && d.port == 29500);
 	clear_env();
 }
 
@@ -140,6 +170,34 @@ static void t_bootstrap(void)
 	       r0, r1, r2, rr);
 	CHECK(r0 == 0 && r1 == 0 && r2 == 0);
 	CHECK(rr == 1);
+}
+
+/* A port another program listens on (as torchrun's store does on
+ * MASTER_PORT): rank 0 says which port, where it came from, and what to
+ * do. */
+static void t_port_in_use(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {0};
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_ANY);
+	socklen_t len = sizeof a;
+	CHECK(bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && listen(fd, 4) == 0 &&
+	      getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+	char b[32], err[256] = "";
+	clear_env();
+	setenv("RANK", "0", 1), setenv("WORLD_SIZE", "2", 1);
+	setenv("MASTER_ADDR", "localhost", 1);
+	snprintf(b, sizeof b, "%d", ntohs(a.sin_port)), setenv("MASTER_PORT", b, 1);
+	struct tk_dist d;
+	unsigned char id[8] = {0};
+	CHECK(tk_dist_from_env(&d, err, sizeof err) == 0);
+	CHECK(tk_dist_bootstrap(&d, id, sizeof id, 1, err, sizeof err) == -1);
+	printf("port in use: %s\n", err);
+	CHECK(strstr(err, b) && strstr(err, "(MASTER_PORT)") &&
+	      strstr(err, "in use") && strstr(err, "TK_MASTER_PORT"));
+	close(fd);
+	clear_env();
 }
 
 /* In a child: rank of world, watched; "end" calls tk_dist_watch_end
@@ -259,6 +317,7 @@ int main(void)
 	tk_init("test_dist");
 	t_env();
 	t_bootstrap();
+	t_port_in_use();
 	t_watch();
 	t_gather();
 	return CHECK_DONE();
