@@ -1,6 +1,7 @@
 /* tk-train - train Token on image frames with labels: batches, forward,
  * backward, SGD; checkpoints that resume the same schedule; a JSON-lines
  * log and its plot; validation. */
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
@@ -254,13 +255,41 @@ static int parse_label(const struct tk_stream *s, const struct st_doc *d,
 	return (int)l;
 }
 
-/* Read up to want frames into b; returns how many. */
+/* A data-parallel rank's frame from tk-decode --shard carries its place
+ * in the whole stream (index): one of another rank's is a launch gone
+ * wrong (the shard of LOCAL_RANK instead of RANK on a second machine,
+ * another world size), which would train on some images several times
+ * and never on others. */
+static void check_shard(const struct tk_stream *s, const struct st_doc *d,
+			const struct tk_dist *dist)
+{
+	const char *v = st_meta_get(d, "index");
+	int w = dist->world, r = dist->rank;
+	if (!v || w <= 1)
+		return;
+	char *end;
+	errno = 0;
+	long long i = strtoll(v, &end, 10);
+	if (end == v || *end || errno || i < 0)
+		tk_frame_die(s, d, "index '%s' is not an integer >= 0", v);
+	if (i % w != r)
+		tk_frame_die(s, d, "index %lld (its place in the whole stream) "
+			     "is rank %lld's of %d, not rank %d's: give each rank "
+			     "its own shard (here tk-decode --shard %d/%d)",
+			     i, i % w, w, r, r, w);
+}
+
+/* Read up to want frames into b; returns how many.  shard: the frames
+ * are this rank's shard of the stream (training), their index checked;
+ * NULL: any frames. */
 static int read_batch(struct batch *b, struct tk_stream *s, struct st_doc *d,
-		      int want, int classes)
+		      int want, int classes, const struct tk_dist *shard)
 {
 	b->n = 0;
 	b->first = s->frame;
 	while (b->n < want && tk_read_frame(s, d)) {
+		if (shard)
+			check_shard(s, d, shard);
 		struct st_tensor *t = tk_frame_tensor(s, d, "image", ST_U8, 3);
 		int H = (int)t->shape[0], W = (int)t->shape[1];
 		if (t->shape[2] != 3)
@@ -387,7 +416,7 @@ static void validate_stream(struct tk_model *m, const struct options *o,
 	static struct tk_net *net;
 	b.cap = B;
 	long hit1 = 0, hit5 = 0;
-	while (read_batch(&b, &s, &d, B, K) > 0) {
+	while (read_batch(&b, &s, &d, B, K, NULL) > 0) {
 		if (!net)
 			net = D.on ? tk_net_new_on(&D.dv, D.P, m, B, b.H, b.W, 0.0f)
 				   : tk_net_new(m, B, b.H, b.W, 0.0f);
@@ -568,7 +597,7 @@ static void train(struct run *r)
 			got = ahead;
 			ahead = -1;
 		} else {
-			got = read_batch(bp, &s, &d, mine, K);
+			got = read_batch(bp, &s, &d, mine, K, &D.dist);
 		}
 		if (got < mine) {
 			if (got)
@@ -651,7 +680,7 @@ static void train(struct run *r)
 				int want2, mine2 = next_batch(h, st->seen, &want2);
 				r->ahead.H = bp->H; /* the same size as this batch */
 				r->ahead.W = bp->W;
-				ahead = read_batch(&r->ahead, &s, &d, mine2, K);
+				ahead = read_batch(&r->ahead, &s, &d, mine2, K, &D.dist);
 			}
 			loss_sum += loss * got;
 			hit1 += h1;

@@ -3,7 +3,9 @@ not need torch (tk-train's input: 'image' U8 [H, W, 3], 'label' in the
 metadata), and how closely two checkpoints' updates agree.
 
     train_frames.py make OUT.bin N SIZE CLASSES SEED
-    train_frames.py shard IN.bin OUT.bin I N      frames I, I+N, ... of IN
+    train_frames.py shard IN.bin OUT.bin I N [index]
+                                                  frames I, I+N, ... of IN
+        (index: each with its place in IN, as tk-decode --shard writes)
     train_frames.py agree START.st A.st B.st MAX  the parameters' updates
         from START in A and B: ||dA - dB|| / ||dA|| over every parameter
         (and the worst tensor's ||dA_t - dB_t|| / ||dA||); exit 1 above MAX
@@ -69,8 +71,10 @@ def main():
     if a[0] == "make":
         make(a[1], int(a[2]), int(a[3]), int(a[4]), int(a[5]))
     elif a[0] == "shard":
-        f = tkio.read_frames(a[1])
-        tkio.write_frames(a[2], f[int(a[3])::int(a[4])])
+        f = list(enumerate(tkio.read_frames(a[1])))[int(a[3])::int(a[4])]
+        if a[5:] == ["index"]:
+            f = [(i, (dict(m, index=str(i)), t)) for i, (m, t) in f]
+        tkio.write_frames(a[2], [x for _, x in f])
     elif a[0] in ("agree", "stats"):
         return agree(a[1], a[2], a[3], float(a[4]), a[0] == "stats")
     return 0
