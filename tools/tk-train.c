@@ -259,7 +259,8 @@ static int parse_label(const struct tk_stream *s, const struct st_doc *d,
  * in the whole stream (index): one of another rank's is a launch gone
  * wrong (the shard of LOCAL_RANK instead of RANK on a second machine,
  * another world size), which would train on some images several times
- * and never on others. */
+ * and never on others, or validate on them so.  Frames without an index
+ * (a whole stream, or a shard made otherwise) are taken as they are. */
 static void check_shard(const struct tk_stream *s, const struct st_doc *d,
 			const struct tk_dist *dist)
 {
@@ -279,17 +280,15 @@ static void check_shard(const struct tk_stream *s, const struct st_doc *d,
 			     i, i % w, w, r, r, w);
 }
 
-/* Read up to want frames into b; returns how many.  shard: the frames
- * are this rank's shard of the stream (training), their index checked;
- * NULL: any frames. */
+/* Read up to want frames into b; returns how many; their index checked
+ * against the ranks of shard. */
 static int read_batch(struct batch *b, struct tk_stream *s, struct st_doc *d,
 		      int want, int classes, const struct tk_dist *shard)
 {
 	b->n = 0;
 	b->first = s->frame;
 	while (b->n < want && tk_read_frame(s, d)) {
-		if (shard)
-			check_shard(s, d, shard);
+		check_shard(s, d, shard);
 		struct st_tensor *t = tk_frame_tensor(s, d, "image", ST_U8, 3);
 		int H = (int)t->shape[0], W = (int)t->shape[1];
 		if (t->shape[2] != 3)
@@ -416,7 +415,7 @@ static void validate_stream(struct tk_model *m, const struct options *o,
 	static struct tk_net *net;
 	b.cap = B;
 	long hit1 = 0, hit5 = 0;
-	while (read_batch(&b, &s, &d, B, K, NULL) > 0) {
+	while (read_batch(&b, &s, &d, B, K, &D.dist) > 0) {
 		if (!net)
 			net = D.on ? tk_net_new_on(&D.dv, D.P, m, B, b.H, b.W, 0.0f)
 				   : tk_net_new(m, B, b.H, b.W, 0.0f);
