@@ -46,10 +46,16 @@ int tk_dist_from_env(struct tk_dist *d, char *err, size_t errlen)
 	if (getenv("WORLD_SIZE") && getenv("RANK")) {
 		d->launcher = "torchrun";
 		rank_var = "RANK", world_var = "WORLD_SIZE", local_var = "LOCAL_RANK";
-	} else if (getenv("SLURM_NTASKS") && getenv("SLURM_PROCID")) {
+	} else if ((getenv("SLURM_STEP_ID") || getenv("SLURM_STEPID")) &&
+		   getenv("SLURM_PROCID") &&
+		   (getenv("SLURM_STEP_NUM_TASKS") || getenv("SLURM_NTASKS"))) {
+		/* A task of a job step (srun's): the batch script itself has
+		 * SLURM_PROCID 0 and the job's SLURM_NTASKS too, but it is
+		 * one process, and no step. */
 		d->launcher = "slurm";
-		rank_var = "SLURM_PROCID", world_var = "SLURM_NTASKS";
-		local_var = "SLURM_LOCALID";
+		rank_var = "SLURM_PROCID", local_var = "SLURM_LOCALID";
+		world_var = getenv("SLURM_STEP_NUM_TASKS") ? "SLURM_STEP_NUM_TASKS"
+							   : "SLURM_NTASKS";
 	}
 	if (world_var) {
 		if (env_int(world_var, 1, 1 << 20, &d->world, err, errlen) ||

@@ -6,9 +6,12 @@
  *
  * Environment, first match wins:
  *   torchrun:  RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT
- *   Slurm:     SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID; MASTER_ADDR
- *              (the first host of the job, which the batch script
- *              exports) and MASTER_PORT as above
+ *   Slurm:     in a job step (srun's tasks, SLURM_STEP_ID set; not the
+ *              batch script, which has SLURM_PROCID 0 and the job's
+ *              SLURM_NTASKS but is one process): SLURM_PROCID,
+ *              SLURM_STEP_NUM_TASKS (else SLURM_NTASKS), SLURM_LOCALID;
+ *              MASTER_ADDR (the first host of the job, which the batch
+ *              script exports) and MASTER_PORT as above
  *   neither:   one process, rank 0 of 1.
  * MASTER_PORT defaults to 29500, torchrun's default.  The bootstrap
  * listens there, except under torchrun's agent store

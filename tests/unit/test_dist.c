@@ -23,7 +23,8 @@
 
 static const char *vars[] = {"RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
 			     "MASTER_PORT", "SLURM_PROCID", "SLURM_NTASKS",
-			     "SLURM_LOCALID", "TORCHELASTIC_USE_AGENT_STORE",
+			     "SLURM_LOCALID", "SLURM_STEP_ID", "SLURM_STEPID",
+			     "SLURM_STEP_NUM_TASKS", "TORCHELASTIC_USE_AGENT_STORE",
 			     "TK_MASTER_PORT"};
 
 static void clear_env(void)
@@ -54,12 +55,28 @@ static void t_env(void)
 	unsetenv("MASTER_ADDR"), setenv("RANK", "0", 1);
 	CHECK(tk_dist_from_env(&d, err, sizeof err) == -1 && strstr(err, "MASTER_ADDR"));
 
+	/* an sbatch script (as a local Slurm 22.05 gave it): one process */
 	clear_env();
+	setenv("SLURM_PROCID", "0", 1), setenv("SLURM_NTASKS", "2", 1);
+	setenv("SLURM_LOCALID", "0", 1);
+	CHECK(tk_dist_from_env(&d, err, sizeof err) == 0);
+	CHECK(d.world == 1 && !strcmp(d.launcher, "single"));
+	/* srun's tasks: a step's */
+	setenv("SLURM_STEP_ID", "0", 1);
 	setenv("SLURM_PROCID", "5", 1), setenv("SLURM_NTASKS", "16", 1);
-	setenv("SLURM_LOCALID", "1", 1), setenv("MASTER_ADDR", "10.0.0.1", 1);
+	setenv("SLURM_LOCALID", "1", 1);
+	CHECK(tk_dist_from_env(&d, err, sizeof err) == -1 && strstr(err, "MASTER_ADDR"));
+	setenv("MASTER_ADDR", "10.0.0.1", 1);
 	CHECK(tk_dist_from_env(&d, err, sizeof err) == 0);
 	CHECK(d.rank == 5 && d.world == 16 && d.local_rank == 1);
 	CHECK(!strcmp(d.launcher, "slurm") && d.port == 29500);
+	/* srun -n 8 in an allocation of 16 tasks: the step's 8 */
+	setenv("SLURM_STEP_NUM_TASKS", "8", 1), setenv("SLURM_PROCID", "12", 1);
+	CHECK(tk_dist_from_env(&d, err, sizeof err) == -1 && strstr(err, "SLURM_PROCID"));
+	setenv("SLURM_PROCID", "7", 1);
+	CHECK(tk_dist_from_env(&d, err, sizeof err) == 0 && d.world == 8 && d.rank == 7);
+	unsetenv("SLURM_STEP_ID"), setenv("SLURM_STEPID", "3", 1); /* the old name */
+	CHECK(tk_dist_from_env(&d, err, sizeof err) == 0 && d.world == 8);
 	setenv("MASTER_PORT", "99999", 1);
 	CHECK(tk_dist_from_env(&d, err, sizeof err) == -1 && strstr(err, "MASTER_PORT"));
 
