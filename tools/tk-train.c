@@ -841,9 +841,11 @@ static void device_start(struct run *r, const struct options *o)
 		die_usage("--batch %d: %d ranks would train on one image each "
 			  "(batch norm needs two)", r->st.h.batch, world);
 	if (tk_dev_is_cuda(&D.dv) && !strcmp(o->device, "cuda")) {
-		D.dv.index = D.dist.local_rank;
 		int n = tk_dev_cuda_count();
-		if (n > 0 && D.dv.index >= n)
+		/* One GPU visible: the launcher gave this rank its own
+		 * (Slurm's --gpus-per-task, CUDA_VISIBLE_DEVICES per rank). */
+		D.dv.index = n == 1 ? 0 : D.dist.local_rank;
+		if (n > 1 && D.dv.index >= n)
 			die_usage("--device cuda: rank %d would train on GPU %d (its "
 				  "local rank, %s), but this machine has %d; NCCL "
 				  "takes one rank a GPU (tk-train(1), \"Data parallel\")",
