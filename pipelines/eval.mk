@@ -1,7 +1,7 @@
 # pipelines/eval.mk - a model's mAP on Revisited Oxford or Paris, +1M.
 #
 #   make -f pipelines/eval.mk DATA=DIR MODEL=FILE DATASET=roxford5k|rparis6k \
-#        [R1M=1] [JOBS=n] [HOSTS=h1,h2] [OUT=DIR] [R1M_DIR=DIR] ...
+#        [R1M=1] [JOBS=n] [HOSTS=h1,h2] [DEVICE=cuda GPUS=n] [OUT=DIR] ...
 #
 # DATA is the revisitop data folder: DATA/roxford5k/{gnd_roxford5k.pkl,jpg/},
 # DATA/rparis6k/..., and for R1M=1 DATA/revisitop1m/{revisitop1m.txt,jpg/}.
@@ -29,7 +29,15 @@
 #   DATASET            roxford5k (default), rparis6k, or any NAME with
 #                      DATA/NAME/gnd_NAME.pkl (the demo's benchmark)
 #   R1M=1              add the revisitop 1M distractors
-#   JOBS               parallel jobs here (default 1); HOSTS instead: hosts
+#   JOBS               parallel jobs here (default 1, or GPUS); HOSTS
+#                      instead: hosts (each runs as many jobs as its
+#                      cores, or JOBS with DEVICE=cuda)
+#   DEVICE=cpu         or cuda (a CUDA build: make CUDA=1): tk-extract and
+#                      tk-aggregate on GPUS GPUs of each machine, a job a
+#                      GPU (the first free one: extract-shard.sh), at
+#                      PRECISION (fp32, tf32, bf16; default the tools').
+#                      tk-rank stays on the CPU (RANK_OPTS=--device cuda
+#                      moves the dataset's ranking)
 #   SHARDS             database shards (default 16); R1M_SHARDS (default 200)
 #   THREADS            threads of each tk-extract/tk-aggregate (default: theirs)
 #   MAX_SIZE           longer side of the images (default 1024)
@@ -48,7 +56,9 @@ here := $(dir $(abspath $(lastword $(MAKEFILE_LIST))))
 BIN ?= $(if $(wildcard $(here)../bin/tk-rank),$(abspath $(here)../bin),)
 tk := $(if $(BIN),$(BIN)/,)
 DATASET ?= roxford5k
-JOBS ?= 1
+DEVICE ?= cpu
+GPUS ?= 1
+JOBS ?= $(if $(filter cuda,$(DEVICE)),$(GPUS),1)
 SHARDS ?= 16
 R1M_SHARDS ?= 200
 MAX_SIZE ?= 1024
@@ -77,8 +87,10 @@ r := $(abspath $(R1M_DIR))
 GND ?= $(data)/$(DATASET)/gnd_$(DATASET).pkl
 suffix := $(if $(filter 1,$(R1M)),+1m,)
 
-par := $(PARALLEL) --will-cite --halt now,fail=1 $(if $(HOSTS),--sshlogin $(HOSTS),-j $(JOBS))
-shard := bash $(here)extract-shard.sh "$(or $(BIN),-)" $(model) $(MAX_SIZE) $(or $(SCALES),-) $(or $(THREADS),-)
+par := $(PARALLEL) --will-cite --halt now,fail=1 $(if $(HOSTS),--sshlogin $(HOSTS),) \
+	$(if $(and $(HOSTS),$(filter-out cuda,$(DEVICE))),,-j $(JOBS))
+shard := bash $(here)extract-shard.sh "$(or $(BIN),-)" $(model) $(MAX_SIZE) $(or $(SCALES),-) \
+	$(or $(THREADS),-) $(DEVICE) $(or $(PRECISION),-) $(GPUS)
 # parts DIR N: the shard files of a list in N shards
 parts = $(foreach i,$(shell seq 0 $$(($(2) - 1))),$(1)/part-$(i)-of-$(2).bin)
 # run_shards LIST N DIR: the missing shards of LIST, through GNU parallel

@@ -3,7 +3,7 @@
 # for pipelines/eval.mk (run by GNU parallel, locally or on --sshlogin hosts,
 # which then need the same paths).
 #
-#   extract-shard.sh BIN MODEL MAX_SIZE SCALES THREADS LIST I N OUT
+#   extract-shard.sh BIN MODEL MAX_SIZE SCALES THREADS DEVICE PRECISION GPUS LIST I N OUT
 #
 # Shard I of N is the contiguous run of lines floor(I*L/N)+1 ..
 # floor((I+1)*L/N) of LIST (tk-list lines, L of them), so the shards joined
@@ -12,11 +12,19 @@
 # (queries are cropped to the bbox of their line) into OUT, written under a
 # temporary name and renamed when complete and checked to hold one frame per
 # line; an existing OUT is kept, so a finished shard is never recomputed.
-# BIN: the tools' folder ('' or '-': PATH); SCALES, THREADS: '-' for the
-# tools' defaults.
+# BIN: the tools' folder ('' or '-': PATH); SCALES, THREADS, PRECISION:
+# '-' for the tools' defaults.  DEVICE cuda: tk-extract and tk-aggregate
+# on one of this machine's GPUS GPUs, the first free one: a job holds GPU
+# k by a lock on ${TMPDIR:-/tmp}/tk-gpu-UID-k.lock while it runs, and one
+# that finds them all taken waits, so that jobs share no GPU whatever job
+# slot and host GNU parallel gives them.  DEVICE '-' or cpu: the CPU.
 set -euo pipefail
-[ $# = 9 ] || { echo "usage: $0 BIN MODEL MAX_SIZE SCALES THREADS LIST I N OUT" >&2; exit 1; }
-bin=$1 model=$2 max=$3 scales=$4 threads=$5 list=$6 i=$7 n=$8 out=$9
+[ $# = 12 ] || {
+	echo "usage: $0 BIN MODEL MAX_SIZE SCALES THREADS DEVICE PRECISION GPUS LIST I N OUT" >&2
+	exit 1
+}
+bin=$1 model=$2 max=$3 scales=$4 threads=$5 device=$6 precision=$7 gpus=$8
+list=$9 i=${10} n=${11} out=${12}
 [ -e "$out" ] && exit 0
 tk=""
 [ -n "$bin" ] && [ "$bin" != - ] && tk="$bin/"
@@ -26,6 +34,21 @@ xopt=(--model "$model")
 [ "$scales" != - ] && xopt+=(--scales "$scales")
 topt=()
 [ "$threads" != - ] && topt=(--threads "$threads")
+case $device in
+- | cpu) ;;
+cuda)
+	[[ $gpus =~ ^[1-9][0-9]*$ ]] || { echo "extract-shard.sh: GPUS=$gpus: not a count of GPUs" >&2; exit 1; }
+	k=0
+	until exec {lock}>"${TMPDIR:-/tmp}/tk-gpu-$(id -u)-$k.lock" && flock -n "$lock"; do
+		exec {lock}>&-
+		k=$(((k + 1) % gpus))
+		[ "$k" = 0 ] && sleep 1 # all taken: a job ends soon
+	done
+	topt+=(--device "cuda:$k")
+	[ "$precision" != - ] && topt+=(--precision "$precision")
+	;;
+*) echo "extract-shard.sh: DEVICE=$device: cpu or cuda" >&2; exit 1 ;;
+esac
 tmp="$out.tmp.$$"
 trap 'rm -f "$tmp"' EXIT
 sed -n "$((from + 1)),${to}p" "$list" |

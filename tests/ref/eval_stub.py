@@ -1,7 +1,8 @@
 """eval_stub - stand-ins for tk-decode, tk-extract and tk-aggregate, so that
 pipelines/eval.mk can be tested without a network: they keep the frames'
 keys and metadata and make each image's descriptor from its key alone
-(desc_of), and log what they did to $STUB_LOG.
+(desc_of), and log what they did to $STUB_LOG; the stand-in for
+tk-extract given a --device fails when another holds it.
 
   eval_stub.py decode|extract|aggregate [OPTIONS...]     a tool, stdin to stdout
   eval_stub.py expect GND.pkl DB.list Q.list [R1M.list] OUT.bin
@@ -9,6 +10,7 @@ keys and metadata and make each image's descriptor from its key alone
 """
 import os
 import sys
+import time
 import zlib
 
 import numpy as np
@@ -54,10 +56,21 @@ def decode(args):
 
 def extract(args):
     log("extract-args", *args)
+    gpu = None
+    if "--device" in args:  # a GPU is one job's while it runs
+        gpu = os.environ["STUB_LOG"] + ".busy-" + args[args.index("--device") + 1]
+        try:
+            os.close(os.open(gpu, os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            sys.stderr.write(f"tk-extract: error: two jobs at once on {gpu}\n")
+            sys.exit(2)
+        time.sleep(0.3)  # long enough for the jobs to overlap
     for meta, _ in frames_in():
         for s in ("1", "1.41421356", "0.70710678"):
             tkio.write_doc(sys.stdout.buffer, dict(meta, scale=s, grid="1,1"),
                            {"local": np.zeros((1, 4), np.float32)})
+    if gpu:
+        os.remove(gpu)
 
 
 def aggregate(args):
