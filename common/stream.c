@@ -175,6 +175,20 @@ struct st_tensor *tk_frame_tensor(const struct tk_stream *s,
 	return t;
 }
 
+int tk_frame_index(const struct st_doc *d, long *index)
+{
+	const char *v = st_meta_get(d, "index");
+	if (!v)
+		return 0;
+	char *end;
+	errno = 0;
+	long i = strtol(v, &end, 10);
+	if (end == v || *end || errno || i < 0)
+		return -1;
+	*index = i;
+	return 1;
+}
+
 void tk_write_frame_to(FILE *fp, const struct st_doc *d, const char *what)
 {
 	if (st_write(fp, d) < 0)

@@ -50,6 +50,11 @@ struct st_tensor *tk_frame_tensor(const struct tk_stream *s,
 				  const struct st_doc *d, const char *name,
 				  int dtype, int rank);
 
+/* Frame d's place in the whole stream, its metadata 'index' (which
+ * tk-decode --shard writes) into *index: 1; 0 without one; -1 when it is
+ * not an integer >= 0. */
+int tk_frame_index(const struct st_doc *d, long *index);
+
 /* Map a whole safetensors file read-only (weights, checkpoints) and parse
  * it.  Returns 0, or -1 with a message in err. */
 struct tk_mapped {

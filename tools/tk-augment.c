@@ -1,6 +1,5 @@
 /* tk-augment - the reference's training (or validation) transforms on
  * image frames, reproducible from seed, epoch and frame index. */
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,13 +107,9 @@ static void emit(struct job *j, const struct options *o, struct st_doc *d)
  * pos; -1 for an index that is not an integer >= 0. */
 static long frame_index(const struct st_doc *d, long pos)
 {
-	const char *v = st_meta_get(d, "index");
-	if (!v)
-		return pos;
-	char *end;
-	errno = 0;
-	long i = strtol(v, &end, 10);
-	return end == v || *end || i < 0 || errno ? -1 : i;
+	long i;
+	int r = tk_frame_index(d, &i);
+	return r > 0 ? i : r == 0 ? pos : -1;
 }
 
 /* Write what is in flight, then stop on a bad frame. */

@@ -1,7 +1,6 @@
 /* tk-train - train Token on image frames with labels: batches, forward,
  * backward, SGD; checkpoints that resume the same schedule; a JSON-lines
  * log and its plot; validation. */
-#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
@@ -264,18 +263,15 @@ static int parse_label(const struct tk_stream *s, const struct st_doc *d,
 static void check_shard(const struct tk_stream *s, const struct st_doc *d,
 			const struct tk_dist *dist)
 {
-	const char *v = st_meta_get(d, "index");
 	int w = dist->world, r = dist->rank;
-	if (!v || w <= 1)
-		return;
-	char *end;
-	errno = 0;
-	long long i = strtoll(v, &end, 10);
-	if (end == v || *end || errno || i < 0)
-		tk_frame_die(s, d, "index '%s' is not an integer >= 0", v);
-	if (i % w != r)
-		tk_frame_die(s, d, "index %lld (its place in the whole stream) "
-			     "is rank %lld's of %d, not rank %d's: give each rank "
+	long i;
+	int has = w > 1 ? tk_frame_index(d, &i) : 0;
+	if (has < 0)
+		tk_frame_die(s, d, "metadata 'index' '%s' is not an integer >= 0",
+			     st_meta_get(d, "index"));
+	if (has && i % w != r)
+		tk_frame_die(s, d, "index %ld (its place in the whole stream) "
+			     "is rank %ld's of %d, not rank %d's: give each rank "
 			     "its own shard (here tk-decode --shard %d/%d)",
 			     i, i % w, w, r, r, w);
 }
