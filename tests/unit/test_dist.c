@@ -109,17 +109,30 @@ static void t_env(void)
 	clear_env();
 }
 
-static int free_port(void)
+/* A TCP socket bound to a port the system picks on addr (host order),
+ * the port in *port; -1 if that fails. */
+static int bound_socket(uint32_t addr, int *port)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	struct sockaddr_in a = {0};
 	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_addr.s_addr = htonl(addr);
 	socklen_t len = sizeof a;
-	if (bind(fd, (struct sockaddr *)&a, sizeof a) ||
-	    getsockname(fd, (struct sockaddr *)&a, &len))
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) ||
+	    getsockname(fd, (struct sockaddr *)&a, &len)) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	*port = ntohs(a.sin_port);
+	return fd;
+}
+
+static int free_port(void)
+{
+	int p, fd = bound_socket(INADDR_LOOPBACK, &p);
+	if (fd < 0)
 		return 29577;
-	int p = ntohs(a.sin_port);
 	close(fd);
 	return p;
 }
@@ -194,18 +207,13 @@ static void t_bootstrap(void)
  * do. */
 static void t_port_in_use(void)
 {
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = {0};
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_ANY);
-	socklen_t len = sizeof a;
-	CHECK(bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && listen(fd, 4) == 0 &&
-	      getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+	int port, fd = bound_socket(INADDR_ANY, &port);
+	CHECK(fd >= 0 && listen(fd, 4) == 0);
 	char b[32], err[256] = "";
 	clear_env();
 	setenv("RANK", "0", 1), setenv("WORLD_SIZE", "2", 1);
 	setenv("MASTER_ADDR", "localhost", 1);
-	snprintf(b, sizeof b, "%d", ntohs(a.sin_port)), setenv("MASTER_PORT", b, 1);
+	snprintf(b, sizeof b, "%d", port), setenv("MASTER_PORT", b, 1);
 	struct tk_dist d;
 	unsigned char id[8] = {0};
 	CHECK(tk_dist_from_env(&d, err, sizeof err) == 0);
