@@ -46,6 +46,9 @@
 #                      whose parts are ranked apart)
 #   OUT                this evaluation's files (default eval/MODEL-STEM/DATASET)
 #   R1M_DIR            the distractors' files (default eval/MODEL-STEM/revisitop1m)
+#   PARALLEL           GNU parallel's own options, as it reads them from the
+#                      environment (--progress, --joblog +FILE); the
+#                      program is parallel, on PATH
 #   BIN                the tools' folder (default: this checkout's bin/ if built,
 #                      else PATH)
 SHELL := /bin/bash
@@ -62,7 +65,6 @@ JOBS ?= $(if $(filter cuda,$(DEVICE)),$(GPUS),1)
 SHARDS ?= 16
 R1M_SHARDS ?= 200
 MAX_SIZE ?= 1024
-PARALLEL ?= parallel
 
 ifeq ($(strip $(DATA)),)
   $(error DATA=DIR is required: the folder holding $(DATASET)/gnd_$(DATASET).pkl)
@@ -87,7 +89,9 @@ r := $(abspath $(R1M_DIR))
 GND ?= $(data)/$(DATASET)/gnd_$(DATASET).pkl
 suffix := $(if $(filter 1,$(R1M)),+1m,)
 
-par := $(PARALLEL) --will-cite --halt now,fail=1 $(if $(HOSTS),--sshlogin $(HOSTS),) \
+# (GNU parallel takes more options from the environment's PARALLEL, such
+# as --progress or --joblog +FILE)
+par := parallel --will-cite --halt now,fail=1 $(if $(HOSTS),--sshlogin $(HOSTS),) \
 	$(if $(and $(HOSTS),$(filter-out cuda,$(DEVICE))),,-j $(JOBS))
 shard := bash $(here)extract-shard.sh "$(or $(BIN),-)" $(model) $(MAX_SIZE) $(or $(SCALES),-) \
 	$(or $(THREADS),-) $(DEVICE) $(or $(PRECISION),-) $(GPUS)
