@@ -276,8 +276,8 @@ static void check_shard(const struct tk_stream *s, const struct st_doc *d,
 			     i, i % w, w, r, r, w);
 }
 
-/* Read up to want frames into b; returns how many; their index checked
- * against the ranks of shard. */
+/* Read up to want frames into b, each checked to be of the rank's
+ * shard (check_shard); returns how many. */
 static int read_batch(struct batch *b, struct tk_stream *s, struct st_doc *d,
 		      int want, int classes, const struct tk_dist *shard)
 {
