@@ -116,7 +116,7 @@ if [ -z "${TK_CHECK_SKIP_BENCH:-}" ]; then
 	step bench_train 60 "$GPU/bench_train" bf16 32 3
 	step torch_train 60 $PYTHON tests/gpu/bench_torch.py train
 fi
-step test-cuda 120 make "${MK[@]}" PY="$PYTHON" test-cuda
+step test-cuda 150 make "${MK[@]}" PY="$PYTHON" test-cuda
 [ -n "${TK_CHECK_CPU_TESTS:-}" ] && step test-cpu 200 make -j"$JOBS" "${MK[@]}" test
 if [ -z "${TK_CHECK_SKIP_BENCH:-}" ]; then
 	step bench_ops 40 "$GPU/bench_ops"
