@@ -46,6 +46,19 @@ int tk_dist_from_env(struct tk_dist *d, char *err, size_t errlen)
 	if (getenv("WORLD_SIZE") && getenv("RANK")) {
 		d->launcher = "torchrun";
 		rank_var = "RANK", world_var = "WORLD_SIZE", local_var = "LOCAL_RANK";
+	} else if (getenv("OMPI_COMM_WORLD_SIZE") && getenv("OMPI_COMM_WORLD_RANK")) {
+		/* before Slurm's: Open MPI's mpirun in a Slurm job starts its
+		 * daemons with srun, and its processes inherit their step's
+		 * SLURM_PROCID, one a machine */
+		d->launcher = "mpirun";
+		rank_var = "OMPI_COMM_WORLD_RANK", world_var = "OMPI_COMM_WORLD_SIZE";
+		local_var = "OMPI_COMM_WORLD_LOCAL_RANK";
+	} else if (getenv("PMI_SIZE") && getenv("PMI_RANK") &&
+		   !getenv("SLURM_STEP_ID") && !getenv("SLURM_STEPID")) {
+		/* MPICH's and Intel MPI's mpiexec (Hydra); in a Slurm step
+		 * PMI_* are srun's own, and Slurm's variables say the same */
+		d->launcher = "mpiexec";
+		rank_var = "PMI_RANK", world_var = "PMI_SIZE", local_var = "MPI_LOCALRANKID";
 	} else if ((getenv("SLURM_STEP_ID") || getenv("SLURM_STEPID")) &&
 		   getenv("SLURM_PROCID") &&
 		   (getenv("SLURM_STEP_NUM_TASKS") || getenv("SLURM_NTASKS"))) {
@@ -57,6 +70,7 @@ int tk_dist_from_env(struct tk_dist *d, char *err, size_t errlen)
 		world_var = getenv("SLURM_STEP_NUM_TASKS") ? "SLURM_STEP_NUM_TASKS"
 							   : "SLURM_NTASKS";
 	}
+	d->local_var = local_var ? local_var : "LOCAL_RANK";
 	if (world_var) {
 		if (env_int(world_var, 1, 1 << 20, &d->world, err, errlen) ||
 		    env_int(rank_var, 0, d->world - 1, &d->rank, err, errlen))

@@ -6,6 +6,10 @@
  *
  * Environment, first match wins:
  *   torchrun:  RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT
+ *   mpirun:    Open MPI's OMPI_COMM_WORLD_RANK, _SIZE, _LOCAL_RANK; MPICH's
+ *              and Intel MPI's (Hydra) PMI_RANK, PMI_SIZE, MPI_LOCALRANKID;
+ *              MASTER_ADDR and MASTER_PORT as above (mpirun -x exports
+ *              them)
  *   Slurm:     in a job step (srun's tasks, SLURM_STEP_ID set; not the
  *              batch script, which has SLURM_PROCID 0 and the job's
  *              SLURM_NTASKS but is one process): SLURM_PROCID,
@@ -28,7 +32,9 @@ struct tk_dist {
 	char addr[256]; /* MASTER_ADDR; "127.0.0.1" when unset and world 1 */
 	int port;              /* the bootstrap's, rank 0's */
 	const char *port_from; /* where port came from, for messages */
-	const char *launcher; /* "torchrun", "slurm" or "single" */
+	const char *local_var; /* the local rank's variable, for messages */
+	const char *launcher; /* "torchrun", "mpirun", "mpiexec", "slurm" or
+				 "single" */
 };
 
 /* Read the environment; 0, or -1 with a message naming the variable. */

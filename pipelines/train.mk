@@ -57,8 +57,9 @@
 #                       PORT=29500: the ranks' rendezvous on this machine.
 #                       Across machines, launch one pipeline per GPU with
 #                       the launcher's variables (see tk-train(1), "Data
-#                       parallel"): torchrun --no-python or srun set RANK,
-#                       WORLD_SIZE, LOCAL_RANK (SLURM_PROCID, ...) and each
+#                       parallel"): torchrun --no-python, srun or mpirun
+#                       set RANK, WORLD_SIZE, LOCAL_RANK (SLURM_PROCID,
+#                       OMPI_COMM_WORLD_RANK, ...) and each
 #                       pipeline shards the list by them (under torchrun
 #                       rank 0 listens on MASTER_PORT + 1, as torchrun's
 #                       store holds MASTER_PORT; TK_MASTER_PORT sets it)

@@ -58,8 +58,9 @@ static const char usage[] =
     "                         E-1's end or inside E, stop at E's end, fail\n"
     "                         (keeping the checkpoint) if the stream stops short\n"
     "      --device DEV       cpu (default), cuda or cuda:N (cuda: the launch's\n"
-    "                         LOCAL_RANK); several ranks (torchrun's or Slurm's\n"
-    "                         variables) train data-parallel, each on its shard\n"
+    "                         local rank); several ranks (torchrun's, Slurm's or\n"
+    "                         MPI's variables) train data-parallel, each on its\n"
+    "                         shard\n"
     "      --precision P      on the GPU: fp32 (default), tf32 or bf16 GEMMs\n"
     "  -t, --threads N        threads (default: OMP_NUM_THREADS or all)\n"
     "  -q, --quiet            only errors on stderr\n"
@@ -845,10 +846,7 @@ static void device_start(struct run *r, const struct options *o)
 			die_usage("--device cuda: rank %d would train on GPU %d (its "
 				  "local rank, %s), but this machine has %d; NCCL "
 				  "takes one rank a GPU (tk-train(1), \"Data parallel\")",
-				  D.dist.rank, D.dist.local_rank,
-				  strcmp(D.dist.launcher, "slurm") ? "LOCAL_RANK"
-								    : "SLURM_LOCALID",
-				  n);
+				  D.dist.rank, D.dist.local_rank, D.dist.local_var, n);
 	}
 	if (D.dist.rank > 0)
 		tk_quiet = 1; /* rank 0 speaks for the run */

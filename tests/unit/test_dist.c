@@ -1,4 +1,5 @@
-/* test_dist - the launch environment (torchrun's and Slurm's variables)
+/* test_dist - the launch environment (torchrun's, mpirun's and Slurm's
+ * variables)
  * (the port beside torchrun's agent store, TK_MASTER_PORT) and the TCP
  * bootstrap on localhost: three processes get rank 0's bytes; a port
  * in use is an error naming it and TK_MASTER_PORT;
@@ -25,7 +26,9 @@ static const char *vars[] = {"RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
 			     "MASTER_PORT", "SLURM_PROCID", "SLURM_NTASKS",
 			     "SLURM_LOCALID", "SLURM_STEP_ID", "SLURM_STEPID",
 			     "SLURM_STEP_NUM_TASKS", "TORCHELASTIC_USE_AGENT_STORE",
-			     "TK_MASTER_PORT"};
+			     "TK_MASTER_PORT", "OMPI_COMM_WORLD_RANK",
+			     "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK",
+			     "PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID"};
 
 static void clear_env(void)
 {
@@ -79,6 +82,26 @@ static void t_env(void)
 	CHECK(tk_dist_from_env(&d, err, sizeof err) == 0 && d.world == 8);
 	setenv("MASTER_PORT", "99999", 1);
 	CHECK(tk_dist_from_env(&d, err, sizeof err) == -1 && strstr(err, "MASTER_PORT"));
+
+	/* mpirun: Open MPI's variables (also in a Slurm step, whose
+	 * SLURM_PROCID is then its daemon's), MPICH's Hydra's */
+	clear_env();
+	setenv("SLURM_STEP_ID", "0", 1), setenv("SLURM_PROCID", "1", 1);
+	setenv("SLURM_STEP_NUM_TASKS", "2", 1), setenv("MASTER_ADDR", "node01", 1);
+	setenv("OMPI_COMM_WORLD_RANK", "5", 1), setenv("OMPI_COMM_WORLD_SIZE", "8", 1);
+	setenv("OMPI_COMM_WORLD_LOCAL_RANK", "1", 1);
+	CHECK(tk_dist_from_env(&d, err, sizeof err) == 0 && !strcmp(d.launcher, "mpirun"));
+	CHECK(d.rank == 5 && d.world == 8 && d.local_rank == 1);
+	CHECK(!strcmp(d.local_var, "OMPI_COMM_WORLD_LOCAL_RANK"));
+	clear_env();
+	setenv("PMI_RANK", "3", 1), setenv("PMI_SIZE", "4", 1);
+	setenv("MPI_LOCALRANKID", "1", 1), setenv("MASTER_ADDR", "node01", 1);
+	CHECK(tk_dist_from_env(&d, err, sizeof err) == 0 && !strcmp(d.launcher, "mpiexec"));
+	CHECK(d.rank == 3 && d.world == 4 && d.local_rank == 1);
+	setenv("SLURM_STEP_ID", "0", 1), setenv("SLURM_PROCID", "3", 1); /* srun's PMI */
+	setenv("SLURM_STEP_NUM_TASKS", "4", 1), setenv("SLURM_LOCALID", "1", 1);
+	CHECK(tk_dist_from_env(&d, err, sizeof err) == 0 && !strcmp(d.launcher, "slurm"));
+	CHECK(d.rank == 3 && d.world == 4 && !strcmp(d.local_var, "SLURM_LOCALID"));
 
 	/* torchrun's agent store holds MASTER_PORT: the next port is tk's;
 	 * TK_MASTER_PORT is the port with any launcher */
