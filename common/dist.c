@@ -47,9 +47,9 @@ int tk_dist_from_env(struct tk_dist *d, char *err, size_t errlen)
 		d->launcher = "torchrun";
 		rank_var = "RANK", world_var = "WORLD_SIZE", local_var = "LOCAL_RANK";
 	} else if (getenv("OMPI_COMM_WORLD_SIZE") && getenv("OMPI_COMM_WORLD_RANK")) {
-		/* before Slurm's: Open MPI's mpirun in a Slurm job starts its
-		 * daemons with srun, and its processes inherit their step's
-		 * SLURM_PROCID, one a machine */
+		/* before Slurm's: in a Slurm job, mpirun's processes carry the
+		 * batch script's SLURM_PROCID (measured: 0 for both of two
+		 * ranks), or that of the daemons mpirun starts with srun */
 		d->launcher = "mpirun";
 		rank_var = "OMPI_COMM_WORLD_RANK", world_var = "OMPI_COMM_WORLD_SIZE";
 		local_var = "OMPI_COMM_WORLD_LOCAL_RANK";
