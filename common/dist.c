@@ -43,6 +43,8 @@ int tk_dist_from_env(struct tk_dist *d, char *err, size_t errlen)
 	d->world = 1;
 	d->launcher = "single";
 	const char *rank_var = NULL, *world_var = NULL, *local_var = NULL;
+	/* a task of a Slurm job step (srun's), not the batch script */
+	int slurm_step = getenv("SLURM_STEP_ID") || getenv("SLURM_STEPID");
 	if (getenv("WORLD_SIZE") && getenv("RANK")) {
 		d->launcher = "torchrun";
 		rank_var = "RANK", world_var = "WORLD_SIZE", local_var = "LOCAL_RANK";
@@ -53,18 +55,15 @@ int tk_dist_from_env(struct tk_dist *d, char *err, size_t errlen)
 		d->launcher = "mpirun";
 		rank_var = "OMPI_COMM_WORLD_RANK", world_var = "OMPI_COMM_WORLD_SIZE";
 		local_var = "OMPI_COMM_WORLD_LOCAL_RANK";
-	} else if (getenv("PMI_SIZE") && getenv("PMI_RANK") &&
-		   !getenv("SLURM_STEP_ID") && !getenv("SLURM_STEPID")) {
+	} else if (getenv("PMI_SIZE") && getenv("PMI_RANK") && !slurm_step) {
 		/* MPICH's and Intel MPI's mpiexec (Hydra); in a Slurm step
 		 * PMI_* are srun's own, and Slurm's variables say the same */
 		d->launcher = "mpiexec";
 		rank_var = "PMI_RANK", world_var = "PMI_SIZE", local_var = "MPI_LOCALRANKID";
-	} else if ((getenv("SLURM_STEP_ID") || getenv("SLURM_STEPID")) &&
-		   getenv("SLURM_PROCID") &&
+	} else if (slurm_step && getenv("SLURM_PROCID") &&
 		   (getenv("SLURM_STEP_NUM_TASKS") || getenv("SLURM_NTASKS"))) {
-		/* A task of a job step (srun's): the batch script itself has
-		 * SLURM_PROCID 0 and the job's SLURM_NTASKS too, but it is
-		 * one process, and no step. */
+		/* The batch script itself has SLURM_PROCID 0 and the job's
+		 * SLURM_NTASKS too, but it is one process, and no step. */
 		d->launcher = "slurm";
 		rank_var = "SLURM_PROCID", local_var = "SLURM_LOCALID";
 		world_var = getenv("SLURM_STEP_NUM_TASKS") ? "SLURM_STEP_NUM_TASKS"

@@ -217,6 +217,55 @@ static void merge_hparams(struct tk_hparams *ck, const struct options *o)
 	}
 }
 
+/* ---- the device path ----
+ * --device cuda, TK_DEVPATH=1 (the same code on the CPU device, the
+ * tests' way through it), or several ranks: the network on the device
+ * with the device's copy of the parameters and buffers (P), the momentum
+ * and the gradient there; the host's model (m->data) keeps the
+ * num_batches_tracked counters and is brought up to date before a
+ * checkpoint.  Data parallel: each rank trains on batch / world images of
+ * its shard of the stream (the global frames i with i % world == rank:
+ * tk-decode --shard RANK/WORLD), SyncBatchNorm, the gradient averaged
+ * over the ranks; rank 0 logs, validates and writes the checkpoints. */
+static struct {
+	int on;
+	struct tk_dev dv;
+	struct tk_dist dist;
+	float *P, *mom, *shadow; /* device: parameters, momentum, buffers */
+	double *stat;            /* device: a step's sums over the ranks */
+	struct dev_ddp *ddp;
+} D;
+
+/* The dropout draws' seed of batch micro: a function of the run's seed
+ * and the batch, so that a resumed run draws what the uninterrupted one
+ * did, and of the rank (rank 0's is the one process's), so that the
+ * ranks' images get masks of their own, as the images of one process's
+ * batch do, and not each rank the same ones. */
+static uint64_t batch_seed(const struct tk_hparams *h, long micro)
+{
+	uint64_t seed = tk_mix64(h->seed ^ tk_mix64(0x7261696e00000000ull +
+						    (uint64_t)micro));
+	int r = D.on ? D.dist.rank : 0;
+	return r ? tk_mix64(seed ^ tk_mix64(0x72616e6b00000000ull + (uint64_t)r))
+		 : seed;
+}
+
+/* Frames of [0, x) of the global stream that are this rank's. */
+static long mine_before(long x)
+{
+	int w = D.on ? D.dist.world : 1, r = D.on ? D.dist.rank : 0;
+	return x > r ? (x - r + w - 1) / w : 0;
+}
+
+/* The next batch of the epoch, seen images into it: its images in all
+ * (*want) and this rank's share of them (returned). */
+static int next_batch(const struct tk_hparams *h, long seen, int *want)
+{
+	long left = h->epoch_size - seen;
+	*want = left < h->batch ? (int)left : h->batch;
+	return (int)(mine_before(seen + *want) - mine_before(seen));
+}
+
 /* ---- batches ---- */
 
 struct batch {
@@ -261,10 +310,9 @@ static int parse_label(const struct tk_stream *s, const struct st_doc *d,
  * another world size), which would train on some images several times
  * and never on others, or validate on them so.  Frames without an index
  * (a whole stream, or a shard made otherwise) are taken as they are. */
-static void check_shard(const struct tk_stream *s, const struct st_doc *d,
-			const struct tk_dist *dist)
+static void check_shard(const struct tk_stream *s, const struct st_doc *d)
 {
-	int w = dist->world, r = dist->rank;
+	int w = D.dist.world, r = D.dist.rank;
 	long i;
 	int has = w > 1 ? tk_frame_index(d, &i) : 0;
 	if (has < 0)
@@ -280,12 +328,12 @@ static void check_shard(const struct tk_stream *s, const struct st_doc *d,
 /* Read up to want frames into b, each checked to be of the rank's
  * shard (check_shard); returns how many. */
 static int read_batch(struct batch *b, struct tk_stream *s, struct st_doc *d,
-		      int want, int classes, const struct tk_dist *shard)
+		      int want, int classes)
 {
 	b->n = 0;
 	b->first = s->frame;
 	while (b->n < want && tk_read_frame(s, d)) {
-		check_shard(s, d, shard);
+		check_shard(s, d);
 		struct st_tensor *t = tk_frame_tensor(s, d, "image", ST_U8, 3);
 		int H = (int)t->shape[0], W = (int)t->shape[1];
 		if (t->shape[2] != 3)
@@ -346,55 +394,6 @@ static double mib(size_t bytes)
 	return bytes / (1024.0 * 1024.0);
 }
 
-/* ---- the device path ----
- * --device cuda, TK_DEVPATH=1 (the same code on the CPU device, the
- * tests' way through it), or several ranks: the network on the device
- * with the device's copy of the parameters and buffers (P), the momentum
- * and the gradient there; the host's model (m->data) keeps the
- * num_batches_tracked counters and is brought up to date before a
- * checkpoint.  Data parallel: each rank trains on batch / world images of
- * its shard of the stream (the global frames i with i % world == rank:
- * tk-decode --shard RANK/WORLD), SyncBatchNorm, the gradient averaged
- * over the ranks; rank 0 logs, validates and writes the checkpoints. */
-static struct {
-	int on;
-	struct tk_dev dv;
-	struct tk_dist dist;
-	float *P, *mom, *shadow; /* device: parameters, momentum, buffers */
-	double *stat;            /* device: a step's sums over the ranks */
-	struct dev_ddp *ddp;
-} D;
-
-/* The dropout draws' seed of batch micro: a function of the run's seed
- * and the batch, so that a resumed run draws what the uninterrupted one
- * did, and of the rank (rank 0's is the one process's), so that the
- * ranks' images get masks of their own, as the images of one process's
- * batch do, and not each rank the same ones. */
-static uint64_t batch_seed(const struct tk_hparams *h, long micro)
-{
-	uint64_t seed = tk_mix64(h->seed ^ tk_mix64(0x7261696e00000000ull +
-						    (uint64_t)micro));
-	int r = D.on ? D.dist.rank : 0;
-	return r ? tk_mix64(seed ^ tk_mix64(0x72616e6b00000000ull + (uint64_t)r))
-		 : seed;
-}
-
-/* Frames of [0, x) of the global stream that are this rank's. */
-static long mine_before(long x)
-{
-	int w = D.on ? D.dist.world : 1, r = D.on ? D.dist.rank : 0;
-	return x > r ? (x - r + w - 1) / w : 0;
-}
-
-/* The next batch of the epoch, seen images into it: its images in all
- * (*want) and this rank's share of them (returned). */
-static int next_batch(const struct tk_hparams *h, long seen, int *want)
-{
-	long left = h->epoch_size - seen;
-	*want = left < h->batch ? (int)left : h->batch;
-	return (int)(mine_before(seen + *want) - mine_before(seen));
-}
-
 /* ---- validation ---- */
 
 /* This rank's validation stream, into v: the loss summed over its
@@ -412,7 +411,7 @@ static void validate_stream(struct tk_model *m, const struct options *o,
 	static struct tk_net *net;
 	b.cap = B;
 	long hit1 = 0, hit5 = 0;
-	while (read_batch(&b, &s, &d, B, K, &D.dist) > 0) {
+	while (read_batch(&b, &s, &d, B, K) > 0) {
 		if (!net)
 			net = D.on ? tk_net_new_on(&D.dv, D.P, m, B, b.H, b.W, 0.0f)
 				   : tk_net_new(m, B, b.H, b.W, 0.0f);
@@ -593,7 +592,7 @@ static void train(struct run *r)
 			got = ahead;
 			ahead = -1;
 		} else {
-			got = read_batch(bp, &s, &d, mine, K, &D.dist);
+			got = read_batch(bp, &s, &d, mine, K);
 		}
 		if (got < mine) {
 			if (got)
@@ -676,7 +675,7 @@ static void train(struct run *r)
 				int want2, mine2 = next_batch(h, st->seen, &want2);
 				r->ahead.H = bp->H; /* the same size as this batch */
 				r->ahead.W = bp->W;
-				ahead = read_batch(&r->ahead, &s, &d, mine2, K, &D.dist);
+				ahead = read_batch(&r->ahead, &s, &d, mine2, K);
 			}
 			loss_sum += loss * got;
 			hit1 += h1;
