@@ -5,13 +5,16 @@
 //   1x1 stride 1   a cuBLASLt GEMM, [P, C] x [C, OC], with the bias,
 //                  the residual (as C, beta 1) and ReLU in the epilogue;
 //   other shapes   cuDNN with channels-last filters and tensor-core
-//                  math (FMA in fp32), then one pass for bias and ReLU;
+//                  math (FMA in fp32), then one pass for bias and ReLU
+//                  (its algorithm per input size: TK_CUDNN_SEARCH below);
 //   the rest       (channel counts not a multiple of 8, which neither
 //                  library takes well, or a shape they refuse) a direct
 //                  kernel, fused likewise.
 // Every choice is per shape and cached for the process.
 #include <cuda_bf16.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -190,6 +193,7 @@ bool run_lt(const tk_cuda_conv *c, void *out, bool out_f32, const void *in,
 
 struct dnn_plan {
 	bool ok = false;
+	bool borrowed = false; // the algorithm of another size (near)
 	cudnnTensorDescriptor_t x, y;
 	cudnnFilterDescriptor_t w;
 	cudnnConvolutionDescriptor_t conv;
@@ -199,9 +203,137 @@ struct dnn_plan {
 typedef std::tuple<int, int, int, int, int, int, int, int> dnn_key;
 std::map<dnn_key, dnn_plan> &dnn_plans = *new std::map<dnn_key, dnn_plan>; // as lt_plans
 
+// How a convolution's algorithm is found for an input size not seen
+// before (TK_CUDNN_SEARCH):
+//   near       (the default) cuDNN times the algorithms (cudnnFind) for
+//              the first NEAR_MAX sizes of a layer shape; a size within
+//              NEAR_RATIO in both sides of a timed one takes its
+//              algorithm, and once NEAR_MAX are timed every new size
+//              takes the nearest's.  A dataset of many image sizes
+//              (Revisited Oxford's, R1M's) so pays for a few searches a
+//              layer shape, not one for each size at each scale.
+//   time       every new size timed (PyTorch's cudnn.benchmark);
+//   heuristic  nothing timed: cuDNN's heuristics (PyTorch's default).
+// An algorithm the size does not take (cuDNN refuses it, or it needs more
+// than the workspace bound) falls to the next way: timing, heuristics,
+// then the direct kernel.
+enum { SEARCH_NEAR, SEARCH_TIME, SEARCH_HEURISTIC };
+const int NEAR_MAX = 12;
+const double NEAR_RATIO = 1.25;
+
+int search_mode()
+{
+	static int mode = -1;
+	if (mode < 0) {
+		const char *e = getenv("TK_CUDNN_SEARCH");
+		if (!e || !*e || !strcmp(e, "near"))
+			mode = SEARCH_NEAR;
+		else if (!strcmp(e, "time"))
+			mode = SEARCH_TIME;
+		else if (!strcmp(e, "heuristic"))
+			mode = SEARCH_HEURISTIC;
+		else
+			tk_die(1, "TK_CUDNN_SEARCH=%s: not near, time or heuristic", e);
+	}
+	return mode;
+}
+
+// A layer shape's timed sizes and what timing chose for each.
+struct timed_size {
+	int H, W;
+	cudnnConvolutionFwdAlgo_t algo;
+	cudnnMathType_t math;
+};
+typedef std::tuple<int, int, int, int, int, int, int> layer_key;
+std::map<layer_key, std::vector<timed_size>> &timed_sizes =
+    *new std::map<layer_key, std::vector<timed_size>>; // as lt_plans
+
+std::vector<timed_size> &sizes_of(const tk_cuda_conv *c)
+{
+	return timed_sizes[layer_key(c->ld, c->OC, c->K, c->stride, c->pad, c->bf,
+				     (int)tk_cuda_precision())];
+}
+
 bool fp32_only()
 {
 	return tk_cuda_precision() == TK_FP32;
+}
+
+// Algorithm a with math type m for p's size, if cuDNN takes it there
+// within the workspace bound.
+bool take(dnn_plan &p, cudnnHandle_t h, cudnnConvolutionFwdAlgo_t a,
+	  cudnnMathType_t m)
+{
+	size_t work = 0;
+	if (cudnnSetConvolutionMathType(p.conv, m) != CUDNN_STATUS_SUCCESS ||
+	    cudnnGetConvolutionForwardWorkspaceSize(h, p.x, p.w, p.conv, p.y, a,
+						    &work) != CUDNN_STATUS_SUCCESS ||
+	    work > tk::workspace_limit())
+		return false;
+	p.algo = a;
+	p.work = work;
+	p.ok = true;
+	return true;
+}
+
+// The first of cuDNN's answers (fastest first) that ran, fits the bound
+// and keeps fp32 off the tensor cores: timed (cudnnFind) or from its
+// heuristics.  Its math type in *math.
+bool search(dnn_plan &p, cudnnHandle_t h, bool timed, cudnnMathType_t *math)
+{
+	cudnnConvolutionFwdAlgoPerf_t r[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+	int n = 0;
+	// cuDNN tries the default math as well: fp32 keeps FMA only.
+	CUDNN_CHECK(cudnnSetConvolutionMathType(
+	    p.conv, fp32_only() ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH));
+	cudnnStatus_t st =
+	    timed ? cudnnFindConvolutionForwardAlgorithm(
+			h, p.x, p.w, p.conv, p.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, r)
+		  : cudnnGetConvolutionForwardAlgorithm_v7(
+			h, p.x, p.w, p.conv, p.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, r);
+	if (st != CUDNN_STATUS_SUCCESS)
+		n = 0;
+	for (int i = 0; i < n; i++)
+		if (r[i].status == CUDNN_STATUS_SUCCESS &&
+		    (!fp32_only() || r[i].mathType == CUDNN_FMA_MATH) &&
+		    take(p, h, r[i].algo, r[i].mathType)) {
+			*math = r[i].mathType;
+			return true;
+		}
+	return false;
+}
+
+// p's algorithm for H x W, by the search mode; borrow: a near size's may
+// be taken.
+void choose(dnn_plan &p, std::vector<timed_size> &sizes, int H, int W,
+	    bool borrow, cudnnHandle_t h)
+{
+	int mode = search_mode();
+	p.ok = p.borrowed = false;
+	if (mode == SEARCH_NEAR && borrow && !sizes.empty()) {
+		const timed_size *best = nullptr;
+		double bd = 0;
+		for (const timed_size &t : sizes) {
+			double d = std::max(std::fabs(std::log((double)H / t.H)),
+					    std::fabs(std::log((double)W / t.W)));
+			if (!best || d < bd)
+				best = &t, bd = d;
+		}
+		if ((bd <= std::log(NEAR_RATIO) || sizes.size() >= (size_t)NEAR_MAX) &&
+		    take(p, h, best->algo, best->math)) {
+			p.borrowed = true;
+			return;
+		}
+	}
+	cudnnMathType_t math;
+	if (mode == SEARCH_TIME ||
+	    (mode == SEARCH_NEAR && sizes.size() < (size_t)NEAR_MAX)) {
+		if (search(p, h, true, &math)) {
+			sizes.push_back({H, W, p.algo, math});
+			return;
+		}
+	}
+	search(p, h, false, &math);
 }
 
 dnn_plan *dnn_get(const tk_cuda_conv *c, int H, int W, cudaStream_t s)
@@ -215,7 +347,6 @@ dnn_plan *dnn_get(const tk_cuda_conv *c, int H, int W, cudaStream_t s)
 	int oh = conv2d_out_size(H, c->K, c->stride, c->pad);
 	int ow = conv2d_out_size(W, c->K, c->stride, c->pad);
 	cudnnDataType_t dt = c->bf ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
-	cudnnMathType_t math = fp32_only() ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH;
 	CUDNN_CHECK(cudnnCreateTensorDescriptor(&p.x));
 	CUDNN_CHECK(cudnnCreateTensorDescriptor(&p.y));
 	CUDNN_CHECK(cudnnCreateFilterDescriptor(&p.w));
@@ -229,26 +360,7 @@ dnn_plan *dnn_get(const tk_cuda_conv *c, int H, int W, cudaStream_t s)
 	CUDNN_CHECK(cudnnSetConvolution2dDescriptor(
 	    p.conv, c->pad, c->pad, c->stride, c->stride, 1, 1,
 	    CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-	CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, math));
-	cudnnHandle_t h = tk::dnn(s);
-	cudnnConvolutionFwdAlgoPerf_t r[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-	int n = 0;
-	size_t lim = tk::workspace_limit();
-	// cuDNN times each algorithm (it tries the default math as well:
-	// fp32 keeps FMA only).
-	if (cudnnFindConvolutionForwardAlgorithm(h, p.x, p.w, p.conv, p.y,
-						 CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
-						 &n, r) != CUDNN_STATUS_SUCCESS)
-		n = 0;
-	for (int i = 0; i < n; i++)
-		if (r[i].status == CUDNN_STATUS_SUCCESS && r[i].memory <= lim &&
-		    (!fp32_only() || r[i].mathType == CUDNN_FMA_MATH)) {
-			p.algo = r[i].algo;
-			p.work = r[i].memory;
-			CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, r[i].mathType));
-			p.ok = true;
-			break;
-		}
+	choose(p, sizes_of(c), H, W, true, tk::dnn(s));
 	return p.ok ? &p : nullptr;
 }
 
@@ -264,13 +376,24 @@ bool run_dnn(const tk_cuda_conv *c, void *out, const void *in, const void *res,
 	if (res && res != out)
 		CUDA_CHECK(cudaMemcpyAsync(out, res, n * es, cudaMemcpyDeviceToDevice, s));
 	float one = 1.0f, beta = res ? 1.0f : 0.0f;
-	void *ws = p->work ? tk::workspace(p->work) : nullptr;
-	cudnnStatus_t st = cudnnConvolutionForward(tk::dnn(s), &one, p->x, in, p->w,
-						   c->w, p->conv, p->algo, ws,
-						   p->work, &beta, p->y, out);
-	if (st == CUDNN_STATUS_NOT_SUPPORTED || st == CUDNN_STATUS_BAD_PARAM) {
-		p->ok = false; // remembered; the direct kernel overwrites out
-		return false;
+	cudnnStatus_t st;
+	for (;;) {
+		void *ws = p->work ? tk::workspace(p->work) : nullptr;
+		st = cudnnConvolutionForward(tk::dnn(s), &one, p->x, in, p->w, c->w,
+					     p->conv, p->algo, ws, p->work, &beta,
+					     p->y, out);
+		if (st != CUDNN_STATUS_NOT_SUPPORTED && st != CUDNN_STATUS_BAD_PARAM)
+			break;
+		// A near size's algorithm refused here: this size's own
+		// search, once; a refused search's, the direct kernel (which
+		// overwrites out), remembered.
+		if (!p->borrowed) {
+			p->ok = false;
+			return false;
+		}
+		choose(*p, sizes_of(c), H, W, false, tk::dnn(s));
+		if (!p->ok)
+			return false;
 	}
 	CUDNN_CHECK(st);
 	if (c->bf)
@@ -318,6 +441,7 @@ struct tk_cuda_conv *conv2d_nhwc_create_cuda(const float *weight,
 					     const float *bias, int C, int ld,
 					     int OC, int K, int stride, int pad)
 {
+	search_mode(); // a wrong TK_CUDNN_SEARCH stops the tool before any image
 	tk_cuda_conv *c = (tk_cuda_conv *)calloc(1, sizeof *c);
 	if (!c)
 		tk_die(3, "out of memory");

@@ -15,6 +15,7 @@
 #include <climits>
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -586,7 +587,39 @@ cudnnStatus_t cudnnGetConvolutionBackwardFilterWorkspaceSize(
 
 } // extern "C"
 
-// The one result of a search: the first algorithm, with the descriptor's
+// TK_EMU_STATS=1: at exit, the algorithm searches (cudnnFind*, which
+// time every algorithm on a GPU) and the heuristics' answers.
+static struct search_counts {
+	long timed, heuristic;
+	search_counts()
+	{
+		const char *e = getenv("TK_EMU_STATS");
+		if (e && *e && strcmp(e, "0"))
+			atexit(print);
+	}
+	static void print();
+} searches;
+
+void search_counts::print()
+{
+	fprintf(stderr,
+		"tk CUDA emulator: %ld cuDNN algorithm searches, %ld heuristic "
+		"answers\n",
+		searches.timed, searches.heuristic);
+}
+
+// The forward algorithm a search gives for output y: IMPLICIT_GEMM for
+// an odd width, IMPLICIT_PRECOMP_GEMM for an even one, so that sizes
+// differ in their algorithm as on a GPU; under TK_EMU_REFUSE=algo the
+// forward convolution refuses another (as a real cuDNN may refuse the
+// algorithm found for another size).
+static cudnnConvolutionFwdAlgo_t fwd_algo_for(const cudnnTensorStruct *y)
+{
+	return y && y->w % 2 ? CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM
+			     : CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
+}
+
+// The one result of a search: the given algorithm, with the descriptor's
 // math type.
 template <typename Perf, typename Algo>
 static cudnnStatus_t one_result(cudnnHandle_t h, const cudnnTensorStruct *x,
@@ -619,9 +652,10 @@ cudnnStatus_t cudnnFindConvolutionForwardAlgorithm(
     const cudnnTensorDescriptor_t yDesc, const int requestedAlgoCount,
     int *returnedAlgoCount, cudnnConvolutionFwdAlgoPerf_t *perfResults)
 {
+	searches.timed++;
 	return one_result(handle, xDesc, wDesc, convDesc, yDesc,
 			  requestedAlgoCount, returnedAlgoCount, perfResults,
-			  CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM);
+			  fwd_algo_for(yDesc));
 }
 
 cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(
@@ -631,9 +665,10 @@ cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(
     const cudnnTensorDescriptor_t destDesc, const int requestedAlgoCount,
     int *returnedAlgoCount, cudnnConvolutionFwdAlgoPerf_t *perfResults)
 {
+	searches.heuristic++;
 	return one_result(handle, srcDesc, filterDesc, convDesc, destDesc,
 			  requestedAlgoCount, returnedAlgoCount, perfResults,
-			  CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM);
+			  fwd_algo_for(destDesc));
 }
 
 cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithm(
@@ -643,6 +678,7 @@ cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithm(
     const cudnnTensorDescriptor_t dxDesc, const int requestedAlgoCount,
     int *returnedAlgoCount, cudnnConvolutionBwdDataAlgoPerf_t *perfResults)
 {
+	searches.timed++;
 	return one_result(handle, dxDesc, wDesc, convDesc, dyDesc,
 			  requestedAlgoCount, returnedAlgoCount, perfResults,
 			  CUDNN_CONVOLUTION_BWD_DATA_ALGO_1);
@@ -655,6 +691,7 @@ cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithm(
     const cudnnFilterDescriptor_t dwDesc, const int requestedAlgoCount,
     int *returnedAlgoCount, cudnnConvolutionBwdFilterAlgoPerf_t *perfResults)
 {
+	searches.timed++;
 	return one_result(handle, xDesc, dwDesc, convDesc, dyDesc,
 			  requestedAlgoCount, returnedAlgoCount, perfResults,
 			  CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1);
@@ -672,7 +709,8 @@ cudnnStatus_t cudnnConvolutionForward(
     const cudnnTensorDescriptor_t yDesc, void *y)
 {
 	(void)workSpace, (void)workSpaceSizeInBytes;
-	if (tk_emu_refuses("dnn"))
+	if (tk_emu_refuses("dnn") ||
+	    (tk_emu_refuses("algo") && algo != fwd_algo_for(yDesc)))
 		return CUDNN_STATUS_NOT_SUPPORTED;
 	geom g;
 	cudnnStatus_t st = check_call(handle, algo,

@@ -10,7 +10,9 @@
 #     the first two images' algorithm searches and kernel loading left out);
 #   tk-extract | tk-aggregate on the GPU (the same N frames), and the
 #     descriptors of tf32 and bf16 against fp32's (cosine);
-#   tk-rank on the CPU and the GPU, 70 queries against 100k x 1024.
+#   tk-rank on the CPU and the GPU, 70 queries against 100k x 1024;
+#   tk-extract bf16 on images of 16 sizes, twice, by each way of finding
+#     cuDNN's algorithms (TK_CUDNN_SEARCH): the whole run's time.
 #
 #   bash tests/gpu/bench_tools.sh [FRAMES]   from the repository root;
 #   bin/ a CUDA build; PYTHON: a python3 with numpy (default python3)
@@ -107,4 +109,17 @@ for dev in cpu cuda; do
 done
 cmp -s "$W/r-cpu.bin" "$W/r-cuda.bin" && echo "tk-rank: full rankings identical" ||
 	echo "tk-rank: full rankings differ (float rounding of the products)"
+# Images of many sizes, as a dataset's (16 sizes of at most 1024 pixels a
+# side, both orientations, 3 scales): tk-extract bf16's whole run with
+# cuDNN's algorithms timed for each size, lent to near sizes (the
+# default), or from its heuristics (TK_CUDNN_SEARCH).
+"$PY" "$REF/synth_images.py" "$W/sizes.bin" 4 768x1024 683x1024 680x1024 576x1024 \
+	1024x768 1024x683 1024x1024 765x1024 1024x680 819x1024 640x1024 1024x576 \
+	1024x640 731x1024 1024x731 1024x819 || exit 1
+for m in time near heuristic; do
+	t=$(date +%s.%N)
+	rc=$(TK_CUDNN_SEARCH=$m x search-$m "$W/sizes.bin" "$W/sizes.bin" -- --precision bf16)
+	echo "RESULT tk-extract bf16 16 sizes x 2, TK_CUDNN_SEARCH=$m: $(el "$t") s in all," \
+		"$(rate "$W/x-search-$m.log") images/s after the first (exit $rc)"
+done
 echo "bench_tools: $(el "$T0") s"

@@ -121,7 +121,7 @@ step test-cuda 150 make "${MK[@]}" PY="$PYTHON" test-cuda
 if [ -z "${TK_CHECK_SKIP_BENCH:-}" ]; then
 	step bench_ops 40 "$GPU/bench_ops"
 	step torch_rank 40 $PYTHON tests/gpu/bench_torch.py rank
-	step bench_tools 110 env PYTHON="$PYTHON" bash tests/gpu/bench_tools.sh 24
+	step bench_tools 150 env PYTHON="$PYTHON" bash tests/gpu/bench_tools.sh 24
 	step torch_extract 60 $PYTHON tests/gpu/bench_torch.py extract
 	# bf16 on the NCHW float backbone, as before the channels-last one:
 	# what that change gained
