@@ -51,9 +51,20 @@
 #                      program is parallel, on PATH
 #   BIN                the tools' folder (default: this checkout's bin/ if built,
 #                      else PATH)
+#   GOMP_SPINCOUNT     how long idle OpenMP threads spin (default here 30000,
+#                      libgomp's 300000; kept when OMP_WAIT_POLICY is set;
+#                      tk-train(1), ENVIRONMENT)
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 .DELETE_ON_ERROR:
+# libgomp's idle threads spin GOMP_SPINCOUNT rounds before they sleep,
+# 300,000 by default (milliseconds): on a busy machine they hold cores that
+# working threads need.  30,000 lose nothing on an idle machine
+# (tk-train(1), ENVIRONMENT).  A GOMP_SPINCOUNT or OMP_WAIT_POLICY of the
+# caller's is kept.
+ifeq ($(origin OMP_WAIT_POLICY),undefined)
+export GOMP_SPINCOUNT ?= 30000
+endif
 
 here := $(dir $(abspath $(lastword $(MAKEFILE_LIST))))
 BIN ?= $(if $(wildcard $(here)../bin/tk-rank),$(abspath $(here)../bin),)

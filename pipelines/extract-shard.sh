@@ -26,6 +26,9 @@ set -euo pipefail
 bin=$1 model=$2 max=$3 scales=$4 threads=$5 device=$6 precision=$7 gpus=$8
 list=$9 i=${10} n=${11} out=${12}
 [ -e "$out" ] && exit 0
+# libgomp's idle threads spin less (as eval.mk sets it, for a job on
+# another host too): see tk-extract(1), ENVIRONMENT.
+[ -n "${OMP_WAIT_POLICY:-}" ] || export GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-30000}
 tk=""
 [ -n "$bin" ] && [ "$bin" != - ] && tk="$bin/"
 lines=$(wc -l <"$list")

@@ -26,6 +26,9 @@ fi
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=99}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:exitcode=99}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+# Tests run side by side, more threads than cores: libgomp's idle threads
+# spin less, as the pipelines have them (tk-train(1), ENVIRONMENT).
+[ -n "${OMP_WAIT_POLICY:-}" ] || export GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-30000}
 
 tests=()
 if [ $# -gt 0 ]; then

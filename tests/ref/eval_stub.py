@@ -1,7 +1,8 @@
 """eval_stub - stand-ins for tk-decode, tk-extract and tk-aggregate, so that
 pipelines/eval.mk can be tested without a network: they keep the frames'
 keys and metadata and make each image's descriptor from its key alone
-(desc_of), and log what they did to $STUB_LOG; the stand-in for
+(desc_of), and log what they did to $STUB_LOG (tk-extract's stand-in
+also the GOMP_SPINCOUNT it was given); the stand-in for
 tk-extract given a --device fails when another holds it.
 
   eval_stub.py decode|extract|aggregate [OPTIONS...]     a tool, stdin to stdout
@@ -56,6 +57,7 @@ def decode(args):
 
 def extract(args):
     log("extract-args", *args)
+    log("extract-spin", os.environ.get("GOMP_SPINCOUNT", "unset"))
     gpu = None
     if "--device" in args:  # a GPU is one job's while it runs
         gpu = os.environ["STUB_LOG"] + ".busy-" + args[args.index("--device") + 1]
