@@ -19,9 +19,12 @@
 const char *tk_progname = "tk";
 int tk_quiet, tk_force_progress;
 
-/* Temporary files to remove if we die before renaming them. */
+/* Temporary files to remove if we die before renaming them.  A name is
+ * listed before its file is created, so that a signal handled at any
+ * point after creation finds it (Linux hands a process's signal to its
+ * main thread, the one writing, when it can). */
 #define MAX_TMP 16
-static char *tmp_files[MAX_TMP];
+static char *volatile tmp_files[MAX_TMP];
 
 static void remove_tmp_files(void)
 {
@@ -287,10 +290,14 @@ FILE *tk_outfile_open(struct tk_outfile *o, const char *path)
 	o->path = xstrdup(path);
 	if (asprintf(&o->tmp, "%s.tmp.%ld", path, (long)getpid()) < 0)
 		die_io("out of memory");
-	o->fp = fopen(o->tmp, "wb");
-	if (!o->fp)
-		die_io("cannot create %s:", o->tmp);
 	tmp_files[slot] = o->tmp;
+	o->fp = fopen(o->tmp, "wb");
+	if (!o->fp) {
+		int e = errno;
+		tmp_files[slot] = NULL;
+		errno = e;
+		die_io("cannot create %s:", o->tmp);
+	}
 	return o->fp;
 }
 
