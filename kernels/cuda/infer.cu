@@ -325,9 +325,11 @@ void choose(dnn_plan &p, std::vector<timed_size> &sizes, int H, int W,
 			return;
 		}
 	}
+	// Timed: in near mode the first NEAR_MAX sizes, and a size whose
+	// lent algorithm cuDNN refused (!borrow).
 	cudnnMathType_t math;
 	if (mode == SEARCH_TIME ||
-	    (mode == SEARCH_NEAR && sizes.size() < (size_t)NEAR_MAX)) {
+	    (mode == SEARCH_NEAR && (!borrow || sizes.size() < (size_t)NEAR_MAX))) {
 		if (search(p, h, true, &math)) {
 			sizes.push_back({H, W, p.algo, math});
 			return;
