@@ -198,6 +198,7 @@ struct dnn_plan {
 	cudnnFilterDescriptor_t w;
 	cudnnConvolutionDescriptor_t conv;
 	cudnnConvolutionFwdAlgo_t algo;
+	cudnnMathType_t math;
 	size_t work = 0;
 };
 typedef std::tuple<int, int, int, int, int, int, int, int> dnn_key;
@@ -271,6 +272,7 @@ bool take(dnn_plan &p, cudnnHandle_t h, cudnnConvolutionFwdAlgo_t a,
 	    work > tk::workspace_limit())
 		return false;
 	p.algo = a;
+	p.math = m;
 	p.work = work;
 	p.ok = true;
 	return true;
@@ -278,8 +280,8 @@ bool take(dnn_plan &p, cudnnHandle_t h, cudnnConvolutionFwdAlgo_t a,
 
 // The first of cuDNN's answers (fastest first) that ran, fits the bound
 // and keeps fp32 off the tensor cores: timed (cudnnFind) or from its
-// heuristics.  Its math type in *math.
-bool search(dnn_plan &p, cudnnHandle_t h, bool timed, cudnnMathType_t *math)
+// heuristics.
+bool search(dnn_plan &p, cudnnHandle_t h, bool timed)
 {
 	cudnnConvolutionFwdAlgoPerf_t r[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
 	int n = 0;
@@ -296,10 +298,8 @@ bool search(dnn_plan &p, cudnnHandle_t h, bool timed, cudnnMathType_t *math)
 	for (int i = 0; i < n; i++)
 		if (r[i].status == CUDNN_STATUS_SUCCESS &&
 		    (!fp32_only() || r[i].mathType == CUDNN_FMA_MATH) &&
-		    take(p, h, r[i].algo, r[i].mathType)) {
-			*math = r[i].mathType;
+		    take(p, h, r[i].algo, r[i].mathType))
 			return true;
-		}
 	return false;
 }
 
@@ -327,15 +327,14 @@ void choose(dnn_plan &p, std::vector<timed_size> &sizes, int H, int W,
 	}
 	// Timed: in near mode the first NEAR_MAX sizes, and a size whose
 	// lent algorithm cuDNN refused (!borrow).
-	cudnnMathType_t math;
 	if (mode == SEARCH_TIME ||
 	    (mode == SEARCH_NEAR && (!borrow || sizes.size() < (size_t)NEAR_MAX))) {
-		if (search(p, h, true, &math)) {
-			sizes.push_back({H, W, p.algo, math});
+		if (search(p, h, true)) {
+			sizes.push_back({H, W, p.algo, p.math});
 			return;
 		}
 	}
-	search(p, h, false, &math);
+	search(p, h, false);
 }
 
 dnn_plan *dnn_get(const tk_cuda_conv *c, int H, int W, cudaStream_t s)

@@ -15,7 +15,6 @@
 #include <climits>
 #include <cstdarg>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -587,27 +586,6 @@ cudnnStatus_t cudnnGetConvolutionBackwardFilterWorkspaceSize(
 
 } // extern "C"
 
-// TK_EMU_STATS=1: at exit, the algorithm searches (cudnnFind*, which
-// time every algorithm on a GPU) and the heuristics' answers.
-static struct search_counts {
-	long timed, heuristic;
-	search_counts()
-	{
-		const char *e = getenv("TK_EMU_STATS");
-		if (e && *e && strcmp(e, "0"))
-			atexit(print);
-	}
-	static void print();
-} searches;
-
-void search_counts::print()
-{
-	fprintf(stderr,
-		"tk CUDA emulator: %ld cuDNN algorithm searches, %ld heuristic "
-		"answers\n",
-		searches.timed, searches.heuristic);
-}
-
 // The forward algorithm a search gives for output y: IMPLICIT_GEMM for
 // an odd width, IMPLICIT_PRECOMP_GEMM for an even one, so that sizes
 // differ in their algorithm as on a GPU; under TK_EMU_REFUSE=algo the
@@ -652,7 +630,7 @@ cudnnStatus_t cudnnFindConvolutionForwardAlgorithm(
     const cudnnTensorDescriptor_t yDesc, const int requestedAlgoCount,
     int *returnedAlgoCount, cudnnConvolutionFwdAlgoPerf_t *perfResults)
 {
-	searches.timed++;
+	tk_emu::count_search(true);
 	return one_result(handle, xDesc, wDesc, convDesc, yDesc,
 			  requestedAlgoCount, returnedAlgoCount, perfResults,
 			  fwd_algo_for(yDesc));
@@ -665,7 +643,7 @@ cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(
     const cudnnTensorDescriptor_t destDesc, const int requestedAlgoCount,
     int *returnedAlgoCount, cudnnConvolutionFwdAlgoPerf_t *perfResults)
 {
-	searches.heuristic++;
+	tk_emu::count_search(false);
 	return one_result(handle, srcDesc, filterDesc, convDesc, destDesc,
 			  requestedAlgoCount, returnedAlgoCount, perfResults,
 			  fwd_algo_for(destDesc));
@@ -678,7 +656,7 @@ cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithm(
     const cudnnTensorDescriptor_t dxDesc, const int requestedAlgoCount,
     int *returnedAlgoCount, cudnnConvolutionBwdDataAlgoPerf_t *perfResults)
 {
-	searches.timed++;
+	tk_emu::count_search(true);
 	return one_result(handle, dxDesc, wDesc, convDesc, dyDesc,
 			  requestedAlgoCount, returnedAlgoCount, perfResults,
 			  CUDNN_CONVOLUTION_BWD_DATA_ALGO_1);
@@ -691,7 +669,7 @@ cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithm(
     const cudnnFilterDescriptor_t dwDesc, const int requestedAlgoCount,
     int *returnedAlgoCount, cudnnConvolutionBwdFilterAlgoPerf_t *perfResults)
 {
-	searches.timed++;
+	tk_emu::count_search(true);
 	return one_result(handle, xDesc, dwDesc, convDesc, dyDesc,
 			  requestedAlgoCount, returnedAlgoCount, perfResults,
 			  CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1);

@@ -81,11 +81,13 @@ std::recursive_mutex big;
 
 // TK_EMU_STATS=1: at exit, how often the program did what costs on a GPU
 // beyond its arithmetic: launches, waits for the device, copies each way,
-// allocations (a steady state should have none), on stderr.
+// allocations (a steady state should have none), cuDNN's algorithm
+// searches and heuristic answers, on stderr.
 struct stats_t {
 	long launches, syncs, mallocs, frees, memsets;
 	long copies[4]; // by cudaMemcpyKind, the direction the copy took
 	double bytes[4];
+	long searches, heuristic; // tk_emu::count_search
 } stats;
 
 void print_stats()
@@ -101,6 +103,9 @@ void print_stats()
 		if (stats.copies[k])
 			fprintf(stderr, ", %ld copies %s (%.1f MB)", stats.copies[k],
 				kind[k], stats.bytes[k] / 1e6);
+	if (stats.searches || stats.heuristic)
+		fprintf(stderr, ", %ld cuDNN algorithm searches, %ld heuristic answers",
+			stats.searches, stats.heuristic);
 	fputc('\n', stderr);
 }
 
@@ -664,6 +669,12 @@ void enqueue(cudaStream_t s, std::function<void()> work)
 		push_wait(q, &legacy, legacy.issued);
 	}
 	push(q, op{std::move(work), nullptr, 0});
+}
+
+void count_search(bool timed)
+{
+	LOCK;
+	(timed ? stats.searches : stats.heuristic)++;
 }
 
 } // namespace tk_emu

@@ -292,6 +292,10 @@ void run(const void *kernel, const config &c, void (*body)(void *),
 // libraries do with theirs: it runs when the host waits for it, or at
 // once with TK_EMU_STREAMS=eager.
 void enqueue(cudaStream_t s, std::function<void()> work);
+// Counts one of cuDNN's algorithm searches (timed: cudnnFind*, which
+// runs every algorithm on a GPU; else a heuristic answer), for
+// TK_EMU_STATS.
+void count_search(bool timed);
 
 // A launch queues the kernel with a copy of its arguments, as a GPU
 // takes them at the launch.
