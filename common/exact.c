@@ -1,14 +1,16 @@
 /* exact.c - exact inner-product search over a database read in chunks:
- * the products through BLAS, rankings kept whole and radix-sorted or
- * selected K at a time, queries grouped into passes to fit the memory. */
+ * the products by kernels/scores.h (the same bits however the work is
+ * cut, which a BLAS GEMM does not promise), rankings kept whole and
+ * radix-sorted or selected K at a time, queries grouped into passes to
+ * fit the memory. */
 #include "exact.h"
 
-#include <cblas.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels/dispatch.h"
+#include "kernels/scores.h"
 #include "tk.h"
 
 /* Scores of ng queries against the database, chunk by chunk, into
@@ -43,19 +45,6 @@ static void blocks_free(struct blocks *b)
 	free(b->base);
 	free(b->n);
 	memset(b, 0, sizeof *b);
-}
-
-/* s[nq, chunk] = q[nq, dim] . v[chunk, dim]^T, for a whole chunk (its
- * tail padded with zeros).  BLAS libraries switch kernels for small
- * products (OpenBLAS 0.3: M*N*K <= 10^6), and those round sums
- * differently; with every product as large and as wide, a score does not
- * depend on where chunk boundaries or shards fall. */
-static void scores(float *s, const float *q, long nq, const float *v,
-		   long ld, long chunk, int dim)
-{
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq,
-		    (int)chunk, dim, 1.0f, q, dim, v, (int)ld, 0.0f, s,
-		    (int)chunk);
 }
 
 /* ---- tk-rank --device cuda: the queries of a pass and each chunk on
@@ -107,8 +96,7 @@ static void scores_gpu(const struct search_db *db, float *s, long nq,
 	const struct tk_dev *dv = db->dv;
 	gpu_chunk(db, v, ld, m);
 	gpu.s = grow(dv, gpu.s, &gpu.scap, (size_t)nq * m * sizeof *s);
-	dev_gemm(dv, 0, 1, (int)nq, (int)m, db->dim, 1.0f, gpu.q, db->dim, gpu.v,
-		 db->dim, 0.0f, gpu.s, (int)m);
+	dev_scores(dv, gpu.s, gpu.q, gpu.v, (int)nq, m, db->dim);
 	dev_download_rows(dv, s, chunk * sizeof *s, gpu.s, m * sizeof *s,
 			  m * sizeof *s, nq);
 }
@@ -130,17 +118,14 @@ static const uint64_t *topk_gpu(const struct search_db *db, long nq,
 	return gpu.keys;
 }
 
-/* BLAS threads for a pass of ng queries.  Reading a database vector
- * takes the reading thread about 2 us, and one core's GEMM about
- * 2 ng dim / 1e11 s: below ng * dim = 2^17 the pass waits on the reader
- * anyway, and more BLAS threads would only spin beside it, taking the
- * reader's core (measured: tests/bench/rank.sh). */
-static int blas_threads(const struct search_db *db, long ng)
+/* Threads for the products of a pass of ng queries (0: all).  Reading a
+ * database vector takes the reading thread about 2 us, and one core's
+ * products about 2 ng dim / 1e11 s: below ng * dim = 2^17 the pass
+ * waits on the reader anyway, and more threads would only spin beside
+ * it, taking the reader's core (measured: tests/bench/rank.sh). */
+static int score_threads(const struct search_db *db, long ng)
 {
-	int before = openblas_get_num_threads();
-	if (!db->mem && (uint64_t)ng * db->dim <= (1u << 17))
-		openblas_set_num_threads(1);
-	return before;
+	return !db->mem && (uint64_t)ng * db->dim <= (1u << 17) ? 1 : 0;
 }
 
 /* Full ranking of queries q[0..ng): every score kept, then each row
@@ -157,7 +142,7 @@ static void rank_full(struct search_db *db, const float *q, long ng,
 	long m;
 	struct tk_progress p;
 	tk_progress_start(&p, "database vectors", db->est > 0 ? db->est : 0);
-	int threads = blas_threads(db, ng);
+	int threads = score_threads(db, ng);
 	if (on_gpu(db))
 		gpu_queries(db, q, ng);
 	search_db_rewind(db);
@@ -176,12 +161,12 @@ static void rank_full(struct search_db *db, const float *q, long ng,
 		if (on_gpu(db))
 			scores_gpu(db, s, ng, v, ld, m, db->chunk_cap);
 		else
-			scores(s, q, ng, v, ld, db->chunk_cap, db->dim);
+			scores_forward(s, q, v, (int)ng, m, db->dim, b.ld, ld,
+				       threads);
 		blocks_add(&b, s, db->pos - m, m, bytes);
 		tk_progress_step(&p, m);
 	}
 	tk_progress_end(&p);
-	openblas_set_num_threads(threads);
 	long n = db->pos;
 	if (n == 0)
 		die_data("%s: the database is empty", db->path);
@@ -253,7 +238,7 @@ void exact_topk(struct search_db *db, const float *q, long ng, long k,
 	long m;
 	struct tk_progress p;
 	tk_progress_start(&p, "database vectors", db->est > 0 ? db->est : 0);
-	int threads = blas_threads(db, ng);
+	int threads = score_threads(db, ng);
 	if (dev)
 		gpu_queries(db, q, ng);
 	search_db_rewind(db);
@@ -264,9 +249,9 @@ void exact_topk(struct search_db *db, const float *q, long ng, long k,
 		if (dev)
 			keys = topk_gpu(db, ng, v, ld, m, base, kk);
 		else
-			scores(s, q, ng, v, ld, cap, dim);
+			scores_forward(s, q, v, (int)ng, m, dim, cap, ld, threads);
 		/* Most scores cost a comparison: threads only pay for large
-		 * chunks (idle OpenMP threads spin, taking time from BLAS's). */
+		 * chunks (idle OpenMP threads spin, taking time from the products'). */
 #pragma omp parallel for schedule(dynamic, 16) if (ng * m >= (1l << 22))
 		for (long i = 0; i < ng; i++) {
 			struct topk *t = &tk[i];
@@ -292,7 +277,6 @@ void exact_topk(struct search_db *db, const float *q, long ng, long k,
 		tk_progress_step(&p, m);
 	}
 	tk_progress_end(&p);
-	openblas_set_num_threads(threads);
 	if (db->pos == 0)
 		die_data("%s: the database is empty", db->path);
 #pragma omp parallel for schedule(dynamic, 16)

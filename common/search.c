@@ -374,14 +374,6 @@ static void *reader(void *arg)
 			return NULL;
 		long m = db->mapped ? read_chunk_mapped(db, b)
 				    : read_chunk_stream(db, b);
-		if (m >= 0 && m < db->chunk_cap && db->dim) {
-			/* pad the last chunk: see search.h */
-			float *c = slot_buffer(db, b);
-			size_t row = (size_t)db->dim;
-			memset(c + m * row, 0, (db->chunk_cap - m) * row * 4);
-			db->vec[b] = c;
-			db->ld[b] = db->dim;
-		}
 		pthread_mutex_lock(&db->mu);
 		db->fill[b] = m;
 		db->ready[b] = 1;
@@ -437,17 +429,6 @@ void search_db_rewind(struct search_db *db)
 	db->pass_done = 0;
 }
 
-/* The in-memory tail chunk, padded like the rest. */
-static float *padded_tail(struct search_db *db, const float *v, long m)
-{
-	size_t row = (size_t)db->dim;
-	if (!db->tail)
-		db->tail = xmalloc(xmul(xmul(db->chunk_cap, row), sizeof *db->tail));
-	memcpy(db->tail, v, m * row * sizeof *v);
-	memset(db->tail + m * row, 0, (db->chunk_cap - m) * row * sizeof *v);
-	return db->tail;
-}
-
 long search_db_next(struct search_db *db, const float **v, long *ld)
 {
 	*ld = db->dim;
@@ -455,8 +436,6 @@ long search_db_next(struct search_db *db, const float **v, long *ld)
 		long m = db->n - db->pos;
 		m = m < db->chunk_cap ? m : db->chunk_cap;
 		*v = db->mem + (size_t)db->pos * db->dim;
-		if (m < db->chunk_cap)
-			*v = padded_tail(db, *v, m);
 		db->pos += m;
 		return m;
 	}
@@ -531,7 +510,6 @@ void search_db_close(struct search_db *db)
 	free(db->mem);
 	free(db->buf[0]);
 	free(db->buf[1]);
-	free(db->tail);
 	free(db->path);
 	memset(db, 0, sizeof *db);
 }

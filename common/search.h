@@ -43,7 +43,6 @@ struct search_db {
 	long est;  /* upper bound on n for planning memory; -1 unknown */
 	long chunk_cap;
 	float *mem;  /* the whole database, after search_db_load */
-	float *tail; /* its last chunk, padded */
 	/* The reading thread fills buf[0] and buf[1] in turn, a chunk ahead
 	 * of the caller, who holds one of them between calls. */
 	pthread_t thread;
@@ -77,10 +76,8 @@ void search_db_load(struct search_db *db);
 void search_db_rewind(struct search_db *db);
 /* The next up to chunk_cap vectors of this pass: returns their count m,
  * 0 at the end.  Vector i is at *v + i * *ld (*ld >= dim: vectors may be
- * read in place, between their frames' headers); there are always
- * chunk_cap of them, those from m on zero, so that every product over a
- * chunk has the same shape.  Valid until the next call.  Two chunks are
- * in memory at a time. */
+ * read in place, between their frames' headers).  Valid until the next
+ * call.  Two chunks are in memory at a time. */
 long search_db_next(struct search_db *db, const float **v, long *ld);
 void search_db_close(struct search_db *db);
 

@@ -23,6 +23,7 @@
 #include "kernels/optim.h"
 #include "kernels/pool.h"
 #include "kernels/resize.h"
+#include "kernels/scores.h"
 
 #ifdef TK_CUDA
 #include "kernels/cuda/cuda.h"
@@ -1178,6 +1179,14 @@ static int cmp_key(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+void dev_scores(const struct tk_dev *dv, float *s, const float *q,
+		const float *db, int nq, long m, int D)
+{
+	ON(dv, scores_forward(s, q, db, nq, m, D, m, D, 0),
+	   gemm_cuda(0, 1, nq, (int)m, D, 1.0f, q, D, db, D, 0.0f, s, (int)m,
+		     ST(dv)));
+}
+
 void dev_rank_chunk(const struct tk_dev *dv, uint64_t *keys, const float *q,
 		    const float *db, int nq, long m, int D, uint32_t base,
 		    long kk)
@@ -1193,7 +1202,7 @@ void dev_rank_chunk(const struct tk_dev *dv, uint64_t *keys, const float *q,
 	}
 	float *s = xmalloc(xmul(xmul(nq, m), sizeof *s));
 	uint64_t *k = xmalloc(xmul(m, sizeof *k));
-	gemm(0, 1, nq, (int)m, D, 1.0f, q, D, db, D, 0.0f, s, (int)m);
+	scores_forward(s, q, db, nq, m, D, m, D, 0);
 	for (int i = 0; i < nq; i++) {
 		for (long j = 0; j < m; j++)
 			k[j] = rank_key(s[(size_t)i * m + j], base + (uint32_t)j);

@@ -187,10 +187,14 @@ void dev_add_relu_act(const struct tk_dev *dv, void *out, const void *a,
 void dev_relu_backward_act(const struct tk_dev *dv, void *din,
 			   const void *dout, const void *out, size_t n);
 
+/* Exact search: s [nq, m] = q [nq, D] . db [m, D]^T, on the CPU device
+ * scores_forward's fixed sums (kernels/scores.h), on a GPU dev_gemm's. */
+void dev_scores(const struct tk_dev *dv, float *s, const float *q,
+		const float *db, int nq, long m, int D);
 /* Exact search, one chunk (rank_chunk_cuda): keys [nq, kk] (host)
  * receive each query's kk best rank keys (common/rank.h) among the m
  * database rows db [m, D] at positions base.., best first, from the
- * scores q [nq, D] . db^T (dev_gemm's precision). */
+ * scores q [nq, D] . db^T (dev_scores'). */
 void dev_rank_chunk(const struct tk_dev *dv, uint64_t *keys, const float *q,
 		    const float *db, int nq, long m, int D, uint32_t base,
 		    long kk);

@@ -401,9 +401,9 @@ int main(int argc, char **argv)
 	if (qbytes >= o.mem)
 		die_usage("--mem is too small to hold the %ld queries", q.n);
 	uint64_t avail = o.mem - qbytes;
-	/* Chunks of 4 to 32M: large enough for GEMM to run at full speed
-	 * and to keep the same kernels (see exact.c), small against the
-	 * memory the scores need; a multiple of 64 vectors. */
+	/* Chunks of 4 to 32M: large enough to keep every thread busy with
+	 * products, small against the memory the scores need; a multiple
+	 * of 64 vectors. */
 	int dim = q.dim;
 	long chunk = 64;
 	if (dim > 0) {

@@ -1,0 +1,92 @@
+/* scores.c - exact search's inner products (scores.h).  A group of
+ * queries shares the lanes of the vector registers and a tile takes a
+ * few database vectors; every lane of every tile runs the same chain of
+ * multiply-adds over the dimensions, so a score does not depend on its
+ * neighbours: a short group's missing queries are zeros, a short tile's
+ * missing rows a row of zeros, and the dimensions are never split.  The
+ * tile is written once (scores_tile.h) and compiled for AVX-512 (16
+ * queries in one register), AVX2 with FMA (16 in two) and baseline
+ * x86-64 or any other CPU (16 in four 4-lane vectors); the program picks
+ * one when it starts.  AVX-512 and AVX2 give the same bits. */
+#include "kernels/scores.h"
+
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+	LANES = 16,       /* queries a group */
+	BLOCK = 48,       /* database vectors a task, kept in cache while
+			     every query group passes over them */
+};
+
+/* block_*(s, lds, qp, nq, v, ldv, n, dim, zero): the scores of n
+ * database vectors against every query group, qp holding the groups
+ * dimension-major ([groups][dim][LANES]). */
+#define NAME block_base
+#define TARGET
+#define WIDTH 4
+#define ROWS 3
+#include "kernels/cpu/scores_tile.h"
+#if defined(__x86_64__) && defined(__GNUC__)
+#define NAME block_avx2
+#define TARGET __attribute__((target("avx2,fma")))
+#define WIDTH 8
+#define ROWS 6
+#include "kernels/cpu/scores_tile.h"
+#define NAME block_avx512
+#define TARGET __attribute__((target("avx512f")))
+#define WIDTH 16
+#define ROWS 12
+#include "kernels/cpu/scores_tile.h"
+#endif
+
+typedef void block_fn(float *, long, const float *, int, const float *, long,
+		      long, int, const float *);
+
+/* TK_NO_AVX512 and TK_NO_AVX2 in the environment select the narrower
+ * code (for tests). */
+static block_fn *pick(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx512f") && !getenv("TK_NO_AVX512") &&
+	    !getenv("TK_NO_AVX2"))
+		return block_avx512;
+	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+	    !getenv("TK_NO_AVX2"))
+		return block_avx2;
+#endif
+	return block_base;
+}
+
+void scores_forward(float *s, const float *q, const float *v, int nq,
+		    long m, int dim, long lds, long ldv, int threads)
+{
+	if (nq <= 0 || m <= 0)
+		return;
+	block_fn *block = pick();
+	int groups = (nq + LANES - 1) / LANES;
+	size_t qn = (size_t)groups * dim * LANES;
+	size_t bytes = (qn + dim + LANES) / LANES * LANES * sizeof(float);
+	float *qp = aligned_alloc(64, bytes); /* and a row of zeros */
+	if (!qp)
+		abort();
+	memset(qp, 0, bytes);
+	for (int i = 0; i < nq; i++)
+		for (int k = 0; k < dim; k++)
+			qp[((size_t)(i / LANES) * dim + k) * LANES + i % LANES] =
+				q[(size_t)i * dim + k];
+	const float *zero = qp + qn;
+	long blocks = (m + BLOCK - 1) / BLOCK;
+	int nt = threads > 0 ? threads : omp_get_max_threads();
+	if (omp_in_parallel() || blocks < 2)
+		nt = 1;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 4)
+	for (long b = 0; b < blocks; b++) {
+		long j = b * BLOCK;
+		block(s + j, lds, qp, nq, v + j * ldv, ldv,
+		      m - j < BLOCK ? m - j : BLOCK, dim, zero);
+	}
+	free(qp);
+}

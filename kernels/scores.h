@@ -1,0 +1,27 @@
+/* scores.h - exact search's inner products of queries and database
+ * vectors.  Each score is one fixed sum, the same bits wherever and
+ * however it is computed: however the database is chunked or sharded,
+ * however many queries share a pass, on any thread count.  A matrix
+ * library does not promise that (OpenBLAS's Haswell kernels, which it
+ * also runs on AMD's Zen CPUs, round a product differently by where it
+ * falls in the matrices), and tk-rank's rankings do. */
+#ifndef TK_KERNELS_SCORES_H
+#define TK_KERNELS_SCORES_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* s[i, j] = q[i] . v[j]: a chain of multiply-adds in the order of the
+ * dimensions, starting from 0 (fused on CPUs with FMA, which every
+ * x86-64 CPU since 2013 and every 64-bit ARM has; on older x86-64 CPUs
+ * each multiply and add rounds).  threads: at most that many (0: all). */
+void scores_forward(float *s,       /* [nq, lds] */
+		    const float *q, /* [nq, dim] */
+		    const float *v, /* [m, ldv] */
+		    int nq, long m, int dim, long lds, long ldv, int threads);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
