@@ -6,12 +6,17 @@ metadata), and how closely two checkpoints' updates agree.
     train_frames.py shard IN.bin OUT.bin I N [index]
                                                   frames I, I+N, ... of IN
         (index: each with its place in IN, as tk-decode --shard writes)
+    train_frames.py reverse IN.bin OUT.bin N      each run of N frames in
+        reverse order: the same batches of N, their sums in another order
     train_frames.py agree START.st A.st B.st MAX  the parameters' updates
         from START in A and B: ||dA - dB|| / ||dA|| over every parameter
         (and the worst tensor's ||dA_t - dB_t|| / ||dA||); exit 1 above MAX
     train_frames.py stats START.st A.st B.st MAX  the same of the batch
         norms' running statistics (running_mean, running_var), which a
         step changes without touching the parameters
+    train_frames.py bound START.st A.st B.st FACTOR MIN
+        prints a MAX for agree and stats: FACTOR times the relative
+        difference of A's and B's updates, at least MIN
 """
 import json
 import struct
@@ -50,7 +55,7 @@ def load(path):
     return out
 
 
-def agree(start, a, b, most, stats=False):
+def difference(start, a, b, stats=False):
     s, x, y = load(start), load(a), load(b)
     keys = [k for k in s if ("running_" in k) == stats]
     da = {k: x[k] - s[k] for k in keys}
@@ -59,10 +64,14 @@ def agree(start, a, b, most, stats=False):
     diff = np.sqrt(sum(float((da[k] - db[k]) @ (da[k] - db[k])) for k in da))
     worst = max(da, key=lambda k: float(np.linalg.norm(da[k] - db[k])))
     wr = float(np.linalg.norm(da[worst] - db[worst])) / na
-    rel = diff / na
+    return len(da), na, diff / na, worst, wr
+
+
+def agree(start, a, b, most, stats=False):
+    n, na, rel, worst, wr = difference(start, a, b, stats)
     print("%s: %d tensors, ||dA|| %.4g, relative difference %.3e (worst "
           "tensor %s: %.3e)" % ("running statistics" if stats else "updates",
-                                len(da), na, rel, worst, wr))
+                                n, na, rel, worst, wr))
     return 0 if rel <= most else 1
 
 
@@ -75,6 +84,12 @@ def main():
         if a[5:] == ["index"]:
             f = [(i, (dict(m, index=str(i)), t)) for i, (m, t) in f]
         tkio.write_frames(a[2], [x for _, x in f])
+    elif a[0] == "reverse":
+        f, n = tkio.read_frames(a[1]), int(a[3])
+        tkio.write_frames(a[2], [x for i in range(0, len(f), n) for x in f[i:i + n][::-1]])
+    elif a[0] == "bound":
+        rel = difference(a[1], a[2], a[3])[2]
+        print("%.3e" % max(float(a[4]) * rel, float(a[5])))
     elif a[0] in ("agree", "stats"):
         return agree(a[1], a[2], a[3], float(a[4]), a[0] == "stats")
     return 0
