@@ -1,7 +1,9 @@
 /* scores_tile.h - the tile of scores.c, included once for each vector
  * width: NAME, TARGET (a function attribute or nothing), WIDTH (floats a
- * vector; it divides LANES) and ROWS (database vectors a tile) are
- * defined before, and undefined here after. */
+ * vector; it divides LANES), ROWS (database vectors a tile) and
+ * MADD(a, x, s) (a += x * s, s a float: fused by an intrinsic where the
+ * CPU has FMA, so that no compiler setting can split it) are defined
+ * before, and undefined here after. */
 #define NV (LANES / WIDTH) /* vectors a query group */
 
 TARGET static void NAME(float *s, long lds, const float *qp, int nq,
@@ -28,7 +30,7 @@ TARGET static void NAME(float *s, long lds, const float *qp, int nq,
 				for (int i = 0; i < ROWS; i++)
 #pragma GCC unroll 4
 					for (int u = 0; u < NV; u++)
-						a[i][u] += x[u] * r[i][k];
+						MADD(a[i][u], x[u], r[i][k]);
 			}
 			float t[ROWS][LANES];
 #pragma GCC unroll 16
@@ -52,3 +54,4 @@ TARGET static void NAME(float *s, long lds, const float *qp, int nq,
 #undef TARGET
 #undef WIDTH
 #undef ROWS
+#undef MADD
