@@ -4,7 +4,9 @@
  * however many queries share a pass, on any thread count.  A matrix
  * library does not promise that (OpenBLAS's Haswell kernels, which it
  * also runs on AMD's Zen CPUs, round a product differently by where it
- * falls in the matrices), and tk-rank's rankings do. */
+ * falls in the matrices), and tk-rank's rankings do.  CPU only: on a GPU
+ * dev_scores (dispatch.h) runs cuBLAS's GEMM, whose scores may differ in
+ * the last bits (tk-rank(1), --device). */
 #ifndef TK_KERNELS_SCORES_H
 #define TK_KERNELS_SCORES_H
 
