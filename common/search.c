@@ -341,9 +341,9 @@ static long read_chunk_mapped(struct search_db *db, int b)
 	if (m)
 		db->frame_bytes = (p - db->off) / m + 1;
 	db->off = p;
-	/* In place when full and at one stride, 4-byte aligned. */
+	/* In place when at one stride, 4-byte aligned. */
 	long long stride = m > 1 ? db->voff[1] - db->voff[0] : 0;
-	int in_place = m == db->chunk_cap && m > 1 && stride % 4 == 0 &&
+	int in_place = m > 1 && stride % 4 == 0 &&
 		       stride >= 4 * db->dim && db->voff[0] % 4 == 0;
 	for (long i = 2; i < m && in_place; i++)
 		in_place = db->voff[i] - db->voff[i - 1] == stride;
