@@ -1202,7 +1202,7 @@ void dev_rank_chunk(const struct tk_dev *dv, uint64_t *keys, const float *q,
 	}
 	float *s = xmalloc(xmul(xmul(nq, m), sizeof *s));
 	uint64_t *k = xmalloc(xmul(m, sizeof *k));
-	scores_forward(s, q, db, nq, m, D, m, D, 0);
+	dev_scores(dv, s, q, db, nq, m, D);
 	for (int i = 0; i < nq; i++) {
 		for (long j = 0; j < m; j++)
 			k[j] = rank_key(s[(size_t)i * m + j], base + (uint32_t)j);
