@@ -1,7 +1,7 @@
 /* threads.h - how many threads the CPU kernels use.  Every parallel loop
- * is OpenMP; OpenBLAS is told to use one thread, because the kernels call
- * it from inside their own parallel loops (each thread its own tile), and
- * two thread pools on the same cores would fight. */
+ * is OpenMP; OpenBLAS is told to use one thread (blas.h), because the
+ * kernels call it from inside their own parallel loops (each thread its
+ * own tile), and two thread pools on the same cores would fight. */
 #ifndef TK_THREADS_H
 #define TK_THREADS_H
 

@@ -4,6 +4,7 @@
 #include "tk.h"
 
 #include "kernels/device.h"
+#include "blas.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -49,6 +50,7 @@ void tk_init(const char *argv0)
 {
 	const char *slash = argv0 ? strrchr(argv0, '/') : NULL;
 	tk_progname = slash ? slash + 1 : (argv0 ? argv0 : "tk");
+	tk_blas_single();
 	/* A closed downstream pipe shows up as EPIPE from write, which ends
 	 * the program quietly (tk_write_failed). */
 	signal(SIGPIPE, SIG_IGN);
@@ -198,6 +200,8 @@ void tk_common_option(int c, const char *usage)
 		else
 			printf("%s (tk) %s, CUDA support: not built in\n",
 			       tk_progname, TK_VERSION);
+		if (tk_blas_config())
+			printf("BLAS: %s\n", tk_blas_config());
 		exit(fflush(stdout) ? TK_EXIT_IO : 0);
 	case 'q':
 		tk_quiet = 1;

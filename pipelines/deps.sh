@@ -6,12 +6,14 @@
 # Build: gcc, make, pkg-config, OpenBLAS, libjpeg-turbo, libpng, libarchive,
 # cJSON; g++ for the CUDA emulator (tests/emu).  Pipelines: GNU parallel.
 # Tests and benchmarks: Debian's PyTorch, torchvision, NumPy, Pillow
-# (/usr/bin/python3), clang (fuzzing).  Demo and tests: real photographs
+# (/usr/bin/python3), clang (fuzzing), OpenBLAS's OpenMP build (one test
+# runs tk-train on it; Debian's alternatives keep the pthread build the
+# system's, by priority).  Demo and tests: real photographs
 # from mate-backgrounds and plasma-workspace-wallpapers.
 set -eu
 pkgs="gcc g++ make pkg-config libopenblas-dev libjpeg-dev libpng-dev
 libarchive-dev libcjson-dev parallel python3 python3-torch python3-torchvision
-python3-numpy python3-pil clang mate-backgrounds plasma-workspace-wallpapers"
+python3-numpy python3-pil clang libopenblas0-openmp mate-backgrounds plasma-workspace-wallpapers"
 
 missing=""
 for p in $pkgs; do
