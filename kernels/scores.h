@@ -2,8 +2,8 @@
  * vectors.  Each score is one fixed sum, the same bits wherever and
  * however it is computed: however the database is chunked or sharded,
  * however many queries share a pass, on any thread count.  A matrix
- * library does not promise that (OpenBLAS's Haswell kernels, which it
- * also runs on AMD's Zen CPUs, round a product differently by where it
+ * library does not promise that (OpenBLAS's Haswell kernels, and its Zen
+ * kernels for AMD's Zen 1 to 3, round a product differently by where it
  * falls in the matrices), and tk-rank's rankings do.  CPU only: on a GPU
  * dev_scores (dispatch.h) runs cuBLAS's GEMM, whose scores may differ in
  * the last bits (tk-rank(1), --device). */

@@ -115,6 +115,14 @@ def flops(arch):
     return f
 
 
+def blas():
+    """The OpenBLAS kernels both sides run (the library's choice for this
+    CPU, or OPENBLAS_CORETYPE's), as tk's --version names them."""
+    v = sh([os.path.join(ROOT, "bin", "tk-rank"), "--version"],
+           capture_output=True, text=True).stdout
+    return next((l for l in v.splitlines() if l.startswith("BLAS: ")), "BLAS: ?")
+
+
 def load():
     return open("/proc/loadavg").read().split()[0]
 
@@ -147,6 +155,7 @@ def main():
     fl = flops(o.arch)
     print(f"{o.arch}-Token, 1024x768, single scale, {fl / 1e9:.1f} GFLOP; "
           f"load average {load()} on {os.cpu_count()} cores at the start")
+    print(blas())
     for t in [int(x) for x in o.threads.split(",")]:
         tw, tc = run_torch(model, one, t, o.reps)
         # tk: one image, then 1 + reps; the difference is reps images

@@ -31,6 +31,9 @@ cat "$dir/db-$tag.bin" "$dir/db-$tag.npy" >/dev/null # into the page cache
 . "$(dirname "$0")/lib.sh"
 
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
+# The OpenBLAS kernels NumPy runs (the library's choice for this CPU, or
+# OPENBLAS_CORETYPE's); tk-rank's scores are its own kernel.
+"$bin/tk-rank" --version | grep '^BLAS: '
 bw=$($peer membw 512 5)
 echo "memory bandwidth (NumPy copy of 512 MiB, read + write): $bw GB/s"
 gb=$(stat -c %s "$dir/db-$tag.bin" | awk '{print $1 / 1e9}')

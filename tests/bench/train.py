@@ -120,6 +120,11 @@ def main():
           % (args.arch, args.size, args.size, args.batch, args.dropout, args.reps,
              args.steps))
     print("load average before: %.2f %.2f %.2f" % os.getloadavg())
+    # The OpenBLAS kernels both sides run (the library's choice for this
+    # CPU, or OPENBLAS_CORETYPE's), as tk's --version names them.
+    v = subprocess.run([os.path.join(ROOT, "bin", "tk-rank"), "--version"],
+                       capture_output=True, text=True, check=True).stdout
+    print(next((l for l in v.splitlines() if l.startswith("BLAS: ")), "BLAS: ?"))
     print("| threads | PyTorch s/step (CPU s) | tk s/step (CPU s) | ratio wall / CPU "
           "| tk images/s | peak RSS PyTorch / tk |")
     print("|---|---|---|---|---|---|")
