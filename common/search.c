@@ -431,11 +431,13 @@ void search_db_rewind(struct search_db *db)
 
 long search_db_next(struct search_db *db, const float **v, long *ld)
 {
-	*ld = db->dim;
+	/* Not db->dim here: the reader thread may still be learning it. */
+	*ld = 0;
 	if (db->mem) {
 		long m = db->n - db->pos;
 		m = m < db->chunk_cap ? m : db->chunk_cap;
 		*v = db->mem + (size_t)db->pos * db->dim;
+		*ld = db->dim;
 		db->pos += m;
 		return m;
 	}

@@ -89,6 +89,9 @@ const float *zeros(size_t n)
 		CUDA_CHECK(cudaFree(ctx.zeros));
 		CUDA_CHECK(cudaMalloc(&ctx.zeros, n * sizeof(float)));
 		CUDA_CHECK(cudaMemset(ctx.zeros, 0, n * sizeof(float)));
+		/* The memset is queued on the legacy stream, which the
+		 * non-blocking compute streams do not wait for. */
+		CUDA_CHECK(cudaDeviceSynchronize());
 		ctx.zeros_n = n;
 	}
 	return ctx.zeros;
