@@ -78,7 +78,10 @@ void dev_download_rows(const struct tk_dev *dv, void *dst, size_t dpitch,
 void dev_zero(const struct tk_dev *dv, void *dst, size_t bytes);
 /* An upload on the copy stream (src pinned: dev_host_alloc), so that the
  * next input moves while the compute stream works on this one; then
- * dev_upload_wait makes the compute stream wait for it before use. */
+ * dev_upload_wait makes the compute stream wait for it before use.  The
+ * copy stream does not wait for the compute stream: dst must not be in
+ * use by work queued there (double-buffer it), and src may be refilled
+ * only after dev_upload_wait and a dev_sync. */
 void dev_upload_async(const struct tk_dev *dv, void *dst, const void *src,
 		      size_t bytes);
 void dev_upload_wait(const struct tk_dev *dv);
