@@ -59,6 +59,12 @@ cudnnHandle_t dnn(cudaStream_t s);
 // across ops.
 void *workspace(size_t bytes);
 size_t workspace_limit();
+// A second such scratch, for the per-block partial sums of a reduction
+// (fold_rows below) whose result may itself lie in the workspace.
+void *partials(size_t bytes);
+// tk_cuda_set_deterministic: cuDNN's algorithms from its heuristics,
+// deterministic ones only.
+bool deterministic();
 // A device array of n zeros (grows; for absent biases).
 const float *zeros(size_t n);
 
@@ -237,6 +243,32 @@ template <typename T> __device__ inline T block_max(T v, T *buf, T lowest)
 	__syncthreads();
 	v = lane < nw ? buf[lane] : lowest;
 	return warp_max(v);
+}
+
+// Sums across the blocks of a grid without atomics, so that they come
+// out the same whatever order the blocks ran in: the block in row
+// blockIdx.y of a grid of Y rows leaves its K sums in row y of
+// rows_of's array (row_slot), and fold_rows (fold.cu) adds the rows in
+// order into out (add: onto what out holds, else in its place).  One
+// row needs no scratch: the blocks write out itself, and fold_rows does
+// nothing.
+namespace tk {
+template <typename T> T *rows_of(T *out, unsigned Y, size_t K)
+{
+	return Y > 1 ? (T *)partials((size_t)Y * K * sizeof(T)) : out;
+}
+void fold_rows(float *out, const float *part, unsigned Y, size_t K,
+	       bool add, cudaStream_t s);
+void fold_rows(double *out, const double *part, unsigned Y, size_t K,
+	       bool add, cudaStream_t s);
+} // namespace tk
+
+// Where block (x, y) of a reduction leaves its value k of K: row y of
+// rows_of's array, or out itself in a grid of one row.
+template <typename T>
+__device__ inline T *row_slot(T *dst, size_t K, size_t k)
+{
+	return dst + (gridDim.y > 1 ? (size_t)blockIdx.y * K : 0) + k;
 }
 
 #endif

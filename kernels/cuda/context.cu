@@ -24,10 +24,13 @@ struct context {
 	cudnnHandle_t dnn = nullptr;
 	void *work = nullptr;
 	size_t work_bytes = 0;
+	void *part = nullptr;
+	size_t part_bytes = 0;
 	size_t work_limit = (size_t)1 << 30;
 	float *zeros = nullptr;
 	size_t zeros_n = 0;
 	enum tk_precision precision = TK_FP32;
+	bool deterministic = false;
 	char name[512] = "";
 };
 context ctx;
@@ -62,19 +65,35 @@ cudnnHandle_t dnn(cudaStream_t s)
 	return ctx.dnn;
 }
 
-void *workspace(size_t bytes)
+// *buf, of *have bytes, grown to hold 'bytes'.
+void *grown(void **buf, size_t *have, size_t bytes)
 {
 	need_init();
-	if (bytes <= ctx.work_bytes)
-		return ctx.work;
+	if (bytes <= *have)
+		return *buf;
 	// cudaFree waits for the device, so no queued op still reads the old
 	// buffer when it goes.
-	CUDA_CHECK(cudaFree(ctx.work));
+	CUDA_CHECK(cudaFree(*buf));
 	size_t n = bytes + bytes / 4;
 	n = (n + 0xfffff) & ~(size_t)0xfffff;
-	CUDA_CHECK(cudaMalloc(&ctx.work, n));
-	ctx.work_bytes = n;
-	return ctx.work;
+	CUDA_CHECK(cudaMalloc(buf, n));
+	*have = n;
+	return *buf;
+}
+
+void *workspace(size_t bytes)
+{
+	return grown(&ctx.work, &ctx.work_bytes, bytes);
+}
+
+void *partials(size_t bytes)
+{
+	return grown(&ctx.part, &ctx.part_bytes, bytes);
+}
+
+bool deterministic()
+{
+	return ctx.deterministic;
 }
 
 size_t workspace_limit()
@@ -158,6 +177,11 @@ void tk_cuda_set_precision(enum tk_precision p)
 enum tk_precision tk_cuda_precision(void)
 {
 	return ctx.precision;
+}
+
+void tk_cuda_set_deterministic(int on)
+{
+	ctx.deterministic = on != 0;
 }
 
 int tk_precision_parse(const char *s, enum tk_precision *p)

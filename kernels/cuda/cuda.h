@@ -43,6 +43,11 @@ enum tk_precision tk_cuda_precision(void);
 /* "fp32", "tf32", "bf16" -> 0 and *p; -1 for anything else. */
 int tk_precision_parse(const char *s, enum tk_precision *p);
 const char *tk_precision_name(enum tk_precision p);
+/* Training that gives the same bits every run (tk-train --deterministic):
+ * cuDNN's convolution algorithms taken from its heuristics among the
+ * deterministic ones, not timed.  The reductions that sum across blocks
+ * add their partial sums in a fixed order in either mode. */
+void tk_cuda_set_deterministic(int on);
 
 /* Upper bound of the scratch memory cuDNN and attention may take
  * (default 1 GiB; TK_CUDA_WORKSPACE=256M overrides). */

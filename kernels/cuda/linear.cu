@@ -26,8 +26,9 @@ cublasOperation_t op(int t)
 	return t ? CUBLAS_OP_T : CUBLAS_OP_N;
 }
 
-// dbias[c] += sum over rows of dout[r, c]; grid.y splits the rows.
-__global__ void col_sum(float *dbias, const float *dout, int N, int C,
+// dbias[c] += sum over rows of dout[r, c]; grid.y splits the rows, whose
+// sums go to dst (common.cuh's rows_of: dbias itself for one row).
+__global__ void col_sum(float *dst, const float *dout, int N, int C,
 			int rows_per)
 {
 	int c = blockIdx.x * blockDim.x + threadIdx.x;
@@ -37,7 +38,8 @@ __global__ void col_sum(float *dbias, const float *dout, int N, int C,
 	float s = 0.0f;
 	for (int r = r0; r < r1; r++)
 		s += dout[(size_t)r * C + c];
-	atomicAdd(&dbias[c], s);
+	float *d = row_slot(dst, C, c);
+	*d = gridDim.y > 1 ? s : *d + s;
 }
 
 // out[r, :] = bias (before a GEMM with beta = 1).
@@ -181,9 +183,12 @@ void linear_backward_cuda(float *din, float *dweight, float *dbias,
 		  s);
 	if (dbias) {
 		int rows_per = 256;
-		dim3 grid((OUT + 255) / 256, (N + rows_per - 1) / rows_per);
-		col_sum<<<grid, 256, 0, s>>>(dbias, dout, N, OUT, rows_per);
+		unsigned Y = (N + rows_per - 1) / rows_per;
+		float *part = tk::rows_of(dbias, Y, OUT);
+		col_sum<<<dim3((OUT + 255) / 256, Y), 256, 0, s>>>(part, dout, N, OUT,
+								  rows_per);
 		LAUNCH_CHECK();
+		tk::fold_rows(dbias, part, Y, OUT, true, s);
 	}
 }
 

@@ -125,7 +125,9 @@ __global__ void l2_bwd(float *din, const float *dout, const float *in,
 }
 
 // ---- BatchNorm2d, NCS: block (c, chunk) sums a chunk of the B*S
-// values of channel c ----
+// values of channel c; the chunks' sums add in order (common.cuh's
+// fold_rows), so a batch's statistics and gradients are the same bits
+// every run ----
 
 const int BN_CHUNK = 16384;
 
@@ -148,8 +150,8 @@ __global__ void bn_stats(double *sums, const float *in, int B, int C,
 	a = block_sum(a, buf);
 	b = block_sum(b, buf);
 	if (threadIdx.x == 0) {
-		atomicAdd(&sums[c], a);
-		atomicAdd(&sums[C + c], b);
+		*row_slot(sums, 2 * (size_t)C, c) = a;
+		*row_slot(sums, 2 * (size_t)C, C + c) = b;
 	}
 }
 
@@ -192,8 +194,8 @@ __global__ void bn_dsums(double *sums, const float *dout, const float *mask,
 	a = block_sum(a, buf);
 	b = block_sum(b, buf);
 	if (threadIdx.x == 0) {
-		atomicAdd(&sums[c], a);
-		atomicAdd(&sums[C + c], b);
+		*row_slot(sums, 2 * (size_t)C, c) = a;
+		*row_slot(sums, 2 * (size_t)C, C + c) = b;
 	}
 }
 
@@ -283,7 +285,8 @@ __global__ void bn_bwd(T *din, int add, const T *dout, const T *mask,
 
 // ---- BatchNorm2d channels-last: activations [rows, C] of the
 // activation type (the training backbone under bf16); block (column
-// tile, chunk of rows) sums its columns, the same double sums ----
+// tile, chunk of rows) sums its columns, the same double sums, folded
+// in order ----
 
 const int ROW_CHUNK = 1024;
 
@@ -340,8 +343,8 @@ __global__ void bnl_sums(double *sums, const T *x, const T *dout,
 				a[k] += s1[y][threadIdx.x * V + k];
 				b[k] += s2[y][threadIdx.x * V + k];
 			}
-			atomicAdd(&sums[c0 + k], a[k]);
-			atomicAdd(&sums[C + c0 + k], b[k]);
+			*row_slot(sums, 2 * (size_t)C, c0 + k) = a[k];
+			*row_slot(sums, 2 * (size_t)C, C + c0 + k) = b[k];
 		}
 }
 
@@ -350,21 +353,22 @@ void launch_sums(double *sums, const void *x, const void *dout,
 		 const void *mask, const float *mean, const float *rstd,
 		 long rows, int C, tk_stream s)
 {
-	CUDA_CHECK(cudaMemsetAsync(sums, 0, 2 * C * sizeof(double), s));
 	const int V = 4 / sizeof(T);
 	bool vec = V > 1 && C % V == 0 && packable(0, 1, x, dout, mask);
 	int cols = CT * (vec ? V : 1);
 	dim3 grid((C + cols - 1) / cols,
 		  (unsigned)((rows + ROW_CHUNK - 1) / ROW_CHUNK));
+	double *part = tk::rows_of(sums, grid.y, 2 * (size_t)C);
 	if (vec)
 		bnl_sums<T, dsums, V><<<grid, dim3(CT, RT), 0, s>>>(
-		    sums, (const T *)x, (const T *)dout, (const T *)mask, mean, rstd,
+		    part, (const T *)x, (const T *)dout, (const T *)mask, mean, rstd,
 		    rows, C);
 	else
 		bnl_sums<T, dsums, 1><<<grid, dim3(CT, RT), 0, s>>>(
-		    sums, (const T *)x, (const T *)dout, (const T *)mask, mean, rstd,
+		    part, (const T *)x, (const T *)dout, (const T *)mask, mean, rstd,
 		    rows, C);
 	LAUNCH_CHECK();
+	tk::fold_rows(sums, part, grid.y, 2 * (size_t)C, false, s);
 }
 
 unsigned row_threads(int C)
@@ -479,12 +483,13 @@ void l2norm_backward_cuda(float *din, const float *dout, const float *in,
 void batchnorm_stats_cuda(double *sums, const float *in, int B, int C,
 			    int S, tk_stream s)
 {
-	CUDA_CHECK(cudaMemsetAsync(sums, 0, 2 * C * sizeof(double), s));
 	size_t total = (size_t)B * S;
 	dim3 grid(C, (unsigned)((total + BN_CHUNK - 1) / BN_CHUNK));
-	bn_stats<<<grid, 256, 0, s>>>(sums, in, B, C, S,
+	double *part = tk::rows_of(sums, grid.y, 2 * (size_t)C);
+	bn_stats<<<grid, 256, 0, s>>>(part, in, B, C, S,
 				      channel_of(total * C, C, (size_t)S));
 	LAUNCH_CHECK();
+	tk::fold_rows(sums, part, grid.y, 2 * (size_t)C, false, s);
 }
 
 void batchnorm_apply_cuda(float *out, float *mean, float *rstd,
@@ -509,12 +514,13 @@ void batchnorm_backward_reduce_cuda(double *sums, float *dgamma,
 				    const float *mean, const float *rstd, int B,
 				    int C, int S, tk_stream s)
 {
-	CUDA_CHECK(cudaMemsetAsync(sums, 0, 2 * C * sizeof(double), s));
 	size_t total = (size_t)B * S;
 	dim3 grid(C, (unsigned)((total + BN_CHUNK - 1) / BN_CHUNK));
-	bn_dsums<<<grid, 256, 0, s>>>(sums, dout, mask, in, mean, rstd, B, C, S,
+	double *part = tk::rows_of(sums, grid.y, 2 * (size_t)C);
+	bn_dsums<<<grid, 256, 0, s>>>(part, dout, mask, in, mean, rstd, B, C, S,
 				      channel_of(total * C, C, (size_t)S));
 	LAUNCH_CHECK();
+	tk::fold_rows(sums, part, grid.y, 2 * (size_t)C, false, s);
 	bn_dparams<<<(C + 255) / 256, 256, 0, s>>>(dgamma, dbeta, sums, C);
 	LAUNCH_CHECK();
 }

@@ -29,10 +29,44 @@ __global__ void maxpool_fwd(float *out, int *argmax, const float *in, int H,
 	}
 }
 
-__global__ void maxpool_bwd(float *din, const float *dout, const int *argmax,
-			    int HW, size_t ohw, size_t n)
+// The backward pass gathered: each input value (iy, ix) sums, in output
+// order, the gradients of the outputs whose winner it is (no atomics: the
+// CPU's sums to the bit, the same every run).  Output (oy, ox) of the
+// plane lies at o + (oy * OW + ox) * step.
+template <typename T>
+__device__ float window_grad(const T *dout, const int *argmax, size_t o,
+			     size_t step, int iy, int ix, int W, int OH,
+			     int OW, int K, int stride, int pad)
 {
-	FOR_N(i, n) atomicAdd(&din[(i / ohw) * HW + argmax[i]], dout[i]);
+	// the outputs whose window holds (iy, ix)
+	int oy0 = iy + pad - K + 1, ox0 = ix + pad - K + 1;
+	oy0 = oy0 > 0 ? (oy0 + stride - 1) / stride : 0;
+	ox0 = ox0 > 0 ? (ox0 + stride - 1) / stride : 0;
+	int oy1 = (iy + pad) / stride, ox1 = (ix + pad) / stride;
+	oy1 = oy1 < OH - 1 ? oy1 : OH - 1;
+	ox1 = ox1 < OW - 1 ? ox1 : OW - 1;
+	float g = 0.0f;
+	for (int oy = oy0; oy <= oy1; oy++)
+		for (int ox = ox0; ox <= ox1; ox++) {
+			size_t at = o + ((size_t)oy * OW + ox) * step;
+			if (argmax[at] == iy * W + ix)
+				g += to_f(dout[at]);
+		}
+	return g;
+}
+
+// [P, H, W] += the gradients of [P, OH, OW].
+__global__ void maxpool_bwd(float *din, const float *dout, const int *argmax,
+			    int H, int W, int OH, int OW, int K, int stride,
+			    int pad, size_t n)
+{
+	FOR_N(i, n)
+	{
+		int ix = (int)(i % W), iy = (int)(i / W % H);
+		size_t p = i / ((size_t)W * H);
+		din[i] += window_grad(dout, argmax, p * OH * OW, 1, iy, ix, W, OH,
+				      OW, K, stride, pad);
+	}
 }
 
 // [B, OH, OW, C] from [B, H, W, C]: the first maximum of the window in
@@ -72,9 +106,7 @@ __global__ void maxpool_nhwc(T *out, int *argmax, const T *in, int C, int H,
 	}
 }
 
-// The backward pass gathered: each input value sums, in output order,
-// the gradients of the outputs whose winner it is (no atomics, the CPU's
-// sums to the bit); din overwritten.
+// The channels-last backward pass (window_grad); din overwritten.
 template <typename T>
 __global__ void maxpool_nhwc_bwd(T *din, const T *dout, const int *argmax,
 				 int C, int H, int W, int OH, int OW, int K,
@@ -86,21 +118,8 @@ __global__ void maxpool_nhwc_bwd(T *din, const T *dout, const int *argmax,
 		size_t p = i / C;
 		int ix = (int)(p % W), iy = (int)(p / W % H);
 		size_t b = p / ((size_t)W * H);
-		// the outputs whose window holds (iy, ix)
-		int oy0 = iy + pad - K + 1, ox0 = ix + pad - K + 1;
-		oy0 = oy0 > 0 ? (oy0 + stride - 1) / stride : 0;
-		ox0 = ox0 > 0 ? (ox0 + stride - 1) / stride : 0;
-		int oy1 = (iy + pad) / stride, ox1 = (ix + pad) / stride;
-		oy1 = oy1 < OH - 1 ? oy1 : OH - 1;
-		ox1 = ox1 < OW - 1 ? ox1 : OW - 1;
-		float g = 0.0f;
-		for (int oy = oy0; oy <= oy1; oy++)
-			for (int ox = ox0; ox <= ox1; ox++) {
-				size_t o = ((b * OH + oy) * OW + ox) * C + c;
-				if (argmax[o] == iy * W + ix)
-					g += to_f(dout[o]);
-			}
-		din[i] = from_f<T>(g);
+		din[i] = from_f<T>(window_grad(dout, argmax, b * OH * OW * C + c, C,
+					       iy, ix, W, OH, OW, K, stride, pad));
 	}
 }
 
@@ -174,11 +193,11 @@ void maxpool2d_backward_cuda(float *din, const float *dout, const int *argmax,
 {
 	int oh = maxpool2d_out_size(H, K, stride, pad);
 	int ow = maxpool2d_out_size(W, K, stride, pad);
-	size_t n = (size_t)P * oh * ow;
-	if (!n)
+	size_t n = (size_t)P * H * W;
+	if (!n || !oh || !ow)
 		return;
-	maxpool_bwd<<<tk::blocks(n, 256), 256, 0, s>>>(din, dout, argmax, H * W,
-						       (size_t)oh * ow, n);
+	maxpool_bwd<<<tk::blocks(n, 256), 256, 0, s>>>(din, dout, argmax, H, W, oh,
+						       ow, K, stride, pad, n);
 	LAUNCH_CHECK();
 }
 

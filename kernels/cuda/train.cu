@@ -142,14 +142,15 @@ __global__ void sgd(float *param, float *buf, const float *grad, float lr,
 	}
 }
 
-__global__ void sumsq_k(double *out, const float *x, size_t n)
+// part[block] = its sum (common.cuh's fold_rows adds them in order).
+__global__ void sumsq_k(double *part, const float *x, size_t n)
 {
 	__shared__ double buf[32];
 	double s = 0;
 	FOR_N(i, n) s += (double)x[i] * x[i];
 	s = block_sum(s, buf);
 	if (threadIdx.x == 0)
-		atomicAdd(out, s);
+		part[blockIdx.x] = s;
 }
 
 __global__ void scale_k(float *x, float a, size_t n)
@@ -271,13 +272,15 @@ void sgd_update_cuda(float *param, float *buf, const float *grad, float lr,
 
 double sumsq_cuda(const float *x, size_t n, tk_stream s)
 {
+	if (!n)
+		return 0;
 	double *d = (double *)tk::workspace(sizeof(double)), h = 0;
-	CUDA_CHECK(cudaMemsetAsync(d, 0, sizeof *d, s));
-	if (n) {
-		unsigned b = tk::blocks(n, 256);
-		sumsq_k<<<b < 4096 ? b : 4096, 256, 0, s>>>(d, x, n);
-		LAUNCH_CHECK();
-	}
+	unsigned b = tk::blocks(n, 256);
+	b = b < 4096 ? b : 4096;
+	double *part = tk::rows_of(d, b, 1);
+	sumsq_k<<<b, 256, 0, s>>>(part, x, n);
+	LAUNCH_CHECK();
+	tk::fold_rows(d, part, b, 1, false, s);
 	CUDA_CHECK(cudaMemcpyAsync(&h, d, sizeof h, cudaMemcpyDeviceToHost, s));
 	CUDA_CHECK(cudaStreamSynchronize(s));
 	return h;

@@ -924,6 +924,161 @@ static void t_bn(int B, int C, int S, int relu)
 	tk_cuda_free(drs), tk_cuda_free(ddg), tk_cuda_free(ddb), tk_cuda_free(ddin);
 }
 
+/* ---- the same bits every run ---- */
+
+/* The n bytes at d (device), after all the device's work; whether the
+ * n bytes at a equal those at b (host) or at d (device), reported. */
+static void *bits(const void *d, size_t n)
+{
+	void *h = xmalloc(n ? n : 1);
+	tk_cuda_sync(NULL);
+	tk_cuda_copy(h, d, n, NULL);
+	tk_cuda_sync(NULL);
+	return h;
+}
+static void same_host(const char *what, const void *a, const void *b, size_t n)
+{
+	int ok = memcmp(a, b, n) == 0;
+	if (!ok || verbose || loud)
+		printf("%-5s %-4s %-34s %zu bytes: %s\n", ok ? "ok" : "FAIL",
+		       tk_precision_name(prec), what, n,
+		       ok ? "the same bits twice" : "not the same bits twice");
+	CHECK(ok);
+}
+static void same_bits(const char *what, const void *a, const void *d, size_t n)
+{
+	void *b = bits(d, n);
+	same_host(what, a, b, n);
+	free(b);
+}
+
+/* The ops that sum across blocks, each run twice on the same input: the
+ * same bits (tk-train --deterministic rests on it), sizes that give them
+ * several rows of blocks (5 to 8 chunks of rows or values).  On a GPU the
+ * blocks run in an order of their own each time; under the emulator's
+ * TK_EMU_ORDER=random (order.test) in a new random one. */
+static void t_repeat(void)
+{
+	/* nn.Linear's bias gradient: 5 chunks of 256 rows */
+	int N = 1031, IN = 8, OUT = 67;
+	float *g = rnd((size_t)N * OUT, 1), *x = rnd((size_t)N * IN, 1);
+	float *w = rnd((size_t)IN * OUT, 1), *b0 = rnd(OUT, 1);
+	float *dg = UP(g, (size_t)N * OUT), *dx = UP(x, (size_t)N * IN);
+	float *dw = UP(w, (size_t)IN * OUT), *db = tk_cuda_malloc(OUT * 4);
+	float *dwg = tk_cuda_malloc((size_t)IN * OUT * 4);
+	void *first = NULL;
+	for (int k = 0; k < 2; k++) {
+		tk_cuda_copy(db, b0, OUT * 4, NULL);
+		tk_cuda_memset(dwg, 0, (size_t)IN * OUT * 4, NULL);
+		linear_backward_cuda(NULL, dwg, db, dg, dx, dw, N, IN, OUT, NULL);
+		if (k)
+			same_bits("linear_backward dbias", first, db, OUT * 4);
+		else
+			first = bits(db, OUT * 4);
+	}
+	free(first), free(g), free(x), free(w), free(b0);
+	tk_cuda_free(dg), tk_cuda_free(dx), tk_cuda_free(dw), tk_cuda_free(db);
+	tk_cuda_free(dwg);
+
+	/* batch norm's sums, NCS (8 chunks of 16384) and channels-last (5
+	 * chunks of 1024 rows), forward and backward */
+	int B = 4, C = 3, S = 30000;
+	size_t n = (size_t)B * C * S;
+	float *h = rnd(n, 2), *hg = rnd(n, 1), *m = rnd(C, 1), *r = rnd(C, 1);
+	for (int c = 0; c < C; c++)
+		r[c] = fabsf(r[c]) + 0.5f;
+	float *d = UP(h, n), *dgr = UP(hg, n), *dm = UP(m, C), *dr = UP(r, C);
+	double *sums = tk_cuda_malloc(2 * C * sizeof *sums);
+	float *dga = tk_cuda_malloc(C * 4), *dbe = tk_cuda_malloc(C * 4);
+	const char *names[] = {"batchnorm_stats sums", "batchnorm_backward_reduce sums",
+			       "batchnorm_act_stats sums",
+			       "batchnorm_act_backward_reduce sums"};
+	for (int op = 0; op < 4; op++) {
+		long rows = 5000; /* channels-last: [rows, C] */
+		for (int k = 0; k < 2; k++) {
+			tk_cuda_memset(dga, 0, C * 4, NULL);
+			tk_cuda_memset(dbe, 0, C * 4, NULL);
+			if (op == 0)
+				batchnorm_stats_cuda(sums, d, B, C, S, NULL);
+			else if (op == 1)
+				batchnorm_backward_reduce_cuda(sums, dga, dbe, dgr, NULL, d,
+							       dm, dr, B, C, S, NULL);
+			else if (op == 2)
+				batchnorm_act_stats_cuda(sums, d, rows, C, NULL);
+			else
+				batchnorm_act_backward_reduce_cuda(sums, dga, dbe, dgr, NULL,
+								   d, dm, dr, rows, C, NULL);
+			if (k) {
+				same_bits(names[op], first, sums, 2 * C * sizeof *sums);
+				free(first);
+			} else {
+				first = bits(sums, 2 * C * sizeof *sums);
+			}
+		}
+	}
+	free(h), free(hg), free(m), free(r);
+	tk_cuda_free(d), tk_cuda_free(dgr), tk_cuda_free(dm), tk_cuda_free(dr);
+	tk_cuda_free(sums), tk_cuda_free(dga), tk_cuda_free(dbe);
+
+	/* the gradient's norm: 1172 blocks */
+	n = 300000;
+	h = rnd(n, 1);
+	d = UP(h, n);
+	double s0 = sumsq_cuda(d, n, NULL), s1 = sumsq_cuda(d, n, NULL);
+	same_host("sumsq", &s0, &s1, sizeof s0);
+	free(h), tk_cuda_free(d);
+
+	/* the max-pool's backward pass: overlapping windows */
+	int P = 3, H = 64, W = 65;
+	int oh = maxpool2d_out_size(H, 3, 2, 1), ow = maxpool2d_out_size(W, 3, 2, 1);
+	size_t on = (size_t)P * oh * ow;
+	n = (size_t)P * H * W;
+	h = rnd(n, 1);
+	for (size_t i = 0; i < n; i += 7)
+		h[i] = 1.0f; /* ties: one input the winner of several windows */
+	d = UP(h, n);
+	float *gy = rnd(on, 1), *dgy = UP(gy, on), *din = tk_cuda_malloc(n * 4);
+	float *dout = tk_cuda_malloc(on * 4);
+	int *am = tk_cuda_malloc(on * sizeof *am);
+	maxpool2d_forward_cuda(dout, am, d, P, H, W, 3, 2, 1, NULL);
+	for (int k = 0; k < 2; k++) {
+		tk_cuda_memset(din, 0, n * 4, NULL);
+		maxpool2d_backward_cuda(din, dgy, am, P, H, W, 3, 2, 1, NULL);
+		if (k)
+			same_bits("maxpool2d_backward", first, din, n * 4);
+		else
+			first = bits(din, n * 4);
+	}
+	free(first), free(h), free(gy);
+	tk_cuda_free(d), tk_cuda_free(dgy), tk_cuda_free(din), tk_cuda_free(dout);
+	tk_cuda_free(am);
+
+	/* a convolution's filter gradient, deterministic: cuDNN's
+	 * heuristics' deterministic algorithm (a shape no other test
+	 * plans, as plans are kept per process) */
+	tk_cuda_set_deterministic(1);
+	struct conv2d_dims cd = {9, 5, 13, 11, 6, 3, 1, 1};
+	int coh = conv2d_out_size(cd.H, cd.K, cd.stride, cd.pad);
+	int cow = conv2d_out_size(cd.W, cd.K, cd.stride, cd.pad);
+	size_t xn = (size_t)cd.B * cd.C * cd.H * cd.W, wn = (size_t)cd.OC * cd.C * 9;
+	size_t yn = (size_t)cd.B * cd.OC * coh * cow;
+	float *cx = rnd(xn, 1), *cw = rnd(wn, 1), *cg = rnd(yn, 1);
+	float *dcx = UP(cx, xn), *dcw = UP(cw, wn), *dcg = UP(cg, yn);
+	float *ddw = tk_cuda_malloc(wn * 4);
+	for (int k = 0; k < 2; k++) {
+		tk_cuda_memset(ddw, 0, wn * 4, NULL);
+		conv2d_backward_cuda(NULL, 0, ddw, NULL, NULL, dcg, dcx, dcw, cd, NULL);
+		if (k)
+			same_bits("conv2d_backward dweight (deterministic)", first, ddw,
+				  wn * 4);
+		else
+			first = bits(ddw, wn * 4);
+	}
+	tk_cuda_set_deterministic(0);
+	free(first), free(cx), free(cw), free(cg);
+	tk_cuda_free(dcx), tk_cuda_free(dcw), tk_cuda_free(dcg), tk_cuda_free(ddw);
+}
+
 /* ---- pooling, resize, image ---- */
 
 static void t_pool(int P, int H, int W)
@@ -1510,6 +1665,7 @@ static void run_all(void)
 		t_transpose(1024, 777);
 		t_transpose(3, 5);
 		t_train();
+		t_repeat();
 		t_nccl();
 		t_dispatch();
 	}
