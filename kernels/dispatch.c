@@ -108,6 +108,7 @@ void tk_dev_open(struct tk_dev *dv)
 	if (dv->kind == TK_DEV_CUDA) {
 		tk_cuda_init(dv->index);
 		tk_cuda_set_precision((enum tk_precision)dv->precision);
+		tk_cuda_set_deterministic(dv->deterministic);
 		dv->stream = tk_cuda_stream_create();
 		dv->copy = tk_cuda_stream_create();
 		dv->copied = tk_cuda_event_create();
@@ -142,8 +143,9 @@ const char *tk_dev_describe(const struct tk_dev *dv)
 	static const char *names[] = {"fp32", "tf32", "bf16"};
 #ifdef TK_CUDA
 	if (dv->kind == TK_DEV_CUDA) {
-		snprintf(buf, sizeof buf, "cuda:%d (%s), %s", dv->index,
-			 tk_cuda_device_name(), names[dv->precision]);
+		snprintf(buf, sizeof buf, "cuda:%d (%s), %s%s", dv->index,
+			 tk_cuda_device_name(), names[dv->precision],
+			 dv->deterministic ? ", deterministic" : "");
 		return buf;
 	}
 #endif

@@ -31,6 +31,7 @@ struct tk_dev {
 	enum tk_dev_kind kind;
 	int index;        /* cuda:N */
 	int precision;    /* enum tk_precision (kernels/cuda/cuda.h): 0 fp32 */
+	int deterministic; /* CUDA: tk_cuda_set_deterministic, at tk_dev_open */
 	void *stream;     /* compute stream (cudaStream_t) */
 	void *copy;       /* host-to-device copies, overlapping compute */
 	void *copied;     /* event: the last upload on 'copy' done */

@@ -48,8 +48,9 @@ static const char usage[] =
     "      --save-every N     also checkpoint every N steps\n"
     "      --no-skip          on --resume, the stream starts where the\n"
     "                         checkpoint stopped (default: at its epoch's start)\n"
-    "      --deterministic    record the thread count; resumed runs equal\n"
-    "                         uninterrupted ones bit for bit\n"
+    "      --deterministic    record the thread count (GPU: cuDNN's deterministic\n"
+    "                         algorithms); resumed runs equal uninterrupted\n"
+    "                         ones bit for bit\n"
     "  -l, --log FILE         append JSON lines: a record per step\n"
     "      --plot FILE.svg    draw the log's loss and error curves\n"
     "      --validate STREAM  loss and top-1/top-5 error over STREAM at the end\n"
@@ -824,6 +825,7 @@ static void device_start(struct run *r, const struct options *o)
 		die_usage("%s", err);
 	if (tk_dev_parse(&D.dv, o->device, o->precision, err, sizeof err) < 0)
 		die_usage("%s", err);
+	D.dv.deterministic = r->st.threads != 0; /* --deterministic, or resumed */
 	const char *env = getenv("TK_DEVPATH");
 	D.on = tk_dev_is_cuda(&D.dv) || (env && !strcmp(env, "1")) ||
 	       D.dist.world > 1;

@@ -1,6 +1,7 @@
 // conv.cu - convolutions through cuDNN (conv.h).  Per shape and
 // precision, one set of descriptors and the algorithms cuDNN's own
-// timing found fastest within the workspace bound, cached for the
+// timing found fastest within the workspace bound (deterministic
+// training: its heuristics' deterministic ones), cached for the
 // process.  Forward with ReLU is cuDNN's fused conv + bias (+ residual)
 // + ReLU; without, the convolution blends onto the residual (beta = 1)
 // and one pass adds the bias.  The channels-last training backbone's
@@ -31,7 +32,8 @@ struct plan {
 	size_t bwd_filter_ws = 0;
 };
 
-typedef std::tuple<int, int, int, int, int, int, int, int, int, bool> key_t_;
+typedef std::tuple<int, int, int, int, int, int, int, int, int, bool, bool>
+    key_t_;
 // Never destroyed, as the plans live for the process (nor reported at
 // exit as leaked: LeakSanitizer still reaches them).
 std::map<key_t_, plan> &plans = *new std::map<key_t_, plan>;
@@ -57,7 +59,7 @@ bool math_ok(cudnnMathType_t m)
 plan &get_plan(const struct conv2d_dims &d, bool act = false)
 {
 	key_t_ key(d.B, d.C, d.H, d.W, d.OC, d.K, d.stride, d.pad,
-		   (int)tk_cuda_precision(), act);
+		   (int)tk_cuda_precision(), act, tk::deterministic());
 	auto it = plans.find(key);
 	if (it != plans.end())
 		return it->second;
@@ -86,35 +88,60 @@ plan &get_plan(const struct conv2d_dims &d, bool act = false)
 	return p;
 }
 
-// The first (fastest) result that succeeded, fits the bound and keeps
-// the precision; else the first that succeeded and fits.
-template <typename Perf> const Perf *pick(const Perf *r, int n)
+// The first (fastest) result that succeeded, keeps the precision and
+// fits the bound.  Deterministic (tk::deterministic()): also one cuDNN
+// calls deterministic, its scratch asked of size(algo, &bytes) (a
+// heuristic's figure is an estimate; false: the algorithm is refused).
+template <typename Perf, typename Size>
+const Perf *pick(const Perf *r, int n, Size size, size_t *ws)
 {
 	size_t lim = tk::workspace_limit();
-	for (int i = 0; i < n; i++)
-		if (r[i].status == CUDNN_STATUS_SUCCESS && r[i].memory <= lim &&
-		    math_ok(r[i].mathType))
+	bool det = tk::deterministic();
+	for (int i = 0; i < n; i++) {
+		if (r[i].status != CUDNN_STATUS_SUCCESS || !math_ok(r[i].mathType) ||
+		    (det && r[i].determinism != CUDNN_DETERMINISTIC))
+			continue;
+		size_t need = r[i].memory;
+		if (det && !size(r[i].algo, &need))
+			continue;
+		if (need <= lim) {
+			*ws = need;
 			return &r[i];
+		}
+	}
 	return nullptr;
 }
 
+// The algorithms: cuDNN's timing, the fastest within the bound; under
+// tk::deterministic() its heuristics instead, as timings differ from run
+// to run and so would the algorithm and the sums' order, among the
+// deterministic algorithms (cuDNN's atomics-free ones: backward data
+// and filter ALGO_1, say, not ALGO_0).  Where none fits: an algorithm
+// that always works (IMPLICIT_GEMM; ALGO_1 when deterministic, else
+// ALGO_0 for the backward passes).
 void find_fwd(plan &p, cudnnHandle_t h)
 {
 	cudnnConvolutionFwdAlgoPerf_t r[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
 	int n = 0;
+	auto size = [&](cudnnConvolutionFwdAlgo_t a, size_t *ws) {
+		return cudnnGetConvolutionForwardWorkspaceSize(
+			   h, p.x, p.w, p.conv, p.y, a, ws) == CUDNN_STATUS_SUCCESS;
+	};
+	const cudnnConvolutionFwdAlgoPerf_t *best = nullptr;
 	CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, search_math()));
-	CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(
-	    h, p.x, p.w, p.conv, p.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, r));
-	const cudnnConvolutionFwdAlgoPerf_t *best = pick(r, n);
+	if (!tk::deterministic()) {
+		CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(
+		    h, p.x, p.w, p.conv, p.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, r));
+		best = pick(r, n, size, &p.fwd_ws);
+	}
 	if (!best) {
 		CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(
 		    h, p.x, p.w, p.conv, p.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, r));
-		best = pick(r, n);
+		best = pick(r, n, size, &p.fwd_ws);
 	}
 	if (best) {
 		p.fwd = best->algo;
 		p.fwd_math = best->mathType;
-		p.fwd_ws = best->memory;
 	} else { // always supported, no scratch
 		p.fwd = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
 		p.fwd_math = search_math();
@@ -125,34 +152,54 @@ void find_fwd(plan &p, cudnnHandle_t h)
 
 void find_bwd(plan &p, cudnnHandle_t h)
 {
+	bool det = tk::deterministic();
 	CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, search_math()));
 	cudnnConvolutionBwdDataAlgoPerf_t rd[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
 	int n = 0;
-	CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(
-	    h, p.w, p.y, p.conv, p.x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n,
-	    rd));
-	const cudnnConvolutionBwdDataAlgoPerf_t *bd = pick(rd, n);
+	auto dsize = [&](cudnnConvolutionBwdDataAlgo_t a, size_t *ws) {
+		return cudnnGetConvolutionBackwardDataWorkspaceSize(
+			   h, p.w, p.y, p.conv, p.x, a, ws) == CUDNN_STATUS_SUCCESS;
+	};
+	if (det)
+		CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
+		    h, p.w, p.y, p.conv, p.x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+		    &n, rd));
+	else
+		CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(
+		    h, p.w, p.y, p.conv, p.x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+		    &n, rd));
+	const cudnnConvolutionBwdDataAlgoPerf_t *bd = pick(rd, n, dsize, &p.bwd_data_ws);
 	if (bd) {
 		p.bwd_data = bd->algo;
 		p.bwd_data_math = bd->mathType;
-		p.bwd_data_ws = bd->memory;
 	} else {
-		p.bwd_data = CUDNN_CONVOLUTION_BWD_DATA_ALGO_0;
+		p.bwd_data = det ? CUDNN_CONVOLUTION_BWD_DATA_ALGO_1
+				 : CUDNN_CONVOLUTION_BWD_DATA_ALGO_0;
 		p.bwd_data_math = search_math();
 		CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(
 		    h, p.w, p.y, p.conv, p.x, p.bwd_data, &p.bwd_data_ws));
 	}
 	cudnnConvolutionBwdFilterAlgoPerf_t rf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-	CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(
-	    h, p.x, p.y, p.conv, p.w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n,
-	    rf));
-	const cudnnConvolutionBwdFilterAlgoPerf_t *bf = pick(rf, n);
+	auto fsize = [&](cudnnConvolutionBwdFilterAlgo_t a, size_t *ws) {
+		return cudnnGetConvolutionBackwardFilterWorkspaceSize(
+			   h, p.x, p.y, p.conv, p.w, a, ws) == CUDNN_STATUS_SUCCESS;
+	};
+	if (det)
+		CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+		    h, p.x, p.y, p.conv, p.w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+		    &n, rf));
+	else
+		CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(
+		    h, p.x, p.y, p.conv, p.w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+		    &n, rf));
+	const cudnnConvolutionBwdFilterAlgoPerf_t *bf =
+	    pick(rf, n, fsize, &p.bwd_filter_ws);
 	if (bf) {
 		p.bwd_filter = bf->algo;
 		p.bwd_filter_math = bf->mathType;
-		p.bwd_filter_ws = bf->memory;
 	} else {
-		p.bwd_filter = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0;
+		p.bwd_filter = det ? CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1
+				   : CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0;
 		p.bwd_filter_math = search_math();
 		CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(
 		    h, p.x, p.y, p.conv, p.w, p.bwd_filter, &p.bwd_filter_ws));

@@ -621,6 +621,30 @@ static cudnnStatus_t one_result(cudnnHandle_t h, const cudnnTensorStruct *x,
 	return CUDNN_STATUS_SUCCESS;
 }
 
+// The backward filter pass's results: ALGO_0 first, which cuDNN calls
+// non-deterministic (it sums the batch with atomics; so does the
+// emulator's, in TK_EMU_ORDER's order), then the deterministic ALGO_1.
+static cudnnStatus_t filter_results(cudnnHandle_t h, const cudnnTensorStruct *x,
+				    const cudnnFilterStruct *w,
+				    const cudnnConvolutionStruct *cv,
+				    const cudnnTensorStruct *y, int requested,
+				    int *returned,
+				    cudnnConvolutionBwdFilterAlgoPerf_t *perf)
+{
+	cudnnStatus_t st = one_result(h, x, w, cv, y, requested, returned, perf,
+				      CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0);
+	if (st != CUDNN_STATUS_SUCCESS)
+		return st;
+	perf[0].determinism = CUDNN_NON_DETERMINISTIC;
+	if (requested > 1) {
+		perf[1] = perf[0];
+		perf[1].algo = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;
+		perf[1].determinism = CUDNN_DETERMINISTIC;
+		*returned = 2;
+	}
+	return CUDNN_STATUS_SUCCESS;
+}
+
 extern "C" {
 
 cudnnStatus_t cudnnFindConvolutionForwardAlgorithm(
@@ -670,9 +694,33 @@ cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithm(
     int *returnedAlgoCount, cudnnConvolutionBwdFilterAlgoPerf_t *perfResults)
 {
 	tk_emu::count_search(true);
-	return one_result(handle, xDesc, dwDesc, convDesc, dyDesc,
+	return filter_results(handle, xDesc, dwDesc, convDesc, dyDesc,
+			      requestedAlgoCount, returnedAlgoCount, perfResults);
+}
+
+cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(
+    cudnnHandle_t handle, const cudnnFilterDescriptor_t filterDesc,
+    const cudnnTensorDescriptor_t diffDesc,
+    const cudnnConvolutionDescriptor_t convDesc,
+    const cudnnTensorDescriptor_t gradDesc, const int requestedAlgoCount,
+    int *returnedAlgoCount, cudnnConvolutionBwdDataAlgoPerf_t *perfResults)
+{
+	tk_emu::count_search(false);
+	return one_result(handle, gradDesc, filterDesc, convDesc, diffDesc,
 			  requestedAlgoCount, returnedAlgoCount, perfResults,
-			  CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1);
+			  CUDNN_CONVOLUTION_BWD_DATA_ALGO_1);
+}
+
+cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+    cudnnHandle_t handle, const cudnnTensorDescriptor_t srcDesc,
+    const cudnnTensorDescriptor_t diffDesc,
+    const cudnnConvolutionDescriptor_t convDesc,
+    const cudnnFilterDescriptor_t gradDesc, const int requestedAlgoCount,
+    int *returnedAlgoCount, cudnnConvolutionBwdFilterAlgoPerf_t *perfResults)
+{
+	tk_emu::count_search(false);
+	return filter_results(handle, srcDesc, gradDesc, convDesc, diffDesc,
+			      requestedAlgoCount, returnedAlgoCount, perfResults);
 }
 
 // ---- the convolutions ----
@@ -878,19 +926,30 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(
 	float a = *(const float *)alpha, b = *(const float *)beta;
 	cudnnTensorStruct xd = *xDesc, dyd = *dyDesc;
 	cudnnFilterStruct f = *dwDesc;
+	// ALGO_0 and ALGO_3 (non-deterministic in cuDNN) sum the images in
+	// TK_EMU_ORDER's order, the others in theirs
+	bool any_order = algo == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0 ||
+			 algo == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3;
 	tk_emu::enqueue(handle->stream, [=]() {
 		std::vector<float> xf, col, dyf, sum((size_t)g.K * g.RSC());
-		for (int n = 0; n < g.N; n++) {
-			gather(xf, &xd, x, n, g.tf32);
-			gather(dyf, &dyd, dy, n, g.tf32);
+		bool first = true;
+		auto image = [&](size_t n) {
+			gather(xf, &xd, x, (int)n, g.tf32);
+			gather(dyf, &dyd, dy, (int)n, g.tf32);
 			if (!g.pointwise())
 				im2col(xf.data(), g, col);
 			const float *c = g.pointwise() ? xf.data() : col.data();
 			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.K,
 				    g.RSC(), g.P(), 1.0f, dyf.data(), g.K, c,
-				    g.RSC(), n ? 1.0f : 0.0f, sum.data(),
+				    g.RSC(), first ? 0.0f : 1.0f, sum.data(),
 				    g.RSC());
-		}
+			first = false;
+		};
+		if (any_order)
+			tk_emu::visit_in_order(g.N, image);
+		else
+			for (int n = 0; n < g.N; n++)
+				image(n);
 		size_t i = 0;
 		for (int k = 0; k < g.K; k++)
 			for (int r = 0; r < g.R; r++)

@@ -677,6 +677,17 @@ void count_search(bool timed)
 	(timed ? stats.searches : stats.heuristic)++;
 }
 
+void visit_in_order(size_t n, const std::function<void(size_t)> &f)
+{
+	std::vector<unsigned> ord;
+	{
+		LOCK;
+		ord = run_order(n);
+	}
+	for (size_t i = 0; i < n; i++)
+		f(ord.empty() ? i : ord[i]);
+}
+
 } // namespace tk_emu
 
 bool tk_emu_on_device(const void *p, size_t n)

@@ -296,6 +296,9 @@ void enqueue(cudaStream_t s, std::function<void()> work);
 // runs every algorithm on a GPU; else a heuristic answer), for
 // TK_EMU_STATS.
 void count_search(bool timed);
+// f(i) for i in 0..n-1 in TK_EMU_ORDER's order: what a library sums in
+// whatever order its threads come (cuDNN's non-deterministic algorithms).
+void visit_in_order(size_t n, const std::function<void(size_t)> &f);
 
 // A launch queues the kernel with a copy of its arguments, as a GPU
 // takes them at the launch.
