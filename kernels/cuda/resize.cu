@@ -55,6 +55,9 @@ __global__ void bilinear_fwd(float *out, const float *in, int H, int W,
 	}
 }
 
+// The backward pass scatters with atomic additions, in whatever order
+// the threads come: no training path resamples (the sums that training
+// makes add in a fixed order: tk-train(1), --deterministic).
 __global__ void bilinear_bwd(float *din, const float *dout, int H, int W,
 			     int OH, int OW, float ry, float rx, size_t n)
 {

@@ -10,10 +10,11 @@
  * Then one more step, not timed, prints the time on the device of each
  * kind of layer (dev_mark's profile, as TK_PROFILE=1 gives tk-train).
  *
- *   bench_train [fp32|tf32|bf16] [BATCH] [STEPS] [ARCH] [SIZE]
+ *   [TK_BENCH_DETERMINISTIC=1] bench_train [fp32|tf32|bf16] [BATCH] [STEPS] [ARCH] [SIZE]
  *   (bf16, 32, 3, r101:classes=81313, 512; tests/emu/bench.test runs a
  *   tiny ARCH and SIZE on the CUDA emulator, so that this program has run
- *   before it meets a GPU) */
+ *   before it meets a GPU; TK_BENCH_DETERMINISTIC=1: as tk-train
+ *   --deterministic, cuDNN's deterministic algorithms by its heuristics) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,8 @@ int main(int argc, char **argv)
 	struct tk_dev dv;
 	if (tk_dev_parse(&dv, "cuda", prec, err, sizeof err) < 0)
 		die_usage("%s", err);
+	const char *det = getenv("TK_BENCH_DETERMINISTIC");
+	dv.deterministic = det && strcmp(det, "1") == 0;
 	tk_dev_open(&dv);
 	size_t bytes = m.numel * sizeof(float);
 	float *P = dev_alloc(&dv, bytes), *mom = dev_alloc(&dv, bytes);
@@ -105,9 +108,10 @@ int main(int argc, char **argv)
 	}
 	dev_sync(&dv);
 	double dt = (tk_now() - t0) / steps;
-	printf("RESULT tk train %s%s %s %d^2 batch %d: %.1f images/s (%.1f ms/step; "
+	printf("RESULT tk train %s%s%s %s %d^2 batch %d: %.1f images/s (%.1f ms/step; "
 	       "first step %.1f s with cuDNN's search; setup %.1f s; loss %.3f)\n",
-	       prec, dev_train_nhwc(&dv) ? " channels-last" : "", arch, S, B, B / dt,
+	       prec, dev_train_nhwc(&dv) ? " channels-last" : "",
+	       dv.deterministic ? " deterministic" : "", arch, S, B, B / dt,
 	       dt * 1e3, first, setup, loss);
 	fflush(stdout);
 	/* One more step, profiled (not timed: the marks' events cost a

@@ -8,9 +8,10 @@
 # (the tools on the GPU against the CPU), the op benchmarks (GEMM,
 # tk-rank's ways) and PyTorch's, the real tools' benchmarks
 # (bench_tools.sh) and PyTorch's on the same GPU, the bf16 training
-# step once more on the NCHW float backbone (TK_TRAIN_NHWC=0), and
-# prints a summary last.  About 4 minutes on an H200; every step is
-# bounded by a timeout, and all of them by the budget.
+# step once more on the NCHW float backbone (TK_TRAIN_NHWC=0) and with
+# --deterministic's algorithms, and prints a summary last.  About 4
+# minutes on an H200; every step is bounded by a timeout, and all of
+# them by the budget.
 #
 #   bash tests/gpu/check.sh            (from the repository root)
 #   TK_CHECK_SKIP_BENCH=1              build and test only
@@ -126,6 +127,9 @@ if [ -z "${TK_CHECK_SKIP_BENCH:-}" ]; then
 	# bf16 on the NCHW float backbone, as before the channels-last one:
 	# what that change gained
 	step bench_train_nchw 50 env TK_TRAIN_NHWC=0 "$GPU/bench_train" bf16 32 3
+	# what tk-train --deterministic costs (cuDNN's heuristics' deterministic
+	# algorithms against its timed fastest)
+	step bench_train_det 50 env TK_BENCH_DETERMINISTIC=1 "$GPU/bench_train" bf16 32 3
 fi
 
 say "summary ($(( $(date +%s) - T0 ))s in all)"
