@@ -25,6 +25,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REF = os.path.join(ROOT, "tests", "ref")
 sys.path.insert(0, REF)
+import extract  # noqa: E402  (tests/bench/extract.py: blas())
 PY = "/usr/bin/python3"
 
 
@@ -120,11 +121,7 @@ def main():
           % (args.arch, args.size, args.size, args.batch, args.dropout, args.reps,
              args.steps))
     print("load average before: %.2f %.2f %.2f" % os.getloadavg())
-    # The OpenBLAS kernels both sides run (the library's choice for this
-    # CPU, or OPENBLAS_CORETYPE's), as tk's --version names them.
-    v = subprocess.run([os.path.join(ROOT, "bin", "tk-rank"), "--version"],
-                       capture_output=True, text=True, check=True).stdout
-    print(next((l for l in v.splitlines() if l.startswith("BLAS: ")), "BLAS: ?"))
+    print(extract.blas())
     print("| threads | PyTorch s/step (CPU s) | tk s/step (CPU s) | ratio wall / CPU "
           "| tk images/s | peak RSS PyTorch / tk |")
     print("|---|---|---|---|---|---|")
