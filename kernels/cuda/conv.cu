@@ -89,9 +89,9 @@ plan &get_plan(const struct conv2d_dims &d, bool act = false)
 }
 
 // The first (fastest) result that succeeded, keeps the precision and
-// fits the bound.  Deterministic (tk::deterministic()): also one cuDNN
-// calls deterministic, its scratch asked of size(algo, &bytes) (a
-// heuristic's figure is an estimate; false: the algorithm is refused).
+// whose scratch, asked of size(algo, &bytes) (a heuristic's own figure
+// is an estimate; false: the algorithm is refused), fits the bound;
+// under tk::deterministic() also one cuDNN calls deterministic.
 template <typename Perf, typename Size>
 const Perf *pick(const Perf *r, int n, Size size, size_t *ws)
 {
@@ -101,8 +101,8 @@ const Perf *pick(const Perf *r, int n, Size size, size_t *ws)
 		if (r[i].status != CUDNN_STATUS_SUCCESS || !math_ok(r[i].mathType) ||
 		    (det && r[i].determinism != CUDNN_DETERMINISTIC))
 			continue;
-		size_t need = r[i].memory;
-		if (det && !size(r[i].algo, &need))
+		size_t need;
+		if (!size(r[i].algo, &need))
 			continue;
 		if (need <= lim) {
 			*ws = need;
@@ -112,98 +112,100 @@ const Perf *pick(const Perf *r, int n, Size size, size_t *ws)
 	return nullptr;
 }
 
-// The algorithms: cuDNN's timing, the fastest within the bound; under
-// tk::deterministic() its heuristics instead, as timings differ from run
+// An algorithm, its math type and scratch: cuDNN's timing (find), the
+// fastest within the bound, else its heuristics (heur); under
+// tk::deterministic() the heuristics alone, as timings differ from run
 // to run and so would the algorithm and the sums' order, among the
 // deterministic algorithms (cuDNN's atomics-free ones: backward data
-// and filter ALGO_1, say, not ALGO_0).  Where none fits: an algorithm
-// that always works (IMPLICIT_GEMM; ALGO_1 when deterministic, else
-// ALGO_0 for the backward passes).
-void find_fwd(plan &p, cudnnHandle_t h)
+// and filter ALGO_1, say, not ALGO_0).  Where none fits: 'fallback',
+// an algorithm that always works.  find(N, &n, r) and heur(...) fill r
+// with n results; size as pick's.
+template <typename Perf, int N, typename Algo, typename Find, typename Heur,
+	  typename Size>
+void choose(Find find, Heur heur, Size size, Algo fallback, Algo *algo,
+	    cudnnMathType_t *math, size_t *ws)
 {
-	cudnnConvolutionFwdAlgoPerf_t r[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+	Perf r[N];
 	int n = 0;
-	auto size = [&](cudnnConvolutionFwdAlgo_t a, size_t *ws) {
-		return cudnnGetConvolutionForwardWorkspaceSize(
-			   h, p.x, p.w, p.conv, p.y, a, ws) == CUDNN_STATUS_SUCCESS;
-	};
-	const cudnnConvolutionFwdAlgoPerf_t *best = nullptr;
-	CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, search_math()));
+	const Perf *best = nullptr;
 	if (!tk::deterministic()) {
-		CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(
-		    h, p.x, p.w, p.conv, p.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, r));
-		best = pick(r, n, size, &p.fwd_ws);
+		find(N, &n, r);
+		best = pick(r, n, size, ws);
 	}
 	if (!best) {
-		CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(
-		    h, p.x, p.w, p.conv, p.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, r));
-		best = pick(r, n, size, &p.fwd_ws);
+		heur(N, &n, r);
+		best = pick(r, n, size, ws);
 	}
 	if (best) {
-		p.fwd = best->algo;
-		p.fwd_math = best->mathType;
-	} else { // always supported, no scratch
-		p.fwd = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
-		p.fwd_math = search_math();
-		p.fwd_ws = 0;
+		*algo = best->algo;
+		*math = best->mathType;
+		return;
 	}
+	*algo = fallback;
+	*math = search_math();
+	if (!size(fallback, ws)) // refused: the call itself will say why
+		*ws = 0;
+}
+
+void find_fwd(plan &p, cudnnHandle_t h)
+{
+	typedef cudnnConvolutionFwdAlgoPerf_t perf;
+	CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, search_math()));
+	choose<perf, CUDNN_CONVOLUTION_FWD_ALGO_COUNT>(
+	    [&](int N, int *n, perf *r) {
+		    CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(
+			h, p.x, p.w, p.conv, p.y, N, n, r));
+	    },
+	    [&](int N, int *n, perf *r) {
+		    CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(
+			h, p.x, p.w, p.conv, p.y, N, n, r));
+	    },
+	    [&](cudnnConvolutionFwdAlgo_t a, size_t *ws) {
+		    return cudnnGetConvolutionForwardWorkspaceSize(
+			       h, p.x, p.w, p.conv, p.y, a, ws) == CUDNN_STATUS_SUCCESS;
+	    },
+	    CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, &p.fwd, &p.fwd_math,
+	    &p.fwd_ws);
 	p.fwd_found = true;
 }
 
 void find_bwd(plan &p, cudnnHandle_t h)
 {
 	bool det = tk::deterministic();
+	typedef cudnnConvolutionBwdDataAlgoPerf_t dperf;
+	typedef cudnnConvolutionBwdFilterAlgoPerf_t fperf;
 	CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, search_math()));
-	cudnnConvolutionBwdDataAlgoPerf_t rd[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-	int n = 0;
-	auto dsize = [&](cudnnConvolutionBwdDataAlgo_t a, size_t *ws) {
-		return cudnnGetConvolutionBackwardDataWorkspaceSize(
-			   h, p.w, p.y, p.conv, p.x, a, ws) == CUDNN_STATUS_SUCCESS;
-	};
-	if (det)
-		CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
-		    h, p.w, p.y, p.conv, p.x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
-		    &n, rd));
-	else
-		CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(
-		    h, p.w, p.y, p.conv, p.x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
-		    &n, rd));
-	const cudnnConvolutionBwdDataAlgoPerf_t *bd = pick(rd, n, dsize, &p.bwd_data_ws);
-	if (bd) {
-		p.bwd_data = bd->algo;
-		p.bwd_data_math = bd->mathType;
-	} else {
-		p.bwd_data = det ? CUDNN_CONVOLUTION_BWD_DATA_ALGO_1
-				 : CUDNN_CONVOLUTION_BWD_DATA_ALGO_0;
-		p.bwd_data_math = search_math();
-		CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(
-		    h, p.w, p.y, p.conv, p.x, p.bwd_data, &p.bwd_data_ws));
-	}
-	cudnnConvolutionBwdFilterAlgoPerf_t rf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-	auto fsize = [&](cudnnConvolutionBwdFilterAlgo_t a, size_t *ws) {
-		return cudnnGetConvolutionBackwardFilterWorkspaceSize(
-			   h, p.x, p.y, p.conv, p.w, a, ws) == CUDNN_STATUS_SUCCESS;
-	};
-	if (det)
-		CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
-		    h, p.x, p.y, p.conv, p.w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
-		    &n, rf));
-	else
-		CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(
-		    h, p.x, p.y, p.conv, p.w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
-		    &n, rf));
-	const cudnnConvolutionBwdFilterAlgoPerf_t *bf =
-	    pick(rf, n, fsize, &p.bwd_filter_ws);
-	if (bf) {
-		p.bwd_filter = bf->algo;
-		p.bwd_filter_math = bf->mathType;
-	} else {
-		p.bwd_filter = det ? CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1
-				   : CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0;
-		p.bwd_filter_math = search_math();
-		CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(
-		    h, p.x, p.y, p.conv, p.w, p.bwd_filter, &p.bwd_filter_ws));
-	}
+	choose<dperf, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT>(
+	    [&](int N, int *n, dperf *r) {
+		    CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(
+			h, p.w, p.y, p.conv, p.x, N, n, r));
+	    },
+	    [&](int N, int *n, dperf *r) {
+		    CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
+			h, p.w, p.y, p.conv, p.x, N, n, r));
+	    },
+	    [&](cudnnConvolutionBwdDataAlgo_t a, size_t *ws) {
+		    return cudnnGetConvolutionBackwardDataWorkspaceSize(
+			       h, p.w, p.y, p.conv, p.x, a, ws) == CUDNN_STATUS_SUCCESS;
+	    },
+	    det ? CUDNN_CONVOLUTION_BWD_DATA_ALGO_1 : CUDNN_CONVOLUTION_BWD_DATA_ALGO_0,
+	    &p.bwd_data, &p.bwd_data_math, &p.bwd_data_ws);
+	choose<fperf, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT>(
+	    [&](int N, int *n, fperf *r) {
+		    CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(
+			h, p.x, p.y, p.conv, p.w, N, n, r));
+	    },
+	    [&](int N, int *n, fperf *r) {
+		    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+			h, p.x, p.y, p.conv, p.w, N, n, r));
+	    },
+	    [&](cudnnConvolutionBwdFilterAlgo_t a, size_t *ws) {
+		    return cudnnGetConvolutionBackwardFilterWorkspaceSize(
+			       h, p.x, p.y, p.conv, p.w, a, ws) == CUDNN_STATUS_SUCCESS;
+	    },
+	    det ? CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1
+		: CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0,
+	    &p.bwd_filter, &p.bwd_filter_math, &p.bwd_filter_ws);
 	p.bwd_found = true;
 }
 
