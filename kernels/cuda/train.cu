@@ -272,8 +272,10 @@ void sgd_update_cuda(float *param, float *buf, const float *grad, float lr,
 
 double sumsq_cuda(const float *x, size_t n, tk_stream s)
 {
-	if (!n)
+	if (!n) {
+		CUDA_CHECK(cudaStreamSynchronize(s)); // it waits, whatever n
 		return 0;
+	}
 	double *d = (double *)tk::workspace(sizeof(double)), h = 0;
 	unsigned b = tk::blocks(n, 256);
 	b = b < 4096 ? b : 4096;
