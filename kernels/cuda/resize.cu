@@ -1,7 +1,8 @@
 // resize.cu - bilinear resampling (resize.h) with the CPU's taps: the
 // ratio rounded to float on the host, the source index in double, the
 // weights rounded to float, and products and sums rounded one by one
-// (no fused multiply-add), so the GPU gives the CPU's bits; an axis
+// (no fused multiply-add), so the GPU gives the CPU's bits (the backward
+// pass too, gathered in the CPU's order, no atomics); an axis
 // whose size does not change is copied, as torch does whatever the
 // scale factor (2 rows at scale 1.41 stay 2).
 #include "kernels/cuda/common.cuh"
@@ -55,24 +56,72 @@ __global__ void bilinear_fwd(float *out, const float *in, int H, int W,
 	}
 }
 
-// The backward pass scatters with atomic additions, in whatever order
-// the threads come: no training path resamples (the sums that training
-// makes add in a fixed order: tk-train(1), --deterministic).
+// The outputs o of an axis (in -> out) whose taps may hold input i:
+// those with i0 in [i - 1, i] (i0 does not decrease with o), [*lo, *hi).
+__device__ void outputs_of(int i, int in, int out, float ratio, int *lo,
+			   int *hi)
+{
+	if (in == out) {
+		*lo = i;
+		*hi = i + 1;
+		return;
+	}
+	int a = 0, b = out; // first o with i0 >= i - 1
+	while (a < b) {
+		int m = (a + b) / 2;
+		if (taps(m, in, out, ratio).i0 >= i - 1)
+			b = m;
+		else
+			a = m + 1;
+	}
+	*lo = a;
+	b = out; // first o with i0 > i
+	while (a < b) {
+		int m = (a + b) / 2;
+		if (taps(m, in, out, ratio).i0 > i)
+			b = m;
+		else
+			a = m + 1;
+	}
+	*hi = a;
+}
+
+// The backward pass gathered: each input value adds, in output order and
+// in the order the CPU adds them (an output's row i0 before i1, column i0
+// before i1), the products that the CPU's scatter adds into it: the
+// CPU's bits, the same every run.
 __global__ void bilinear_bwd(float *din, const float *dout, int H, int W,
 			     int OH, int OW, float ry, float rx, size_t n)
 {
 	FOR_N(i, n)
 	{
-		int ox = i % OW, oy = (i / OW) % OH;
-		size_t p = i / ((size_t)OW * OH);
-		tap ty = taps(oy, H, OH, ry), tx = taps(ox, W, OW, rx);
-		float g = dout[i];
-		float *r0 = din + (p * H + ty.i0) * W;
-		float *r1 = din + (p * H + ty.i1) * W;
-		atomicAdd(&r0[tx.i0], g * ty.l0 * tx.l0);
-		atomicAdd(&r0[tx.i1], g * ty.l0 * tx.l1);
-		atomicAdd(&r1[tx.i0], g * ty.l1 * tx.l0);
-		atomicAdd(&r1[tx.i1], g * ty.l1 * tx.l1);
+		int ix = i % W, iy = (i / W) % H;
+		size_t p = i / ((size_t)W * H);
+		int y0, y1, x0, x1;
+		outputs_of(iy, H, OH, ry, &y0, &y1);
+		outputs_of(ix, W, OW, rx, &x0, &x1);
+		float v = din[i];
+		for (int oy = y0; oy < y1; oy++) {
+			tap ty = taps(oy, H, OH, ry);
+			const float *g = dout + (p * OH + oy) * OW;
+			for (int ox = x0; ox < x1; ox++) {
+				tap tx = taps(ox, W, OW, rx);
+				float a = __fmul_rn(g[ox], ty.l0), b = __fmul_rn(g[ox], ty.l1);
+				if (ty.i0 == iy) {
+					if (tx.i0 == ix)
+						v = __fadd_rn(v, __fmul_rn(a, tx.l0));
+					if (tx.i1 == ix)
+						v = __fadd_rn(v, __fmul_rn(a, tx.l1));
+				}
+				if (ty.i1 == iy) {
+					if (tx.i0 == ix)
+						v = __fadd_rn(v, __fmul_rn(b, tx.l0));
+					if (tx.i1 == ix)
+						v = __fadd_rn(v, __fmul_rn(b, tx.l1));
+				}
+			}
+		}
+		din[i] = v;
 	}
 }
 
@@ -101,8 +150,8 @@ void resize_bilinear_backward_cuda(float *din, const float *dout, int P, int H,
 				   int W, int OH, int OW, double scale_h,
 				   double scale_w, tk_stream s)
 {
-	size_t n = (size_t)P * OH * OW;
-	if (!n)
+	size_t n = (size_t)P * H * W;
+	if (!n || !OH || !OW)
 		return;
 	bilinear_bwd<<<tk::blocks(n, 256), 256, 0, s>>>(
 	    din, dout, H, W, OH, OW, ratio(H, OH, scale_h), ratio(W, OW, scale_w), n);

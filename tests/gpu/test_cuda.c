@@ -1,6 +1,6 @@
 /* test_cuda - every CUDA op against the CPU op on the same random inputs
  * (ggml's test-backend-ops), forward and backward, with a tolerance per
- * precision; the resize's backward, which the CPU lacks, by its adjoint.
+ * precision (the resize's backward also by its adjoint).
  *
  *   test_cuda [-v] [--tiny MODEL] [fp32|tf32|bf16 ...]   default: all three
  *
@@ -1120,8 +1120,20 @@ static void t_resize(int P, int H, int W, double scale, int OH, int OW)
 	char what[96];
 	snprintf(what, sizeof what, "resize %dx%d -> %dx%d", H, W, OH, OW);
 	cmp_dev(what, dy, y, on, 1e-7);
-	/* backward: the adjoint, checked by <dout, R x> = <R^T dout, x> */
-	float *g = rnd(on, 1), *dg = UP(g, on), *din = tk_cuda_malloc(n * 4);
+	/* backward: the CPU's bits (gathered in the CPU's order, onto what
+	 * din holds), twice the same; and the adjoint, checked by
+	 * <dout, R x> = <R^T dout, x> */
+	float *g = rnd(on, 1), *dg = UP(g, on), *x0 = rnd(n, 1);
+	float *hx = copyof(x0, n), *din = dup_up(x0, n);
+	resize_bilinear_backward(hx, g, P, H, W, OH, OW, scale, scale);
+	resize_bilinear_backward_cuda(din, dg, P, H, W, OH, OW, scale, scale, NULL);
+	snprintf(what, sizeof what, "resize backward %dx%d -> %dx%d", H, W, OH, OW);
+	cmp_dev(what, din, hx, n, 0);
+	void *first = bits(din, n * 4);
+	tk_cuda_copy(din, x0, n * 4, NULL);
+	resize_bilinear_backward_cuda(din, dg, P, H, W, OH, OW, scale, scale, NULL);
+	same_bits("resize backward", first, din, n * 4);
+	free(first), free(x0), free(hx);
 	tk_cuda_memset(din, 0, n * 4, NULL);
 	resize_bilinear_backward_cuda(din, dg, P, H, W, OH, OW, scale, scale, NULL);
 	float *gi = down(din, n);
