@@ -951,6 +951,17 @@ static void same_bits(const char *what, const void *a, const void *d, size_t n)
 	same_host(what, a, b, n);
 	free(b);
 }
+/* An op's two runs: after the first (first NULL) the n bytes at d, which
+ * the second's are compared with (and freed); returns what the next run
+ * takes as 'first'. */
+static void *twice(void *first, const char *what, const void *d, size_t n)
+{
+	if (!first)
+		return bits(d, n);
+	same_bits(what, first, d, n);
+	free(first);
+	return NULL;
+}
 
 /* The ops that sum across blocks, each run twice on the same input: the
  * same bits (tk-train --deterministic rests on it), sizes that give them
@@ -971,12 +982,9 @@ static void t_repeat(void)
 		tk_cuda_copy(db, b0, OUT * 4, NULL);
 		tk_cuda_memset(dwg, 0, (size_t)IN * OUT * 4, NULL);
 		linear_backward_cuda(NULL, dwg, db, dg, dx, dw, N, IN, OUT, NULL);
-		if (k)
-			same_bits("linear_backward dbias", first, db, OUT * 4);
-		else
-			first = bits(db, OUT * 4);
+		first = twice(first, "linear_backward dbias", db, OUT * 4);
 	}
-	free(first), free(g), free(x), free(w), free(b0);
+	free(g), free(x), free(w), free(b0);
 	tk_cuda_free(dg), tk_cuda_free(dx), tk_cuda_free(dw), tk_cuda_free(db);
 	tk_cuda_free(dwg);
 
@@ -1008,12 +1016,7 @@ static void t_repeat(void)
 			else
 				batchnorm_act_backward_reduce_cuda(sums, dga, dbe, dgr, NULL,
 								   d, dm, dr, rows, C, NULL);
-			if (k) {
-				same_bits(names[op], first, sums, 2 * C * sizeof *sums);
-				free(first);
-			} else {
-				first = bits(sums, 2 * C * sizeof *sums);
-			}
+			first = twice(first, names[op], sums, 2 * C * sizeof *sums);
 		}
 	}
 	free(h), free(hg), free(m), free(r);
@@ -1044,12 +1047,9 @@ static void t_repeat(void)
 	for (int k = 0; k < 2; k++) {
 		tk_cuda_memset(din, 0, n * 4, NULL);
 		maxpool2d_backward_cuda(din, dgy, am, P, H, W, 3, 2, 1, NULL);
-		if (k)
-			same_bits("maxpool2d_backward", first, din, n * 4);
-		else
-			first = bits(din, n * 4);
+		first = twice(first, "maxpool2d_backward", din, n * 4);
 	}
-	free(first), free(h), free(gy);
+	free(h), free(gy);
 	tk_cuda_free(d), tk_cuda_free(dgy), tk_cuda_free(din), tk_cuda_free(dout);
 	tk_cuda_free(am);
 
@@ -1068,14 +1068,11 @@ static void t_repeat(void)
 	for (int k = 0; k < 2; k++) {
 		tk_cuda_memset(ddw, 0, wn * 4, NULL);
 		conv2d_backward_cuda(NULL, 0, ddw, NULL, NULL, dcg, dcx, dcw, cd, NULL);
-		if (k)
-			same_bits("conv2d_backward dweight (deterministic)", first, ddw,
-				  wn * 4);
-		else
-			first = bits(ddw, wn * 4);
+		first = twice(first, "conv2d_backward dweight (deterministic)", ddw,
+			      wn * 4);
 	}
 	tk_cuda_set_deterministic(0);
-	free(first), free(cx), free(cw), free(cg);
+	free(cx), free(cw), free(cg);
 	tk_cuda_free(dcx), tk_cuda_free(dcw), tk_cuda_free(dcg), tk_cuda_free(ddw);
 }
 
