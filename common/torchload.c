@@ -78,6 +78,7 @@ struct loader {
 	size_t tabcap, nstorages;
 	struct pending *pend;
 	int npend;
+	unsigned flags; /* TL_* */
 };
 
 static int fail(struct loader *L, const char *fmt, ...)
@@ -604,23 +605,67 @@ static int parse_object(struct loader *L, const struct pk_value *root)
 	return 0;
 }
 
-static int read_entry(struct loader *L, struct archive *a, uint8_t *dst,
-		      size_t size, const char *name)
+/* A zip member that libarchive could not read to its end: its size or
+ * CRC-32 does not match the central directory's, or its data is damaged. */
+static int member_error(struct loader *L, struct archive *a, const char *name)
 {
+	const char *why = archive_error_string(a);
+	if (!why)
+		why = "unreadable";
+	/* torch.save under torch.serialization.set_crc32_options(False) writes
+	 * 0 for every CRC-32, and torch.load checks none: say how to read such
+	 * a file.  (libarchive says "ZIP bad CRC: 0x... should be 0x...";
+	 * worded otherwise, its message stands alone.) */
+	static const char zero[] = "should be 0x0";
+	size_t n = strlen(why), z = strlen(zero);
+	if (n >= z && strcmp(why + n - z, zero) == 0)
+		return fail(L, "zip member %s: %s (torch.save wrote it without "
+			       "checksums: --no-crc-check reads it)", name, why);
+	if (strstr(why, "CRC"))
+		return fail(L, "zip member %s: %s (the file is damaged)", name, why);
+	return fail(L, "zip member %s: %s", name, why);
+}
+
+/* The size bytes of the member whose header was just read, in *out: a
+ * pointer into buf when libarchive hands them over in one block from it
+ * (a stored member, as torch.save writes them all), else a copy that the
+ * checkpoint keeps.  Reading to the member's end is what makes libarchive
+ * check its size and CRC-32. */
+static int read_member(struct loader *L, struct archive *a, const void *buf,
+		       size_t len, size_t size, const char *name,
+		       const uint8_t **out)
+{
+	const uint8_t *lo = buf, *hi = lo + len;
+	const uint8_t *data = NULL;
+	uint8_t *copy = NULL;
 	size_t got = 0;
-	while (got < size) {
-		la_ssize_t r = archive_read_data(a, dst + got, size - got);
-		if (r < 0)
-			return fail(L, "zip member %s: %s", name,
-				    archive_error_string(a));
-		if (r == 0)
-			return fail(L, "zip member %s is truncated", name);
-		got += (size_t)r;
+	for (;;) {
+		const void *p;
+		size_t n;
+		la_int64_t off;
+		int r = archive_read_data_block(a, &p, &n, &off);
+		if (r == ARCHIVE_EOF)
+			break;
+		if (r != ARCHIVE_OK)
+			return member_error(L, a, name);
+		if (n == 0)
+			continue;
+		if (off != (la_int64_t)got || n > size - got)
+			return fail(L, "zip member %s is longer than its size", name);
+		const uint8_t *b = p;
+		if (got == 0 && n == size && b >= lo && b <= hi && n <= (size_t)(hi - b)) {
+			data = b;
+		} else {
+			if (!copy)
+				copy = keep(L->c, xmalloc(size));
+			memcpy(copy + got, b, n);
+			data = copy;
+		}
+		got += n;
 	}
-	char extra;
-	la_ssize_t r = archive_read_data(a, &extra, 1);
-	if (r != 0)
-		return fail(L, "zip member %s is longer than its size", name);
+	if (got != size)
+		return fail(L, "zip member %s is truncated", name);
+	*out = size ? data : lo; /* not NULL: NULL is "not read" */
 	return 0;
 }
 
@@ -643,6 +688,14 @@ static struct archive *open_zip(struct loader *L, const void *buf, size_t len)
 		die_io("out of memory");
 	/* The central directory is authoritative, as for torch's reader. */
 	archive_read_support_format_zip_seekable(a);
+	if ((L->flags & TL_NO_CRC) &&
+	    archive_read_set_format_option(a, "zip", "ignorecrc32", "1") !=
+		ARCHIVE_OK) {
+		fail(L, "libarchive cannot skip CRC-32 checks (%s)",
+		     archive_error_string(a));
+		archive_read_free(a);
+		return NULL;
+	}
 	if (archive_read_open_memory(a, buf, len) != ARCHIVE_OK) {
 		fail(L, "not a readable zip archive (%s)", archive_error_string(a));
 		archive_read_free(a);
@@ -660,7 +713,7 @@ static int read_zip(struct loader *L, const void *buf, size_t len)
 	if (!a)
 		return -1;
 	struct archive_entry *e;
-	uint8_t *pkl = NULL;
+	const uint8_t *pkl = NULL;
 	size_t pkllen = 0;
 	char *prefix = NULL;
 	int rc = 0, r;
@@ -674,15 +727,15 @@ static int read_zip(struct loader *L, const void *buf, size_t len)
 			rc = fail(L, "a TorchScript archive (torch.jit.save), not a "
 				     "torch.save checkpoint");
 		else if (strcmp(slash, "/byteorder") == 0) {
-			char bo[8] = "";
+			const uint8_t *bo;
 			la_int64_t size = archive_entry_size(e);
-			if (size < 0 || size >= (la_int64_t)sizeof bo)
+			if (size < 0 || size >= 8)
 				rc = fail(L, "zip member %s: bad size", path);
-			else if ((rc = read_entry(L, a, (uint8_t *)bo, (size_t)size,
-						  path)) == 0 &&
-				 strcmp(bo, "little") != 0)
-				rc = fail(L, "a checkpoint of byte order '%s' (only "
-					     "little-endian is read)", bo);
+			else if ((rc = read_member(L, a, buf, len, (size_t)size,
+						   path, &bo)) == 0 &&
+				 (size != 6 || memcmp(bo, "little", 6) != 0))
+				rc = fail(L, "a checkpoint of byte order '%.*s' (only "
+					     "little-endian is read)", (int)size, bo);
 		} else if (strcmp(slash, "/data.pkl") == 0) {
 			if (pkl) {
 				rc = fail(L, "two data.pkl members");
@@ -695,9 +748,8 @@ static int read_zip(struct loader *L, const void *buf, size_t len)
 				break;
 			}
 			pkllen = (size_t)size;
-			pkl = xmalloc(pkllen);
 			prefix = xstrndup(path, (size_t)(slash - path));
-			rc = read_entry(L, a, pkl, pkllen, path);
+			rc = read_member(L, a, buf, len, pkllen, path, &pkl);
 		}
 	}
 	if (rc == 0 && r != ARCHIVE_EOF)
@@ -721,7 +773,6 @@ static int read_zip(struct loader *L, const void *buf, size_t len)
 	if (rc == 0)
 		rc = parse_object(L, root);
 	pk_free(arena);
-	free(pkl);
 	/* Second pass: the storages the state_dict uses. */
 	if (rc == 0 && !(a = open_zip(L, buf, len)))
 		rc = -1;
@@ -746,9 +797,7 @@ static int read_zip(struct loader *L, const void *buf, size_t len)
 					  (unsigned long long)s->numel, es);
 				break;
 			}
-			uint8_t *dst = keep(L->c, xmalloc(nbytes));
-			rc = read_entry(L, a, dst, nbytes, path);
-			s->data = dst;
+			rc = read_member(L, a, buf, len, nbytes, path, &s->data);
 		}
 		if (rc == 0 && r != ARCHIVE_EOF)
 			rc = fail(L, "zip archive: %s", archive_error_string(a));
@@ -877,11 +926,11 @@ int tl_is_torch(const void *buf, size_t len)
 }
 
 int tl_read_buffer(struct tl_checkpoint *c, const void *buf, size_t len,
-		   char *err, size_t errlen)
+		   unsigned flags, char *err, size_t errlen)
 {
 	memset(c, 0, sizeof *c);
 	c->epoch = -1;
-	struct loader L = {.c = c, .err = err, .errlen = errlen};
+	struct loader L = {.c = c, .err = err, .errlen = errlen, .flags = flags};
 	const uint8_t *p = buf;
 	int rc;
 	if (len >= 4 && memcmp(p, "PK\3\4", 4) == 0)
@@ -910,8 +959,8 @@ int tl_read_buffer(struct tl_checkpoint *c, const void *buf, size_t len,
 	return rc;
 }
 
-int tl_read_file(struct tl_checkpoint *c, const char *path, char *err,
-		 size_t errlen)
+int tl_read_file(struct tl_checkpoint *c, const char *path, unsigned flags,
+		 char *err, size_t errlen)
 {
 	memset(c, 0, sizeof *c);
 	int fd = open(path, O_RDONLY);
@@ -939,7 +988,7 @@ int tl_read_file(struct tl_checkpoint *c, const char *path, char *err,
 	}
 	close(fd);
 	char what[1024];
-	if (tl_read_buffer(c, map ? map : "", len, what, sizeof what) < 0) {
+	if (tl_read_buffer(c, map ? map : "", len, flags, what, sizeof what) < 0) {
 		snprintf(err, errlen, "%s: %s", path, what);
 		if (map)
 			munmap(map, len);

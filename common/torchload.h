@@ -1,6 +1,7 @@
 /* torchload.h - PyTorch checkpoints (torch.save) read without PyTorch and
  * without running anything: the zip format of torch >= 1.6
- * (<name>/data.pkl and <name>/data/<key>, read with libarchive) and the
+ * (<name>/data.pkl and <name>/data/<key>, read with libarchive, which
+ * checks each member's size and CRC-32) and the
  * legacy format (magic, protocol and sys-info pickles, the object pickle,
  * the list of storage keys, then each storage as an 8-byte element count
  * and its bytes).
@@ -48,15 +49,23 @@ struct tl_checkpoint {
 	size_t maplen;
 };
 
+/* tl_read_* flags. */
+enum {
+	/* Do not check the zip members' CRC-32s (which torch.load never
+	 * checks, and torch.save can leave 0: set_crc32_options(False)). */
+	TL_NO_CRC = 1,
+};
+
 /* Read a checkpoint from memory.  Returns 0, or -1 with a one-line message
- * in err (a malformed, truncated or refused file).  buf must stay valid
- * until tl_free: tensors may point into it. */
+ * in err (a malformed, truncated, damaged or refused file).  buf must stay
+ * valid until tl_free: tensors point into it where they can (a zip's
+ * stored members, contiguous tensors). */
 int tl_read_buffer(struct tl_checkpoint *c, const void *buf, size_t len,
-		   char *err, size_t errlen);
+		   unsigned flags, char *err, size_t errlen);
 /* Read a checkpoint file (mapped).  Returns 0, -1 for bad data, -2 when
  * the file cannot be opened or mapped; the message names the file. */
-int tl_read_file(struct tl_checkpoint *c, const char *path, char *err,
-		 size_t errlen);
+int tl_read_file(struct tl_checkpoint *c, const char *path, unsigned flags,
+		 char *err, size_t errlen);
 void tl_free(struct tl_checkpoint *c);
 
 /* Whether the first bytes of a file look like a torch checkpoint (zip or

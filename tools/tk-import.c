@@ -13,12 +13,14 @@
 #include "common/torchload.h"
 
 static const char usage[] =
-    "usage: tk-import IN OUT [--arch ARCH] [--classes C]\n"
+    "usage: tk-import IN OUT [--arch ARCH] [--classes C] [--no-crc-check]\n"
     "A tk weight file OUT from the PyTorch checkpoint or tk file IN.  See tk-import(1).\n"
     "  -a, --arch ARCH     the architecture to expect (r50, r101, r50:width=8,...);\n"
     "                      default: inferred from the shapes, 8 heads\n"
     "  -c, --classes C     0: leave the ArcFace classifier out; C: check that\n"
     "                      it has C classes\n"
+    "      --no-crc-check  do not check the zip members' CRC-32s (for files\n"
+    "                      torch.save wrote without them)\n"
     "  -q, --quiet         no summary line\n"
     "  -h, --help          this text\n"
     "      --version       version, and whether CUDA support is built in\n";
@@ -28,6 +30,7 @@ struct options {
 	struct tk_arch arch;
 	int have_arch;
 	int classes;
+	unsigned load_flags; /* TL_* */
 };
 
 static void parse_options(struct options *o, int argc, char **argv)
@@ -35,6 +38,7 @@ static void parse_options(struct options *o, int argc, char **argv)
 	static const struct option longopts[] = {
 	    {"arch", required_argument, 0, 'a'},
 	    {"classes", required_argument, 0, 'c'},
+	    {"no-crc-check", no_argument, 0, 'C'},
 	    TK_COMMON_OPTIONS,
 	    {0, 0, 0, 0}};
 	int c;
@@ -51,6 +55,7 @@ static void parse_options(struct options *o, int argc, char **argv)
 		case 'c':
 			o->classes = (int)tk_parse_long("--classes", optarg, 0, 1 << 24);
 			break;
+		case 'C': o->load_flags |= TL_NO_CRC; break;
 		default: tk_common_option(c, usage);
 		}
 	}
@@ -84,7 +89,7 @@ int main(int argc, char **argv)
 	struct tk_mapped map = {0};
 	int torch = looks_torch(o.in);
 	if (torch) {
-		int rc = tl_read_file(&ck, o.in, err, sizeof err);
+		int rc = tl_read_file(&ck, o.in, o.load_flags, err, sizeof err);
 		if (rc == -2)
 			die_io("%s", err);
 		if (rc < 0)

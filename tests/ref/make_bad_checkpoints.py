@@ -13,6 +13,7 @@ import pickle
 import struct
 import sys
 import zipfile
+import zlib
 
 import torch
 
@@ -104,6 +105,31 @@ def zip_ckpt(path, pkl, storages):
         z.writestr("archive/data.pkl", pkl)
         for k, b in storages.items():
             z.writestr("archive/data/" + k, b)
+
+
+def zip_members(b):
+    """(header offset, data offset, data size, ZipInfo) of each member."""
+    for i in zipfile.ZipFile(io.BytesIO(b)).infolist():
+        n, m = struct.unpack("<HH", b[i.header_offset + 26:i.header_offset + 30])
+        yield i.header_offset, i.header_offset + 30 + n + m, i.compress_size, i
+
+
+def without_crcs(b):
+    """A zip as torch.save writes it under
+    torch.serialization.set_crc32_options(False): every CRC-32 0, in the
+    local headers, the data descriptors after the data (torch.save writes
+    them) and the central directory.  torch.load reads it."""
+    b = bytearray(b)
+    for h, d, size, i in zip_members(bytes(b)):
+        b[h + 14:h + 18] = bytes(4)
+        if i.flag_bits & 8:
+            e = d + size + (4 if b[d + size:d + size + 4] == b"PK\7\x08" else 0)
+            b[e:e + 4] = bytes(4)
+    p = 0
+    while (p := b.find(b"PK\1\2", p)) >= 0:
+        b[p + 16:p + 20] = bytes(4)
+        p += 4
+    return bytes(b)
 
 
 def legacy_ckpt(path, pkl, storages, keys=None):
@@ -222,6 +248,19 @@ def main():
                case("wrapped-not-a-tensor", "state_dict entry 'extra_state' is a str, not a tensor"))
     torch.save({"optimizer": {}, "epoch": 3, "state_dict": {"a": 1}},
                case("wrapper-without-tensors", "no state_dict: the top-level dict has keys 'optimizer', 'epoch', 'state_dict'"))
+
+    # Damaged bytes and missing checksums (--no-crc-check reads both).
+    buf = io.BytesIO()
+    torch.save({"epoch": 3, "state_dict": sd}, buf)
+    whole = buf.getvalue()
+    open(os.path.join(out, "crc-ok.pth"), "wb").write(whole)
+    open(case("no-crc", "should be 0x0 (torch.save wrote it without checksums: "
+              "--no-crc-check reads it)"), "wb").write(without_crcs(whole))
+    bad = bytearray(whole)
+    _, d, size, i = max(zip_members(whole), key=lambda m: m[2])
+    bad[d + size // 2] ^= 0x10
+    open(case("bad-crc", "zip member %s: ZIP bad CRC: 0x%x should be 0x%x (the file is damaged)"
+              % (i.filename, zlib.crc32(bad[d:d + size]), i.CRC)), "wb").write(bad)
 
     with open(os.path.join(out, "expect.txt"), "w") as f:
         f.write("\n".join(expect) + "\n")
