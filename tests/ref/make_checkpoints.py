@@ -3,7 +3,8 @@ with torch.save as people write them: Token state_dicts (token_ref.py) and
 torchvision ResNets, in the zip and the legacy format, bare and wrapped as
 the reference's train.py saves them ({'epoch', 'state_dict', 'optim'}),
 with DDP's "module." prefixes, in fp16 and bf16, with a non-contiguous
-tensor, tensors sharing a storage, and nn.Parameters.
+tensor, tensors sharing a storage, and nn.Parameters; and one re-packed
+with compression.
 
     make_checkpoints.py DIR [--large]
 
@@ -11,6 +12,7 @@ writes DIR/<case>.pth and DIR/cases.txt, one line per case:
 "<case> <option>..." where the options are those check_import.py takes."""
 import os
 import sys
+import zipfile
 
 import torch
 import torchvision
@@ -94,6 +96,15 @@ def main():
     case("token-zip-f64", {k: v.double() if v.is_floating_point() else v
                            for k, v in sd.items()}, False)
     case("token-zip-noclass", sd, False, "--classes=0")
+    # Re-packed with compression (zipfile.ZIP_DEFLATED, as zip -r would):
+    # torch.load reads it, and tk-import copies its members out of
+    # libarchive's inflater rather than reading them in place.
+    with zipfile.ZipFile(os.path.join(out, "token-zip-wrapped.pth")) as src, \
+            zipfile.ZipFile(os.path.join(out, "token-zip-deflated.pth"), "w",
+                            zipfile.ZIP_DEFLATED) as dst:
+        for i in src.infolist():
+            dst.writestr(i.filename, src.read(i.filename))
+    cases.append("token-zip-deflated --epoch=7")
 
     r50 = torchvision.models.resnet50().state_dict()
     case("tv-resnet50-zip", r50, False, "--torchvision")
