@@ -1,11 +1,13 @@
 """make_fuzz_seeds - small torch.save files as the seed corpus of
 tests/fuzz/fuzz_torchload.c: both formats, bare and wrapped, a view, a
-shared storage, fp16, a Parameter, a tiny Token-named state_dict.
+shared storage, fp16, a Parameter, a tiny Token-named state_dict, and a
+zip re-packed with compression.
 
     make_fuzz_seeds.py DIR"""
 import collections
 import os
 import sys
+import zipfile
 
 import torch
 
@@ -33,6 +35,12 @@ def main():
         for legacy in (False, True):
             path = os.path.join(out, "%s-%s.pth" % (name, "legacy" if legacy else "zip"))
             torch.save(obj, path, _use_new_zipfile_serialization=not legacy)
+    # A zip re-packed with compression: members inflated, not in place.
+    with zipfile.ZipFile(os.path.join(out, "wrapped-zip.pth")) as src, \
+            zipfile.ZipFile(os.path.join(out, "wrapped-deflated.pth"), "w",
+                            zipfile.ZIP_DEFLATED) as dst:
+        for i in src.infolist():
+            dst.writestr(i.filename, src.read(i.filename))
 
 
 main()
