@@ -123,14 +123,23 @@ int tk_import_doc(struct tk_model *m, const struct st_doc *d,
 	memset(info, 0, sizeof *info);
 	const char *format = st_meta_get(d, "format");
 	int tk = format != NULL, torchvision = 0;
-	/* Names as tk's: without DDP's "module.", torchvision's mapped. */
+	/* Names as tk's: without the prefixes of the wrappers the model was
+	 * trained in (DDP's "module.", torch.compile's "_orig_mod.", in
+	 * either order), torchvision's mapped. */
 	char **names = xcalloc(d->n ? d->n : 1, sizeof *names);
 	for (int i = 0; i < d->n; i++) {
 		const char *n = d->t[i].name;
-		if (!tk && starts(n, "module.")) {
-			n += 7;
-			info->prefixes++;
+		int ddp = 0, compiled = 0;
+		for (;;) {
+			if (!tk && starts(n, "module."))
+				n += strlen("module."), ddp = 1;
+			else if (!tk && starts(n, "_orig_mod."))
+				n += strlen("_orig_mod."), compiled = 1;
+			else
+				break;
 		}
+		info->prefixes += ddp;
+		info->compiled += compiled;
 		names[i] = xstrdup(n);
 		if (strcmp(n, "layer1.0.conv1.weight") == 0)
 			torchvision = 1;

@@ -18,7 +18,8 @@ struct tk_import_options {
 
 struct tk_import_info {
 	const char *kind;   /* "Token", "torchvision ResNet", "tk" */
-	int prefixes;       /* "module." prefixes removed */
+	int prefixes;       /* names whose "module." (DDP) was removed */
+	int compiled;       /* names whose "_orig_mod." (torch.compile) was */
 	int dropped;        /* tensors left out (fc, a dropped classifier) */
 	int counters_added; /* num_batches_tracked absent (torch < 0.4.1) */
 	int state;          /* a tk checkpoint's optimizer state, left out */

@@ -152,6 +152,9 @@ int main(int argc, char **argv)
 	if (info.prefixes)
 		snprintf(from + strlen(from), sizeof from - strlen(from),
 			 ", 'module.' removed from %d names", info.prefixes);
+	if (info.compiled)
+		snprintf(from + strlen(from), sizeof from - strlen(from),
+			 ", '_orig_mod.' removed from %d names", info.compiled);
 	if (info.dropped)
 		snprintf(from + strlen(from), sizeof from - strlen(from),
 			 ", %d tensor%s left out", info.dropped,

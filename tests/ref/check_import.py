@@ -1,6 +1,6 @@
 """check_import - compare tk-import's output with the checkpoint it came
 from, loaded by torch.load: the same tensor names after the mapping tk
-documents ("module." removed; torchvision's conv1/bn1/layerN as
+documents ("module." and "_orig_mod." removed; torchvision's conv1/bn1/layerN as
 backbone.block1.0/block1.1/blockN+1; fc dropped), and every value bitwise
 equal to the checkpoint's converted to float32 (counters as int64).
 
@@ -26,8 +26,8 @@ def check(ckpt, out, opts):
     obj = torch.load(ckpt, map_location="cpu")
     sd = {}
     for k, v in state_dict(obj).items():
-        if k.startswith("module."):
-            k = k[7:]
+        while k.startswith(("module.", "_orig_mod.")):
+            k = k.split(".", 1)[1]
         if "--torchvision" in opts:
             k = token_ref.torchvision_to_tk(k)
             if k is None:

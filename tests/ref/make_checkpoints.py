@@ -2,9 +2,9 @@
 with torch.save as people write them: Token state_dicts (token_ref.py) and
 torchvision ResNets, in the zip and the legacy format, bare and wrapped as
 the reference's train.py saves them ({'epoch', 'state_dict', 'optim'}),
-with DDP's "module." prefixes, in fp16 and bf16, with a non-contiguous
-tensor, tensors sharing a storage, and nn.Parameters; and one re-packed
-with compression.
+with DDP's "module." prefixes and torch.compile's "_orig_mod.", in fp16
+and bf16, with a non-contiguous tensor, tensors sharing a storage, and
+nn.Parameters; and one re-packed with compression.
 
     make_checkpoints.py DIR [--large]
 
@@ -96,6 +96,13 @@ def main():
     case("token-zip-f64", {k: v.double() if v.is_floating_point() else v
                            for k, v in sd.items()}, False)
     case("token-zip-noclass", sd, False, "--classes=0")
+    # torch.compile's wrapper prefixes "_orig_mod." (torch 2), alone and
+    # under DDP's "module.", in both orders.
+    case("token-zip-compiled", {"_orig_mod." + k: v for k, v in sd.items()}, False)
+    case("token-legacy-ddp-compiled",
+         {"epoch": 5, "state_dict": {"module._orig_mod." + k: v for k, v in sd.items()}},
+         True, "--epoch=5")
+    case("token-zip-compiled-ddp", {"_orig_mod.module." + k: v for k, v in sd.items()}, False)
     # Re-packed with compression (zipfile.ZIP_DEFLATED, as zip -r would):
     # torch.load reads it, and tk-import copies its members out of
     # libarchive's inflater rather than reading them in place.
