@@ -14,7 +14,8 @@
 
 static const char usage[] =
     "usage: tk-import IN OUT [--arch ARCH] [--classes C] [--no-crc-check]\n"
-    "A tk weight file OUT from the PyTorch checkpoint or tk file IN.  See tk-import(1).\n"
+    "A tk weight file OUT from the PyTorch checkpoint or tk file IN.\n"
+    "See tk-import(1).\n"
     "  -a, --arch ARCH     the architecture to expect (r50, r101, r50:width=8,...);\n"
     "                      default: inferred from the shapes, 8 heads\n"
     "  -c, --classes C     0: leave the ArcFace classifier out; C: check that\n"
