@@ -9,9 +9,10 @@
 # tk-rank's ways) and PyTorch's, the real tools' benchmarks
 # (bench_tools.sh) and PyTorch's on the same GPU, the bf16 training
 # step once more on the NCHW float backbone (TK_TRAIN_NHWC=0) and with
-# --deterministic's algorithms, and prints a summary last.  About 4
-# minutes on an H200; every step is bounded by a timeout, and all of
-# them by the budget.
+# --deterministic's algorithms, tk-import on checkpoints the machine's
+# torch 2 writes (tests/gpu/import_torch2.sh), and prints a summary
+# last.  About 4 minutes on an H200; every step is bounded by a timeout,
+# and all of them by the budget.
 #
 #   bash tests/gpu/check.sh            (from the repository root)
 #   TK_CHECK_SKIP_BENCH=1              build and test only
@@ -131,6 +132,9 @@ if [ -z "${TK_CHECK_SKIP_BENCH:-}" ]; then
 	# algorithms against its timed fastest)
 	step bench_train_det 50 env TK_BENCH_DETERMINISTIC=1 "$GPU/bench_train" bf16 32 3
 fi
+# Not the GPU's, but only here is there a torch 2: tk-import on what it
+# writes (torch.compile's names, checkpoints without CRC-32s).
+step import_torch2 30 bash tests/gpu/import_torch2.sh "$PYTHON"
 
 say "summary ($(( $(date +%s) - T0 ))s in all)"
 printf '%s\n' "${summary[@]}"
