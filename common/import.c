@@ -130,10 +130,10 @@ int tk_import_doc(struct tk_model *m, const struct st_doc *d,
 	for (int i = 0; i < d->n; i++) {
 		const char *n = d->t[i].name;
 		int ddp = 0, compiled = 0;
-		for (;;) {
-			if (!tk && starts(n, "module."))
+		while (!tk) {
+			if (starts(n, "module."))
 				n += strlen("module."), ddp = 1;
-			else if (!tk && starts(n, "_orig_mod."))
+			else if (starts(n, "_orig_mod."))
 				n += strlen("_orig_mod."), compiled = 1;
 			else
 				break;

@@ -1,8 +1,9 @@
 """check_import - compare tk-import's output with the checkpoint it came
 from, loaded by torch.load: the same tensor names after the mapping tk
-documents ("module." and "_orig_mod." removed; torchvision's conv1/bn1/layerN as
-backbone.block1.0/block1.1/blockN+1; fc dropped), and every value bitwise
-equal to the checkpoint's converted to float32 (counters as int64).
+documents ("module." and "_orig_mod." removed; torchvision's
+conv1/bn1/layerN as backbone.block1.0/block1.1/blockN+1; fc dropped), and
+every value bitwise equal to the checkpoint's converted to float32
+(counters as int64).
 
     check_import.py CKPT OUT [--torchvision] [--classes=0] [--epoch=N]
     check_import.py --cases DIR/cases.txt   (DIR/<case>.pth against .st)"""

@@ -12,12 +12,12 @@ writes DIR/<case>.pth and DIR/cases.txt, one line per case:
 "<case> <option>..." where the options are those check_import.py takes."""
 import os
 import sys
-import zipfile
 
 import torch
 import torchvision
 
 import token_ref
+from tkzip import repack_deflated
 
 SMALL = dict(depth=50, width=8, mid_dim=32, out_dim=32, heads=4, classes=10)
 
@@ -106,11 +106,8 @@ def main():
     # Re-packed with compression (zipfile.ZIP_DEFLATED, as zip -r would):
     # torch.load reads it, and tk-import copies its members out of
     # libarchive's inflater rather than reading them in place.
-    with zipfile.ZipFile(os.path.join(out, "token-zip-wrapped.pth")) as src, \
-            zipfile.ZipFile(os.path.join(out, "token-zip-deflated.pth"), "w",
-                            zipfile.ZIP_DEFLATED) as dst:
-        for i in src.infolist():
-            dst.writestr(i.filename, src.read(i.filename))
+    repack_deflated(os.path.join(out, "token-zip-wrapped.pth"),
+                    os.path.join(out, "token-zip-deflated.pth"))
     cases.append("token-zip-deflated --epoch=7")
 
     r50 = torchvision.models.resnet50().state_dict()

@@ -7,9 +7,10 @@ zip re-packed with compression.
 import collections
 import os
 import sys
-import zipfile
 
 import torch
+
+from tkzip import repack_deflated
 
 
 def main():
@@ -36,11 +37,8 @@ def main():
             path = os.path.join(out, "%s-%s.pth" % (name, "legacy" if legacy else "zip"))
             torch.save(obj, path, _use_new_zipfile_serialization=not legacy)
     # A zip re-packed with compression: members inflated, not in place.
-    with zipfile.ZipFile(os.path.join(out, "wrapped-zip.pth")) as src, \
-            zipfile.ZipFile(os.path.join(out, "wrapped-deflated.pth"), "w",
-                            zipfile.ZIP_DEFLATED) as dst:
-        for i in src.infolist():
-            dst.writestr(i.filename, src.read(i.filename))
+    repack_deflated(os.path.join(out, "wrapped-zip.pth"),
+                    os.path.join(out, "wrapped-deflated.pth"))
 
 
 main()

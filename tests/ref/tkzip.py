@@ -1,6 +1,7 @@
-"""tkzip - the members of a zip as torch.save writes it, and the same zip
-as torch 2's torch.save writes it without CRC-32s, for the tests' reference
-scripts (make_bad_checkpoints.py, torch2_shim/)."""
+"""tkzip - the members of a zip as torch.save writes it, the same zip as
+torch 2's torch.save writes it without CRC-32s, and the zip re-packed with
+compression, for the tests' reference scripts (make_bad_checkpoints.py,
+make_checkpoints.py, make_fuzz_seeds.py, torch2_shim/)."""
 import io
 import struct
 import zipfile
@@ -29,3 +30,11 @@ def without_crcs(b):
         b[p + 16:p + 20] = bytes(4)
         p += 4
     return bytes(b)
+
+
+def repack_deflated(src, dst):
+    """The zip src re-packed as dst with compression (zipfile.ZIP_DEFLATED,
+    as zip -r would): torch.load reads it too."""
+    with zipfile.ZipFile(src) as i, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as o:
+        for m in i.infolist():
+            o.writestr(m.filename, i.read(m.filename))
