@@ -6,7 +6,11 @@
  * the input gathered), then out = weight . col, dweight += dout . col^T
  * and dcol = weight^T . dout as GEMMs over all threads, and col2im of dcol
  * into din.  The gathers and scatters run by channel, so that no two
- * threads add into the same pixel. */
+ * threads add into the same pixel.  A group of one image (early stages,
+ * large images) skips the copies that would only move its data: its
+ * output gradient is its GEMM operand as it lies, so is its input for a
+ * 1x1 stride-1 convolution, and its GEMM writes the output in place; the
+ * same GEMMs on the same matrices, so the same bits. */
 #include "kernels/conv.h"
 
 #include <string.h>
@@ -157,12 +161,20 @@ void conv2d_train_forward(float *out, float *work, const float *in,
 	for (int g0 = 0; g0 < d.B; g0 += G) {
 		int n = d.B - g0 < G ? d.B - g0 : G;
 		int cols = (int)(n * ohw);
-		float *col = work, *og = work + (size_t)ckk * cols;
-		im2col(col, cols, in + g0 * chw, n, d, oh, ow);
-		gemm(0, 0, d.OC, cols, ckk, 1.0f, weight, ckk, col, cols, 0.0f, og, cols);
 		size_t at = (size_t)g0 * d.OC * ohw;
-		scatter_out(out + at, og, n, d.OC, ohw, bias,
-			    residual ? residual + at : NULL, relu);
+		/* A group of one image reads its input in place when that is
+		 * the im2col matrix, and its GEMM writes the output itself; the
+		 * bias, residual and ReLU then apply in place. */
+		const float *col = work;
+		float *og = n == 1 ? out + at : work + (size_t)ckk * cols;
+		if (n == 1 && is_direct(d))
+			col = in + g0 * chw;
+		else
+			im2col(work, cols, in + g0 * chw, n, d, oh, ow);
+		gemm(0, 0, d.OC, cols, ckk, 1.0f, weight, ckk, col, cols, 0.0f, og, cols);
+		if (n > 1 || bias || residual || relu)
+			scatter_out(out + at, og, n, d.OC, ohw, bias,
+				    residual ? residual + at : NULL, relu);
 	}
 }
 
@@ -177,10 +189,20 @@ void conv2d_backward(float *din, float *dweight, float *dbias, float *work,
 	for (int g0 = 0; g0 < d.B; g0 += G) {
 		int n = d.B - g0 < G ? d.B - g0 : G;
 		int cols = (int)(n * ohw);
-		float *col = work, *dcol = col + (size_t)ckk * cols;
-		float *dy = dcol + (size_t)ckk * cols;
-		im2col(col, cols, in + g0 * chw, n, d, oh, ow);
-		gather_dout(dy, dout + (size_t)g0 * d.OC * ohw, n, d.OC, ohw);
+		float *dcol = work + (size_t)ckk * cols;
+		const float *col = work, *dy = dcol + (size_t)ckk * cols;
+		const float *dout_g = dout + (size_t)g0 * d.OC * ohw;
+		/* A group of one image: its output gradient is already the
+		 * [OC, cols] matrix, and so is its input for a 1x1 stride-1
+		 * convolution. */
+		if (n == 1 && is_direct(d))
+			col = in + g0 * chw;
+		else
+			im2col(work, cols, in + g0 * chw, n, d, oh, ow);
+		if (n == 1)
+			dy = dout_g;
+		else
+			gather_dout(dcol + (size_t)ckk * cols, dout_g, n, d.OC, ohw);
 		/* dweight [OC, CKK] += dy [OC, cols] . col^T */
 		gemm(0, 1, d.OC, ckk, cols, 1.0f, dy, cols, col, cols, 1.0f, dweight, ckk);
 		if (!din)

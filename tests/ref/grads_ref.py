@@ -262,6 +262,10 @@ def full_cases():
     resize(c, 2, 31, 17, size=(64, 9))
     sgd(c, 1001, 5, 0.01, 1e-4)
     sgd(c, 64, 4, 0.1, 0.0, nesterov=False)
+    # 2,048 output pixels or more: training's groups of one image (last,
+    # so that the cases before keep their random numbers)
+    conv(c, 2, 8, 46, 45, 12, 1, 1, 0)
+    conv(c, 2, 4, 46, 46, 6, 3, 1, 1, bias=False)
     return c
 
 

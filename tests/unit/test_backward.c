@@ -117,6 +117,10 @@ static void case_conv(void)
 	compare("want_out", out, 2e-5);
 	free(work);
 	work = xmalloc((conv2d_backward_workspace(d, th) + 1) * sizeof *work);
+	memset(out, 0, numel("want_out") * sizeof *out);
+	conv2d_train_forward(out, work, in("in"), in("weight"), in("bias"), NULL, 0,
+			     d);
+	compare("want_out", out, 2e-5);
 	float *din = zeros("in"), *dw = zeros("weight");
 	float *db = in("bias") ? zeros("bias") : NULL;
 	conv2d_backward(din, dw, db, work, in("dout"), in("in"), in("weight"), d);
