@@ -63,29 +63,24 @@ size_t conv2d_gemm_workspace(struct conv2d_dims d, int threads)
 	return (size_t)threads * d.C * d.K * d.K * nt;
 }
 
-/* dst[i] = row[x0 + i * s] for i < n, zero where the index leaves
- * 0 .. W-1. */
+void conv_run_inside(int x0, int s, int n, int W, int *lo, int *hi)
+{
+	*lo = x0 >= 0 ? 0 : (-x0 + s - 1) / s;
+	*hi = x0 + (n - 1) * s < W ? n : x0 >= W ? 0 : (W - 1 - x0) / s + 1;
+	if (*lo > n)
+		*lo = n;
+	if (*hi < *lo)
+		*hi = *lo;
+}
+
+/* One run of im2col_tile's row. */
 TK_SIMD
 static void gather_run(float *restrict dst, const float *restrict row, int x0,
 		       int s, int n, int W)
 {
-	/* The run's part inside the row: i in [lo, hi). */
-	int lo = x0 >= 0 ? 0 : (-x0 + s - 1) / s;
-	int hi = x0 + (n - 1) * s < W ? n : x0 >= W ? 0 : (W - 1 - x0) / s + 1;
-	if (hi < lo)
-		hi = lo;
-	for (int i = 0; i < lo; i++)
-		dst[i] = 0.0f;
-	if (s == 1) {
-		memcpy(dst + lo, row + x0 + lo, (hi - lo) * sizeof *dst);
-	} else {
-		const float *src = row + x0;
-#pragma omp simd
-		for (int i = lo; i < hi; i++)
-			dst[i] = src[i * s];
-	}
-	for (int i = hi; i < n; i++)
-		dst[i] = 0.0f;
+	int lo, hi;
+	conv_run_inside(x0, s, n, W, &lo, &hi);
+	conv_gather(dst, row, x0, s, n, lo, hi);
 }
 
 /* col[(c*K + ky)*K + kx][p - p0] for output pixels p0 .. p0+n-1. */

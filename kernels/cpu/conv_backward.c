@@ -15,6 +15,7 @@
 
 #include <string.h>
 
+#include "kernels/cpu/conv_algo.h"
 #include "kernels/cpu/simd.h"
 #include "kernels/linear.h"
 
@@ -42,44 +43,45 @@ size_t conv2d_backward_workspace(struct conv2d_dims d, int threads)
 	return cols * (2 * (size_t)d.C * d.K * d.K + d.OC);
 }
 
+/* One tap of one image: its output rows, each a gather of an input row. */
+TK_SIMD
+static void im2col_tap(float *dst, const float *plane, int ky, int kx,
+		       struct conv2d_dims d, int oh, int ow)
+{
+	int s = d.stride, x0 = kx - d.pad, lo, hi;
+	conv_run_inside(x0, s, ow, d.W, &lo, &hi);
+	for (int oy = 0; oy < oh; oy++, dst += ow) {
+		int iy = oy * s - d.pad + ky;
+		if (iy < 0 || iy >= d.H)
+			memset(dst, 0, ow * sizeof *dst);
+		else
+			conv_gather(dst, plane + (size_t)iy * d.W, x0, s, ow, lo, hi);
+	}
+}
+
 /* The group's im2col matrix, row stride ld: image j's pixels are columns
- * j * ohw ... */
+ * j * ohw ...  Each (tap, image) writes a part of its own. */
 static void im2col(float *col, size_t ld, const float *in, int n,
 		   struct conv2d_dims d, int oh, int ow)
 {
-	int K = d.K, s = d.stride;
+	int K = d.K, taps = d.C * K * K;
 	size_t ohw = (size_t)oh * ow, chw = (size_t)d.C * d.H * d.W;
-#pragma omp parallel for schedule(static)
-	for (int c = 0; c < d.C; c++) {
+#pragma omp parallel for collapse(2) schedule(static)
+	for (int t = 0; t < taps; t++) {
 		for (int j = 0; j < n; j++) {
-			const float *plane = in + j * chw + (size_t)c * d.H * d.W;
-			for (int ky = 0; ky < K; ky++)
-				for (int kx = 0; kx < K; kx++) {
-					float *dst = col + ((size_t)(c * K + ky) * K + kx) * ld +
-						     j * ohw;
-					if (is_direct(d)) {
-						memcpy(dst, plane, ohw * sizeof *dst);
-						continue;
-					}
-					for (int oy = 0; oy < oh; oy++) {
-						int iy = oy * s - d.pad + ky;
-						float *o = dst + (size_t)oy * ow;
-						if (iy < 0 || iy >= d.H) {
-							memset(o, 0, ow * sizeof *o);
-							continue;
-						}
-						const float *row = plane + (size_t)iy * d.W;
-						for (int ox = 0; ox < ow; ox++) {
-							int ix = ox * s - d.pad + kx;
-							o[ox] = ix >= 0 && ix < d.W ? row[ix] : 0.0f;
-						}
-					}
-				}
+			const float *plane = in + j * chw + (size_t)(t / (K * K)) * d.H * d.W;
+			float *dst = col + (size_t)t * ld + j * ohw;
+			if (is_direct(d))
+				memcpy(dst, plane, ohw * sizeof *dst);
+			else
+				im2col_tap(dst, plane, t / K % K, t % K, d, oh, ow);
 		}
 	}
 }
 
-/* The adjoint of im2col: din += dcol over every tap. */
+/* The adjoint of im2col: din += dcol over every tap; by channel, so
+ * that no two threads add into the same pixel. */
+TK_SIMD
 static void col2im(float *din, const float *dcol, size_t ld, int n,
 		   struct conv2d_dims d, int oh, int ow)
 {
@@ -94,24 +96,17 @@ static void col2im(float *din, const float *dcol, size_t ld, int n,
 					const float *src = dcol +
 							   ((size_t)(c * K + ky) * K + kx) * ld +
 							   j * ohw;
+					int x0 = kx - d.pad, lo, hi;
+					conv_run_inside(x0, s, ow, d.W, &lo, &hi);
 					for (int oy = 0; oy < oh; oy++) {
 						int iy = oy * s - d.pad + ky;
 						if (iy < 0 || iy >= d.H)
 							continue;
-						float *row = plane + (size_t)iy * d.W;
+						float *row = plane + (size_t)iy * d.W + x0;
 						const float *g = src + (size_t)oy * ow;
-						if (s == 1) {
-							int x0 = kx - d.pad, lo = x0 < 0 ? -x0 : 0;
-							int hi = d.W - x0 < ow ? d.W - x0 : ow;
-							for (int ox = lo; ox < hi; ox++)
-								row[ox + x0] += g[ox];
-							continue;
-						}
-						for (int ox = 0; ox < ow; ox++) {
-							int ix = ox * s - d.pad + kx;
-							if (ix >= 0 && ix < d.W)
-								row[ix] += g[ox];
-						}
+#pragma omp simd
+						for (int ox = lo; ox < hi; ox++)
+							row[ox * s] += g[ox];
 					}
 				}
 		}
