@@ -5,7 +5,8 @@
  * Each frame of a cases stream (tests/ref/ops_ref.py) is one op on
  * torch's inputs with torch's output "want".  Without arguments it reads
  * the small committed set tests/data/kernels.bin, then checks the two
- * convolution algorithms against a direct loop on shapes of its own. */
+ * convolution algorithms and training's forward against a direct loop on
+ * shapes of its own, and the index arithmetic of im2col's rows. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,12 +259,17 @@ static void self_check_conv(struct conv2d_dims d)
 	direct_conv(ref, x, w, b, d, oh, ow);
 	float *out = xmalloc(on * 4);
 	int th = tk_threads();
-	for (int algo = 0; algo < 2; algo++) {
+	static const char *const algos[] = {"gemm", "winograd", "train"};
+	for (int algo = 0; algo < 3; algo++) {
 		if (algo == 1 && !(d.K == 3 && d.stride == 1 && d.pad == 1))
-			break;
-		size_t wk = algo ? winograd_workspace(d, th) : conv2d_gemm_workspace(d, th);
+			continue;
+		size_t wk = algo == 2   ? conv2d_backward_workspace(d, th)
+			    : algo == 1 ? winograd_workspace(d, th)
+					: conv2d_gemm_workspace(d, th);
 		float *work = xmalloc((wk + 1) * 4);
-		if (algo)
+		if (algo == 2)
+			conv2d_train_forward(out, work, x, w, b, NULL, 0, d);
+		else if (algo == 1)
 			winograd_forward(out, work, x, w, b, NULL, 0, d);
 		else
 			conv2d_gemm_forward(out, work, x, w, b, NULL, 0, d);
@@ -273,9 +279,9 @@ static void self_check_conv(struct conv2d_dims d)
 			err = e > err || isnan(e) ? e : err;
 			mag = fabs(ref[i]) > mag ? fabs(ref[i]) : mag;
 		}
-		int ok = err <= (algo ? 2e-5 : 1e-5) * (mag > 1 ? mag : 1);
+		int ok = err <= (algo == 1 ? 2e-5 : 1e-5) * (mag > 1 ? mag : 1);
 		printf("%-5s self %-8s B%d C%d %dx%d OC%d K%d s%d p%d: max|d|=%.3g\n",
-		       ok ? "ok" : "FAIL", algo ? "winograd" : "gemm", d.B, d.C, d.H,
+		       ok ? "ok" : "FAIL", algos[algo], d.B, d.C, d.H,
 		       d.W, d.OC, d.K, d.stride, d.pad, err);
 		CHECK(ok);
 		free(work);
@@ -285,6 +291,27 @@ static void self_check_conv(struct conv2d_dims d)
 	free(b);
 	free(ref);
 	free(out);
+}
+
+/* conv_run_inside against its definition: i < n is in [lo, hi) exactly
+ * when x0 + i * s falls in 0 .. W-1. */
+static void check_run_inside(void)
+{
+	int bad = 0;
+	for (int W = 1; W <= 9; W++)
+		for (int s = 1; s <= 3; s++)
+			for (int n = 1; n <= 9; n++)
+				for (int x0 = -7; x0 <= 11; x0++) {
+					int lo, hi;
+					conv_run_inside(x0, s, n, W, &lo, &hi);
+					bad += lo < 0 || lo > hi || hi > n;
+					for (int i = 0; i < n; i++) {
+						int x = x0 + i * s;
+						bad += (x >= 0 && x < W) != (i >= lo && i < hi);
+					}
+				}
+	printf("%-5s conv_run_inside: %d wrong\n", bad ? "FAIL" : "ok", bad);
+	CHECK(!bad);
 }
 
 int main(int argc, char **argv)
@@ -306,7 +333,10 @@ int main(int argc, char **argv)
 		    {1, 3, 1, 10, 2, 3, 1, 1},  {1, 7, 11, 17, 5, 3, 2, 1},
 		    {1, 3, 15, 16, 4, 7, 2, 3}, {2, 6, 7, 9, 5, 1, 2, 0},
 		    {1, 33, 8, 8, 17, 1, 1, 0}, {1, 20, 23, 21, 18, 3, 1, 1},
+		    /* 2,048 output pixels or more: training's one-image groups */
+		    {2, 3, 50, 48, 4, 3, 1, 1}, {2, 5, 46, 46, 3, 1, 1, 0},
 		};
+		check_run_inside();
 		for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
 			self_check_conv(shapes[i]);
 	}
