@@ -33,10 +33,9 @@ static inline void conv_gather(float *restrict dst, const float *restrict row,
 	if (s == 1) {
 		memcpy(dst + lo, row + x0 + lo, (hi - lo) * sizeof *dst);
 	} else {
-		const float *src = row + x0;
 #pragma omp simd
 		for (int i = lo; i < hi; i++)
-			dst[i] = src[i * s];
+			dst[i] = row[x0 + i * s];
 	}
 	for (int i = hi; i < n; i++)
 		dst[i] = 0.0f;

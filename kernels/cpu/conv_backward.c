@@ -5,8 +5,8 @@
  * im2col matrix col [C K K, group pixels] (for a 1x1 stride-1 convolution,
  * the input gathered), then out = weight . col, dweight += dout . col^T
  * and dcol = weight^T . dout as GEMMs over all threads, and col2im of dcol
- * into din.  The gathers and scatters run by channel, so that no two
- * threads add into the same pixel.  A group of one image (early stages,
+ * into din.  col2im runs by channel, so that no two threads add into
+ * the same pixel.  A group of one image (early stages,
  * large images) skips the copies that would only move its data: its
  * output gradient is its GEMM operand as it lies, so is its input for a
  * 1x1 stride-1 convolution, and its GEMM writes the output in place; the
@@ -102,11 +102,11 @@ static void col2im(float *din, const float *dcol, size_t ld, int n,
 						int iy = oy * s - d.pad + ky;
 						if (iy < 0 || iy >= d.H)
 							continue;
-						float *row = plane + (size_t)iy * d.W + x0;
+						float *row = plane + (size_t)iy * d.W;
 						const float *g = src + (size_t)oy * ow;
 #pragma omp simd
 						for (int ox = lo; ox < hi; ox++)
-							row[ox * s] += g[ox];
+							row[x0 + ox * s] += g[ox];
 					}
 				}
 		}
