@@ -59,13 +59,17 @@ static void im2col_tap(float *dst, const float *plane, int ky, int kx,
 	}
 }
 
-/* The group's im2col matrix, row stride ld: image j's pixels are columns
- * j * ohw ...  Each (tap, image) writes a part of its own. */
-static void im2col(float *col, size_t ld, const float *in, int n,
-		   struct conv2d_dims d, int oh, int ow)
+/* The group's im2col matrix [C K K, n * ohw]: image j's pixels are
+ * columns j * ohw ...  For one image of a 1x1 stride-1 convolution, that
+ * is its input as it lies; else it is gathered into col, each (tap,
+ * image) writing a part of its own. */
+static const float *im2col(float *col, const float *in, int n,
+			   struct conv2d_dims d, int oh, int ow)
 {
+	if (n == 1 && is_direct(d))
+		return in;
 	int K = d.K, taps = d.C * K * K;
-	size_t ohw = (size_t)oh * ow, chw = (size_t)d.C * d.H * d.W;
+	size_t ohw = (size_t)oh * ow, chw = (size_t)d.C * d.H * d.W, ld = n * ohw;
 #pragma omp parallel for collapse(2) schedule(static)
 	for (int t = 0; t < taps; t++) {
 		for (int j = 0; j < n; j++) {
@@ -77,6 +81,7 @@ static void im2col(float *col, size_t ld, const float *in, int n,
 				im2col_tap(dst, plane, t / K % K, t % K, d, oh, ow);
 		}
 	}
+	return col;
 }
 
 /* The adjoint of im2col: din += dcol over every tap; by channel, so
@@ -134,15 +139,20 @@ static void scatter_out(float *out, const float *og, int n, int OC, size_t ohw,
 		}
 }
 
-/* dout [n, OC, ohw] -> dy [OC, n * ohw] */
-static void gather_dout(float *dy, const float *dout, int n, int OC, size_t ohw)
+/* dout [n, OC, ohw] as dy [OC, n * ohw]: for one image dout as it lies,
+ * else gathered into dy. */
+static const float *gather_dout(float *dy, const float *dout, int n, int OC,
+				size_t ohw)
 {
+	if (n == 1)
+		return dout;
 	size_t ld = (size_t)n * ohw;
 #pragma omp parallel for schedule(static)
 	for (int o = 0; o < OC; o++)
 		for (int j = 0; j < n; j++)
 			memcpy(dy + (size_t)o * ld + j * ohw,
 			       dout + ((size_t)j * OC + o) * ohw, ohw * sizeof *dy);
+	return dy;
 }
 
 void conv2d_train_forward(float *out, float *work, const float *in,
@@ -157,15 +167,10 @@ void conv2d_train_forward(float *out, float *work, const float *in,
 		int n = d.B - g0 < G ? d.B - g0 : G;
 		int cols = (int)(n * ohw);
 		size_t at = (size_t)g0 * d.OC * ohw;
-		/* A group of one image reads its input in place when that is
-		 * the im2col matrix, and its GEMM writes the output itself; the
+		/* A group of one image's GEMM writes the output itself; the
 		 * bias, residual and ReLU then apply in place. */
-		const float *col = work;
+		const float *col = im2col(work, in + g0 * chw, n, d, oh, ow);
 		float *og = n == 1 ? out + at : work + (size_t)ckk * cols;
-		if (n == 1 && is_direct(d))
-			col = in + g0 * chw;
-		else
-			im2col(work, cols, in + g0 * chw, n, d, oh, ow);
 		gemm(0, 0, d.OC, cols, ckk, 1.0f, weight, ckk, col, cols, 0.0f, og, cols);
 		if (n > 1 || bias || residual || relu)
 			scatter_out(out + at, og, n, d.OC, ohw, bias,
@@ -185,19 +190,10 @@ void conv2d_backward(float *din, float *dweight, float *dbias, float *work,
 		int n = d.B - g0 < G ? d.B - g0 : G;
 		int cols = (int)(n * ohw);
 		float *dcol = work + (size_t)ckk * cols;
-		const float *col = work, *dy = dcol + (size_t)ckk * cols;
-		const float *dout_g = dout + (size_t)g0 * d.OC * ohw;
-		/* A group of one image: its output gradient is already the
-		 * [OC, cols] matrix, and so is its input for a 1x1 stride-1
-		 * convolution. */
-		if (n == 1 && is_direct(d))
-			col = in + g0 * chw;
-		else
-			im2col(work, cols, in + g0 * chw, n, d, oh, ow);
-		if (n == 1)
-			dy = dout_g;
-		else
-			gather_dout(dcol + (size_t)ckk * cols, dout_g, n, d.OC, ohw);
+		const float *col = im2col(work, in + g0 * chw, n, d, oh, ow);
+		const float *dy = gather_dout(dcol + (size_t)ckk * cols,
+					      dout + (size_t)g0 * d.OC * ohw, n,
+					      d.OC, ohw);
 		/* dweight [OC, CKK] += dy [OC, cols] . col^T */
 		gemm(0, 1, d.OC, ckk, cols, 1.0f, dy, cols, col, cols, 1.0f, dweight, ckk);
 		if (!din)
