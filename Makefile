@@ -106,6 +106,9 @@ LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(COMMON_SRC) $(KERNEL_SRC)) \
 LIB := $(BUILD)/libtk.a
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+# The fuzz targets with tests/fuzz/replay.c's main instead of libFuzzer:
+# tests/tools/fuzz-corpus.test runs the seed corpora through them.
+REPLAY := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 MAN := $(wildcard man/man1/*.1 man/man5/*.5)
 # GPU tests and benchmarks (tests/gpu/*.c): CUDA builds only.
 GPU_SRC := $(if $(CUDA_SRC),$(wildcard tests/gpu/*.c))
@@ -156,6 +159,10 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) -fopenmp -o $@ $< $(LIB) $(LDLIBS)
 
+$(BUILD)/tests/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/fuzz/replay.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) -fopenmp -o $@ $^ $(LDLIBS)
+
 $(BUILD)/tests/gpu/%: $(BUILD)/tests/gpu/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) -fopenmp -o $@ $< $(LIB) $(LDLIBS)
@@ -183,7 +190,7 @@ ifeq ($(VARIANT),asan)
   EMU_BUILD := emu-asan-build
   EMU_ENV := TK_EMU_ASAN=$(abspath build/emu-asan)
 endif
-test: all $(UNIT) $(EMU_BUILD)
+test: all $(UNIT) $(REPLAY) $(EMU_BUILD)
 	@TK_BIN=$(abspath $(BINDIR)) TK_UNIT=$(abspath $(BUILD)/tests) $(EMU_ENV) \
 	 TK_VARIANT=$(VARIANT) PY=$(PY) tests/run.sh $(TESTS)
 

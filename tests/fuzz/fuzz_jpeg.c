@@ -1,8 +1,9 @@
 /* fuzz_jpeg - libFuzzer target for the JPEG path of tk-decode: bytes that
  * start like a JPEG through libjpeg-turbo, crop and thumbnail.
- *   make fuzz
- *   mkdir -p corpus && python3 tests/ref/make_images.py PHOTO corpus small 20
- *   build/fuzz/fuzz_jpeg -max_total_time=600 -timeout=10 corpus */
+ *   make fuzz && build/fuzz/fuzz_jpeg -max_total_time=600 -timeout=10 \
+ *       NEW tests/fuzz/corpus/jpeg
+ * (NEW: a folder for what it finds; tests/ref/make_images.py makes larger
+ * seeds from a photograph). */
 #include "fuzz_load.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -1,8 +1,9 @@
 /* fuzz_png - libFuzzer target for the PNG path of tk-decode: bytes that
  * start like a PNG through libpng, crop and thumbnail.
- *   make fuzz
- *   mkdir -p corpus && python3 tests/ref/make_images.py PHOTO corpus kinds
- *   build/fuzz/fuzz_png -max_total_time=600 -timeout=10 corpus */
+ *   make fuzz && build/fuzz/fuzz_png -max_total_time=600 -timeout=10 \
+ *       NEW tests/fuzz/corpus/png
+ * (NEW: a folder for what it finds; tests/ref/make_images.py makes larger
+ * seeds from a photograph). */
 #include "fuzz_load.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -1,5 +1,7 @@
 /* fuzz_safetensors - libFuzzer target for whole-document parsing, as weight
- * files are read (st_parse_buffer over a mapped file). */
+ * files are read (st_parse_buffer over a mapped file).
+ *   make fuzz && build/fuzz/fuzz_safetensors -max_total_time=600 \
+ *       -dict=tests/fuzz/json.dict NEW tests/fuzz/corpus/safetensors */
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,6 +1,8 @@
 /* fuzz_stream - libFuzzer target for the frame reader: any bytes as a
  * stream, read frame by frame until the end or the first error.
- *   make fuzz && build/fuzz/fuzz_stream -max_total_time=600 CORPUS */
+ *   make fuzz && build/fuzz/fuzz_stream -max_total_time=600 \
+ *       -dict=tests/fuzz/json.dict NEW tests/fuzz/corpus/stream
+ * (NEW: a folder for what it finds; the seeds are make_seeds.py's). */
 #include <stdio.h>
 
 #include "common/stream.h"
