@@ -23,6 +23,13 @@ struct tk_hparams {
 	uint64_t seed;
 };
 
+/* The bounds of the integer hyper-parameters, as tk-train's options and a
+ * checkpoint's metadata give them: batch, update_every, epochs and
+ * warmup_epochs in [1, TK_HP_MAX_COUNT] (warmup_epochs from 0),
+ * epoch_size in [1, TK_HP_MAX_EPOCH_SIZE]. */
+#define TK_HP_MAX_COUNT (1 << 20)
+#define TK_HP_MAX_EPOCH_SIZE (1L << 40)
+
 /* experiment.sh's: batch 128, 30 epochs, warm-up 5 from 1e-4, base 0.01,
  * final 0, momentum 0.9, weight decay 1e-4, no clipping, dropout 0.1,
  * seed 11. */

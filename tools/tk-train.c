@@ -87,6 +87,15 @@ struct options {
 /* A hyper-parameter option: its field, for overriding a checkpoint's. */
 #define HP(c) ((c) - OPT_UPDATE)
 
+/* The schedule's warm-up fits in it: on --resume, checked once the
+ * options are merged into the checkpoint's hyper-parameters. */
+static void check_warmup(const struct tk_hparams *h)
+{
+	if (h->warmup_epochs > h->epochs)
+		die_usage("--warmup-epochs %d is more than --epochs %d",
+			  h->warmup_epochs, h->epochs);
+}
+
 static void parse_options(struct options *o, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -130,13 +139,13 @@ static void parse_options(struct options *o, int argc, char **argv)
 		case 'r': o->resume = optarg; break;
 		case 'o': o->out = optarg; break;
 		case 'b':
-			h->batch = (int)tk_parse_long("--batch", optarg, 1, 1 << 20);
+			h->batch = (int)tk_parse_long("--batch", optarg, 1, TK_HP_MAX_COUNT);
 			o->set[31] = 1;
 			break;
-		case OPT_UPDATE: h->update_every = (int)tk_parse_long("--update-every", optarg, 1, 1 << 20); break;
-		case OPT_EPOCH_SIZE: h->epoch_size = tk_parse_long("--epoch-size", optarg, 1, 1L << 40); break;
-		case OPT_EPOCHS: h->epochs = (int)tk_parse_long("--epochs", optarg, 1, 1 << 20); break;
-		case OPT_WARMUP: h->warmup_epochs = (int)tk_parse_long("--warmup-epochs", optarg, 0, 1 << 20); break;
+		case OPT_UPDATE: h->update_every = (int)tk_parse_long("--update-every", optarg, 1, TK_HP_MAX_COUNT); break;
+		case OPT_EPOCH_SIZE: h->epoch_size = tk_parse_long("--epoch-size", optarg, 1, TK_HP_MAX_EPOCH_SIZE); break;
+		case OPT_EPOCHS: h->epochs = (int)tk_parse_long("--epochs", optarg, 1, TK_HP_MAX_COUNT); break;
+		case OPT_WARMUP: h->warmup_epochs = (int)tk_parse_long("--warmup-epochs", optarg, 0, TK_HP_MAX_COUNT); break;
 		case OPT_WARMUP_LR: h->warmup_lr = tk_parse_double("--warmup-lr", optarg); break;
 		case OPT_LR: h->base_lr = tk_parse_double("--lr", optarg); break;
 		case OPT_FINAL_LR: h->final_lr = tk_parse_double("--final-lr", optarg); break;
@@ -154,7 +163,7 @@ static void parse_options(struct options *o, int argc, char **argv)
 		case OPT_EPOCH: o->epoch = tk_parse_long("--epoch", optarg, 1, 1L << 30); break;
 		case OPT_DEVICE: o->device = optarg; break;
 		case OPT_PRECISION: o->precision = optarg; break;
-		case 't': o->threads = (int)tk_parse_long("--threads", optarg, 1, 4096); break;
+		case 't': o->threads = (int)tk_parse_long("--threads", optarg, 1, TK_TRAIN_MAX_THREADS); break;
 		default: tk_common_option(c, usage);
 		}
 	}
@@ -172,9 +181,8 @@ static void parse_options(struct options *o, int argc, char **argv)
 		die_usage("--epoch goes with --out");
 	if (!(h->dropout >= 0 && h->dropout < 1))
 		die_usage("--dropout must be in [0, 1)");
-	if (h->warmup_epochs > h->epochs)
-		die_usage("--warmup-epochs %d is more than --epochs %d",
-			  h->warmup_epochs, h->epochs);
+	if (!o->resume)
+		check_warmup(h);
 }
 
 /* On --resume the checkpoint's hyper-parameters hold unless an option
@@ -885,6 +893,7 @@ int main(int argc, char **argv)
 				       sizeof err) < 0)
 			die_data("--resume %s", err);
 		merge_hparams(&r.st.h, &o);
+		check_warmup(&r.st.h);
 		if (r.st.threads) {
 			if (o.threads && o.threads != r.st.threads)
 				die_usage("--threads %d: the deterministic checkpoint was "
