@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "model.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -44,6 +45,10 @@ static int set_field(struct tk_arch *a, const char *key, const char *val,
 			return tk_errf(err, errlen, "architecture: %s='%s' is not a number",
 				    key, val);
 		if (arch_fields[i].is_float) {
+			if (!(fabs(v) <= FLT_MAX)) /* else it would become inf */
+				return tk_errf(err, errlen,
+					    "architecture: %s='%s' is beyond a float's range",
+					    key, val);
 			*(float *)((char *)a + arch_fields[i].off) = (float)v;
 		} else {
 			if (v != floor(v) || v < 0 || v > 1e9)

@@ -31,6 +31,7 @@ static void test_arch(void)
 	    "r50:colour=3", "r50:width=0", "r50:width=2000",
 	    "r50:heads=7", "r50:classes=-1", "r50:classes=99999999",
 	    "r50:arcface_s=0", "r50:mid_dim=1e9", "r50:decoder_layers=65",
+	    "r50:arcface_s=1e39", "r50:arcface_m=-1e300",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		err[0] = 0;
