@@ -127,6 +127,12 @@ int npy_read_header(FILE *fp, struct npy_header *h, char *err, size_t errlen)
 		while (*p == 'L')
 			p++;
 	}
+	h->nbytes = st_dtype_size(h->dtype);
+	for (int i = 0; i < h->rank; i++)
+		if (__builtin_mul_overflow(h->nbytes, (size_t)h->shape[i], &h->nbytes)) {
+			rc = tk_errf(err, errlen, ".npy shape of more than 2^64 bytes");
+			goto out;
+		}
 out:
 	free(dict);
 	return rc;

@@ -14,10 +14,12 @@ struct npy_header {
 	enum st_dtype dtype;
 	int rank;
 	int64_t shape[NPY_MAX_RANK];
+	size_t nbytes; /* of the data, as the shape gives it (read) */
 };
 
 /* Read and check the header; the file is left at the first data byte.
- * Returns 0, or -1 with a message in err. */
+ * The data's size must fit in size_t (a shape whose product overflows is
+ * refused).  Returns 0, or -1 with a message in err. */
 int npy_read_header(FILE *fp, struct npy_header *h, char *err, size_t errlen);
 /* Write a version 1.0 header taking exactly 'size' bytes (padded with
  * spaces; 0: as few as the format allows); -1 on error.  Writers that learn

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/npy.h"
 #include "common/stream.h"
@@ -228,6 +229,13 @@ static void from_npy(const struct options *opt)
 		die_data("%s: %s", opt->from_npy, err);
 	if (h.rank < 1)
 		die_data("%s: a 0-d array has no rows", opt->from_npy);
+	/* A short file is refused before any frame is written. */
+	struct stat st;
+	long here = ftell(fp);
+	if (fstat(fileno(fp), &st) == 0 && S_ISREG(st.st_mode) && here >= 0 &&
+	    (uint64_t)st.st_size - (uint64_t)here < h.nbytes)
+		die_data("%s: the shape needs %zu bytes of data, the file holds %lld",
+			 opt->from_npy, h.nbytes, (long long)(st.st_size - here));
 	long nk = 0, nl = 0;
 	char **keys = opt->keys ? read_lines(opt->keys, &nk) : NULL;
 	char **labels = opt->labels ? read_lines(opt->labels, &nl) : NULL;
@@ -247,9 +255,8 @@ static void from_npy(const struct options *opt)
 		if (dot && dot != name)
 			*dot = 0;
 	}
-	size_t row = st_dtype_size(h.dtype);
-	for (int i = 1; i < h.rank; i++)
-		row = xmul(row, (size_t)h.shape[i]);
+	/* no larger than the file, on a regular one */
+	size_t row = h.shape[0] ? h.nbytes / (size_t)h.shape[0] : 0;
 	void *buf = xmalloc(row);
 	struct st_doc d;
 	st_init(&d);

@@ -1,13 +1,14 @@
 """make_seeds - the seed inputs of the fuzz targets that parse formats a
 mutator cannot find from nothing: stream frames and safetensors documents
-(a JSON header whose length the first 8 bytes give), JPEGs and PNGs.
+(a JSON header whose length the first 8 bytes give), .npy files, JPEGs
+and PNGs.
 Small (a few hundred bytes each, so that the fuzzer mutates quickly),
 made from numbers alone (no photograph) and the same on every run.
 
     /usr/bin/python3 tests/fuzz/make_seeds.py tests/fuzz/corpus
 
-writes OUT/stream, OUT/safetensors, OUT/jpeg and OUT/png (files named by
-what they hold).  Without seeds, fuzz_stream found 51 edges in 500,000
+writes OUT/stream, OUT/safetensors, OUT/npy, OUT/jpeg and OUT/png (files
+named by what they hold).  Without seeds, fuzz_stream found 51 edges in 500,000
 runs and stayed there: it never wrote a header the reader accepts."""
 import io
 import json
@@ -80,6 +81,22 @@ def weights(out):
                                "none.safetensors": document({}, {})})
 
 
+def npys(out):
+    def npy(a, version=None):
+        b = io.BytesIO()
+        np.lib.format.write_array(b, a, version=version)
+        return b.getvalue()
+    rng = np.random.default_rng(3)
+    write(out, "npy", {
+        "f32.npy": npy(rng.standard_normal((3, 4)).astype(np.float32)),
+        "u8.npy": npy(np.arange(5, dtype=np.uint8)),
+        "i64.npy": npy(np.arange(12, dtype=np.int64).reshape(2, 3, 2)),
+        "bf16.npy": npy(np.arange(4, dtype=np.uint16).view("V2")),
+        "rows0.npy": npy(np.zeros((0, 3), np.float16)),
+        "v2.npy": npy(np.ones((2, 2), np.int32), version=(2, 0)),
+        "fortran.npy": npy(np.asfortranarray(np.ones((2, 3), np.float64)))})
+
+
 def photo(h, w, seed):
     """Something JPEG-like to look at: gradients, an edge and noise."""
     rng = np.random.default_rng(seed)
@@ -148,4 +165,5 @@ def write(out, kind, files):
 if __name__ == "__main__":
     streams(sys.argv[1])
     weights(sys.argv[1])
+    npys(sys.argv[1])
     images(sys.argv[1])
