@@ -156,6 +156,24 @@ int rv_load(struct rv_gnd *g, const char *path, char *err, size_t errlen)
 	return rc;
 }
 
+int rv_load_buffer(struct rv_gnd *g, const void *buf, size_t len,
+		   const char *name, char *err, size_t errlen)
+{
+	memset(g, 0, sizeof *g);
+	struct pk_options opt = {0}; /* plain data only */
+	struct pk_arena *arena = NULL;
+	size_t used;
+	char perr[512];
+	struct pk_value *root = pk_load(buf, len, &opt, &arena, &used, perr,
+					sizeof perr);
+	int rc = root ? parse_gnd(g, root, name, err, errlen)
+		      : tk_errf(err, errlen, "%s: %s", name, perr);
+	pk_free(arena);
+	if (rc)
+		rv_free(g);
+	return rc;
+}
+
 void rv_free(struct rv_gnd *g)
 {
 	for (long i = 0; i < g->nq && g->q; i++) {

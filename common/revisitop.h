@@ -28,6 +28,10 @@ struct rv_gnd {
  * optionally, 'junk' of indices into imlist).  0; -1 for bad data, -2
  * when the file cannot be read, with a one-line message in err. */
 int rv_load(struct rv_gnd *g, const char *path, char *err, size_t errlen);
+/* The same from len bytes at buf (fuzz_pickle), name standing for the
+ * path in messages; -1 for bad data. */
+int rv_load_buffer(struct rv_gnd *g, const void *buf, size_t len,
+		   const char *name, char *err, size_t errlen);
 void rv_free(struct rv_gnd *g);
 /* "gnd_roxford5k.pkl" -> "roxford5k" (the file name without directories,
  * "gnd_" and ".pkl"); caller frees. */

@@ -1,12 +1,14 @@
 /* fuzz_pickle - libFuzzer target for the restricted unpickler: any bytes
  * as a pickle, once with nothing allowed and once with torch's checkpoint
  * allow-list and persistent ids; the tree is then walked (bounded: the
- * memo makes DAGs and cycles) and freed.
+ * memo makes DAGs and cycles) and freed; then as Revisited Oxford and
+ * Paris ground truth (rv_load_buffer: the gnd_*.pkl structure checked).
  *   make fuzz && build/fuzz/fuzz_pickle -max_total_time=600 \
  *       tests/fuzz/corpus/pickle */
 #include <string.h>
 
 #include "common/pickle.h"
+#include "common/revisitop.h"
 
 /* Visit at most *budget nodes: a DAG can be exponential as a tree. */
 static void walk(const struct pk_value *v, long *budget, int depth)
@@ -68,5 +70,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		pk_free(a);
 	}
+	/* and as a gnd_*.pkl file, as tk-map and tk-list read them */
+	struct rv_gnd g;
+	char err[512];
+	if (rv_load_buffer(&g, data, size, "gnd.pkl", err, sizeof err) == 0)
+		rv_free(&g);
+	else if (strchr(err, '\n'))
+		__builtin_trap();
 	return 0;
 }

@@ -1,18 +1,20 @@
 """make_seeds - the seed inputs of the fuzz targets that parse formats a
 mutator cannot find from nothing: stream frames and safetensors documents
 (a JSON header whose length the first 8 bytes give), .npy files, JPEGs
-and PNGs.
+and PNGs; and for fuzz_pickle, Revisited Oxford ground truth files that
+hold together (every index into imlist), which its other seeds do not.
 Small (a few hundred bytes each, so that the fuzzer mutates quickly),
 made from numbers alone (no photograph) and the same on every run.
 
     /usr/bin/python3 tests/fuzz/make_seeds.py tests/fuzz/corpus
 
 writes OUT/stream, OUT/safetensors, OUT/npy, OUT/jpeg and OUT/png (files
-named by what they hold).  Without seeds, fuzz_stream found 51 edges in 500,000
+named by what they hold), and OUT/pickle/gnd-whole-p*.pkl.  Without seeds, fuzz_stream found 51 edges in 500,000
 runs and stayed there: it never wrote a header the reader accepts."""
 import io
 import json
 import os
+import pickle
 import struct
 import sys
 import zlib
@@ -97,6 +99,20 @@ def npys(out):
         "fortran.npy": npy(np.asfortranarray(np.ones((2, 3), np.float64)))})
 
 
+def gnds(out):
+    """gnd_*.pkl as revisitop's: imlist, qimlist, and per query easy, hard,
+    junk and a bounding box."""
+    gnd = {"imlist": ["all_souls_000000", "all_souls_000001", "balliol_000000",
+                      "radcliffe_000003"],
+           "qimlist": ["all_souls_000013", "radcliffe_000031"],
+           "gnd": [{"bbx": [136.5, 34.1, 648.5, 955.7], "easy": [0, 1],
+                    "hard": [2], "junk": []},
+                   {"bbx": [10.0, 20.0, 30.0, 40.0], "easy": [], "hard": [3],
+                    "junk": [0]}]}
+    write(out, "pickle", {"gnd-whole-p%d.pkl" % p: pickle.dumps(gnd, protocol=p)
+                          for p in (2, 4)})
+
+
 def photo(h, w, seed):
     """Something JPEG-like to look at: gradients, an edge and noise."""
     rng = np.random.default_rng(seed)
@@ -166,4 +182,5 @@ if __name__ == "__main__":
     streams(sys.argv[1])
     weights(sys.argv[1])
     npys(sys.argv[1])
+    gnds(sys.argv[1])
     images(sys.argv[1])
