@@ -96,7 +96,8 @@ static int get_field(struct tk_train_state *st, const struct st_doc *d, size_t i
 	return 0;
 }
 
-/* An optional number (the last validation's): 0 when present and finite. */
+/* An optional number (the last validation's, which may be NaN): 0 when
+ * present and a number. */
 static int get_number(const struct st_doc *d, const char *key, double *v)
 {
 	const char *s = st_meta_get(d, key);
@@ -105,7 +106,7 @@ static int get_number(const struct st_doc *d, const char *key, double *v)
 	char *end;
 	errno = 0;
 	double x = strtod(s, &end);
-	if (end == s || *end || errno || !isfinite(x))
+	if (end == s || *end || errno)
 		return -1;
 	*v = x;
 	return 0;
@@ -126,6 +127,10 @@ int tk_checkpoint_from_doc(struct tk_model *m, float **momentum,
 	if (!(st->h.dropout >= 0 && st->h.dropout < 1))
 		return tk_errf(err, errlen, "metadata 'train_dropout' is %g, not in [0, 1)",
 			       st->h.dropout);
+	if (st->h.warmup_epochs > st->h.epochs)
+		return tk_errf(err, errlen,
+			       "metadata 'train_warmup_epochs' is %d, more than "
+			       "'train_epochs' %d", st->h.warmup_epochs, st->h.epochs);
 	double v;
 	if (get_number(d, "val_loss", &v) == 0) {
 		st->has_val = 1;
