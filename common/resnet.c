@@ -159,8 +159,8 @@ int tk_all_finite(const float *x, size_t n, size_t *at)
 	return 1;
 }
 
-static int check_out(int check, const float *x, size_t n, const char *what,
-		     char *err, size_t errlen)
+int tk_check_finite(int check, const float *x, size_t n, const char *what,
+		    char *err, size_t errlen)
 {
 	size_t at;
 	if (!check || tk_all_finite(x, n, &at))
@@ -185,7 +185,7 @@ float *tk_resnet_forward(const struct tk_resnet *r,
 	conv2d_forward(trunk[0], work, in, r->stem.w, r->stem.b, NULL, 1,
 		       dims(&r->stem, H, W));
 	int h = out_size(H, &r->stem), w = out_size(W, &r->stem);
-	if (check_out(check, trunk[0], (size_t)r->stem.OC * h * w,
+	if (tk_check_finite(check, trunk[0], (size_t)r->stem.OC * h * w,
 		      "backbone.block1.0", err, errlen))
 		return NULL;
 	int cur = 1;
@@ -210,7 +210,7 @@ float *tk_resnet_forward(const struct tk_resnet *r,
 			       dims(&b->c3, h2, w2));
 		h = h2;
 		w = w2;
-		if (check_out(check, y, (size_t)b->c3.OC * h * w, b->name, err, errlen))
+		if (tk_check_finite(check, y, (size_t)b->c3.OC * h * w, b->name, err, errlen))
 			return NULL;
 	}
 	return trunk[cur];

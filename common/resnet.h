@@ -59,5 +59,9 @@ float *tk_resnet_forward(const struct tk_resnet *r,
 /* Whether n floats are all finite; the index of the first that is not
  * in *at otherwise. */
 int tk_all_finite(const float *x, size_t n, size_t *at);
+/* With check set, 0 when n floats are all finite, else -1 with "non-finite
+ * value V in the output of WHAT (element I)" in err; 0 without check. */
+int tk_check_finite(int check, const float *x, size_t n, const char *what,
+		    char *err, size_t errlen);
 
 #endif

@@ -105,17 +105,6 @@ static void attn_forward(float *out, const struct tk_attn *a,
 	lin(out, &a->proj, b->a, Nq);
 }
 
-static int check_out(int check, const float *x, size_t n, const char *what,
-		     char *err, size_t errlen)
-{
-	size_t at;
-	if (!check || tk_all_finite(x, n, &at))
-		return 0;
-	snprintf(err, errlen, "non-finite value %g in the output of %s (element %zu)",
-		 x[at], what, at);
-	return -1;
-}
-
 /* ---- LFSA ---- */
 
 void tk_lfsa_init(struct tk_lfsa *l, struct tk_model *m)
@@ -178,7 +167,7 @@ int tk_lfsa_forward(const struct tk_lfsa *l, float *out, float *scratch,
 	for (int i = 0; i < N; i++)
 		memcpy(out + (size_t)i * d, l->conv.b, d * sizeof *out);
 	gemm(1, 1, N, d, l->conv.C, 1.0f, in, N, l->conv.w, l->conv.C, 1.0f, out, d);
-	if (check_out(check, out, nd, "tr.conv", err, errlen))
+	if (tk_check_finite(check, out, nd, "tr.conv", err, errlen))
 		return -1;
 	for (int i = 0; i < l->nenc; i++) {
 		const struct tk_encoder *e = &l->enc[i];
@@ -190,7 +179,7 @@ int tk_lfsa_forward(const struct tk_lfsa *l, float *out, float *scratch,
 		add_forward(out, out, ab.q, nd);
 		char what[32];
 		snprintf(what, sizeof what, "tr.encoder.%d", i);
-		if (check_out(check, out, nd, what, err, errlen))
+		if (tk_check_finite(check, out, nd, what, err, errlen))
 			return -1;
 	}
 	return 0;
@@ -329,7 +318,7 @@ int tk_head_forward(const struct tk_head *h, float *desc, float *scratch,
 	gemm(1, 0, T, d, N, 1.0f, b.logits, T, x, d, 0.0f, b.t, d);
 	lin(b.tok, &h->token, b.t, T);
 	layernorm_forward(b.tok, NULL, NULL, b.tok, h->ln_w, h->ln_b, 1e-5f, T, d);
-	if (check_out(check, b.tok, td, "tr.token_norm", err, errlen))
+	if (tk_check_finite(check, b.tok, td, "tr.token_norm", err, errlen))
 		return -1;
 	for (int i = 0; i < h->ndec; i++) {
 		const struct tk_decoder *dc = &h->dec[i];
@@ -347,14 +336,14 @@ int tk_head_forward(const struct tk_head *h, float *desc, float *scratch,
 		add_forward(b.tok, b.tok, b.t, td);
 		char what[32];
 		snprintf(what, sizeof what, "tr.decoder.%d", i);
-		if (check_out(check, b.tok, td, what, err, errlen))
+		if (tk_check_finite(check, b.tok, td, what, err, errlen))
 			return -1;
 	}
 	/* The tokens concatenated: [1, T*D]. */
 	lin(b.t, &h->proj, b.tok, 1);
 	batchnorm1d_forward(b.t, b.t, h->bn.w, h->bn.b, h->bn.mean, h->bn.var, 1e-5f,
 			    1, h->out_dim);
-	if (check_out(check, b.t, h->out_dim, "tr.proj", err, errlen))
+	if (tk_check_finite(check, b.t, h->out_dim, "tr.proj", err, errlen))
 		return -1;
 	l2norm_forward(desc, b.t, 1e-12f, 1, h->out_dim);
 	return 0;
