@@ -124,22 +124,29 @@ static void topk_compact(struct topk *t)
 	t->thr = rank_key_score(worst);
 }
 
+/* Room for one more item in a full buffer: grow it up to 2K + 64 items,
+ * then compact it to the K best (which may raise the threshold). */
+static void topk_make_room(struct topk *t)
+{
+	size_t capmax = 2 * t->k + 64;
+	if (t->n < t->cap)
+		return;
+	if (t->cap < capmax) {
+		t->cap = t->cap ? 2 * t->cap : 256;
+		t->cap = t->cap < capmax ? t->cap : capmax;
+		t->buf = xrealloc(t->buf, t->cap * sizeof *t->buf);
+	} else {
+		topk_compact(t);
+	}
+}
+
 void topk_offer(struct topk *t, const float *s, size_t n, uint32_t pos0)
 {
 	if (t->k == 0)
 		return;
 	size_t j = 0;
-	size_t capmax = 2 * t->k + 64;
 	while (j < n) {
-		if (t->n == t->cap) {
-			if (t->cap < capmax) {
-				t->cap = t->cap ? 2 * t->cap : 256;
-				t->cap = t->cap < capmax ? t->cap : capmax;
-				t->buf = xrealloc(t->buf, t->cap * sizeof *t->buf);
-			} else {
-				topk_compact(t);
-			}
-		}
+		topk_make_room(t);
 		/* Items come in increasing position: one equal to the
 		 * threshold's score ranks below it, hence '>'. */
 		float thr = t->thr;
@@ -158,22 +165,13 @@ void topk_offer_keys(struct topk *t, const uint64_t *keys, size_t n)
 {
 	if (t->k == 0)
 		return;
-	size_t capmax = 2 * t->k + 64;
 	for (size_t j = 0; j < n; j++) {
 		/* Later positions: an equal score ranks below, hence '>'. */
 		if (!(rank_key_score(keys[j]) > t->thr))
 			continue;
-		if (t->n == t->cap) {
-			if (t->cap < capmax) {
-				t->cap = t->cap ? 2 * t->cap : 256;
-				t->cap = t->cap < capmax ? t->cap : capmax;
-				t->buf = xrealloc(t->buf, t->cap * sizeof *t->buf);
-			} else {
-				topk_compact(t);
-				if (!(rank_key_score(keys[j]) > t->thr))
-					continue;
-			}
-		}
+		topk_make_room(t);
+		if (!(rank_key_score(keys[j]) > t->thr)) /* raised by a compaction */
+			continue;
 		t->buf[t->n++] = keys[j];
 	}
 }
