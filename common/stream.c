@@ -47,23 +47,31 @@ void tk_stream_close(struct tk_stream *s)
 	memset(s, 0, sizeof *s);
 }
 
+/* "NAME: frame I (key K): WHAT" into buf, without the key where the
+ * frame has none. */
+static void frame_message(char *buf, size_t len, const struct tk_stream *s,
+			  const struct st_doc *d, long frame, const char *fmt,
+			  va_list ap)
+{
+	char what[768];
+	vsnprintf(what, sizeof what, fmt, ap);
+	const char *key = d ? st_meta_get(d, "key") : NULL;
+	if (key)
+		snprintf(buf, len, "%s: frame %ld (key %.128s): %s", s->name, frame,
+			 key, what);
+	else
+		snprintf(buf, len, "%s: frame %ld: %s", s->name, frame, what);
+}
+
 static int sfail(struct tk_stream *s, const struct st_doc *d, int io,
 		 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static int sfail(struct tk_stream *s, const struct st_doc *d, int io,
 		 const char *fmt, ...)
 {
-	char what[768];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(what, sizeof what, fmt, ap);
+	frame_message(s->err, sizeof s->err, s, d, s->frame, fmt, ap);
 	va_end(ap);
-	const char *key = d ? st_meta_get(d, "key") : NULL;
-	if (key)
-		snprintf(s->err, sizeof s->err, "%s: frame %ld (key %.128s): %s",
-			 s->name, s->frame, key, what);
-	else
-		snprintf(s->err, sizeof s->err, "%s: frame %ld: %s", s->name,
-			 s->frame, what);
 	s->io_error = io;
 	return -1;
 }
@@ -146,17 +154,14 @@ int tk_read_frame(struct tk_stream *s, struct st_doc *d)
 void tk_frame_die(const struct tk_stream *s, const struct st_doc *d,
 		  const char *fmt, ...)
 {
-	char what[768];
+	char msg[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(what, sizeof what, fmt, ap);
-	va_end(ap);
-	const char *key = d ? st_meta_get(d, "key") : NULL;
 	/* s->frame was advanced past the frame just read. */
-	long i = s->frame > 0 ? s->frame - 1 : 0;
-	if (key)
-		die_data("%s: frame %ld (key %s): %s", s->name, i, key, what);
-	die_data("%s: frame %ld: %s", s->name, i, what);
+	frame_message(msg, sizeof msg, s, d, s->frame > 0 ? s->frame - 1 : 0,
+		      fmt, ap);
+	va_end(ap);
+	die_data("%s", msg);
 }
 
 struct st_tensor *tk_frame_tensor(const struct tk_stream *s,
