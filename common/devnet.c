@@ -340,6 +340,17 @@ static size_t largest_act(const struct tk_devnet *n, int H, int W)
 	return most;
 }
 
+/* n->fbuf of at least need floats (a larger one is kept). */
+static float *float_scratch(struct tk_devnet *n, size_t need)
+{
+	if (need > n->fbuf_cap) {
+		dev_free(n->dv, n->fbuf);
+		n->fbuf_cap = need;
+		n->fbuf = dev_alloc(n->dv, need * sizeof(float));
+	}
+	return n->fbuf;
+}
+
 static size_t round256(size_t bytes)
 {
 	return (bytes + 255) & ~(size_t)255;
@@ -484,14 +495,8 @@ int tk_devnet_extract(struct tk_devnet *n, double scale, float *out,
 	/* LFSA: the 1x1 convolution straight to token rows [N, D] */
 	int N = h * w, d = n->dim;
 	size_t nd = (size_t)N * d;
-	size_t need = lfsa_layout(n, N, NULL, NULL);
-	if (need * sizeof(float) > n->fbuf_cap) {
-		dev_free(dv, n->fbuf);
-		n->fbuf_cap = need * sizeof(float);
-		n->fbuf = dev_alloc(dv, n->fbuf_cap);
-	}
 	struct lfsa_bufs lb;
-	lfsa_layout(n, N, n->fbuf, &lb);
+	lfsa_layout(n, N, float_scratch(n, lfsa_layout(n, N, NULL, NULL)), &lb);
 	dev_mark(dv, "tr.conv 1x1");
 	dev_conv_nhwc_forward(dv, n->lfsa, lb.x, 1, cur, NULL, 0, h, w);
 	flops += 2.0 * N * (double)n->out_channels * d;
@@ -597,14 +602,8 @@ int tk_devnet_head_start(struct tk_devnet *n, const float *x, int N,
 	const struct devnet_head *h = n->head;
 	int T = h->tokens, d = h->dim;
 	size_t td = (size_t)T * d;
-	size_t need = head_layout(h, N, NULL, NULL);
-	if (need * sizeof(float) > n->fbuf_cap) {
-		dev_free(dv, n->fbuf);
-		n->fbuf_cap = need * sizeof(float);
-		n->fbuf = dev_alloc(dv, n->fbuf_cap);
-	}
 	struct head_bufs b;
-	head_layout(h, N, n->fbuf, &b);
+	head_layout(h, N, float_scratch(n, head_layout(h, N, NULL, NULL)), &b);
 	dev_mark(dv, "head upload");
 	head_upload(n, b.x, x, (size_t)N * d * sizeof *x);
 	if (!n->desc_host)
