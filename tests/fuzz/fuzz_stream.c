@@ -1,5 +1,6 @@
 /* fuzz_stream - libFuzzer target for the frame reader: any bytes as a
- * stream, read frame by frame until the end or the first error.
+ * stream, read frame by frame until the end or the first error, each
+ * frame's 'index' (tk_frame_index) parsed.
  *   make fuzz && build/fuzz/fuzz_stream -max_total_time=600 \
  *       -dict=tests/fuzz/json.dict NEW tests/fuzz/corpus/stream
  * (NEW: a folder for what it finds; the seeds are make_seeds.py's). */
@@ -26,6 +27,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			for (size_t k = 0; k < d.t[i].nbytes; k++)
 				sum += ((uint8_t *)d.t[i].data)[k];
 		(void)st_meta_get(&d, "key");
+		long index = -1;
+		if (tk_frame_index(&d, &index) > 0 && index < 0)
+			__builtin_trap();
 	}
 	st_free(&d);
 	tk_stream_close(&s);
