@@ -63,11 +63,31 @@ void tk_init(const char *argv0)
 		setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
 }
 
+/* s with its control characters escaped (\n, \t, \r, \xNN), so that a
+ * message naming something from outside data (a tensor name, a key, a
+ * path) stays one line. */
+static void escape_controls(char *out, size_t len, const char *s)
+{
+	size_t o = 0;
+	for (; *s && o + 5 < len; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c >= 0x20 && c != 0x7f)
+			out[o++] = (char)c;
+		else if (c == '\n' || c == '\t' || c == '\r')
+			o += (size_t)snprintf(out + o, len - o, "\\%c",
+					      c == '\n' ? 'n' : c == '\t' ? 't' : 'r');
+		else
+			o += (size_t)snprintf(out + o, len - o, "\\x%02x", c);
+	}
+	out[o] = 0;
+}
+
 static void vmsg(const char *kind, const char *fmt, va_list ap)
 {
 	int saved = errno;
-	char buf[4096];
-	vsnprintf(buf, sizeof buf, fmt, ap);
+	char raw[4096], buf[4 * sizeof raw];
+	vsnprintf(raw, sizeof raw, fmt, ap);
+	escape_controls(buf, sizeof buf, raw);
 	size_t n = strlen(buf);
 	if (n && buf[n - 1] == ':')
 		fprintf(stderr, "%s: %s%s %s\n", tk_progname, kind, buf,

@@ -4,7 +4,7 @@
  * table (tk_model_from_doc, as tk-extract and tk-train load a model), and
  * the training state and momentum tensors of a checkpoint
  * (tk_checkpoint_from_doc, as tk-train --resume loads one).  An error
- * must be one line.  The seeds, a model and a checkpoint of the smallest
+ * must say what.  The seeds, a model and a checkpoint of the smallest
  * architecture (tests/fuzz/corpus/model), were made by
  *   a=r50:width=1,mid_dim=1,out_dim=1,heads=1,tokens=1,encoder_layers=0
  *   tk-init -q -a $a,decoder_layers=1 -c 2 -o model.st
@@ -20,9 +20,11 @@
 #include "common/checkpoint.h"
 #include "common/model.h"
 
-static void one_line(const char *err)
+/* An error says what: a message, never empty (a name from the file may
+ * hold a line break: tk_die's output escapes it). */
+static void said(const char *err)
 {
-	if (!err[0] || strchr(err, '\n'))
+	if (!err[0])
 		__builtin_trap();
 }
 
@@ -39,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (tk_model_from_doc(&m, &d, err, sizeof err) == 0)
 			tk_model_free(&m);
 		else
-			one_line(err);
+			said(err);
 		float *momentum;
 		struct tk_train_state st;
 		err[0] = 0;
@@ -47,7 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			free(momentum);
 			tk_model_free(&m);
 		} else {
-			one_line(err);
+			said(err);
 		}
 	}
 	st_free(&d);

@@ -73,9 +73,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* and as a gnd_*.pkl file, as tk-map and tk-list read them */
 	struct rv_gnd g;
 	char err[512];
+	err[0] = 0;
 	if (rv_load_buffer(&g, data, size, "gnd.pkl", err, sizeof err) == 0)
 		rv_free(&g);
-	else if (strchr(err, '\n'))
+	else if (!err[0]) /* (a key's line break is tk_die's to escape) */
 		__builtin_trap();
 	return 0;
 }

@@ -29,6 +29,8 @@ def main():
     bad["tr.encoder.0.mlp.weight"] = w
     write("nan.st", bad)
     write("noarch.st", t, {"format": "tk-model"})
+    # a name from the file, with a line break in it, in the message
+    write("newline.st", dict(t, **{"tr.extra\nline": np.zeros(2, np.float32)}))
     write("backbone.st", {k: v for k, v in t.items() if k.startswith("backbone.")},
           {"format": "tk-backbone", "depth": meta["depth"], "width": meta["width"]})
 
