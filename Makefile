@@ -216,7 +216,7 @@ FUZZ := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -I. $(PKG_CFLAGS) -fopenmp -Wno-pass-failed -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_LIBSRC := $(filter-out common/%_main.c,$(COMMON_SRC)) $(KERNEL_SRC)
 fuzz: $(FUZZ)
-build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIBSRC) $(wildcard common/*.h kernels/*.h kernels/cpu/*.h)
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIBSRC) $(wildcard common/*.h kernels/*.h kernels/cpu/*.h tests/fuzz/*.h)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIBSRC) $(PKG_LIBS) -lm -lpthread
 

@@ -7,14 +7,13 @@
 #include <stdio.h>
 
 #include "common/stream.h"
+#include "fuzz_file.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	FILE *fp = fmemopen((void *)data, size ? size : 1, "rb");
+	FILE *fp = fuzz_file(data, size);
 	if (!fp)
 		return 0;
-	if (!size)
-		fgetc(fp); /* fmemopen refuses size 0: read past the one byte */
 	struct tk_stream s;
 	struct st_doc d;
 	tk_stream_from(&s, fp, "fuzz");
