@@ -107,7 +107,7 @@ LIB := $(BUILD)/libtk.a
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 # The fuzz targets with tests/fuzz/replay.c's main instead of libFuzzer:
-# tests/tools/fuzz-corpus.test runs the seed corpora through them.
+# tests/tools/fuzz-corpus.test runs the corpora through them.
 REPLAY := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 MAN := $(wildcard man/man1/*.1 man/man5/*.5)
 # GPU tests and benchmarks (tests/gpu/*.c): CUDA builds only.
