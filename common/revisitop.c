@@ -135,6 +135,19 @@ static int parse_gnd(struct rv_gnd *g, const struct pk_value *root,
 	return 0;
 }
 
+/* g from the pickle at root (freeing its arena): 0, or -1 for bad data
+ * with g freed. */
+static int from_root(struct rv_gnd *g, const struct pk_value *root,
+		     struct pk_arena *arena, const char *name, char *err,
+		     size_t errlen)
+{
+	int rc = parse_gnd(g, root, name, err, errlen);
+	pk_free(arena);
+	if (rc)
+		rv_free(g);
+	return rc;
+}
+
 int rv_load(struct rv_gnd *g, const char *path, char *err, size_t errlen)
 {
 	memset(g, 0, sizeof *g);
@@ -144,16 +157,11 @@ int rv_load(struct rv_gnd *g, const char *path, char *err, size_t errlen)
 	char perr[512];
 	struct pk_value *root = pk_load_file(path, &opt, &arena, &io, perr,
 					     sizeof perr);
-	int rc;
-	if (!root)
-		rc = io ? (tk_errf(err, errlen, "%s", perr), -2)
-			: tk_errf(err, errlen, "%s", perr);
-	else
-		rc = parse_gnd(g, root, path, err, errlen);
+	if (root)
+		return from_root(g, root, arena, path, err, errlen);
 	pk_free(arena);
-	if (rc)
-		rv_free(g);
-	return rc;
+	tk_errf(err, errlen, "%s", perr);
+	return io ? -2 : -1;
 }
 
 int rv_load_buffer(struct rv_gnd *g, const void *buf, size_t len,
@@ -162,16 +170,13 @@ int rv_load_buffer(struct rv_gnd *g, const void *buf, size_t len,
 	memset(g, 0, sizeof *g);
 	struct pk_options opt = {0}; /* plain data only */
 	struct pk_arena *arena = NULL;
-	size_t used;
 	char perr[512];
-	struct pk_value *root = pk_load(buf, len, &opt, &arena, &used, perr,
+	struct pk_value *root = pk_load(buf, len, &opt, &arena, NULL, perr,
 					sizeof perr);
-	int rc = root ? parse_gnd(g, root, name, err, errlen)
-		      : tk_errf(err, errlen, "%s: %s", name, perr);
+	if (root)
+		return from_root(g, root, arena, name, err, errlen);
 	pk_free(arena);
-	if (rc)
-		rv_free(g);
-	return rc;
+	return tk_errf(err, errlen, "%s: %s", name, perr);
 }
 
 void rv_free(struct rv_gnd *g)
