@@ -14,11 +14,9 @@
  *       --batch 2 --epoch-size 2 --epochs 1 --warmup-epochs 0
  *   make fuzz && build/fuzz/fuzz_model -max_total_time=600 \
  *       -dict=tests/fuzz/json.dict NEW tests/fuzz/corpus/model */
-#include <stdlib.h>
-#include <string.h>
-
 #include "common/checkpoint.h"
 #include "common/model.h"
+#include "fuzz_file.h"
 
 /* An error says what: a message, never empty (a name from the file may
  * hold a line break: tk_die's output escapes it). */
@@ -30,12 +28,11 @@ static void said(const char *err)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	uint8_t *buf = malloc(size ? size : 1);
-	memcpy(buf, data, size);
 	struct st_doc d;
-	char err[1024];
-	st_init(&d);
-	if (st_parse_buffer(&d, buf, size, err, sizeof err) == 0) {
+	int parsed;
+	uint8_t *buf = fuzz_doc(data, size, &d, &parsed);
+	if (parsed) {
+		char err[1024];
 		struct tk_model m;
 		err[0] = 0;
 		if (tk_model_from_doc(&m, &d, err, sizeof err) == 0)

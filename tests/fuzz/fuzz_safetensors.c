@@ -2,19 +2,14 @@
  * files are read (st_parse_buffer over a mapped file).
  *   make fuzz && build/fuzz/fuzz_safetensors -max_total_time=600 \
  *       -dict=tests/fuzz/json.dict NEW tests/fuzz/corpus/safetensors */
-#include <stdlib.h>
-#include <string.h>
-
-#include "common/safetensors.h"
+#include "fuzz_file.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	uint8_t *buf = malloc(size ? size : 1);
-	memcpy(buf, data, size);
 	struct st_doc d;
-	char err[512];
-	st_init(&d);
-	if (st_parse_buffer(&d, buf, size, err, sizeof err) == 0)
+	int parsed;
+	uint8_t *buf = fuzz_doc(data, size, &d, &parsed);
+	if (parsed)
 		for (int i = 0; i < d.n; i++) {
 			volatile double x = 0;
 			size_t n = st_numel(&d.t[i]);
