@@ -314,6 +314,50 @@ static void check_run_inside(void)
 	CHECK(!bad);
 }
 
+/* The 3x3 stride-2 max pool with argmax (training's) against
+ * maxpool2d_window, the scan that defines it, on planes full of ties,
+ * infinities and NaNs: the same values and the same winners. */
+static void check_maxpool_argmax(void)
+{
+	static const float vals[] = {-INFINITY, -1.0f, 0.0f, 0.0f, 1.0f,
+				     INFINITY, NAN};
+	int bad = 0, n = 0;
+	unsigned seed = 1;
+	for (int H = 1; H <= 11; H++)
+		for (int W = 1; W <= 37; W += H % 2 ? 1 : 3) {
+			int P = 3, oh = maxpool2d_out_size(H, 3, 2, 1);
+			int ow = maxpool2d_out_size(W, 3, 2, 1);
+			size_t ni = (size_t)P * H * W, no = (size_t)P * oh * ow;
+			float *x = xmalloc(ni * sizeof *x), *y = xmalloc(no * sizeof *y);
+			int *am = xmalloc(no * sizeof *am);
+			/* each plane from fewer of the values: many ties */
+			for (size_t i = 0; i < ni; i++) {
+				seed = seed * 1103515245u + 12345u;
+				int p = (int)(i / ((size_t)H * W));
+				x[i] = vals[(seed >> 16) % (3 + 2 * p)];
+			}
+			maxpool2d_forward(y, am, x, P, H, W, 3, 2, 1);
+			for (int p = 0; p < P; p++)
+				for (int oy = 0; oy < oh; oy++)
+					for (int ox = 0; ox < ow; ox++) {
+						int y0 = 2 * oy - 1, x0 = 2 * ox - 1, at;
+						float m = maxpool2d_window(
+						    x + (size_t)p * H * W, W, y0 < 0 ? 0 : y0,
+						    y0 + 3 > H ? H : y0 + 3, x0 < 0 ? 0 : x0,
+						    x0 + 3 > W ? W : x0 + 3, &at);
+						size_t o = ((size_t)p * oh + oy) * ow + ox;
+						bad += memcmp(&m, &y[o], sizeof m) || at != am[o];
+						n++;
+					}
+			free(x);
+			free(y);
+			free(am);
+		}
+	printf("%-5s maxpool 3x3/2 argmax against the scan: %d of %d wrong\n",
+	       bad ? "FAIL" : "ok", bad, n);
+	CHECK(!bad);
+}
+
 int main(int argc, char **argv)
 {
 	tk_init("test_kernels");
@@ -337,6 +381,7 @@ int main(int argc, char **argv)
 		    {2, 3, 50, 48, 4, 3, 1, 1}, {2, 5, 46, 46, 3, 1, 1, 0},
 		};
 		check_run_inside();
+		check_maxpool_argmax();
 		for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
 			self_check_conv(shapes[i]);
 	}
