@@ -12,7 +12,12 @@
       torchvision's RandomResizedCrop.get_params for the same image size
       (two-sample Kolmogorov-Smirnov), the jitter factors be uniform on
       torchvision's ranges, the flip and jitter rates be 1/2 and 0.8, and
-      every order of the four colour ops appear about equally often."""
+      every order of the four colour ops appear about equally often.
+  python3 augment_ref.py fallback IN OUT
+      IN holds images too long or too tall for any of RandomResizedCrop's
+      ten attempts to fit, OUT tk-augment --params of them: every crop
+      must be torchvision's fallback, the centred crop at the nearest
+      allowed aspect ratio."""
 import math
 import sys
 
@@ -128,6 +133,27 @@ def dist(outp, W, H):
     return ok
 
 
+def fallback(inp, outp):
+    fin, fout = tkio.read_frames(inp), tkio.read_frames(outp)
+    assert len(fin) == len(fout), (len(fin), len(fout))
+    bad = 0
+    for (_, tin), (m, _) in zip(fin, fout):
+        H, W = tin["image"].shape[:2]
+        img = Image.new("RGB", (W, H))
+        want = set()
+        for seed in range(3):  # no attempt fits: the same box whatever the draws
+            torch.manual_seed(seed)
+            want.add(T.RandomResizedCrop.get_params(img, [0.2, 1.0], [3 / 4, 4 / 3]))
+        assert len(want) == 1, f"{W}x{H} is no fallback case: {want}"
+        i, j, h, w = want.pop()
+        x0, y0, x1, y1 = map(int, parse_aug(m["aug"])["crop"].split(","))
+        if (x0, y0, x1, y1) != (j, i, j + w, i + h):
+            print(f"{W}x{H}: crop {x0},{y0},{x1},{y1}, torchvision {j},{i},{j + w},{i + h}")
+            bad += 1
+    print(f"{len(fin)} crops of images no attempt fits: {bad} differ from torchvision's fallback")
+    return bad == 0
+
+
 def perms(s):
     if len(s) <= 1:
         return [s]
@@ -138,6 +164,8 @@ def main():
     if sys.argv[1] == "ops":
         ok = ops(sys.argv[2], sys.argv[3], int(sys.argv[4]),
                  len(sys.argv) > 5 and sys.argv[5] == "val")
+    elif sys.argv[1] == "fallback":
+        ok = fallback(sys.argv[2], sys.argv[3])
     else:
         ok = dist(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     return 0 if ok else 1
