@@ -11,15 +11,61 @@
 
 #include "tk.h"
 
-void tk_trainlog_open(struct tk_trainlog *l, const char *path)
+/* The step of a log line: -1 for a line without one. */
+static long line_step(const char *line)
+{
+	cJSON *o = cJSON_Parse(line);
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "step");
+	long step = cJSON_IsNumber(v) ? (long)v->valuedouble : -1;
+	cJSON_Delete(o);
+	return step;
+}
+
+/* Rewrite the log at path without the records of steps after 'from'
+ * (atomically); how many went. */
+static long rewind_log(const char *path, long from)
+{
+	FILE *in = fopen(path, "r");
+	if (!in) {
+		if (errno == ENOENT)
+			return 0;
+		die_io("cannot open the log %s:", path);
+	}
+	char *buf = NULL;
+	size_t cap = 0;
+	long later = 0;
+	while (getline(&buf, &cap, in) >= 0)
+		later += line_step(buf) > from;
+	if (ferror(in))
+		die_io("reading the log %s:", path);
+	if (later) {
+		rewind(in);
+		struct tk_outfile o;
+		FILE *out = tk_outfile_open(&o, path);
+		ssize_t n;
+		while ((n = getline(&buf, &cap, in)) >= 0)
+			if (line_step(buf) <= from && fwrite(buf, 1, n, out) != (size_t)n)
+				die_io("writing the log %s:", path);
+		if (ferror(in))
+			die_io("reading the log %s:", path);
+		tk_outfile_commit(&o);
+	}
+	free(buf);
+	fclose(in);
+	return later;
+}
+
+long tk_trainlog_open(struct tk_trainlog *l, const char *path, long from)
 {
 	memset(l, 0, sizeof *l);
 	if (!path)
-		return;
+		return 0;
+	long later = from >= 0 ? rewind_log(path, from) : 0;
 	l->fp = fopen(path, "a");
 	if (!l->fp)
 		die_io("cannot open the log %s:", path);
 	l->path = xstrdup(path);
+	return later;
 }
 
 void tk_trainlog_write(struct tk_trainlog *l, const char *fmt, ...)
@@ -211,7 +257,9 @@ int tk_train_plot(const char *svg_path, const char *log_path, char *err,
 			continue;
 		}
 		double step = num(o, "step");
-		if (isfinite(num(o, "val_loss"))) {
+		/* a validation record (its loss null where the model
+		 * diverged), or a step's */
+		if (cJSON_HasObjectItem(o, "val_top1")) {
 			push(&vloss, step, num(o, "val_loss"));
 			push(&vtop1, step, num(o, "val_top1"));
 			push(&vtop5, step, num(o, "val_top5"));

@@ -13,8 +13,12 @@ struct tk_trainlog {
 	char *path;
 };
 
-/* Open for appending; path NULL: no log (writes do nothing). */
-void tk_trainlog_open(struct tk_trainlog *l, const char *path);
+/* Open for appending; path NULL: no log (writes do nothing).  With
+ * from >= 0, a training run that starts at step 'from': the records of
+ * later steps are removed first (a run interrupted after its last
+ * checkpoint left them, and this one trains those steps again), and
+ * their number returned. */
+long tk_trainlog_open(struct tk_trainlog *l, const char *path, long from);
 /* One line: the formatted text must be a JSON object. */
 void tk_trainlog_write(struct tk_trainlog *l, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -51,7 +51,8 @@ static const char usage[] =
     "      --deterministic    record the thread count (GPU: cuDNN's deterministic\n"
     "                         algorithms); resumed runs equal uninterrupted\n"
     "                         ones bit for bit\n"
-    "  -l, --log FILE         append JSON lines: a record per step\n"
+    "  -l, --log FILE         append JSON lines: a record per step (records of\n"
+    "                         steps after this run's first are removed)\n"
     "      --plot FILE.svg    draw the log's loss and error curves\n"
     "      --validate STREAM  loss and top-1/top-5 error over STREAM at the end\n"
     "                         (one JSON line on standard output)\n"
@@ -545,6 +546,16 @@ static _Noreturn void non_finite(struct run *r, const char *what, double v,
 		 b->first + b->n - 1, kept);
 }
 
+/* A loss for the log: v to 6 decimals, or null where it is not finite
+ * (JSON has no NaN and no infinity; a diverged model's loss is either). */
+static const char *json_loss(char buf[32], double v)
+{
+	if (!isfinite(v))
+		return "null";
+	snprintf(buf, 32, "%.6f", v);
+	return buf;
+}
+
 static void train(struct run *r)
 {
 	const struct options *o = r->o;
@@ -720,13 +731,16 @@ static void train(struct run *r)
 			double dt = tk_now() - t0;
 			double loss = loss_sum / nimg, e1 = 100.0 * (nimg - hit1) / nimg;
 			double e5 = 100.0 * (nimg - hit5) / nimg;
+			char lossj[32];
 			tk_trainlog_write(&r->log,
 					  "{\"step\": %ld, \"epoch\": %ld, \"lr\": %.17g, "
-					  "\"loss\": %.6f, \"top1\": %.4f, \"top5\": %.4f, "
+					  "\"loss\": %s, \"top1\": %.4f, \"top5\": %.4f, "
 					  "\"grad_norm\": %.6g, \"images\": %ld, "
 					  "\"images_per_s\": %.3f, \"seconds\": %.4f, "
 					  "\"cpu_seconds\": %.4f}",
-					  st->step, st->epoch, lr, loss, e1, e5, norm, nimg,
+					  st->step, st->epoch, lr,
+					  json_loss(lossj, loss), e1,
+					  e5, norm, nimg,
 					  nimg / dt, dt, cpu_now() - c0);
 			tk_note("step %ld/%ld epoch %ld lr %.3g loss %.4f top1 %.1f%% "
 				"top5 %.1f%% %.2f img/s", st->step, steps_total,
@@ -813,11 +827,13 @@ static void validate(struct run *r, const struct options *o)
 	st->val_top1 = 100.0 * (n - v[2]) / n;
 	st->val_top5 = 100.0 * (n - v[3]) / n;
 	st->val_images = n;
-	char line[512];
+	char line[512], lossj[32];
 	snprintf(line, sizeof line,
-		 "{\"step\": %ld, \"epoch\": %ld, \"val_loss\": %.6f, "
+		 "{\"step\": %ld, \"epoch\": %ld, \"val_loss\": %s, "
 		 "\"val_top1\": %.4f, \"val_top5\": %.4f, \"val_images\": %ld}",
-		 st->step, st->epoch, st->val_loss, st->val_top1, st->val_top5, n);
+		 st->step, st->epoch,
+		 json_loss(lossj, st->val_loss),
+		 st->val_top1, st->val_top5, n);
 	tk_trainlog_write(&r->log, "%s", line);
 	printf("%s\n", line);
 	tk_note("validation: %ld images, loss %.4f, top-1 error %.2f%%, top-5 "
@@ -914,7 +930,14 @@ int main(int argc, char **argv)
 			 o.resume ? o.resume : o.model);
 	device_start(&r, &o);
 	r.out_existed = o.out && access(o.out, F_OK) == 0;
-	tk_trainlog_open(&r.log, D.dist.rank == 0 ? o.log : NULL);
+	/* A training run continues the log from its first step: what a run
+	 * interrupted after that step logged, this one trains again.  A run
+	 * that only validates appends. */
+	long later = tk_trainlog_open(&r.log, D.dist.rank == 0 ? o.log : NULL,
+				      o.out ? r.st.step : -1);
+	if (later)
+		tk_note("%s: removed %ld records of steps after %ld, which this "
+			"run trains again", o.log, later, r.st.step);
 	if (o.out) {
 		char desc[256];
 		tk_arch_describe(&r.m.arch, desc, sizeof desc);
