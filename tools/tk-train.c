@@ -738,10 +738,8 @@ static void train(struct run *r)
 					  "\"grad_norm\": %.6g, \"images\": %ld, "
 					  "\"images_per_s\": %.3f, \"seconds\": %.4f, "
 					  "\"cpu_seconds\": %.4f}",
-					  st->step, st->epoch, lr,
-					  json_loss(lossj, loss), e1,
-					  e5, norm, nimg,
-					  nimg / dt, dt, cpu_now() - c0);
+					  st->step, st->epoch, lr, json_loss(lossj, loss), e1,
+					  e5, norm, nimg, nimg / dt, dt, cpu_now() - c0);
 			tk_note("step %ld/%ld epoch %ld lr %.3g loss %.4f top1 %.1f%% "
 				"top5 %.1f%% %.2f img/s", st->step, steps_total,
 				st->epoch, lr, loss, e1, e5, nimg / dt);
@@ -831,9 +829,8 @@ static void validate(struct run *r, const struct options *o)
 	snprintf(line, sizeof line,
 		 "{\"step\": %ld, \"epoch\": %ld, \"val_loss\": %s, "
 		 "\"val_top1\": %.4f, \"val_top5\": %.4f, \"val_images\": %ld}",
-		 st->step, st->epoch,
-		 json_loss(lossj, st->val_loss),
-		 st->val_top1, st->val_top5, n);
+		 st->step, st->epoch, json_loss(lossj, st->val_loss), st->val_top1,
+		 st->val_top5, n);
 	tk_trainlog_write(&r->log, "%s", line);
 	printf("%s\n", line);
 	tk_note("validation: %ld images, loss %.4f, top-1 error %.2f%%, top-5 "
