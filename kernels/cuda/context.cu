@@ -200,11 +200,6 @@ const char *tk_precision_name(enum tk_precision p)
 	return p == TK_TF32 ? "tf32" : p == TK_BF16 ? "bf16" : "fp32";
 }
 
-void tk_cuda_set_workspace_limit(size_t bytes)
-{
-	ctx.work_limit = bytes;
-}
-
 void *tk_cuda_malloc(size_t bytes)
 {
 	need_init();

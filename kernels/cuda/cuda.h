@@ -49,10 +49,6 @@ const char *tk_precision_name(enum tk_precision p);
  * add their partial sums in a fixed order in either mode. */
 void tk_cuda_set_deterministic(int on);
 
-/* Upper bound of the scratch memory cuDNN and attention may take
- * (default 1 GiB; TK_CUDA_WORKSPACE=256M overrides). */
-void tk_cuda_set_workspace_limit(size_t bytes);
-
 void *tk_cuda_malloc(size_t bytes);   /* dies when out of memory */
 void tk_cuda_mem_info(size_t *free_bytes, size_t *total_bytes);
 void tk_cuda_free(void *p);           /* NULL is fine */
@@ -114,7 +110,7 @@ void attention_backward_cuda(float *dq, float *dk, float *dv,
 			     int Nq, int Nk, int D, int heads, tk_stream s);
 
 /* ---- conv.h (cuDNN; work is not used: cuDNN's scratch is the
- * context's, bounded by tk_cuda_set_workspace_limit) ---- */
+ * context's, at most 1 GiB or TK_CUDA_WORKSPACE, like 256M) ---- */
 void conv2d_forward_cuda(float *out, float *work, const float *in,
 			 const float *weight, const float *bias,
 			 const float *residual, int relu,
@@ -379,7 +375,6 @@ void tk_nccl_destroy(void);
 int tk_nccl_world(void); /* 1 before init */
 void tk_nccl_allreduce(float *buf, size_t n, tk_stream s);        /* sum */
 void tk_nccl_allreduce_f64(double *buf, size_t n, tk_stream s);   /* sum */
-void tk_nccl_broadcast(float *buf, size_t n, int root, tk_stream s);
 
 /* Gradients all-reduced in buckets while the backward runs (PyTorch
  * DDP's scheme on llm.c's single gradient buffer): the buffer is cut

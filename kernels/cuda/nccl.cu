@@ -95,12 +95,6 @@ void tk_nccl_allreduce_f64(double *buf, size_t n, tk_stream s)
 		NCCL_CHECK(ncclAllReduce(buf, buf, n, ncclFloat64, ncclSum, comm, s));
 }
 
-void tk_nccl_broadcast(float *buf, size_t n, int root, tk_stream s)
-{
-	if (comm && n)
-		NCCL_CHECK(ncclBroadcast(buf, buf, n, ncclFloat32, root, comm, s));
-}
-
 } // extern "C"
 
 struct tk_ddp {
