@@ -414,24 +414,10 @@ void dev_attention_backward(const struct tk_dev *dv, float *dq, float *dk,
 				   Nk, D, heads, ST(dv)));
 }
 
-size_t dev_conv2d_workspace(const struct tk_dev *dv, struct conv2d_dims d)
-{
-	return tk_dev_is_cuda(dv) ? 0 : conv2d_workspace(d, tk_threads());
-}
-
 size_t dev_conv2d_backward_workspace(const struct tk_dev *dv,
 				     struct conv2d_dims d)
 {
 	return tk_dev_is_cuda(dv) ? 0 : conv2d_backward_workspace(d, tk_threads());
-}
-
-void dev_conv2d_forward(const struct tk_dev *dv, float *out, float *work,
-			const float *in, const float *weight, const float *bias,
-			const float *residual, int relu, struct conv2d_dims d)
-{
-	ON(dv, conv2d_forward(out, work, in, weight, bias, residual, relu, d),
-	   conv2d_forward_cuda(out, work, in, weight, bias, residual, relu, d,
-			       ST(dv)));
 }
 
 void dev_conv2d_train_forward(const struct tk_dev *dv, float *out, float *work,

@@ -5,8 +5,8 @@
  * the kernel headers is here under its own name with "dev_" before it
  * and the device first, the rest of the arguments unchanged:
  *
- *     conv2d_forward(out, work, in, w, b, res, relu, d)
- *  -> dev_conv2d_forward(dv, out, work, in, w, b, res, relu, d)
+ *     conv2d_train_forward(out, work, in, w, b, res, relu, d)
+ *  -> dev_conv2d_train_forward(dv, out, work, in, w, b, res, relu, d)
  *
  * so moving network code onto it is a mechanical edit, and the CPU path
  * stays exactly what it was (dev_* on the CPU device calls the CPU op).
@@ -283,15 +283,10 @@ void dev_attention_backward(const struct tk_dev *dv, float *dq, float *dk,
 			    int Nq, int Nk, int D, int heads);
 
 /* Scratch floats for the CPU op (0 on the GPU). */
-size_t dev_conv2d_workspace(const struct tk_dev *dv, struct conv2d_dims d);
 size_t dev_conv2d_backward_workspace(const struct tk_dev *dv,
 				     struct conv2d_dims d);
-void dev_conv2d_forward(const struct tk_dev *dv, float *out, float *work,
-			const float *in, const float *weight,
-			const float *bias, const float *residual, int relu,
-			struct conv2d_dims d);
-/* Training's forward (conv.h's conv2d_train_forward on the CPU; the
- * same cuDNN convolution as dev_conv2d_forward on the GPU). */
+/* Training's forward (conv.h's conv2d_train_forward on the CPU; on the
+ * GPU the cuDNN convolution inference runs, conv2d_forward_cuda). */
 void dev_conv2d_train_forward(const struct tk_dev *dv, float *out, float *work,
 			      const float *in, const float *weight,
 			      const float *bias, const float *residual,

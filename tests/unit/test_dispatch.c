@@ -68,7 +68,7 @@ static void t_ops(void)
 	l2norm_forward(want, a, 1e-12f, N, C);
 	dev_l2norm_forward(&dv, got, a, 1e-12f, N, C);
 	CHECK(memcmp(want, got, sizeof want) == 0);
-	CHECK(dev_conv2d_workspace(&dv, (struct conv2d_dims){1, 3, 8, 8, 4, 3, 1, 1}) > 0);
+	CHECK(dev_conv2d_backward_workspace(&dv, (struct conv2d_dims){1, 3, 8, 8, 4, 3, 1, 1}) > 0);
 	CHECK(strstr(tk_dev_describe(&dv), "cpu") != NULL);
 	dev_free(&dv, a);
 	dev_free(&dv, b);
