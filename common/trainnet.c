@@ -250,8 +250,3 @@ const float *tk_net_logits(struct tk_net *n)
 	}
 	return n->hlogits;
 }
-
-const float *tk_net_losses(const struct tk_net *n)
-{
-	return n->hloss ? n->hloss : n->loss;
-}

@@ -63,8 +63,7 @@ void tk_net_backward(struct tk_net *n, const struct tk_model *m, float *grad);
 void tk_net_backward_sync(struct tk_net *n, const struct tk_model *m,
 			  float *grad, struct dev_ddp *ddp);
 /* The last forward's logits [B, classes] (with the margin, as the
- * reference's) and per-image losses [B], in host memory. */
+ * reference's), in host memory. */
 const float *tk_net_logits(struct tk_net *n);
-const float *tk_net_losses(const struct tk_net *n);
 
 #endif

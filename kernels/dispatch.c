@@ -857,11 +857,6 @@ void dev_group_free(const struct tk_dev *dv)
 	group_cpu = 0;
 }
 
-void dev_allreduce(const struct tk_dev *dv, float *buf, size_t n)
-{
-	ON(dv, tk_dist_allreduce_f32(buf, n), tk_nccl_allreduce(buf, n, ST(dv)));
-}
-
 void dev_allreduce_f64(const struct tk_dev *dv, double *buf, size_t n)
 {
 	ON(dv, tk_dist_allreduce_f64(buf, n),

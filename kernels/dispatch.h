@@ -214,7 +214,6 @@ void dev_group_free(const struct tk_dev *dv);
 int dev_world(const struct tk_dev *dv);
 /* Sums over the ranks in place (device memory), queued on the compute
  * stream (the CPU's waits for the others). */
-void dev_allreduce(const struct tk_dev *dv, float *buf, size_t n);
 void dev_allreduce_f64(const struct tk_dev *dv, double *buf, size_t n);
 /* The gradient's all-reduce in buckets while the backward runs: mark
  * each range of grad [n] final with dev_ddp_ready (any order, each float
