@@ -2,8 +2,9 @@
  * width, layer by layer: the forward (conv2d_train_forward) and the
  * backward (conv2d_backward: weight gradient, and input gradient but for
  * the stem's) on a batch, best of reps, wall time; and for each the
- * OpenBLAS sgemm calls alone on the same shapes, so that what the GEMMs
- * cost and what the copies around them cost can be told apart.  Run by
+ * GEMMs alone on the same shapes (linear.h's gemm, as the convolutions
+ * call it), so that what the GEMMs cost and what the copies around them
+ * cost can be told apart.  Run by
  * tests/bench/train_conv.py, which times PyTorch on the same shapes.
  *
  *   make && gcc -O2 -fopenmp -I. tests/bench/bench_train_conv.c \
@@ -15,7 +16,6 @@
  * One line per distinct layer: "layer NAME C OC K stride H count fwd_ms
  * bwd_ms gemm_fwd_ms gemm_bwd_ms" (H the input's side). */
 #define _GNU_SOURCE
-#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +23,7 @@
 #include "common/threads.h"
 #include "common/tk.h"
 #include "kernels/conv.h"
+#include "kernels/linear.h"
 
 struct layer {
 	int C, OC, K, stride, H, count;
@@ -67,12 +68,12 @@ static float *rnd(size_t n)
 	return x;
 }
 
-static void gemm(int ta, int tb, int M, int N, int K, const float *A,
-		 const float *B, float beta, float *C)
+/* C = A B (+ C), as conv_backward.c calls it: linear.h's gemm, OpenBLAS
+ * over the tools' threads. */
+static void mm(int ta, int tb, int M, int N, int K, const float *A,
+	       const float *B, float beta, float *C)
 {
-	cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
-		    tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A, ta ? M : K,
-		    B, tb ? K : N, beta, C, N);
+	gemm(ta, tb, M, N, K, 1.0f, A, ta ? M : K, B, tb ? K : N, beta, C, N);
 }
 
 int main(int argc, char **argv)
@@ -107,13 +108,13 @@ int main(int argc, char **argv)
 			t = tk_now() - t;
 			b = t < b ? t : b;
 			t = tk_now();
-			gemm(0, 0, d.OC, (int)cols, ckk, w, col, 0.0f, out);
+			mm(0, 0, d.OC, (int)cols, ckk, w, col, 0.0f, out);
 			t = tk_now() - t;
 			gf = t < gf ? t : gf;
 			t = tk_now();
-			gemm(0, 1, d.OC, ckk, (int)cols, dout, col, 1.0f, dw);
+			mm(0, 1, d.OC, ckk, (int)cols, dout, col, 1.0f, dw);
 			if (i)
-				gemm(1, 0, ckk, (int)cols, d.OC, w, dout, 0.0f, dcol);
+				mm(1, 0, ckk, (int)cols, d.OC, w, dout, 0.0f, dcol);
 			t = tk_now() - t;
 			gb = t < gb ? t : gb;
 		}
