@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tk.h"
 
@@ -22,7 +23,8 @@ static long line_step(const char *line)
 }
 
 /* Rewrite the log at path without the records of steps after 'from'
- * (atomically); how many went. */
+ * (atomically), those appended to path.removed first, so that nothing is
+ * lost whenever the run stops; how many moved. */
 static long rewind_log(const char *path, long from)
 {
 	FILE *in = fopen(path, "r");
@@ -39,16 +41,24 @@ static long rewind_log(const char *path, long from)
 	if (ferror(in))
 		die_io("reading the log %s:", path);
 	if (later) {
-		rewind(in);
+		char *moved = xmalloc(strlen(path) + sizeof ".removed");
+		strcat(strcpy(moved, path), ".removed");
+		FILE *rm = fopen(moved, "a");
+		if (!rm)
+			die_io("cannot open %s:", moved);
 		struct tk_outfile o;
 		FILE *out = tk_outfile_open(&o, path);
+		rewind(in);
 		ssize_t n;
 		while ((n = getline(&buf, &cap, in)) >= 0)
-			if (line_step(buf) <= from && fwrite(buf, 1, n, out) != (size_t)n)
+			if (fwrite(buf, 1, n, line_step(buf) > from ? rm : out) != (size_t)n)
 				die_io("writing the log %s:", path);
 		if (ferror(in))
 			die_io("reading the log %s:", path);
+		if (fflush(rm) != 0 || fsync(fileno(rm)) != 0 || fclose(rm) != 0)
+			die_io("writing %s:", moved);
 		tk_outfile_commit(&o);
+		free(moved);
 	}
 	free(buf);
 	fclose(in);

@@ -15,9 +15,9 @@ struct tk_trainlog {
 
 /* Open for appending; path NULL: no log (writes do nothing).  With
  * from >= 0, a training run that starts at step 'from': the records of
- * later steps are removed first (a run interrupted after its last
- * checkpoint left them, and this one trains those steps again), and
- * their number returned. */
+ * later steps (a run interrupted after its last checkpoint left them,
+ * and this one trains those steps again) are moved to path.removed
+ * first, and their number returned. */
 long tk_trainlog_open(struct tk_trainlog *l, const char *path, long from);
 /* One line: the formatted text must be a JSON object. */
 void tk_trainlog_write(struct tk_trainlog *l, const char *fmt, ...)

@@ -16,7 +16,9 @@
 # validated on the validation part (centre crops), whose results go to
 # OUT/epoch-E.val.json and into the checkpoint's metadata.  OUT/best.st is
 # the epoch with the lowest validation top-1 error so far (OUT/best.json).
-# OUT/train.log has a JSON line per step and OUT/train.svg plots it.
+# OUT/train.log has a JSON line per step and OUT/train.svg plots it; the
+# lines of steps a run trains again (an epoch redone or resumed) replace
+# the earlier ones, which go to OUT/train.log.removed.
 #
 # "make ... epoch-E" stops after epoch E; "make ... init" only makes
 # OUT/init.st.  Interrupted, make starts again

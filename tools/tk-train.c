@@ -52,7 +52,7 @@ static const char usage[] =
     "                         algorithms); resumed runs equal uninterrupted\n"
     "                         ones bit for bit\n"
     "  -l, --log FILE         append JSON lines: a record per step (records of\n"
-    "                         steps after this run's first are removed)\n"
+    "                         steps after this run's first go to FILE.removed)\n"
     "      --plot FILE.svg    draw the log's loss and error curves\n"
     "      --validate STREAM  loss and top-1/top-5 error over STREAM at the end\n"
     "                         (one JSON line on standard output)\n"
@@ -933,8 +933,8 @@ int main(int argc, char **argv)
 	long later = tk_trainlog_open(&r.log, D.dist.rank == 0 ? o.log : NULL,
 				      o.out ? r.st.step : -1);
 	if (later)
-		tk_note("%s: removed %ld records of steps after %ld, which this "
-			"run trains again", o.log, later, r.st.step);
+		tk_note("%s: moved %ld records of steps after %ld, which this run "
+			"trains again, to %s.removed", o.log, later, r.st.step, o.log);
 	if (o.out) {
 		char desc[256];
 		tk_arch_describe(&r.m.arch, desc, sizeof desc);

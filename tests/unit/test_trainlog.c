@@ -4,9 +4,10 @@
  * runs of steps, in order; a validation record whose loss is null (a
  * diverged model) still gives its error marks; lines that are not JSON
  * objects are skipped.  Opening the log for a run that starts at step S
- * removes the records of later steps and nothing else (lines without a
- * step, lines that are not JSON stay); opening it to only append (S < 0)
- * removes nothing; an unreadable log is an error naming it. */
+ * moves the records of later steps to LOG.removed, whole and in order,
+ * and nothing else (lines without a step, lines that are not JSON stay);
+ * opening it to only append (S < 0) moves nothing; an unreadable log is
+ * an error naming it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,7 +105,7 @@ int main(void)
 	tk_trainlog_close(&l);
 	/* A run from step 3000: steps 3001 ... 5000 go, the rest stays. */
 	long later = tk_trainlog_open(&l, log, 3000);
-	printf("%-5s a run from step 3000 removed %ld records\n",
+	printf("%-5s a run from step 3000 moved %ld records\n",
 	       later == 2000 ? "ok" : "FAIL", later);
 	CHECK(later == 2000);
 	tk_trainlog_write(&l, "{\"step\": 3001, \"loss\": 1.0}");
@@ -118,14 +119,27 @@ int main(void)
 	CHECK(strstr(s, "{\"step\": 3001, \"epoch\"") == NULL);
 	CHECK(strstr(s, "{\"step\": 3001, \"loss\": 1.0}\n") != NULL);
 	free(s);
-	/* From step 0 (a new run): every step goes, the rest stays. */
+	/* what went is in train.log.removed, whole and in order */
+	char moved[80];
+	snprintf(moved, sizeof moved, "%s.removed", log);
+	s = slurp(moved);
+	CHECK(count(s, "\n") == 2000);
+	CHECK(strncmp(s, "{\"step\": 3001, \"epoch\"", 22) == 0);
+	CHECK(strstr(s, "{\"step\": 5000, \"epoch\"") != NULL);
+	free(s);
+	/* From step 0 (a new run): every step goes, the rest stays; what
+	 * went is appended to what went before. */
 	CHECK(tk_trainlog_open(&l, log, 0) == 3002);
 	tk_trainlog_close(&l);
 	s = slurp(log);
 	CHECK(count(s, "\n") == 2);
 	free(s);
+	s = slurp(moved);
+	CHECK(count(s, "\n") == 2000 + 3002);
+	free(s);
 	/* No log yet: nothing to remove. */
 	unlink(log);
+	unlink(moved);
 	CHECK(tk_trainlog_open(&l, log, 10) == 0);
 	tk_trainlog_close(&l);
 
