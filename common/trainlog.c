@@ -65,16 +65,32 @@ static long rewind_log(const char *path, long from)
 	return later;
 }
 
+/* Whether the file at path ends inside a line (a run killed while it
+ * wrote one). */
+static int ends_torn(const char *path)
+{
+	FILE *fp = fopen(path, "r");
+	int torn = fp && fseek(fp, -1, SEEK_END) == 0 && fgetc(fp) != '\n';
+	if (fp)
+		fclose(fp);
+	return torn;
+}
+
 long tk_trainlog_open(struct tk_trainlog *l, const char *path, long from)
 {
 	memset(l, 0, sizeof *l);
 	if (!path)
 		return 0;
 	long later = from >= 0 ? rewind_log(path, from) : 0;
+	int torn = ends_torn(path);
 	l->fp = fopen(path, "a");
 	if (!l->fp)
 		die_io("cannot open the log %s:", path);
 	l->path = xstrdup(path);
+	/* a torn last line stays a line of its own (not JSON: skipped), and
+	 * the records after it whole */
+	if (torn && (fputc('\n', l->fp) == EOF || fflush(l->fp) != 0))
+		die_io("writing the log %s:", path);
 	return later;
 }
 

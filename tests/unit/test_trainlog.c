@@ -6,8 +6,8 @@
  * objects are skipped.  Opening the log for a run that starts at step S
  * moves the records of later steps to LOG.removed, whole and in order,
  * and nothing else (lines without a step, lines that are not JSON stay);
- * opening it to only append (S < 0) moves nothing; an unreadable log is
- * an error naming it. */
+ * opening it to only append (S < 0) moves nothing; a last line torn by a
+ * kill stays a line of its own; an unreadable log is an error naming it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,6 +142,19 @@ int main(void)
 	unlink(moved);
 	CHECK(tk_trainlog_open(&l, log, 10) == 0);
 	tk_trainlog_close(&l);
+	/* A last line torn by a kill: the next record starts a line of its
+	 * own, and the plot skips the torn one. */
+	fp = fopen(log, "w");
+	fprintf(fp, "{\"step\": 1, \"loss\": 2.0, \"top1\": 50, \"top5\": 10}\n{\"step\": 2, \"lo");
+	fclose(fp);
+	CHECK(tk_trainlog_open(&l, log, -1) == 0);
+	tk_trainlog_write(&l, "{\"step\": 3, \"loss\": 1.0, \"top1\": 40, \"top5\": 5}");
+	tk_trainlog_close(&l);
+	s = slurp(log);
+	CHECK(strstr(s, "\"lo\n{\"step\": 3, ") != NULL);
+	free(s);
+	CHECK(tk_train_plot(svg, log, err, sizeof err) == 2);
+	unlink(log);
 
 	snprintf(log, sizeof log, "%s/none/train.log", dir);
 	CHECK(tk_train_plot(svg, log, err, sizeof err) == -1);
