@@ -263,6 +263,7 @@ uint64_t tk_parse_size(const char *opt, const char *s)
 	errno = 0;
 	double v = strtod(s, &end);
 	uint64_t mul = 1;
+	int digits = end != s; /* a unit alone is no size */
 	switch (*end) {
 	case 'k': case 'K': mul = 1ull << 10; end++; break;
 	case 'm': case 'M': mul = 1ull << 20; end++; break;
@@ -271,7 +272,7 @@ uint64_t tk_parse_size(const char *opt, const char *s)
 	}
 	if (*end == 'B' || *end == 'b')
 		end++;
-	if (errno || end == s || *end || !(v >= 0) || v * mul > 1e19)
+	if (errno || !digits || *end || !(v >= 0) || v * mul > 1e19)
 		die_usage("%s: '%s' is not a size (like 512M or 2G)", opt, s);
 	return (uint64_t)(v * (double)mul);
 }
