@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,19 +86,6 @@ static char *stem(const char *path)
 	size_t n;
 	const char *s = stem_span(path, &n);
 	return xstrndup(s, n);
-}
-
-static char *xasprintf(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		die_io("out of memory");
-	va_end(ap);
-	return s;
 }
 
 struct tk_inputs *tk_inputs_new(char **args, int nargs, int shard,

@@ -182,6 +182,18 @@ char *xstrndup(const char *s, size_t n)
 	return t;
 }
 
+char *xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	va_start(ap, fmt);
+	int n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		die_io("out of memory");
+	return s;
+}
+
 size_t xmul(size_t n, size_t size)
 {
 	size_t r;
@@ -313,8 +325,7 @@ FILE *tk_outfile_open(struct tk_outfile *o, const char *path)
 	if (slot < 0)
 		die_io("too many output files open at once");
 	o->path = xstrdup(path);
-	if (asprintf(&o->tmp, "%s.tmp.%ld", path, (long)getpid()) < 0)
-		die_io("out of memory");
+	o->tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
 	tmp_files[slot] = o->tmp;
 	o->fp = fopen(o->tmp, "wb");
 	if (!o->fp) {

@@ -47,6 +47,8 @@ void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 /* The first n bytes of s, as a string. */
 char *xstrndup(const char *s, size_t n);
+/* A string printf makes, in memory of its own. */
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* n * size, dying on overflow. */
 size_t xmul(size_t n, size_t size);
 

@@ -41,8 +41,7 @@ static long rewind_log(const char *path, long from)
 	if (ferror(in))
 		die_io("reading the log %s:", path);
 	if (later) {
-		char *moved = xmalloc(strlen(path) + sizeof ".removed");
-		strcat(strcpy(moved, path), ".removed");
+		char *moved = xasprintf("%s.removed", path);
 		FILE *rm = fopen(moved, "a");
 		if (!rm)
 			die_io("cannot open %s:", moved);
