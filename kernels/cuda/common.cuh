@@ -45,6 +45,20 @@ extern "C" [[noreturn]] void tk_die(int status, const char *fmt, ...);
 			tk_cuda_fail("cuDNN", #call, cudnnGetErrorString(e_),  \
 				     __FILE__, __LINE__);                     \
 	} while (0)
+// Whether cuDNN refused a call for what it was asked (not supported, a
+// bad parameter) rather than failed: cuDNN 9 says why in finer codes of
+// those categories (CUDNN_STATUS_NOT_SUPPORTED_SHAPE = 3002, ...).
+namespace tk {
+inline bool dnn_refused(cudnnStatus_t st)
+{
+#ifdef CUDNN_STATUS_CATEGORY
+	int c = CUDNN_STATUS_CATEGORY((int)st);
+#else
+	int c = (int)st;
+#endif
+	return c == CUDNN_STATUS_NOT_SUPPORTED || c == CUDNN_STATUS_BAD_PARAM;
+}
+} // namespace tk
 // After a kernel launch: the launch's own error (bad configuration).
 #define LAUNCH_CHECK() CUDA_CHECK(cudaGetLastError())
 

@@ -383,7 +383,7 @@ bool run_dnn(const tk_cuda_conv *c, void *out, const void *in, const void *res,
 		st = cudnnConvolutionForward(tk::dnn(s), &one, p->x, in, p->w, c->w,
 					     p->conv, p->algo, ws, p->work, &beta,
 					     p->y, out);
-		if (st != CUDNN_STATUS_NOT_SUPPORTED && st != CUDNN_STATUS_BAD_PARAM)
+		if (!tk::dnn_refused(st))
 			break;
 		// A near size's algorithm refused here: this size's own
 		// search, once; a refused search's, the direct kernel (which

@@ -66,8 +66,12 @@ static const char *status_name(cudnnStatus_t s)
 		return "CUDNN_STATUS_NOT_INITIALIZED";
 	case CUDNN_STATUS_BAD_PARAM:
 		return "CUDNN_STATUS_BAD_PARAM";
+	case CUDNN_STATUS_BAD_PARAM_MISALIGNED_POINTER:
+		return "CUDNN_STATUS_BAD_PARAM_MISALIGNED_POINTER";
 	case CUDNN_STATUS_NOT_SUPPORTED:
 		return "CUDNN_STATUS_NOT_SUPPORTED";
+	case CUDNN_STATUS_NOT_SUPPORTED_SHAPE:
+		return "CUDNN_STATUS_NOT_SUPPORTED_SHAPE";
 	}
 	return "CUDNN_STATUS_UNKNOWN";
 }
@@ -82,7 +86,7 @@ fail(cudnnStatus_t s, const char *fmt, ...)
 	vsnprintf(last_why, sizeof last_why, fmt, ap);
 	va_end(ap);
 	last_status = s;
-	if (s != CUDNN_STATUS_NOT_SUPPORTED)
+	if (CUDNN_STATUS_CATEGORY(s) != CUDNN_STATUS_NOT_SUPPORTED)
 		fprintf(stderr, "tk-emu: cuDNN: %s: %s\n", status_name(s), last_why);
 	return s;
 }
@@ -735,9 +739,11 @@ cudnnStatus_t cudnnConvolutionForward(
     const cudnnTensorDescriptor_t yDesc, void *y)
 {
 	(void)workSpace, (void)workSpaceSizeInBytes;
-	if (tk_emu_refuses("dnn") ||
-	    (tk_emu_refuses("algo") && algo != fwd_algo_for(yDesc)))
+	if (tk_emu_refuses("dnn"))
 		return CUDNN_STATUS_NOT_SUPPORTED;
+	// cuDNN 9 says why in a finer code of the category
+	if (tk_emu_refuses("algo") && algo != fwd_algo_for(yDesc))
+		return CUDNN_STATUS_NOT_SUPPORTED_SHAPE;
 	geom g;
 	cudnnStatus_t st = check_call(handle, algo,
 				      CUDNN_CONVOLUTION_FWD_ALGO_COUNT, alpha, beta);

@@ -21,8 +21,12 @@ typedef enum cudnnStatus_t {
 	CUDNN_STATUS_SUCCESS = 0,
 	CUDNN_STATUS_NOT_INITIALIZED = 1001,
 	CUDNN_STATUS_BAD_PARAM = 2000,
+	CUDNN_STATUS_BAD_PARAM_MISALIGNED_POINTER = 2003,
 	CUDNN_STATUS_NOT_SUPPORTED = 3000,
+	CUDNN_STATUS_NOT_SUPPORTED_SHAPE = 3002,
 } cudnnStatus_t;
+// cuDNN 9's codes are categories (thousands) with finer codes under them
+#define CUDNN_STATUS_CATEGORY(full_error_code) ((full_error_code) / 1000 * 1000)
 
 typedef struct cudnnContext *cudnnHandle_t;
 typedef struct cudnnTensorStruct *cudnnTensorDescriptor_t;
