@@ -236,9 +236,8 @@ static void add(struct builder *b, enum tk_param_kind kind, int rank,
 		p->shape[i] = shape[i];
 		p->numel *= (size_t)shape[i];
 	}
-	/* Keep every tensor 64-byte aligned for vector loads. */
 	p->offset = m->numel;
-	m->numel += (p->numel + 15) & ~(size_t)15;
+	m->numel += tk_param_slot(p->numel);
 	const char *dot = strrchr(p->name, '.');
 	p->decay = kind == TK_PARAM && rank > 1 && !(dot && strcmp(dot, ".bias") == 0);
 }

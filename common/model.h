@@ -61,6 +61,13 @@ struct tk_param {
 	int decay;     /* weight decay applies: a trained tensor of rank > 1 */
 };
 
+/* The floats a tensor of numel values takes in the table: a multiple of
+ * 16, so that every tensor is 64-byte aligned for vector loads. */
+static inline size_t tk_param_slot(size_t numel)
+{
+	return (numel + 15) & ~(size_t)15;
+}
+
 struct tk_model {
 	struct tk_arch arch;
 	struct tk_param *p;

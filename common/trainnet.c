@@ -200,8 +200,9 @@ void tk_net_backward(struct tk_net *n, const struct tk_model *m, float *grad)
 
 void net_ready(struct tk_net *n, size_t off, size_t len)
 {
+	/* the tensor's whole slot: its padding is final too (never written) */
 	if (n->ddp && off != NO_PARAM)
-		dev_ddp_ready(n->dv, n->ddp, off, len);
+		dev_ddp_ready(n->dv, n->ddp, off, tk_param_slot(len));
 }
 
 void tk_net_backward_sync(struct tk_net *n, const struct tk_model *m,
@@ -224,11 +225,13 @@ void tk_net_backward_sync(struct tk_net *n, const struct tk_model *m,
 	dev_linear_backward(n->dv, dxn, n->dwn, NULL, dcos, n->xn, n->wn, B, O, K);
 	dev_l2norm_backward(n->dv, grad + n->cls, n->dwn, net_P(n, m) + n->cls, NORM_EPS,
 			    K, O);
+	net_ready(n, n->cls, (size_t)K * O);
 	dev_l2norm_backward(n->dv, de, dxn, n->e, NORM_EPS, B, O);
 	head_backward(n, m, grad, de, n->g[0], resnet_output(n));
 	resnet_backward(n, m, grad);
 	if (ddp) {
-		/* the head's and the classifier's buckets, what is left */
+		/* every bucket was sent as its last tensor's gradient came
+		 * (net_ready); wait for them */
 		dev_mark(n->dv, "all-reduce wait");
 		dev_ddp_finish(n->dv, ddp);
 		int world = dev_world(n->dv);

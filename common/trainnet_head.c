@@ -440,6 +440,14 @@ void head_backward(struct tk_net *n, const struct tk_model *m, float *grad,
 				       D, 1);
 		attn_backward(n, m, grad, &e->a, gx, gx, gx, xin, xin);
 	}
+	/* Every gradient of the head is final now but tr.conv's, which its
+	 * backward below marks: the all-reduce of their buckets may start. */
+	if (n->ddp)
+		for (int i = 0; i < m->n; i++) {
+			const struct tk_param *p = &m->p[i];
+			if (!strncmp(p->name, "tr.", 3) && strncmp(p->name, "tr.conv.", 8))
+				net_ready(n, p->offset, p->numel);
+		}
 	/* 1x1 convolution + BatchNorm2d, into the backbone's gradient */
 	transpose(n, h[0], gx, B, N, D);
 	cbn_backward(n, &n->tconv, m, grad, dfeat, 0, h[1], h[0], NULL, feat);

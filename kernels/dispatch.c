@@ -1281,6 +1281,22 @@ void dev_profile_restart(const struct tk_dev *dv)
 	prof.nsum = 0;
 }
 
+void dev_ddp_report(const struct tk_dev *dv, const struct dev_ddp *d,
+		    size_t bucket_bytes)
+{
+	if (prof.on <= 0 || !d)
+		return;
+	long early = 0, late = 0;
+	ON(dv, return, tk_ddp_counts(d->nccl, &early, &late));
+	size_t all = d->n * sizeof(float);
+	if (!bucket_bytes || bucket_bytes > all)
+		bucket_bytes = all; /* one bucket */
+	fprintf(stderr, "%s: profile all-reduce: %ld bucket%s of %.3g MiB, %ld "
+		"started during the backward, %ld at its end\n", tk_progname,
+		early + late, early + late == 1 ? "" : "s",
+		bucket_bytes / 1048576.0, early, late);
+}
+
 void dev_profile_report(const struct tk_dev *dv)
 {
 	if (prof.on <= 0)

@@ -227,6 +227,10 @@ struct dev_ddp *dev_ddp_create(const struct tk_dev *dv, float *grad, size_t n,
 void dev_ddp_ready(const struct tk_dev *dv, struct dev_ddp *d, size_t off,
 		   size_t n);
 void dev_ddp_finish(const struct tk_dev *dv, struct dev_ddp *d);
+/* Under TK_PROFILE, on stderr (GPUs): how many buckets were summed while
+ * the backward ran and how many at its end. */
+void dev_ddp_report(const struct tk_dev *dv, const struct dev_ddp *d,
+		    size_t bucket_bytes);
 void dev_ddp_free(const struct tk_dev *dv, struct dev_ddp *d);
 
 /* ---- where the time goes ----

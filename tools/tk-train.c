@@ -244,6 +244,7 @@ static struct {
 	float *P, *mom, *shadow; /* device: parameters, momentum, buffers */
 	double *stat;            /* device: a step's sums over the ranks */
 	struct dev_ddp *ddp;
+	size_t bucket;           /* bytes of the gradient's all-reduce buckets */
 } D;
 
 /* The dropout draws' seed of batch micro: a function of the run's seed
@@ -585,7 +586,7 @@ static void train(struct run *r)
 		dev_zero(&D.dv, r->grad, m->numel * sizeof *r->grad);
 		D.shadow = dev_alloc(&D.dv, (tk_model_count(m, TK_BUFFER) + 1) * sizeof(float));
 		if (world > 1) {
-			D.ddp = dev_ddp_create(&D.dv, r->grad, m->numel, (size_t)25 << 20);
+			D.ddp = dev_ddp_create(&D.dv, r->grad, m->numel, D.bucket);
 			D.stat = dev_alloc(&D.dv, 4 * sizeof *D.stat);
 		}
 	} else {
@@ -771,6 +772,7 @@ static void train(struct run *r)
 	}
 	tk_stream_close(&s);
 	dev_profile_report(&D.dv);
+	dev_ddp_report(&D.dv, D.ddp, D.bucket);
 	if (pending) {
 		/* The stream stopped between steps: keep the state of the last
 		 * step, so that a resumed run trains those batches again. */
@@ -870,6 +872,9 @@ static void device_start(struct run *r, const struct options *o)
 				  "takes one rank a GPU (tk-train(1), \"Data parallel\")",
 				  D.dist.rank, D.dist.local_rank, D.dist.local_var, n);
 	}
+	/* PyTorch DDP's bucket_cap_mb, 25 MiB by default; 0: one bucket */
+	const char *bk = getenv("TK_DDP_BUCKET");
+	D.bucket = bk && *bk ? tk_parse_size("TK_DDP_BUCKET", bk) : (size_t)25 << 20;
 	if (D.dist.rank > 0)
 		tk_quiet = 1; /* rank 0 speaks for the run */
 	if (!tk_dev_is_cuda(&D.dv) && world > 1 && !o->threads) {

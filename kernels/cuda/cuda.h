@@ -388,6 +388,9 @@ struct tk_ddp;
 struct tk_ddp *tk_ddp_create(float *grads, size_t n, size_t bucket_bytes);
 void tk_ddp_ready(struct tk_ddp *d, size_t off, size_t n, tk_stream compute);
 void tk_ddp_finish(struct tk_ddp *d, tk_stream compute);
+/* The buckets sent so far: when their last floats were marked (early),
+ * and by tk_ddp_finish (late). */
+void tk_ddp_counts(const struct tk_ddp *d, long *early, long *late);
 void tk_ddp_free(struct tk_ddp *d);
 
 #ifdef __cplusplus

@@ -104,11 +104,12 @@ struct tk_ddp {
 	std::vector<char> sent;
 	cudaStream_t comm_stream;
 	cudaEvent_t ev;
+	long early, late; // buckets sent while the backward ran, at its end
 };
 
 namespace {
 
-void launch(tk_ddp *d, size_t b, cudaStream_t compute)
+void launch(tk_ddp *d, size_t b, cudaStream_t compute, bool at_end)
 {
 	size_t off = b * d->bucket;
 	size_t len = off + d->bucket < d->n ? d->bucket : d->n - off;
@@ -118,6 +119,7 @@ void launch(tk_ddp *d, size_t b, cudaStream_t compute)
 	CUDA_CHECK(cudaStreamWaitEvent(d->comm_stream, d->ev, 0));
 	tk_nccl_allreduce(d->grads + off, len, d->comm_stream);
 	d->sent[b] = 1;
+	(at_end ? d->late : d->early)++;
 }
 
 } // namespace
@@ -135,6 +137,7 @@ struct tk_ddp *tk_ddp_create(float *grads, size_t n, size_t bucket_bytes)
 	size_t nb = n ? (n + d->bucket - 1) / d->bucket : 0;
 	d->ready.assign(nb, 0);
 	d->sent.assign(nb, 0);
+	d->early = d->late = 0;
 	CUDA_CHECK(cudaStreamCreateWithFlags(&d->comm_stream, cudaStreamNonBlocking));
 	CUDA_CHECK(cudaEventCreateWithFlags(&d->ev, cudaEventDisableTiming));
 	return d;
@@ -149,8 +152,13 @@ void tk_ddp_ready(struct tk_ddp *d, size_t off, size_t n, tk_stream compute)
 		size_t end = (b + 1) * d->bucket < d->n ? (b + 1) * d->bucket : d->n;
 		size_t take = end - off < n ? end - off : n;
 		d->ready[b] += take;
+		// A float marked twice would send a bucket before its last
+		// floats are final.
+		if (d->ready[b] > end - b * d->bucket)
+			tk_die(3, "tk_ddp_ready: floats of bucket %zu marked "
+				  "final twice", b);
 		if (d->ready[b] == end - b * d->bucket && !d->sent[b])
-			launch(d, b, compute);
+			launch(d, b, compute, false);
 		off += take, n -= take;
 	}
 }
@@ -160,12 +168,18 @@ void tk_ddp_finish(struct tk_ddp *d, tk_stream compute)
 	if (comm) {
 		for (size_t b = 0; b < d->sent.size(); b++)
 			if (!d->sent[b])
-				launch(d, b, compute);
+				launch(d, b, compute, true);
 		CUDA_CHECK(cudaEventRecord(d->ev, d->comm_stream));
 		CUDA_CHECK(cudaStreamWaitEvent(compute, d->ev, 0));
 	}
 	std::fill(d->ready.begin(), d->ready.end(), 0);
 	std::fill(d->sent.begin(), d->sent.end(), 0);
+}
+
+void tk_ddp_counts(const struct tk_ddp *d, long *early, long *late)
+{
+	*early = d->early;
+	*late = d->late;
 }
 
 void tk_ddp_free(struct tk_ddp *d)
