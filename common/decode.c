@@ -4,7 +4,9 @@
  * fancy upsampling, block smoothing); 1 component decoded as grey, 3 as
  * RGB (the library's colour conversion), 4 as CMYK inverted the way
  * Pillow's "CMYK;I" raw mode does.  Warnings that mean lost data
- * (premature end, bad Huffman code, ...) are errors.
+ * (premature end, bad Huffman code, ...) are errors, unless
+ * tk_decoder_allow_damage lets them through as Pillow with
+ * LOAD_TRUNCATED_IMAGES does.
  *
  * PNG: libpng, palettes expanded, alpha dropped, 1/2/4-bit grey scaled to
  * 8 bits, 16-bit samples cut to their high byte, except 16-bit grey,
@@ -76,7 +78,15 @@ static void jpeg_message(j_common_ptr ci, int level)
 	case JWRN_MUST_RESYNC:
 	case JWRN_NOT_SEQUENTIAL:
 	case JWRN_BOGUS_PROGRESSION:
-		jpeg_fail(ci);
+		if (!p->d->damaged_ok)
+			jpeg_fail(ci);
+		if (!p->d->damage[0]) {
+			char msg[JMSG_LENGTH_MAX];
+			(*ci->err->format_message)(ci, msg);
+			snprintf(p->d->damage, sizeof p->d->damage,
+				 "damaged JPEG: %s", msg);
+		}
+		return;
 	default: /* extraneous bytes, unknown JFIF version, bad ICC marker */
 		return;
 	}
@@ -295,6 +305,11 @@ int tk_decoder_open(struct tk_decoder *d, const uint8_t *buf, size_t len,
 	}
 	snprintf(d->err, sizeof d->err, "not a JPEG or PNG image");
 	return -1;
+}
+
+void tk_decoder_allow_damage(struct tk_decoder *d)
+{
+	d->damaged_ok = 1;
 }
 
 int tk_decoder_read(struct tk_decoder *d, int scale, struct tk_image *out)

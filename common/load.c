@@ -33,6 +33,8 @@ int tk_load(const uint8_t *buf, size_t len, const double *bbox,
 	memset(r, 0, sizeof *r);
 	if (tk_decoder_open(&d, buf, len, o->max_pixels) < 0)
 		goto fail;
+	if (o->damaged_ok)
+		tk_decoder_allow_damage(&d);
 	int W = d.w, H = d.h, box[4] = {0, 0, W, H};
 	if (bbox) {
 		tk_round_box(bbox, box);
@@ -88,6 +90,7 @@ int tk_load(const uint8_t *buf, size_t len, const double *bbox,
 	}
 	/* Grey is resampled as one channel: the same as three equal ones. */
 	to_rgb_in_place(&im);
+	snprintf(r->damage, sizeof r->damage, "%s", d.damage);
 	tk_decoder_close(&d);
 	r->im = im;
 	return 0;

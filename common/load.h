@@ -25,6 +25,8 @@ struct tk_load_opts {
 	int max_size;		/* 0: no thumbnail */
 	int draft;		/* JPEG DCT scaling as PIL's draft() */
 	long max_pixels;	/* larger images (and crops) are refused */
+	int damaged_ok;		/* damaged JPEGs as Pillow's
+				 * LOAD_TRUNCATED_IMAGES (decode.h) */
 };
 
 struct tk_loaded {
@@ -33,6 +35,7 @@ struct tk_loaded {
 	int crop[4];		/* x0, y0, x1, y1 applied (the whole image
 				 * when there was no bbox) */
 	int scale;		/* the JPEG decoder's 1/scale (draft) */
+	char damage[256];	/* with damaged_ok: what was lost, or "" */
 };
 
 /* Decode buf and make the reference's image of it; bbox (x0, y0, x1, y1)

@@ -41,6 +41,10 @@
 #   SHARDS             database shards (default 16); R1M_SHARDS (default 200)
 #   THREADS            threads of each tk-extract/tk-aggregate (default: theirs)
 #   MAX_SIZE           longer side of the images (default 1024)
+#   DAMAGED=1          damaged JPEGs (cut short, corrupt data) decoded as
+#                      the reference's loader does (Pillow's
+#                      LOAD_TRUNCATED_IMAGES), each named in a warning;
+#                      0: the first stops the evaluation (tk-decode(1))
 #   SCALES             tk-extract's scales (default: its own, 1,√2,1/√2)
 #   RANK_OPTS          more tk-rank options, such as --qe 2 (not with R1M=1,
 #                      whose parts are ranked apart)
@@ -76,6 +80,7 @@ JOBS ?= $(if $(filter cuda,$(DEVICE)),$(GPUS),1)
 SHARDS ?= 16
 R1M_SHARDS ?= 200
 MAX_SIZE ?= 1024
+DAMAGED ?= 1
 
 ifeq ($(strip $(DATA)),)
   $(error DATA=DIR is required: the folder holding $(DATASET)/gnd_$(DATASET).pkl)
@@ -105,7 +110,7 @@ suffix := $(if $(filter 1,$(R1M)),+1m,)
 par := parallel --will-cite --halt now,fail=1 $(if $(HOSTS),--sshlogin $(HOSTS),) \
 	$(if $(and $(HOSTS),$(filter-out cuda,$(DEVICE))),,-j $(JOBS))
 shard := bash $(here)extract-shard.sh "$(or $(BIN),-)" $(model) $(MAX_SIZE) $(or $(SCALES),-) \
-	$(or $(THREADS),-) $(DEVICE) $(or $(PRECISION),-) $(GPUS)
+	$(or $(THREADS),-) $(DEVICE) $(or $(PRECISION),-) $(GPUS) $(DAMAGED)
 # parts DIR N: the shard files of a list in N shards
 parts = $(foreach i,$(shell seq 0 $$(($(2) - 1))),$(1)/part-$(i)-of-$(2).bin)
 # run_shards LIST N DIR: the missing shards of LIST, through GNU parallel

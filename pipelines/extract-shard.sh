@@ -3,7 +3,7 @@
 # for pipelines/eval.mk (run by GNU parallel, locally or on --sshlogin hosts,
 # which then need the same paths).
 #
-#   extract-shard.sh BIN MODEL MAX_SIZE SCALES THREADS DEVICE PRECISION GPUS LIST I N OUT
+#   extract-shard.sh BIN MODEL MAX_SIZE SCALES THREADS DEVICE PRECISION GPUS DAMAGED LIST I N OUT
 #
 # Shard I of N is the contiguous run of lines floor(I*L/N)+1 ..
 # floor((I+1)*L/N) of LIST (tk-list lines, L of them), so the shards joined
@@ -13,18 +13,20 @@
 # temporary name and renamed when complete and checked to hold one frame per
 # line; an existing OUT is kept, so a finished shard is never recomputed.
 # BIN: the tools' folder ('' or '-': PATH); SCALES, THREADS, PRECISION:
-# '-' for the tools' defaults.  DEVICE cuda: tk-extract and tk-aggregate
+# '-' for the tools' defaults.  DAMAGED 1: tk-decode --damaged (damaged
+# JPEGs decoded as the reference's loader does, a warning each on this
+# job's standard error), 0: such a JPEG stops the job.  DEVICE cuda: tk-extract and tk-aggregate
 # on one of this machine's GPUS GPUs, the first free one: a job holds GPU
 # k by a lock on ${TMPDIR:-/tmp}/tk-gpu-UID-k.lock while it runs, and one
 # that finds them all taken waits, so that jobs share no GPU whatever job
 # slot and host GNU parallel gives them.  DEVICE '-' or cpu: the CPU.
 set -euo pipefail
-[ $# = 12 ] || {
-	echo "usage: $0 BIN MODEL MAX_SIZE SCALES THREADS DEVICE PRECISION GPUS LIST I N OUT" >&2
+[ $# = 13 ] || {
+	echo "usage: $0 BIN MODEL MAX_SIZE SCALES THREADS DEVICE PRECISION GPUS DAMAGED LIST I N OUT" >&2
 	exit 1
 }
 bin=$1 model=$2 max=$3 scales=$4 threads=$5 device=$6 precision=$7 gpus=$8
-list=$9 i=${10} n=${11} out=${12}
+damaged=$9 list=${10} i=${11} n=${12} out=${13}
 [ -e "$out" ] && exit 0
 # libgomp's idle threads spin less (as eval.mk sets it, for a job on
 # another host too): see tk-extract(1), ENVIRONMENT.
@@ -37,6 +39,12 @@ xopt=(--model "$model")
 [ "$scales" != - ] && xopt+=(--scales "$scales")
 topt=()
 [ "$threads" != - ] && topt=(--threads "$threads")
+dopt=(--quiet)
+case $damaged in
+0) ;;
+1) dopt=(--damaged) ;; # its warnings shown (no progress: not a terminal)
+*) echo "extract-shard.sh: DAMAGED=$damaged: 0 or 1" >&2; exit 1 ;;
+esac
 case $device in
 - | cpu) ;;
 cuda)
@@ -55,7 +63,7 @@ esac
 tmp="$out.tmp.$$"
 trap 'rm -f "$tmp"' EXIT
 sed -n "$((from + 1)),${to}p" "$list" |
-	"${tk}tk-decode" --quiet --max-size "$max" |
+	"${tk}tk-decode" "${dopt[@]}" --max-size "$max" |
 	"${tk}tk-extract" --quiet "${xopt[@]}" "${topt[@]}" |
 	"${tk}tk-aggregate" --quiet --model "$model" "${topt[@]}" >"$tmp"
 got=$("${tk}tk-cat" --info "$tmp" | wc -l)

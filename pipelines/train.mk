@@ -44,6 +44,10 @@
 #   VAL_IMAGES          validate on the first VAL_IMAGES only (default all)
 #   SAVE_EVERY=500      checkpoint the epoch under way every N steps
 #   JOBS=4              threads of tk-decode and tk-augment
+#   DAMAGED=1           damaged JPEGs (cut short, corrupt data) decoded as
+#                       the reference's loader does (Pillow's
+#                       LOAD_TRUNCATED_IMAGES), without a word (tk-decode
+#                       runs quiet here); 0: the first stops the epoch
 #   THREADS             threads of tk-train (default: all)
 #   DEVICE=cpu          or cuda (a CUDA build: make CUDA=1); PRECISION=fp32
 #                       (tf32, bf16) for the GPU's GEMMs and convolutions
@@ -114,6 +118,7 @@ VAL ?= 1
 VAL_FRACTION ?= 0.2
 SAVE_EVERY ?= 500
 JOBS ?= 4
+DAMAGED ?= 1
 DEVICE ?= cpu
 PRECISION ?= fp32
 DETERMINISTIC ?= $(if $(filter cpu,$(DEVICE)),1,0)
@@ -137,9 +142,10 @@ train := $(tk)tk-train -q $(if $(filter 1,$(DETERMINISTIC)),--deterministic,) --
 	$(if $(CLIP),--clip $(CLIP),) --dropout $(DROPOUT) --seed $(SEED) \
 	--save-every $(SAVE_EVERY) $(if $(THREADS),--threads $(THREADS),) $(device) \
 	-l $(o)/train.log --plot $(o)/train.svg
+decode_damaged := $(if $(filter 1,$(DAMAGED)),--damaged,)
 # valstream(RANK, WORLD): the validation part, rank RANK's shard of it
 valstream = <($(list) --split val $(if $(VAL_IMAGES),| head -n $(VAL_IMAGES),) | \
-	$(tk)tk-decode -q -j $(JOBS) $(if $(filter-out 1,$(2)),--shard $(1)/$(2),) | \
+	$(tk)tk-decode -q -j $(JOBS) $(decode_damaged) $(if $(filter-out 1,$(2)),--shard $(1)/$(2),) | \
 	$(tk)tk-augment -q --val --size $(IMSIZE) -j $(JOBS))
 
 epochs := $(shell seq 1 $(EPOCHS))
@@ -184,7 +190,7 @@ endef
 # of the list and the launch's variables when WORLD > 1; each rank validates
 # its shard of the validation part (rank 0 gathers the results).
 rank_run = $(list) --split train --shuffle --epoch $(1) | \
-	  $(tk)tk-decode -q -j $(JOBS) $(if $(filter-out 1,$(3)),--shard $(2)/$(3),) | \
+	  $(tk)tk-decode -q -j $(JOBS) $(decode_damaged) $(if $(filter-out 1,$(3)),--shard $(2)/$(3),) | \
 	  $(tk)tk-augment -q --size $(IMSIZE) --seed $(SEED) --epoch $(1) -j $(JOBS) | \
 	  $(if $(filter-out 1,$(3)),RANK=$(2) LOCAL_RANK=$(2) WORLD_SIZE=$(3) \
 	    MASTER_ADDR=127.0.0.1 MASTER_PORT=$(PORT),) \

@@ -29,6 +29,9 @@ static const char usage[] =
     "                      with its label and bbox\n"
     "      --require-all   with --labels: every key of FILE must be met\n"
     "      --skip-bad      warn about bad inputs and go on (default: stop)\n"
+    "      --damaged       decode damaged JPEGs (cut short, corrupt data) as\n"
+    "                      the reference's loader does (Pillow's\n"
+    "                      LOAD_TRUNCATED_IMAGES), warning about each\n"
     "      --max-pixels N  refuse larger images (default 178956970, PIL's)\n"
     "  -q, --quiet         only errors on stderr\n"
     "      --progress      show progress even when stderr is not a terminal\n"
@@ -41,7 +44,8 @@ enum {
 	OPT_SKIP_BAD,
 	OPT_MAX_PIXELS,
 	OPT_LABELS,
-	OPT_REQUIRE_ALL
+	OPT_REQUIRE_ALL,
+	OPT_DAMAGED
 };
 
 struct options {
@@ -75,6 +79,7 @@ static void parse_options(struct options *o, int argc, char **argv)
 	    {"max-pixels", required_argument, 0, OPT_MAX_PIXELS},
 	    {"labels", required_argument, 0, OPT_LABELS},
 	    {"require-all", no_argument, 0, OPT_REQUIRE_ALL},
+	    {"damaged", no_argument, 0, OPT_DAMAGED},
 	    TK_COMMON_OPTIONS,
 	    {0, 0, 0, 0}};
 	int c;
@@ -92,6 +97,7 @@ static void parse_options(struct options *o, int argc, char **argv)
 		case OPT_MAX_PIXELS: o->load.max_pixels = tk_parse_long("--max-pixels", optarg, 1, 1L << 40); break;
 		case OPT_LABELS: o->labels = optarg; break;
 		case OPT_REQUIRE_ALL: o->require_all = 1; break;
+		case OPT_DAMAGED: o->load.damaged_ok = 1; break;
 		default: tk_common_option(c, usage);
 		}
 	}
@@ -149,7 +155,7 @@ struct writer {
 	struct tk_pool *pool;
 	struct st_doc doc;
 	struct tk_progress progress;
-	long skipped;
+	long skipped, damaged;
 };
 
 static void emit(struct writer *w, struct job *j)
@@ -184,6 +190,12 @@ static void emit(struct writer *w, struct job *j)
 		st_meta_setf(d, "orig", "%d,%d", r->orig_w, r->orig_h);
 		st_meta_setf(d, "crop", "%d,%d,%d,%d", r->crop[0], r->crop[1],
 			     r->crop[2], r->crop[3]);
+		if (r->damage[0]) {
+			st_meta_set(d, "damaged", r->damage);
+			tk_warn("%s: %s (decoded as Pillow's LOAD_TRUNCATED_IMAGES "
+				"does)", j->in.src, r->damage);
+			w->damaged++;
+		}
 		st_add(d, "image", ST_U8, 3, shape, r->im.px);
 		tk_write_frame(d);
 		tk_progress_step(&w->progress, 1);
@@ -246,6 +258,9 @@ int main(int argc, char **argv)
 	if (w.skipped)
 		tk_note("skipped %ld bad input%s", w.skipped,
 			w.skipped == 1 ? "" : "s");
+	if (w.damaged)
+		tk_note("decoded %ld damaged JPEG%s", w.damaged,
+			w.damaged == 1 ? "" : "s");
 	if (labels)
 		check_unseen(&o, labels);
 	tk_labels_free(labels);

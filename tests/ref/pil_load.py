@@ -4,6 +4,9 @@ tk-decode against it.
 reference(path, n, bbox): Dataset/ImageFromList.py of the reference:
     Image.open(f).convert('RGB'), crop(bbox), thumbnail((s, s), LANCZOS)
     with s = n, or n * max(crop size) / max(full size) for a crop.
+damaged(path, n, bbox): reference() with ImageFile.LOAD_TRUNCATED_IMAGES
+    set, as the reference's loader sets it: damaged JPEGs load
+    (tk-decode --damaged).
 draft(path, n, bbox): thumbnail() on a freshly opened JPEG, where PIL's
     draft() lets libjpeg decode at 1/2, 1/4, 1/8 size; for a crop inside the
     image, the same draft rule applied to the crop, then resize() of the
@@ -17,7 +20,7 @@ import math
 import sys
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFile
 
 import tkio
 
@@ -52,6 +55,14 @@ def reference(path, n, bbox=None):
         s = n * max(img.size) / full if bbox is not None else n
         img.thumbnail((s, s), LANCZOS)
     return img
+
+
+def damaged(path, n, bbox=None):
+    ImageFile.LOAD_TRUNCATED_IMAGES = True
+    try:
+        return reference(path, n, bbox)
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
 def draft(path, n, bbox=None):
@@ -95,7 +106,7 @@ def main():
     if len(frames) != len(items):
         print(f"{len(frames)} frames for {len(items)} list lines")
         return 1
-    fn = draft if mode == "draft" else reference
+    fn = {"draft": draft, "damaged": damaged}.get(mode, reference)
     worst, total, count, bad = 0, 0.0, 0, 0
     for (path, bbox), (meta, t) in zip(items, frames):
         ref = np.asarray(fn(path, n, bbox))
