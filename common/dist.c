@@ -45,6 +45,15 @@ int tk_dist_from_env(struct tk_dist *d, char *err, size_t errlen)
 	const char *rank_var = NULL, *world_var = NULL, *local_var = NULL;
 	/* a task of a Slurm job step (srun's), not the batch script */
 	int slurm_step = getenv("SLURM_STEP_ID") || getenv("SLURM_STEPID");
+	/* Hydra's own processes (MPI_LOCALRANKID is Hydra's) inside a Slurm
+	 * allocation, where it starts its proxies with srun, one a node: they
+	 * carry that step's Slurm variables (its task count is the nodes'),
+	 * not theirs.  srun's own PMI sets no MPI_LOCALRANKID, and says what
+	 * Slurm's variables say. */
+	const char *step_tasks = getenv("SLURM_STEP_NUM_TASKS");
+	const char *pmi_size = getenv("PMI_SIZE");
+	int hydra = getenv("MPI_LOCALRANKID") ||
+		    (pmi_size && step_tasks && strcmp(pmi_size, step_tasks));
 	if (getenv("WORLD_SIZE") && getenv("RANK")) {
 		d->launcher = "torchrun";
 		rank_var = "RANK", world_var = "WORLD_SIZE", local_var = "LOCAL_RANK";
@@ -55,9 +64,10 @@ int tk_dist_from_env(struct tk_dist *d, char *err, size_t errlen)
 		d->launcher = "mpirun";
 		rank_var = "OMPI_COMM_WORLD_RANK", world_var = "OMPI_COMM_WORLD_SIZE";
 		local_var = "OMPI_COMM_WORLD_LOCAL_RANK";
-	} else if (getenv("PMI_SIZE") && getenv("PMI_RANK") && !slurm_step) {
-		/* MPICH's and Intel MPI's mpiexec (Hydra); in a Slurm step
-		 * PMI_* are srun's own, and Slurm's variables say the same */
+	} else if (pmi_size && getenv("PMI_RANK") && (!slurm_step || hydra)) {
+		/* MPICH's and Intel MPI's mpiexec (Hydra); in a Slurm step of
+		 * srun's own tasks PMI_* are srun's, and Slurm's variables say
+		 * the same */
 		d->launcher = "mpiexec";
 		rank_var = "PMI_RANK", world_var = "PMI_SIZE", local_var = "MPI_LOCALRANKID";
 	} else if (slurm_step && getenv("SLURM_PROCID") &&
@@ -79,6 +89,28 @@ int tk_dist_from_env(struct tk_dist *d, char *err, size_t errlen)
 				return -1;
 		} else {
 			d->local_rank = d->rank;
+		}
+	}
+	d->timeout = 600;
+	if (getenv("TK_DIST_TIMEOUT")) {
+		int t;
+		if (env_int("TK_DIST_TIMEOUT", 1, 1 << 24, &t, err, errlen))
+			return -1;
+		d->timeout = t;
+	}
+	/* What names the run, the same on each of its ranks. */
+	static const char *const run_vars[][2] = {
+	    {"*", "TK_RUN_ID"},
+	    {"torchrun", "TORCHELASTIC_RUN_ID"},
+	    {"slurm", "SLURM_JOB_ID"},
+	    {"slurm", "SLURM_STEP_ID"},
+	    {"slurm", "SLURM_STEPID"}};
+	d->token = 14695981039346656037ull; /* FNV-1a's offset basis */
+	for (size_t i = 0; i < sizeof run_vars / sizeof *run_vars; i++) {
+		const char *v = getenv(run_vars[i][1]);
+		if (v && (*run_vars[i][0] == '*' || !strcmp(run_vars[i][0], d->launcher))) {
+			tk_dist_token_add(d, run_vars[i][1], strlen(run_vars[i][1]) + 1);
+			tk_dist_token_add(d, v, strlen(v) + 1);
 		}
 	}
 	d->port = 29500;
@@ -127,15 +159,45 @@ int tk_dist_from_env(struct tk_dist *d, char *err, size_t errlen)
 	return 0;
 }
 
+void tk_dist_token_add(struct tk_dist *d, const void *p, size_t n)
+{
+	/* FNV-1a, a 64-bit word at a time (a model's hundreds of MB) */
+	const unsigned char *c = p;
+	uint64_t h = d->token;
+	for (; n >= 8; c += 8, n -= 8) {
+		uint64_t w;
+		memcpy(&w, c, 8);
+		h = (h ^ w) * 1099511628211ull;
+	}
+	for (; n; c++, n--)
+		h = (h ^ *c) * 1099511628211ull;
+	d->token = h;
+}
+
 /* ---- the bootstrap: rank 0 serves its bytes to world-1 peers ---- */
 
-#define MAGIC 0x746b64697374310aull /* "tkdist1\n" */
+#define MAGIC 0x746b64697374320aull /* "tkdist2\n" */
+#define REFUSED 0xffffffffu         /* rank 0's answer to another run's rank */
 
 struct hello {
 	uint64_t magic;
 	uint32_t world, rank;
 	uint64_t n;
+	uint64_t token;
 };
+
+/* The watch's and the CPU group's connections last the whole run: a peer
+ * whose machine is lost (power, a network cut) sends nothing, not even a
+ * close, so the kernel probes the idle connection: after 60 s idle, 6
+ * unanswered probes 10 s apart say the peer is gone. */
+static void keepalive(int fd)
+{
+	int one = 1, idle = 60, intvl = 10, cnt = 6;
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+}
 
 static double now(void)
 {
@@ -214,9 +276,20 @@ static int serve(const struct tk_dist *d, const void *buf, size_t n,
 		int ms = (int)((deadline - now()) * 1000);
 		struct pollfd pf = {fd, POLLIN, 0};
 		if (ms <= 0 || poll(&pf, 1, ms) == 0) {
+			/* which: the first 12 */
+			char missing[128] = "";
+			size_t k = 0;
+			int listed = 0;
+			for (int r = 1; r < d->world && listed < 12; r++)
+				if (!seen[r])
+					k += (size_t)snprintf(missing + k, sizeof missing - k,
+							      "%s%d", listed++ ? ", " : "", r);
 			snprintf(err, errlen,
-				 "bootstrap: only %d of %d ranks reached port %d in time",
-				 served + 1, d->world, d->port);
+				 "bootstrap: only %d of %d ranks reached port %d in time "
+				 "(TK_DIST_TIMEOUT); missing: rank%s %s%s",
+				 served + 1, d->world, d->port,
+				 d->world - 1 - served > 1 ? "s" : "", missing,
+				 listed < d->world - 1 - served ? ", ..." : "");
 			break;
 		}
 		int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
@@ -224,10 +297,14 @@ static int serve(const struct tk_dist *d, const void *buf, size_t n,
 			continue;
 		struct hello h;
 		double dl = now() + 10 < deadline ? now() + 10 : deadline;
-		if (xfer(c, &h, sizeof h, 0, dl) == 0 && h.magic == MAGIC &&
-		    h.world == (uint32_t)d->world && h.rank > 0 &&
-		    h.rank < (uint32_t)d->world && !seen[h.rank] && h.n == n) {
-			struct hello r = {MAGIC, (uint32_t)d->world, 0, n};
+		int got = xfer(c, &h, sizeof h, 0, dl) == 0 && h.magic == MAGIC;
+		if (got && h.token != d->token) {
+			/* another run's rank: told so, so that it stops */
+			struct hello r = {MAGIC, (uint32_t)d->world, REFUSED, 0, d->token};
+			xfer(c, &r, sizeof r, 1, dl);
+		} else if (got && h.world == (uint32_t)d->world && h.rank > 0 &&
+			   h.rank < (uint32_t)d->world && !seen[h.rank] && h.n == n) {
+			struct hello r = {MAGIC, (uint32_t)d->world, 0, n, d->token};
 			if (xfer(c, &r, sizeof r, 1, dl) == 0 &&
 			    xfer(c, (void *)buf, n, 1, dl) == 0) {
 				seen[h.rank] = 1;
@@ -266,10 +343,23 @@ static int join(const struct tk_dist *d, void *buf, size_t n, double deadline,
 					continue;
 				if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) {
 					struct hello h = {MAGIC, (uint32_t)d->world,
-							  (uint32_t)d->rank, n}, r;
-					if (xfer(fd, &h, sizeof h, 1, deadline) == 0 &&
-					    xfer(fd, &r, sizeof r, 0, deadline) == 0 &&
-					    r.magic == MAGIC && r.n == n &&
+							  (uint32_t)d->rank, n, d->token}, r;
+					int got = xfer(fd, &h, sizeof h, 1, deadline) == 0 &&
+						  xfer(fd, &r, sizeof r, 0, deadline) == 0 &&
+						  r.magic == MAGIC;
+					if (got && r.rank == REFUSED) {
+						close(fd);
+						freeaddrinfo(res);
+						snprintf(err, errlen,
+							 "bootstrap: rank %d reached the rank 0 of "
+							 "another run at %s:%d (%s): their launcher's "
+							 "job, options or model differ; give each run "
+							 "a port of its own (MASTER_PORT or "
+							 "TK_MASTER_PORT)",
+							 d->rank, d->addr, d->port, d->port_from);
+						return -1;
+					}
+					if (got && r.n == n && r.token == d->token &&
 					    xfer(fd, buf, n, 0, deadline) == 0) {
 						if (keep)
 							*keep = fd;
@@ -316,8 +406,12 @@ static int *bootstrap_kept(const struct tk_dist *d, void *buf, size_t n,
 	double deadline = now() + timeout_s;
 	int rc = d->rank == 0 ? serve(d, buf, n, deadline, fd, err, errlen)
 			      : join(d, buf, n, deadline, fd, err, errlen);
-	if (rc == 0)
+	if (rc == 0) {
+		for (int i = 0; i < d->world; i++)
+			if (fd[i] >= 0)
+				keepalive(fd[i]);
 		return fd;
+	}
 	for (int i = 0; i < d->world; i++)
 		if (fd[i] >= 0)
 			close(fd[i]);

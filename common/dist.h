@@ -26,6 +26,7 @@
 #define TK_DIST_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct tk_dist {
 	int rank, world, local_rank;
@@ -35,15 +36,31 @@ struct tk_dist {
 	const char *local_var; /* the local rank's variable, for messages */
 	const char *launcher; /* "torchrun", "mpirun", "mpiexec", "slurm" or
 				 "single" */
+	uint64_t token;       /* the run's: the same on every rank of one run
+				 and, as far as can be told, on no other's
+				 (tk_dist_token_add) */
+	double timeout;       /* seconds the ranks wait for each other at the
+				 start: TK_DIST_TIMEOUT, default 600 */
 };
 
-/* Read the environment; 0, or -1 with a message naming the variable. */
+/* Read the environment; 0, or -1 with a message naming the variable.
+ * The token starts from what names the run and is the same on all of its
+ * ranks: TK_RUN_ID, torchrun's TORCHELASTIC_RUN_ID, Slurm's SLURM_JOB_ID
+ * and SLURM_STEP_ID for srun's tasks (not under mpirun, whose processes
+ * may carry different ones). */
 int tk_dist_from_env(struct tk_dist *d, char *err, size_t errlen);
+
+/* Mixes n bytes into the token (the caller's options and model, which
+ * every rank of a run shares), so that the ranks of two runs that meet
+ * on one port (a sweep of runs started together) refuse each other
+ * instead of training together. */
+void tk_dist_token_add(struct tk_dist *d, const void *p, size_t n);
 
 /* Every rank returns with rank 0's n bytes in buf: rank 0 listens on
  * the port above and answers world-1 connections; the others connect to
- * MASTER_ADDR there, retrying until timeout_s.  A peer from
- * another job (wrong world size or protocol) is refused.  0, or -1 with
+ * MASTER_ADDR there, retrying until timeout_s.  A peer from another
+ * run (another token, world size or protocol) is refused: a rank that
+ * reaches another run's rank 0 stops at once, saying so.  0, or -1 with
  * a message. */
 int tk_dist_bootstrap(const struct tk_dist *d, void *buf, size_t n,
 		      double timeout_s, char *err, size_t errlen);

@@ -829,13 +829,14 @@ void dev_group_init(const struct tk_dev *dv, const struct tk_dist *d)
 			tk_nccl_unique_id(id);
 		/* NCCL waits for a lost rank forever: the watch stops this
 		 * one instead */
-		if (tk_dist_bootstrap_watched(d, id, sizeof id, 300, err, sizeof err) < 0)
+		if (tk_dist_bootstrap_watched(d, id, sizeof id, d->timeout, err,
+					      sizeof err) < 0)
 			die_io("%s", err);
 		tk_nccl_init(id, d->world, d->rank);
 #endif
 		return;
 	}
-	if (tk_dist_connect(d, 300, err, sizeof err) < 0)
+	if (tk_dist_connect(d, d->timeout, err, sizeof err) < 0)
 		die_io("%s", err);
 	group_cpu = 1;
 }

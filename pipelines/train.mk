@@ -68,15 +68,22 @@
 #                       NCCL); each rank validates its shard of the
 #                       validation part, rank 0 sums the results and
 #                       writes the checkpoints.
-#                       PORT=29500: the ranks' rendezvous on this machine.
-#                       Across machines, launch one pipeline per GPU with
-#                       the launcher's variables (see tk-train(1), "Data
-#                       parallel"): torchrun --no-python, srun or mpirun
-#                       set RANK, WORLD_SIZE, LOCAL_RANK (SLURM_PROCID,
-#                       OMPI_COMM_WORLD_RANK, ...) and each
-#                       pipeline shards the list by them (under torchrun
-#                       rank 0 listens on MASTER_PORT + 1, as torchrun's
-#                       store holds MASTER_PORT; TK_MASTER_PORT sets it)
+#                       PORT=29500: the ranks' rendezvous on this machine
+#                       (runs on one port at once: the ranks of one run
+#                       refuse another's, tk-train(1)).
+#                       This file runs on one machine and starts its
+#                       ranks itself.  Across machines, write the epoch's
+#                       pipeline once per GPU, started by a launcher
+#                       (torchrun --no-python, srun, mpirun), which sets
+#                       RANK, WORLD_SIZE, LOCAL_RANK (SLURM_PROCID,
+#                       OMPI_COMM_WORLD_RANK, ...), each pipeline
+#                       sharding the list by them: tk-train(1), "Data
+#                       parallel" and its EXAMPLES (under torchrun rank 0
+#                       listens on MASTER_PORT + 1, as torchrun's store
+#                       holds MASTER_PORT; TK_MASTER_PORT sets it).  Run
+#                       under a launcher's variables of more than one
+#                       rank, this file stops: each copy would train
+#                       every rank on the whole list.
 #   OUT                 the run's folder (default train/ARCH-IMSIZE)
 #   BIN                 the tools' folder (default: this checkout's bin/ if
 #                       built, else PATH)
@@ -127,6 +134,15 @@ PORT ?= 29500
 
 ifeq ($(strip $(DATA)),)
   $(error DATA=DIR is required: the folder holding train_clean.csv and train/)
+endif
+# Started by a launcher as one of several ranks: each copy of this file
+# would give its rank the whole list, and all would write the same files.
+launched := $(strip $(foreach v,WORLD_SIZE OMPI_COMM_WORLD_SIZE PMI_SIZE \
+	$(if $(SLURM_STEP_ID)$(SLURM_STEPID),SLURM_STEP_NUM_TASKS,),\
+	$(if $(filter-out 0 1,$($(v))),$(v)=$($(v)),)))
+ifneq ($(launched),)
+  $(error $(launched): train.mk starts its ranks itself, on one machine (GPUS=n); \
+    under a launcher run one epoch pipeline per rank instead (tk-train(1), Data parallel))
 endif
 data := $(abspath $(DATA))
 comma := ,
@@ -193,7 +209,7 @@ rank_run = $(list) --split train --shuffle --epoch $(1) | \
 	  $(tk)tk-decode -q -j $(JOBS) $(decode_damaged) $(if $(filter-out 1,$(3)),--shard $(2)/$(3),) | \
 	  $(tk)tk-augment -q --size $(IMSIZE) --seed $(SEED) --epoch $(1) -j $(JOBS) | \
 	  $(if $(filter-out 1,$(3)),RANK=$(2) LOCAL_RANK=$(2) WORLD_SIZE=$(3) \
-	    MASTER_ADDR=127.0.0.1 MASTER_PORT=$(PORT),) \
+	    MASTER_ADDR=127.0.0.1 MASTER_PORT=$(PORT) TK_RUN_ID=train.mk-$$$$$$$$,) \
 	  $(train) $$$$start -o $$$$part --epoch-size $$$$n --epoch $(1) \
 	    $(if $(filter 1,$(VAL)),--validate $(call valstream,$(2),$(3)),)
 

@@ -28,7 +28,9 @@ static const char *vars[] = {"RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
 			     "SLURM_STEP_NUM_TASKS", "TORCHELASTIC_USE_AGENT_STORE",
 			     "TK_MASTER_PORT", "OMPI_COMM_WORLD_RANK",
 			     "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK",
-			     "PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID"};
+			     "PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID",
+			     "TK_RUN_ID", "TORCHELASTIC_RUN_ID", "SLURM_JOB_ID",
+			     "TK_DIST_TIMEOUT"};
 
 static void clear_env(void)
 {
@@ -98,10 +100,53 @@ static void t_env(void)
 	setenv("MPI_LOCALRANKID", "1", 1), setenv("MASTER_ADDR", "node01", 1);
 	CHECK(tk_dist_from_env(&d, err, sizeof err) == 0 && !strcmp(d.launcher, "mpiexec"));
 	CHECK(d.rank == 3 && d.world == 4 && d.local_rank == 1);
-	setenv("SLURM_STEP_ID", "0", 1), setenv("SLURM_PROCID", "3", 1); /* srun's PMI */
+	/* Hydra inside a Slurm allocation: its proxies, one a node, are an
+	 * srun step of 2 tasks, whose variables its 8 processes carry */
+	setenv("SLURM_STEP_ID", "0", 1), setenv("SLURM_PROCID", "1", 1);
+	setenv("SLURM_STEP_NUM_TASKS", "2", 1), setenv("SLURM_LOCALID", "0", 1);
+	setenv("PMI_RANK", "5", 1), setenv("PMI_SIZE", "8", 1);
+	CHECK(tk_dist_from_env(&d, err, sizeof err) == 0 && !strcmp(d.launcher, "mpiexec"));
+	CHECK(d.rank == 5 && d.world == 8 && d.local_rank == 1);
+	unsetenv("MPI_LOCALRANKID"); /* the sizes disagree: Hydra's too */
+	CHECK(tk_dist_from_env(&d, err, sizeof err) == 0 && !strcmp(d.launcher, "mpiexec"));
+	CHECK(d.rank == 5 && d.world == 8);
+	/* srun's own PMI: no MPI_LOCALRANKID, the sizes agree: Slurm's */
+	setenv("PMI_RANK", "3", 1), setenv("PMI_SIZE", "4", 1);
+	setenv("SLURM_STEP_ID", "0", 1), setenv("SLURM_PROCID", "3", 1);
 	setenv("SLURM_STEP_NUM_TASKS", "4", 1), setenv("SLURM_LOCALID", "1", 1);
 	CHECK(tk_dist_from_env(&d, err, sizeof err) == 0 && !strcmp(d.launcher, "slurm"));
 	CHECK(d.rank == 3 && d.world == 4 && !strcmp(d.local_var, "SLURM_LOCALID"));
+
+	/* The run's token: what names the run, where the launcher gives it
+	 * to every rank alike; then what tk-train adds */
+	clear_env();
+	setenv("RANK", "1", 1), setenv("WORLD_SIZE", "2", 1);
+	setenv("MASTER_ADDR", "node01", 1);
+	CHECK(tk_dist_from_env(&d, err, sizeof err) == 0 && d.timeout == 600);
+	uint64_t plain = d.token;
+	setenv("SLURM_JOB_ID", "77", 1); /* not torchrun's */
+	CHECK(tk_dist_from_env(&d, err, sizeof err) == 0 && d.token == plain);
+	setenv("TORCHELASTIC_RUN_ID", "r1", 1);
+	CHECK(tk_dist_from_env(&d, err, sizeof err) == 0 && d.token != plain);
+	uint64_t r1 = d.token;
+	setenv("TORCHELASTIC_RUN_ID", "r2", 1);
+	CHECK(tk_dist_from_env(&d, err, sizeof err) == 0 && d.token != plain && d.token != r1);
+	setenv("TK_RUN_ID", "x", 1);
+	CHECK(tk_dist_from_env(&d, err, sizeof err) == 0 && d.token != r1);
+	uint64_t x = d.token;
+	tk_dist_token_add(&d, "lr 0.01", 7);
+	CHECK(d.token != x);
+	setenv("TK_DIST_TIMEOUT", "1800", 1);
+	CHECK(tk_dist_from_env(&d, err, sizeof err) == 0 && d.timeout == 1800 && d.token == x);
+	setenv("TK_DIST_TIMEOUT", "0", 1);
+	CHECK(tk_dist_from_env(&d, err, sizeof err) == -1 && strstr(err, "TK_DIST_TIMEOUT"));
+	clear_env();
+	setenv("SLURM_STEP_ID", "0", 1), setenv("SLURM_PROCID", "1", 1);
+	setenv("SLURM_NTASKS", "2", 1), setenv("MASTER_ADDR", "node01", 1);
+	CHECK(tk_dist_from_env(&d, err, sizeof err) == 0 && !strcmp(d.launcher, "slurm"));
+	plain = d.token;
+	setenv("SLURM_JOB_ID", "77", 1);
+	CHECK(tk_dist_from_env(&d, err, sizeof err) == 0 && d.token != plain);
 
 	/* torchrun's agent store holds MASTER_PORT: the next port is tk's;
 	 * TK_MASTER_PORT is the port with any launcher */
