@@ -630,6 +630,21 @@ static int parse_decimal(struct vm *m, const char *s, size_t n,
 	return 0;
 }
 
+/* An int of n bytes beyond 64 bits: an error, or under pk_options.opaque
+ * a PK_OPAQUE node saying so, refused where it is needed. */
+static int big_int(struct vm *m, uint64_t n, const char *what)
+{
+	if (!m->opt || !m->opt->opaque)
+		return fail(m, "%s: integer of %llu bytes beyond 64 bits", what,
+			    (unsigned long long)n);
+	struct pk_value *v = node(m, PK_OPAQUE);
+	if (!v)
+		return -1;
+	v->global = (char *)"int beyond 64 bits";
+	m->pos += n;
+	return push(m, v);
+}
+
 /* LONG1/LONG4: n bytes, two's complement, little-endian. */
 static int op_long_bin(struct vm *m, uint64_t n, const char *what)
 {
@@ -647,11 +662,9 @@ static int op_long_bin(struct vm *m, uint64_t n, const char *what)
 		int vneg = (v >> 63) & 1;
 		for (size_t i = 8; i < n; i++)
 			if (b[i] != (vneg ? 0xff : 0x00))
-				return fail(m, "%s: integer of %llu bytes beyond 64 bits",
-					    what, (unsigned long long)n);
+				return big_int(m, n, what);
 		if (n > 8 && !!neg != vneg)
-			return fail(m, "%s: integer of %llu bytes beyond 64 bits",
-				    what, (unsigned long long)n);
+			return big_int(m, n, what);
 	}
 	m->pos += n;
 	return push(m, make_int(m, (int64_t)v));
@@ -723,7 +736,8 @@ static int allowed(const struct vm *m, const char *name)
 	return 0;
 }
 
-/* "module.name" as a PK_GLOBAL when allowed; an error naming it if not. */
+/* "module.name" as a PK_GLOBAL when allowed; if not, a PK_OPAQUE under
+ * pk_options.opaque, else an error naming it. */
 static int push_global(struct vm *m, const char *mod, size_t nmod,
 		       const char *name, size_t nname, const char *what)
 {
@@ -740,9 +754,12 @@ static int push_global(struct vm *m, const char *mod, size_t nmod,
 	g[nmod] = '.';
 	memcpy(g + nmod + 1, name, nname);
 	g[nmod + nname + 1] = 0;
-	if (!allowed(m, g))
-		return fail(m, "refused global '%s'", shown(a, sizeof a, g,
-							   nmod + nname + 1));
+	if (!allowed(m, g)) {
+		if (!m->opt || !m->opt->opaque)
+			return fail(m, "refused global '%s'",
+				    shown(a, sizeof a, g, nmod + nname + 1));
+		v->type = PK_OPAQUE;
+	}
 	v->global = g;
 	return push(m, v);
 }
@@ -772,7 +789,7 @@ static int op_stack_global(struct vm *m)
 static int push_call(struct vm *m, struct pk_value *fn, struct pk_value *args,
 		     struct pk_value *kwargs, const char *what)
 {
-	if (fn->type != PK_GLOBAL)
+	if (fn->type != PK_GLOBAL && fn->type != PK_OPAQUE)
 		return fail(m, "%s: callable is a %s, not an allowed global", what,
 			    pk_type_name(fn->type));
 	if (args->type != PK_TUPLE)
@@ -1311,7 +1328,7 @@ const char *pk_type_name(enum pk_type t)
 	    [PK_FLOAT] = "float", [PK_STR] = "str",       [PK_BYTES] = "bytes",
 	    [PK_LIST] = "list",   [PK_TUPLE] = "tuple",   [PK_DICT] = "dict",
 	    [PK_SET] = "set",     [PK_GLOBAL] = "global", [PK_CALL] = "call",
-	    [PK_PERSID] = "persistent id",
+	    [PK_OPAQUE] = "refused global", [PK_PERSID] = "persistent id",
 	};
 	return (unsigned)t < sizeof names / sizeof *names && names[t] ? names[t]
 								     : "?";

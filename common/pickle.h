@@ -8,7 +8,11 @@
  * caller allows that global (torch checkpoints: collections.OrderedDict,
  * torch._utils._rebuild_tensor_v2, ...) or persistent ids.  Even then
  * nothing runs: a call of an allowed global becomes a PK_CALL node that
- * the caller interprets.
+ * the caller interprets.  With pk_options.opaque, any other global is
+ * not refused there but becomes a PK_OPAQUE node (its calls PK_CALLs of
+ * it), which the caller refuses where it meets one it needs: so that a
+ * checkpoint's state_dict loads beside entries it does not need (an
+ * optimizer's numpy scalars, an argparse.Namespace).
  *
  * What the values mean:
  * - Python 2 str (STRING, BINSTRING, SHORT_BINSTRING) is a PK_STR whose
@@ -23,7 +27,8 @@
  *   keep them as 3-byte sequences; PK_STR is otherwise valid UTF-8.
  * - The memo shares nodes: a value can appear in several places and a
  *   container can contain itself.  Walk trees with that in mind.
- * - Ints of more than 64 bits are an error naming their opcode; torch's
+ * - Ints of more than 64 bits are an error naming their opcode (with
+ *   pk_options.opaque, LONG1's and LONG4's are PK_OPAQUE); torch's
  *   legacy format starts with one (its magic number): skip that pickle by
  *   its known bytes. */
 #ifndef TK_PICKLE_H
@@ -36,7 +41,9 @@ enum pk_type {
 	PK_NONE, PK_BOOL, PK_INT, PK_FLOAT, PK_STR, PK_BYTES,
 	PK_LIST, PK_TUPLE, PK_DICT, PK_SET,
 	PK_GLOBAL, /* an allowed global: "module.name" */
-	PK_CALL,   /* REDUCE/NEWOBJ of an allowed global, BUILD state attached */
+	PK_OPAQUE, /* with pk_options.opaque, any other: its name, in .global;
+		    * also an int beyond 64 bits (LONG1, LONG4) */
+	PK_CALL,   /* REDUCE/NEWOBJ of a global, BUILD state attached */
 	PK_PERSID, /* a persistent id (torch storages), when allowed */
 };
 
@@ -53,9 +60,9 @@ struct pk_value {
 			struct pk_value **v;
 			size_t n;
 		} seq;
-		char *global; /* PK_GLOBAL */
+		char *global; /* PK_GLOBAL, PK_OPAQUE */
 		struct {      /* PK_CALL */
-			struct pk_value *fn;    /* a PK_GLOBAL */
+			struct pk_value *fn;    /* a PK_GLOBAL or PK_OPAQUE */
 			struct pk_value *args;  /* a PK_TUPLE */
 			struct pk_value *state; /* from BUILD, or NULL */
 			struct pk_value *items; /* SETITEM(S) on it: a PK_DICT, or NULL */
@@ -70,6 +77,7 @@ struct pk_options {
 	/* NULL-terminated "module.name" globals that may appear; NULL: none. */
 	const char *const *allow;
 	int allow_persid; /* accept PERSID/BINPERSID */
+	int opaque;       /* other globals as PK_OPAQUE nodes, not refused */
 };
 
 /* Everything a load allocates; freed at once. */

@@ -115,6 +115,16 @@ static int get_int(const struct pk_value *v, int64_t *out)
 	return 0;
 }
 
+/* What v is, for messages: a global's name, a call's callable's, else
+ * its type. */
+static const char *what_is(const struct pk_value *v)
+{
+	if (v->type == PK_CALL && v->call.fn)
+		v = v->call.fn;
+	return v->type == PK_GLOBAL || v->type == PK_OPAQUE ? v->global
+							    : pk_type_name(v->type);
+}
+
 static int is_call(const struct pk_value *v, const char *fn)
 {
 	return v && v->type == PK_CALL && v->call.fn &&
@@ -180,6 +190,9 @@ static int parse_pid(struct loader *L, const struct pk_value *pid,
 			       "not a state_dict?)",
 			    what ? what : pk_type_name(v[0]->type));
 	}
+	if (v[1]->type == PK_OPAQUE)
+		return fail(L, "refused global '%s': not a storage type tk reads",
+			    v[1]->global);
 	if (v[1]->type != PK_GLOBAL)
 		return fail(L, "storage type is a %s", pk_type_name(v[1]->type));
 	int dtype = -1;
@@ -402,9 +415,15 @@ static int parse_tensor(struct loader *L, const char *name,
 	int rank, srank;
 	if (get_int(a->seq.v[1], &off) < 0 || off < 0)
 		return fail(L, "tensor '%s': bad storage offset", name);
-	if (int_tuple(a->seq.v[2], t->shape, &rank) < 0)
+	if (int_tuple(a->seq.v[2], t->shape, &rank) < 0) {
+		const struct pk_value *s = a->seq.v[2];
+		for (size_t i = 0; s->type == PK_TUPLE && i < s->seq.n; i++)
+			if (s->seq.v[i]->type == PK_OPAQUE)
+				return fail(L, "tensor '%s': size %zu is an %s", name,
+					    i, s->seq.v[i]->global);
 		return fail(L, "tensor '%s': size is not a tuple of at most %d ints",
 			    name, ST_MAX_RANK);
+	}
 	if (int_tuple(a->seq.v[3], t->stride, &srank) < 0 || srank != rank)
 		return fail(L, "tensor '%s': stride does not match its size", name);
 	t->rank = rank;
@@ -458,10 +477,7 @@ static int select_state_dict(struct loader *L, const struct pk_value *root)
 	struct pairs top;
 	if (dict_pairs(root, &top) < 0)
 		return fail(L, "the pickle holds a %s, not a dict of tensors",
-			    root->type == PK_CALL && root->call.fn &&
-				    root->call.fn->type == PK_GLOBAL
-				? root->call.fn->global
-				: pk_type_name(root->type));
+			    what_is(root));
 	const struct pk_value *sd = NULL;
 	L->c->epoch = -1;
 	for (size_t i = 0; i < top.n; i++) {
@@ -502,8 +518,7 @@ static int select_state_dict(struct loader *L, const struct pk_value *root)
 		if (!is_tensor(p.v[i])) {
 			const struct pk_value *v = p.v[i];
 			fail(L, "state_dict entry '%s' is a %s, not a tensor", name,
-			     v->type == PK_CALL ? v->call.fn->global
-						: pk_type_name(v->type));
+			     what_is(v));
 			pairs_free(&p);
 			return -1;
 		}
@@ -584,7 +599,11 @@ static int make_tensors(struct loader *L)
 
 /* ---- the two formats ---- */
 
-static const struct pk_options torch_options = {allowed_globals, 1};
+/* Globals outside the list are refused where the state_dict needs them
+ * (a tensor, a storage type), not in the entries beside it that tk-import
+ * never reads: the reference's train.py saves an optimizer state whose
+ * learning rates are numpy scalars. */
+static const struct pk_options torch_options = {allowed_globals, 1, 1};
 
 static struct pk_value *load_pickle(struct loader *L, const uint8_t *buf,
 				    size_t len, const struct pk_options *opt,
@@ -832,7 +851,7 @@ static int read_legacy(struct loader *L, const uint8_t *buf, size_t len)
 	size_t pos = skip_magic(buf, len), used;
 	struct pk_arena *arena = NULL;
 	struct pk_value *v;
-	static const struct pk_options plain = {NULL, 0};
+	static const struct pk_options plain = {NULL, 0, 0};
 	int rc = 0;
 	v = load_pickle(L, buf + pos, len - pos, &plain, &arena, &used,
 			"protocol version");

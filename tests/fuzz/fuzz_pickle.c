@@ -30,7 +30,7 @@ static void walk(const struct pk_value *v, long *budget, int depth)
 		for (size_t i = 0; i < v->seq.n; i++)
 			walk(v->seq.v[i], budget, depth + 1);
 		break;
-	case PK_GLOBAL: (void)strlen(v->global); break;
+	case PK_GLOBAL: case PK_OPAQUE: (void)strlen(v->global); break;
 	case PK_CALL:
 		walk(v->call.fn, budget, depth + 1);
 		walk(v->call.args, budget, depth + 1);
@@ -50,9 +50,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    "collections.OrderedDict", "torch._utils._rebuild_tensor_v2",
 	    "torch._utils._rebuild_parameter", "torch.FloatStorage",
 	    "torch.LongStorage", "builtins.set", NULL};
-	static const struct pk_options none = {NULL, 0}, torch = {allow, 1};
-	const struct pk_options *opts[] = {&none, &torch};
-	for (int k = 0; k < 2; k++) {
+	static const struct pk_options none = {NULL, 0, 0}, torch = {allow, 1, 0},
+					opaque = {allow, 1, 1};
+	const struct pk_options *opts[] = {&none, &torch, &opaque};
+	for (int k = 0; k < 3; k++) {
 		struct pk_arena *a;
 		char err[256];
 		size_t used;

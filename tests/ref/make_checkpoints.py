@@ -1,7 +1,10 @@
 """make_checkpoints - PyTorch checkpoints for tk-import's tests, written
 with torch.save as people write them: Token state_dicts (token_ref.py) and
 torchvision ResNets, in the zip and the legacy format, bare and wrapped as
-the reference's train.py saves them ({'epoch', 'state_dict', 'optim'}),
+the reference's train.py saves them ({'epoch', 'state_dict', 'optim'},
+the optimizer's learning rates numpy scalars, as its WarmupCos_Scheduler
+sets them), with other entries people save beside them (an
+argparse.Namespace, numpy scalars and arrays, a set, bytes),
 with DDP's "module." prefixes and torch.compile's "_orig_mod.", in fp16
 and bf16, with a non-contiguous tensor, tensors sharing a storage, and
 nn.Parameters; and one re-packed with compression.
@@ -10,9 +13,11 @@ nn.Parameters; and one re-packed with compression.
 
 writes DIR/<case>.pth and DIR/cases.txt, one line per case:
 "<case> <option>..." where the options are those check_import.py takes."""
+import argparse
 import os
 import sys
 
+import numpy as np
 import torch
 import torchvision
 
@@ -28,13 +33,29 @@ def save(path, obj, legacy, protocol=2):
 
 
 def trained_optimizer(model):
-    """An SGD state_dict with momentum buffers, as after a step."""
+    """An SGD state_dict with momentum buffers, as after a step of the
+    reference's train.py, whose scheduler sets each group's learning rate
+    to an element of a numpy array (a numpy.float64)."""
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9,
-                          weight_decay=1e-4)
+                          weight_decay=1e-4, nesterov=True, dampening=0.0)
+    schedule = np.linspace(1e-4, 0.01, 10)
+    for g in opt.param_groups:
+        g["lr"] = schedule[3]
     for p in model.parameters():
         p.grad = torch.ones_like(p)
     opt.step()
-    return opt.state_dict()
+    state = opt.state_dict()
+    assert type(state["param_groups"][0]["lr"]) is np.float64
+    return state
+
+
+def extras():
+    """What else people save beside a state_dict, none of it tensors:
+    objects of globals tk-import does not read."""
+    return {"args": argparse.Namespace(lr=0.01, arch="r101", seed=11),
+            "best_map": np.float64(82.16), "iters": np.int64(3),
+            "schedule": np.linspace(0, 1, 5), "tags": {"a", "b"},
+            "blob": b"\x00\xff", "big": 2**70}
 
 
 def odd_layouts(sd):
@@ -78,6 +99,9 @@ def main():
         case("token-%s-ddp" % fmt,
              {"epoch": 8, "state_dict": {"module." + k: v for k, v in sd.items()},
               "optim": optim}, legacy, "--epoch=8")
+        case("token-%s-extras" % fmt,
+             dict(extras(), epoch=6, state_dict=sd, optim=optim), legacy,
+             "--epoch=6")
         case("token-%s-layouts" % fmt, odd_layouts(sd), legacy)
         case("token-%s-params" % fmt, model.state_dict(keep_vars=True), legacy)
     # AdamW's state (tensor steps, tuples) in pickle protocols 4 and 5.

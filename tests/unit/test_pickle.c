@@ -128,6 +128,7 @@ static void render(struct buf *b, const struct pk_value *v, int depth)
 		break;
 	}
 	case PK_GLOBAL: put(b, "G%s", v->global); break;
+	case PK_OPAQUE: put(b, "O%s", v->global); break;
 	case PK_CALL:
 		put(b, "C(");
 		render(b, v->call.fn, depth + 1);
@@ -308,9 +309,37 @@ static void test_refused(void)
 	EXPECT("Pabc\n.", "error: refused persistent id (PERSID) (pickle offset 0)");
 	/* Allowed for another caller is not allowed here. */
 	static const char *const allow[] = {"collections.OrderedDict", NULL};
-	struct pk_options o = {allow, 0};
+	struct pk_options o = {allow, 0, 0};
 	EXPECT_OPT("cos\nsystem\n.", &o,
 		   "error: refused global 'os.system' (pickle offset 0)");
+	/* opaque: other globals are named nodes, their calls calls of them,
+	 * never run; the allowed ones as before */
+	struct pk_options op = {allow, 0, 1};
+	EXPECT_OPT("cos\nsystem\n.", &op, "Oos.system");
+	EXPECT_OPT("cos\nsystem\nS'x'\n\x85R.", &op, "C(Oos.system, (\"x\"))");
+	EXPECT_OPT("ccollections\nOrderedDict\n)R.", &op,
+		   "C(Gcollections.OrderedDict, ())");
+	/* numpy.float64(0.5) as numpy pickles it (protocol 2): a call of
+	 * numpy's scalar with a dtype that BUILD sets, and bytes made by
+	 * _codecs.encode */
+	static const char np_half[] =
+	    "\200\002cnumpy.core.multiarray\012scalar\012q\000cnumpy\012dtype\012"
+	    "q\001X\002\000\000\000f8q\002\211\210\207q\003Rq\004(K\003X\001\000"
+	    "\000\000<q\005NNNJ\377\377\377\377J\377\377\377\377K\000tq\006bc_"
+	    "codecs\012encode\012q\007X\011\000\000\000\000\000\000\000\000\000"
+	    "\303\240\077q\010X\006\000\000\000latin1q\011\206q\012Rq\013\206q"
+	    "\014Rq\015.";
+	char *got;
+	int r = load_render(np_half, sizeof np_half - 1, &op, &got, NULL);
+	if (r || strncmp(got, "C(Onumpy.core.multiarray.scalar, (C(Onumpy.dtype, ", 50))
+		fprintf(stderr, "numpy.float64: %s\n", got);
+	CHECK(r == 0 && !strncmp(got, "C(Onumpy.core.multiarray.scalar, (C(Onumpy.dtype, ", 50));
+	free(got);
+	CHECK(load_render(np_half, sizeof np_half - 1, &o, &got, NULL) == -1 &&
+	      strstr(got, "refused global 'numpy.core.multiarray.scalar'"));
+	free(got);
+	/* still refused: a persistent id without allow_persid */
+	EXPECT_OPT("S'x'\nQ.", &op, "error: refused persistent id (BINPERSID) (pickle offset 5)");
 }
 
 static void test_memo(void)
@@ -347,7 +376,7 @@ static void test_allowed(void)
 	static const char *const allow[] = {
 	    "collections.OrderedDict", "torch._utils._rebuild_tensor_v2",
 	    "torch.FloatStorage", "mod.Cls", NULL};
-	struct pk_options o = {allow, 1};
+	struct pk_options o = {allow, 1, 0};
 	/* OrderedDict() with SETITEMS and BUILD state */
 	EXPECT_OPT("ccollections\nOrderedDict\n)R(X\x01\x00\x00\x00" "aK\x01u"
 		   "}X\x08\x00\x00\x00_metadatNsb.",
@@ -379,7 +408,7 @@ static void test_truncations(void)
 {
 	static const char *const allow[] = {"collections.OrderedDict", "mod.Cls",
 					    NULL};
-	struct pk_options o = {allow, 1};
+	struct pk_options o = {allow, 1, 0};
 	static const char p1[] =
 	    "\x80\x04\x95\x35\x00\x00\x00\x00\x00\x00\x00}\x94(\x8c\x01" "a\x94]"
 	    "\x94(K\x01M\x00\x01J\x00\x00\x00\x80\x8a\x02\x00\x80G?\xf0\x00\x00"
@@ -423,7 +452,7 @@ static int tool(int argc, char **argv)
 	const char *mode = argv[1], *file = NULL;
 	char *allowlist = NULL;
 	const char *allow[64] = {NULL};
-	struct pk_options o = {allow, 0};
+	struct pk_options o = {allow, 0, 0};
 	size_t offset = 0;
 	long count = 1;
 	for (int i = 2; i < argc; i++) {
