@@ -53,8 +53,10 @@ JOBS ?= 2
 MAX_SIZE ?= 512
 
 threads := $(if $(THREADS),THREADS=$(THREADS),)
+# (the demo's network has no ImageNet weights: it trains from random ones;
+# its warm-up rate and split are those it was measured with)
 run_opts := ARCH=$(ARCH) EPOCHS=$(EPOCHS) IMSIZE=$(IMSIZE) BATCH=$(BATCH) LR=$(LR) WARMUP=$(WARMUP) \
-	SEED=$(TRAIN_SEED)
+	SEED=$(TRAIN_SEED) SPLIT_SEED=$(TRAIN_SEED) WARMUP_LR=1e-4 BACKBONE=none
 train := $(MAKE) --no-print-directory -s -f $(here)train.mk BIN=$(abspath $(BIN)) \
 	DATA=$(BENCH) OUT=$(OUT)/train $(run_opts) JOBS=$(JOBS) $(threads)
 score := $(MAKE) --no-print-directory -s -f $(here)eval.mk BIN=$(abspath $(BIN)) \

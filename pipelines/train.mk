@@ -2,14 +2,13 @@
 # target per epoch, as the reference's experiment.sh does.
 #
 #   make -f pipelines/train.mk DATA=/data/Google-landmark-v2 ARCH=r101 \
-#        EPOCHS=30 IMSIZE=512 BATCH=128 [BACKBONE=resnet101.st] [OUT=DIR] ...
+#        EPOCHS=30 IMSIZE=512 BATCH=128 BACKBONE=resnet101.st [OUT=DIR] ...
 #
 # DATA holds GLDv2's train_clean.csv (train.csv with CLEAN=0) and train/
 # (train/a/b/c/ID.jpg).  tk-list splits its images per class into train and
-# validation parts (VAL_FRACTION, fixed by SEED) and numbers the classes
-# (OUT/labels.tsv); tk-init makes the first model (OUT/init.st), its
-# backbone from BACKBONE (an ImageNet ResNet imported by tk-import) when
-# given.  Epoch E (from 1) is OUT/epoch-E.st: the train part listed in the
+# validation parts (VAL_FRACTION, fixed by SPLIT_SEED) and numbers the
+# classes (OUT/labels.tsv); tk-init makes the first model (OUT/init.st),
+# its backbone from BACKBONE (an ImageNet ResNet imported by tk-import).  Epoch E (from 1) is OUT/epoch-E.st: the train part listed in the
 # order of epoch E's shuffle, decoded, augmented (random crop of IMSIZE,
 # flip, colour jitter; the random numbers fixed by SEED, E and the frame),
 # trained on (tk-train --epoch E, resuming epoch E-1's checkpoint), then
@@ -31,14 +30,29 @@
 # uninterrupted one bit for bit with DETERMINISTIC=1 (tk-train
 # --deterministic), the default on the CPU.
 #
-# Variables (defaults: experiment.sh's):
+# Variables (defaults: the reference's run, experiment.sh on 4 GPUs):
 #   DATA                required
 #   ARCH                r50 or r101 (default), or with overrides (tk-init --arch)
 #   EPOCHS=30 IMSIZE=512 BATCH=128 UPDATE_EVERY=1
-#   LR=0.01 WARMUP_LR=1e-4 WARMUP=5 FINAL_LR=0  (per 256 images, as the
-#                       reference: scaled by BATCH * UPDATE_EVERY / 256)
+#   LR=0.0025 WARMUP_LR=2.5e-5 WARMUP=5 FINAL_LR=0  (per 256 images:
+#                       tk-train scales them by BATCH * UPDATE_EVERY / 256,
+#                       the whole batch's images.  experiment.sh says
+#                       0.01 and 1e-4 for a batch of 128, but its train.py
+#                       divides the batch by its 4 GPUs before scaling:
+#                       its rates were 0.01 * 32 / 256 = 0.00125 at the
+#                       peak and 1.25e-5 at the start, which these give)
 #   MOMENTUM=0.9 WD=1e-4 CLIP= (off) DROPOUT=0.1 SEED=11
-#   BACKBONE            ImageNet weights for the backbone (tk-import)
+#   SPLIT_SEED=0        tk-list's seed: the train/val split (0: the
+#                       reference's, configdataset.py's) and each epoch's
+#                       order.  The reference's loader orders every epoch
+#                       alike (its sampler is never told the epoch); here
+#                       each epoch has its own order (tk-list --shuffle
+#                       --epoch E)
+#   BACKBONE            the ImageNet weights for the backbone (torchvision's
+#                       ResNet, tk-import), which the reference starts
+#                       from; without it the backbone starts from random
+#                       weights, with a warning (BACKBONE=none: the same,
+#                       meant)
 #   CLEAN=1             GLDv2-clean (0: the full train.csv)
 #   VAL_FRACTION=0.2    validation part of each class; VAL=0: no validation
 #   VAL_IMAGES          validate on the first VAL_IMAGES only (default all)
@@ -112,14 +126,15 @@ EPOCHS ?= 30
 IMSIZE ?= 512
 BATCH ?= 128
 UPDATE_EVERY ?= 1
-LR ?= 0.01
-WARMUP_LR ?= 1e-4
+LR ?= 0.0025
+WARMUP_LR ?= 2.5e-5
 WARMUP ?= 5
 FINAL_LR ?= 0
 MOMENTUM ?= 0.9
 WD ?= 1e-4
 DROPOUT ?= 0.1
 SEED ?= 11
+SPLIT_SEED ?= 0
 CLEAN ?= 1
 VAL ?= 1
 VAL_FRACTION ?= 0.2
@@ -135,6 +150,11 @@ PORT ?= 29500
 ifeq ($(strip $(DATA)),)
   $(error DATA=DIR is required: the folder holding train_clean.csv and train/)
 endif
+# (DESIGN.md's command names no BACKBONE: it runs, and says what that means)
+ifeq ($(strip $(BACKBONE)),)
+  $(warning warning: no BACKBONE=FILE: the backbone starts from random weights, not from the ImageNet ResNet the reference starts from (tk-import of torchvision's resnet101 weights); BACKBONE=none says this is meant)
+endif
+backbone := $(if $(filter-out none,$(strip $(BACKBONE))),--backbone $(abspath $(BACKBONE)),)
 # Started by a launcher as one of several ranks: each copy of this file
 # would give its rank the whole list, and all would write the same files.
 launched := $(strip $(foreach v,WORLD_SIZE OMPI_COMM_WORLD_SIZE PMI_SIZE \
@@ -150,7 +170,7 @@ OUT ?= train/$(subst :,_,$(subst =,-,$(subst $(comma),_,$(ARCH))))-$(IMSIZE)
 o := $(abspath $(OUT))
 
 list := $(tk)tk-list gldv2 --root $(data) $(if $(filter 1,$(CLEAN)),--clean,) \
-	--val-fraction $(VAL_FRACTION) --seed $(SEED) --label-map $(o)/labels.tsv -q
+	--val-fraction $(VAL_FRACTION) --seed $(SPLIT_SEED) --label-map $(o)/labels.tsv -q
 device := $(if $(filter cpu,$(DEVICE)),,--device $(DEVICE) --precision $(PRECISION))
 train := $(tk)tk-train -q $(if $(filter 1,$(DETERMINISTIC)),--deterministic,) --batch $(BATCH) --update-every $(UPDATE_EVERY) \
 	--epochs $(EPOCHS) --warmup-epochs $(WARMUP) --warmup-lr $(WARMUP_LR) --lr $(LR) \
@@ -178,7 +198,7 @@ $(o)/train.list:
 
 $(o)/init.st: | $(o)/train.list
 	$(tk)tk-init -q --arch '$(ARCH)' --classes $$(wc -l < $(o)/labels.tsv) \
-		$(if $(BACKBONE),--backbone $(abspath $(BACKBONE)),) --seed $(SEED) -o $@
+		$(backbone) --seed $(SEED) -o $@
 
 # epoch-E.st from epoch-(E-1).st (init.st for the first), through the
 # epoch's part file; the validation after it; the best so far.
