@@ -841,6 +841,26 @@ static void validate(struct run *r, const struct options *o)
 
 /* The device path's start: the launch's ranks, the device (cuda: the
  * LOCAL_RANK-th GPU), the group, the model and momentum on the device. */
+/* What every rank of this run shares, into its token: the ranks of
+ * another run that meet this one on its port (a sweep started together)
+ * are refused, not trained with.  The model's tensors, not their padding,
+ * are hashed: a pass over the weights, so only for several ranks. */
+static void token_add_run(const struct run *r)
+{
+	const struct tk_train_state *st = &r->st;
+	const struct tk_hparams *h = &st->h;
+	long ints[] = {h->batch, h->update_every, h->epoch_size, h->epochs,
+		       h->warmup_epochs, (long)h->seed, st->step, st->epoch,
+		       st->seen, st->micro};
+	double reals[] = {h->warmup_lr, h->base_lr, h->final_lr, h->momentum,
+			  h->weight_decay, h->clip, h->dropout};
+	tk_dist_token_add(&D.dist, ints, sizeof ints);
+	tk_dist_token_add(&D.dist, reals, sizeof reals);
+	for (int i = 0; i < r->m.n; i++)
+		tk_dist_token_add(&D.dist, r->m.data + r->m.p[i].offset,
+				  r->m.p[i].numel * sizeof(float));
+}
+
 static void device_start(struct run *r, const struct options *o)
 {
 	char err[512];
@@ -884,21 +904,8 @@ static void device_start(struct run *r, const struct options *o)
 		tk_threads_set(t > 0 ? t : 1);
 	}
 	tk_dev_open(&D.dv);
-	/* What every rank of this run shares, in its token: the ranks of
-	 * another run that meet this one on its port (a sweep started
-	 * together) are refused, not trained with. */
-	const struct tk_train_state *st = &r->st;
-	const struct tk_hparams *h = &st->h;
-	long ints[] = {h->batch, h->update_every, h->epoch_size, h->epochs,
-		       h->warmup_epochs, (long)h->seed, st->step, st->epoch,
-		       st->seen, st->micro};
-	double reals[] = {h->warmup_lr, h->base_lr, h->final_lr, h->momentum,
-			  h->weight_decay, h->clip, h->dropout};
-	tk_dist_token_add(&D.dist, ints, sizeof ints);
-	tk_dist_token_add(&D.dist, reals, sizeof reals);
-	for (int i = 0; i < r->m.n; i++) /* the tensors, not their padding */
-		tk_dist_token_add(&D.dist, r->m.data + r->m.p[i].offset,
-				  r->m.p[i].numel * sizeof(float));
+	if (world > 1)
+		token_add_run(r);
 	dev_group_init(&D.dv, &D.dist);
 	size_t bytes = r->m.numel * sizeof(float);
 	D.P = dev_alloc(&D.dv, bytes);
