@@ -440,7 +440,8 @@ static struct {
 	int flags;
 	int stop[2];      /* a pipe: tk_dist_watch_stop's word to the thread */
 	pthread_t thread;
-} watch = {0, 0, NULL, NULL, NULL, 0, 0, {-1, -1}, 0};
+	int (*check)(char *why, size_t n); /* tk_dist_watch_check's */
+} watch = {0, 0, NULL, NULL, NULL, 0, 0, {-1, -1}, 0, NULL};
 
 static int watch_flags(void)
 {
@@ -478,6 +479,12 @@ static void *watch_peers(void *arg)
 	int open = watch.n, ended = 0;
 	/* on while a peer may be lost, or may be passed in rounds */
 	while (open > 0 || (ended && !(watch_flags() & SAID_DONE))) {
+		int (*check)(char *, size_t) =
+			__atomic_load_n(&watch.check, __ATOMIC_ACQUIRE);
+		char why[512];
+		if (check && check(why, sizeof why))
+			tk_die_now(TK_EXIT_IO, "data-parallel run: rank %d: %s",
+				   watch.rank, why);
 		/* a peer done after fewer rounds than this rank has begun
 		 * will not join this one's collectives */
 		long mine = __atomic_load_n(&watch.round, __ATOMIC_ACQUIRE);
@@ -489,7 +496,8 @@ static void *watch_peers(void *arg)
 					   "ranks' streams differ in length",
 					   watch.peer[i], watch.left_after[i],
 					   watch.left_after[i] == 1 ? "" : "es", watch.rank);
-		int r = poll(pf, (nfds_t)watch.n + 1, ended ? 200 : -1);
+		/* (awake once a second for the check, which may come later) */
+		int r = poll(pf, (nfds_t)watch.n + 1, ended ? 200 : 1000);
 		if (r < 0 && errno != EINTR)
 			break;
 		if (r <= 0)
@@ -547,6 +555,11 @@ int tk_dist_bootstrap_watched(const struct tk_dist *d, void *buf, size_t n,
 	return 0;
 }
 
+void tk_dist_watch_check(int (*check)(char *why, size_t n))
+{
+	__atomic_store_n(&watch.check, check, __ATOMIC_RELEASE);
+}
+
 void tk_dist_watch_round(long round)
 {
 	__atomic_store_n(&watch.round, round, __ATOMIC_RELEASE);
@@ -588,6 +601,7 @@ void tk_dist_watch_stop(void)
 	free(watch.fd);
 	free(watch.peer);
 	free(watch.left_after);
+	watch.check = NULL;
 	watch.fd = watch.peer = NULL;
 	watch.left_after = NULL;
 	watch.n = 0;

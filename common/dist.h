@@ -88,6 +88,13 @@ void tk_dist_watch_end(long rounds);
  * Then tk_dist_watch_stop ends the watch.  Without a watch: 1, nothing. */
 int tk_dist_watch_closing(void);
 void tk_dist_watch_stop(void);
+/* While the watch runs, it also calls check about once a second: a
+ * nonzero return (with why filled in) stops this process, exit 3.  For
+ * errors that a collective's library reports aside while its work waits
+ * forever (NCCL's asynchronous errors: a network failure between
+ * machines).  check may be called at any time from the watch's thread,
+ * until tk_dist_watch_stop returns. */
+void tk_dist_watch_check(int (*check)(char *why, size_t n));
 
 /* The host's collective, for data-parallel runs on CPUs (GPUs use
  * NCCL): tk_dist_connect keeps a connection from every rank to rank 0

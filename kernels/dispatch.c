@@ -833,6 +833,7 @@ void dev_group_init(const struct tk_dev *dv, const struct tk_dist *d)
 					      sizeof err) < 0)
 			die_io("%s", err);
 		tk_nccl_init(id, d->world, d->rank);
+		tk_dist_watch_check(tk_nccl_async_error);
 #endif
 		return;
 	}

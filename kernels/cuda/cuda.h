@@ -372,6 +372,10 @@ enum { TK_NCCL_ID_BYTES = 128 };
 void tk_nccl_unique_id(void *id); /* rank 0; then common/dist.h's bootstrap */
 void tk_nccl_init(const void *id, int world, int rank);
 void tk_nccl_destroy(void);
+/* 1, why filled in, once NCCL has put an asynchronous error aside (its
+ * work then waits forever); callable from any thread, see common/dist.h's
+ * tk_dist_watch_check. */
+int tk_nccl_async_error(char *why, size_t n);
 int tk_nccl_world(void); /* 1 before init */
 void tk_nccl_allreduce(float *buf, size_t n, tk_stream s);        /* sum */
 void tk_nccl_allreduce_f64(double *buf, size_t n, tk_stream s);   /* sum */

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <vector>
 
 #include <nccl.h>
@@ -38,6 +39,9 @@ static_assert(sizeof(ncclUniqueId) == TK_NCCL_ID_BYTES, "NCCL id size");
 namespace {
 ncclComm_t comm = nullptr;
 int nworld = 1;
+// Held while the watch's thread asks the communicator for its errors
+// (tk_nccl_async_error), and while comm is cleared before its teardown.
+std::mutex asking;
 } // namespace
 
 extern "C" {
@@ -72,10 +76,37 @@ void tk_nccl_init(const void *id, int world, int rank)
 
 void tk_nccl_destroy(void)
 {
-	if (comm)
-		NCCL_CHECK(ncclCommDestroy(comm));
-	comm = nullptr;
+	ncclComm_t c;
+	{
+		std::lock_guard<std::mutex> hold(asking);
+		c = comm;
+		comm = nullptr;
+	}
+	if (c)
+		NCCL_CHECK(ncclCommDestroy(c));
 	nworld = 1;
+}
+
+// NCCL puts a failure of its own work (a network link lost between
+// machines, a peer gone) aside as the communicator's asynchronous error,
+// and its kernels wait on: the stream never finishes.  The watch's
+// thread (common/dist.c) asks here once a second and stops the rank.
+int tk_nccl_async_error(char *why, size_t n)
+{
+	std::lock_guard<std::mutex> hold(asking);
+	if (!comm)
+		return 0;
+	ncclResult_t e, a = ncclSuccess;
+	e = ncclCommGetAsyncError(comm, &a);
+	if (e == ncclSuccess && (a == ncclSuccess || a == ncclInProgress))
+		return 0;
+	if (e != ncclSuccess)
+		a = e;
+	const char *last = ncclGetLastError(comm);
+	snprintf(why, n, "NCCL: %s%s%.*s%s; the rank's collectives cannot "
+			 "finish, so it stops", ncclGetErrorString(a),
+		 *last ? " (" : "", sentence_len(last), last, *last ? ")" : "");
+	return 1;
 }
 
 int tk_nccl_world(void)

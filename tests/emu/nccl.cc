@@ -15,6 +15,12 @@
 // which NCCL's refusal: before 2.30 "Duplicate GPU detected", always;
 // from 2.30 on "Multiple Ranks are using the same GPU", unless
 // NCCL_MULTI_RANK_GPU_ENABLE=1 lets them share it.
+// A collective that fails when it runs (ranks that disagree, a file that
+// cannot be written) does what NCCL's do: the communicator keeps the
+// error for ncclCommGetAsyncError, and the stream waits forever.
+// TK_EMU_NCCL_FAIL=N makes a rank's N-th collective (ncclCommInitRank's
+// is the first) fail so, as when the network between machines fails.
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -29,6 +35,7 @@ struct ncclComm {
 	std::string dir;
 	int nranks, rank;
 	long gen;
+	std::atomic<int> async; // the ncclResult_t put aside
 };
 
 namespace {
@@ -162,6 +169,11 @@ ncclResult_t collective(ncclComm *c, int kind, const void *send, void *recv,
 		return ncclSuccess;
 	}
 	c->gen++;
+	const char *f = getenv("TK_EMU_NCCL_FAIL");
+	if (f && atol(f) == c->gen)
+		return fail(ncclRemoteError, "%s",
+			    "NET/Socket : socket progress error (emulated: "
+			    "TK_EMU_NCCL_FAIL)");
 	if (!write_all(name(c, c->gen, c->rank), h, send, bytes))
 		return fail(ncclSystemError, "cannot write %s",
 			    name(c, c->gen, c->rank).c_str());
@@ -195,9 +207,10 @@ ncclResult_t collective(ncclComm *c, int kind, const void *send, void *recv,
 }
 
 // The collective queued on the stream, as NCCL's are; arguments it
-// would refuse are refused at the call, and a failure when it runs (a
-// rank that disagrees, a file that cannot be written) stops the program,
-// as an asynchronous NCCL error would leave nothing to go on with.
+// would refuse are refused at the call.  A failure when it runs (a rank
+// that disagrees, a file that cannot be written, TK_EMU_NCCL_FAIL) is
+// kept for ncclCommGetAsyncError, and the stream waits forever, as
+// NCCL's kernels wait on; so do the collectives after one.
 ncclResult_t queue(ncclComm *c, int kind, const void *send, void *recv,
 		   size_t count, ncclDataType_t type, ncclRedOp_t op, int root,
 		   cudaStream_t stream)
@@ -205,11 +218,14 @@ ncclResult_t queue(ncclComm *c, int kind, const void *send, void *recv,
 	if (c->nranks > 1 && type != ncclFloat32 && type != ncclFloat64)
 		return fail(ncclInvalidArgument, "%s", "emulated for float and double only");
 	tk_emu::enqueue(stream, [=]() {
-		if (collective(c, kind, send, recv, count, type, op, root) !=
-		    ncclSuccess) {
-			fprintf(stderr, "tk CUDA emulator: NCCL: %s\n", last_error);
-			exit(3);
-		}
+		ncclResult_t e = (ncclResult_t)c->async.load();
+		if (e == ncclSuccess)
+			e = collective(c, kind, send, recv, count, type, op, root);
+		if (e == ncclSuccess)
+			return;
+		c->async.store(e);
+		for (;;)
+			pause();
 	});
 	return ncclSuccess;
 }
@@ -279,7 +295,7 @@ ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId id,
 	if (nranks > 1 && access(dir.c_str(), W_OK) != 0)
 		return fail(ncclInvalidArgument, "unique id names no folder: %s",
 			    dir.c_str());
-	ncclComm *c = new ncclComm{dir, nranks, rank, 0};
+	ncclComm *c = new ncclComm{dir, nranks, rank, 0, {ncclSuccess}};
 	ncclResult_t e = nranks > 1 ? introduce(c) : ncclSuccess;
 	if (e != ncclSuccess) {
 		delete c;
@@ -322,6 +338,12 @@ ncclResult_t ncclCommDestroy(ncclComm_t c)
 	return e;
 }
 
+ncclResult_t ncclCommGetAsyncError(ncclComm_t c, ncclResult_t *async)
+{
+	*async = (ncclResult_t)c->async.load();
+	return ncclSuccess;
+}
+
 ncclResult_t ncclAllReduce(const void *send, void *recv, size_t count,
 			   ncclDataType_t type, ncclRedOp_t op, ncclComm_t comm,
 			   cudaStream_t stream)
@@ -353,6 +375,10 @@ const char *ncclGetErrorString(ncclResult_t r)
 		return "invalid argument";
 	case ncclInvalidUsage:
 		return "invalid usage";
+	case ncclRemoteError:
+		return "remote process exited or there was a network error";
+	case ncclInProgress:
+		return "NCCL operation in progress";
 	}
 	return "unknown result";
 }

@@ -21,6 +21,8 @@ typedef enum {
 	ncclInternalError = 3,
 	ncclInvalidArgument = 4,
 	ncclInvalidUsage = 5,
+	ncclRemoteError = 6,
+	ncclInProgress = 7,
 } ncclResult_t;
 
 typedef enum {
@@ -46,6 +48,7 @@ ncclResult_t ncclGetUniqueId(ncclUniqueId *id);
 ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId id,
 			      int rank);
 ncclResult_t ncclCommDestroy(ncclComm_t comm);
+ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t *asyncError);
 ncclResult_t ncclAllReduce(const void *send, void *recv, size_t count,
 			   ncclDataType_t type, ncclRedOp_t op, ncclComm_t comm,
 			   cudaStream_t stream);
