@@ -23,6 +23,7 @@ static const char usage[] =
     "      --no-crc-check  do not check the zip members' CRC-32s (for files\n"
     "                      torch.save wrote without them)\n"
     "  -q, --quiet         no summary line\n"
+    "      --progress      accepted by every tool; nothing to show here\n"
     "  -h, --help          this text\n"
     "      --version       version, and whether CUDA support is built in\n";
 

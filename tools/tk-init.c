@@ -22,6 +22,7 @@ static const char usage[] =
     "  -s, --seed S         random seed (default 0)\n"
     "  -o, --output FILE    the model file to write\n"
     "  -q, --quiet          only errors on stderr\n"
+    "      --progress       accepted by every tool; nothing to show here\n"
     "  -h, --help           this text\n"
     "      --version        version, and whether CUDA support is built in\n";
 

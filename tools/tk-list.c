@@ -29,6 +29,7 @@ static const char usage[] =
     "      --seed S          seed of the split and the shuffle (default 0)\n"
     "      --epoch E         epoch of the shuffle (default 0)\n"
     "  -q, --quiet           no counts on standard error\n"
+    "      --progress        accepted by every tool; nothing to show here\n"
     "  -h, --help            this text\n"
     "      --version         version, and whether CUDA support is built in\n";
 

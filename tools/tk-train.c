@@ -66,6 +66,7 @@ static const char usage[] =
     "      --precision P      on the GPU: fp32 (default), tf32 or bf16 GEMMs\n"
     "  -t, --threads N        threads (default: OMP_NUM_THREADS or all)\n"
     "  -q, --quiet            only errors on stderr\n"
+    "      --progress         accepted by every tool; nothing to show here\n"
     "  -h, --help             this text\n"
     "      --version          version, and whether CUDA support is built in\n";
 

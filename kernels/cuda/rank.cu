@@ -166,8 +166,7 @@ topk_way topk_mode()
 		return SELECT;
 	if (!strcmp(e, "sort"))
 		return SORT;
-	fprintf(stderr, "tk: TK_RANK_TOPK=%s: sort, tiles or select\n", e);
-	exit(2);
+	tk_die(1, "TK_RANK_TOPK=%s: not sort, tiles or select", e);
 }
 
 topk_way topk_way_for(long m, long kk)
