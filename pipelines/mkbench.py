@@ -685,7 +685,7 @@ def parse_args(argv):
         "training set) from real photographs. Same seed => byte-identical files."),
         epilog="The defaults make 8 evaluation landmarks (40 queries; 160 views + 300 "
                "distractors in the database) and 10 training landmarks (400 views + 20 "
-               "noisy ones), 940 JPEGs of at most 512 px.")
+               "noisy ones), 920 JPEGs of at most 512 px.")
     p.add_argument("--out", required=True, metavar="DIR", help="folder to create")
     p.add_argument("--seed", type=count(0), default=0, help="random seed (0)")
     p.add_argument("--name", default="demo", help="evaluation set name: DIR/NAME/gnd_NAME.pkl (demo)")

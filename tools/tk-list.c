@@ -11,7 +11,8 @@
 #include "common/tk.h"
 
 static const char usage[] =
-    "usage: tk-list roxford5k|rparis6k --root DIR [--queries]\n"
+    "usage: tk-list roxford5k|rparis6k|NAME --root DIR [--queries]\n"
+    "         (NAME: any dataset in revisitop's layout, DIR/NAME/gnd_NAME.pkl)\n"
     "       tk-list revisitop1m --root DIR\n"
     "       tk-list gldv2 --root DIR [--clean] [--split train|val]\n"
     "               [--val-fraction F] [--seed S] [--label-map FILE]\n"
