@@ -15,9 +15,10 @@
 # GNU parallel: JOBS at a time here, or on HOSTS (parallel --sshlogin: each
 # host needs tk, the data, the model and OUT at the same paths, as on a
 # shared file system).  Each shard's descriptors are a file of their own,
-# written whole or not at all, so after an interruption only the missing
-# shards are computed; the shards joined in order are the database in list
-# order.  Files are kept per OUT: after changing a model file in place,
+# written whole or not at all and kept whatever happens to the run (a
+# failed job lets the running ones finish), so after a failure or an
+# interruption only the missing shards are computed; the shards joined in
+# order are the database in list order.  Files are kept per OUT: after changing a model file in place,
 # remove its OUT (and R1M_DIR).  The 1M distractors are extracted once, into R1M_DIR (by default
 # shared by both datasets for the same model), and placed after the
 # dataset's images: each distractor shard is ranked apart, in parallel, and
@@ -106,8 +107,9 @@ GND ?= $(data)/$(DATASET)/gnd_$(DATASET).pkl
 suffix := $(if $(filter 1,$(R1M)),+1m,)
 
 # (GNU parallel takes more options from the environment's PARALLEL, such
-# as --progress or --joblog +FILE)
-par := parallel --will-cite --halt now,fail=1 $(if $(HOSTS),--sshlogin $(HOSTS),) \
+# as --progress or --joblog +FILE.)  After a failed job it starts no new
+# one but lets those running finish, so that their shards are kept.
+par := parallel --will-cite --halt soon,fail=1 $(if $(HOSTS),--sshlogin $(HOSTS),) \
 	$(if $(and $(HOSTS),$(filter-out cuda,$(DEVICE))),,-j $(JOBS))
 shard := bash $(here)extract-shard.sh "$(or $(BIN),-)" $(model) $(MAX_SIZE) $(or $(SCALES),-) \
 	$(or $(THREADS),-) $(DEVICE) $(or $(PRECISION),-) $(GPUS) $(DAMAGED)
@@ -118,6 +120,11 @@ run_shards = mkdir -p $(3) && seq 0 $$(($(2) - 1)) | $(par) $(shard) $(1) {} $(2
 
 db_parts := $(call parts,$(o)/db,$(SHARDS))
 r1m_parts := $(call parts,$(r),$(R1M_SHARDS))
+# A failed job or a signal must not take the shards finished in this run
+# with it: make would delete every target of the group whose file changed
+# (.DELETE_ON_ERROR, and on a signal in any case).  A shard gets its name
+# only when it is complete (extract-shard.sh), so none is half-written.
+.PRECIOUS: $(db_parts) $(r1m_parts)
 
 .PHONY: all
 all: $(o)/map$(suffix).txt

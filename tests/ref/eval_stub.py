@@ -3,7 +3,9 @@ pipelines/eval.mk can be tested without a network: they keep the frames'
 keys and metadata and make each image's descriptor from its key alone
 (desc_of), and log what they did to $STUB_LOG (tk-extract's stand-in
 also the GOMP_SPINCOUNT it was given); the stand-in for
-tk-extract given a --device fails when another holds it.
+tk-extract given a --device fails when another holds it.  tk-decode's
+stops with an error at the key $STUB_FAIL, and at the key $STUB_HANG
+creates $STUB_LOG.hang and sleeps (a job to interrupt).
 
   eval_stub.py decode|extract|aggregate [OPTIONS...]     a tool, stdin to stdout
   eval_stub.py expect GND.pkl DB.list Q.list [R1M.list] OUT.bin
@@ -48,6 +50,10 @@ def decode(args):
         if key == fail:
             sys.stderr.write(f"tk-decode: error: {path}: stub failure\n")
             sys.exit(2)
+        if key == os.environ.get("STUB_HANG"):
+            sys.stdout.flush()
+            open(os.environ["STUB_LOG"] + ".hang", "w").close()
+            time.sleep(600)
         log("decode", key, bbox or "-")
         meta = {"key": key, "src": path}
         if bbox:
