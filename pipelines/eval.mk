@@ -31,8 +31,8 @@
 #                      DATA/NAME/gnd_NAME.pkl (the demo's benchmark)
 #   R1M=1              add the revisitop 1M distractors
 #   JOBS               parallel jobs here (default 1, or GPUS); HOSTS
-#                      instead: hosts (each runs as many jobs as its
-#                      cores, or JOBS with DEVICE=cuda)
+#                      instead: hosts, each running JOBS jobs (default,
+#                      on the CPU: one a core, GNU parallel's)
 #   DEVICE=cpu         or cuda (a CUDA build: make CUDA=1): tk-extract and
 #                      tk-aggregate on GPUS GPUs of each machine, a job a
 #                      GPU (the first free one: extract-shard.sh), at
@@ -40,7 +40,15 @@
 #                      tk-rank stays on the CPU (RANK_OPTS=--device cuda
 #                      moves the dataset's ranking)
 #   SHARDS             database shards (default 16); R1M_SHARDS (default 200)
-#   THREADS            threads of each tk-extract/tk-aggregate (default: theirs)
+#   THREADS            threads of each job's tk-extract and tk-aggregate
+#                      and of a distractor shard's tk-rank; default: the
+#                      job's share of its machine's cores, counted there
+#                      by nproc (CPU affinity, or OMP_NUM_THREADS where
+#                      set) and divided by the jobs it runs at once (1
+#                      for a job a core; all of them for the queries),
+#                      so that JOBS jobs do not start JOBS x cores
+#                      threads.  tk-extract's sums on the CPU, hence the
+#                      descriptors' last bits, vary with it
 #   MAX_SIZE           longer side of the images (default 1024)
 #   DAMAGED=1          damaged JPEGs (cut short, corrupt data) decoded as
 #                      the reference's loader does (Pillow's
@@ -77,6 +85,7 @@ tk := $(if $(BIN),$(BIN)/,)
 DATASET ?= roxford5k
 DEVICE ?= cpu
 GPUS ?= 1
+jobs_given := $(filter-out undefined,$(origin JOBS))
 JOBS ?= $(if $(filter cuda,$(DEVICE)),$(GPUS),1)
 SHARDS ?= 16
 R1M_SHARDS ?= 200
@@ -109,14 +118,23 @@ suffix := $(if $(filter 1,$(R1M)),+1m,)
 # (GNU parallel takes more options from the environment's PARALLEL, such
 # as --progress or --joblog +FILE.)  After a failed job it starts no new
 # one but lets those running finish, so that their shards are kept.
+# The jobs a machine runs at once: JOBS, or, on HOSTS on the CPU without
+# JOBS, GNU parallel's default of one a core ('-').
+host_jobs := $(if $(and $(HOSTS),$(filter-out cuda,$(DEVICE)),$(if $(jobs_given),,1)),-,$(JOBS))
 par := parallel --will-cite --halt soon,fail=1 $(if $(HOSTS),--sshlogin $(HOSTS),) \
-	$(if $(and $(HOSTS),$(filter-out cuda,$(DEVICE))),,-j $(JOBS))
-shard := bash $(here)extract-shard.sh "$(or $(BIN),-)" $(model) $(MAX_SIZE) $(or $(SCALES),-) \
-	$(or $(THREADS),-) $(DEVICE) $(or $(PRECISION),-) $(GPUS) $(DAMAGED)
+	$(if $(filter -,$(host_jobs)),,-j $(JOBS))
+# shard JOBS: extract-shard.sh for a machine that runs JOBS jobs at once
+# (each gets THREADS threads, else its share of that machine's cores)
+shard = bash $(here)extract-shard.sh "$(or $(BIN),-)" $(model) $(MAX_SIZE) $(or $(SCALES),-) \
+	$(or $(THREADS),-) $(1) $(DEVICE) $(or $(PRECISION),-) $(GPUS) $(DAMAGED)
+# A distractor shard's tk-rank (OpenMP, every core by default) gets the
+# same share: a shell expression, computed on the machine that runs it.
+share = $$(( $$(nproc) / $(1) > 0 ? $$(nproc) / $(1) : 1 ))
+rank_threads = $(or $(THREADS),$(if $(filter -,$(host_jobs)),1,$(call share,$(host_jobs))))
 # parts DIR N: the shard files of a list in N shards
 parts = $(foreach i,$(shell seq 0 $$(($(2) - 1))),$(1)/part-$(i)-of-$(2).bin)
 # run_shards LIST N DIR: the missing shards of LIST, through GNU parallel
-run_shards = mkdir -p $(3) && seq 0 $$(($(2) - 1)) | $(par) $(shard) $(1) {} $(2) $(3)/part-{}-of-$(2).bin
+run_shards = mkdir -p $(3) && seq 0 $$(($(2) - 1)) | $(par) $(call shard,$(host_jobs)) $(1) {} $(2) $(3)/part-{}-of-$(2).bin
 
 db_parts := $(call parts,$(o)/db,$(SHARDS))
 r1m_parts := $(call parts,$(r),$(R1M_SHARDS))
@@ -153,7 +171,7 @@ $(o)/db.bin: $(db_parts)
 	cat $^ >$@.tmp && mv $@.tmp $@
 
 $(o)/q.bin: $(o)/q.list
-	$(shard) $< 0 1 $@
+	$(call shard,1) $< 0 1 $@
 
 $(o)/ranks.bin: $(o)/q.bin $(o)/db.bin
 	$(tk)tk-rank --quiet $(RANK_OPTS) $^ >$@.tmp && mv $@.tmp $@
@@ -164,7 +182,7 @@ $(o)/ranks+1m.bin: $(o)/q.bin $(o)/db.bin $(r1m_parts)
 	@mkdir -p $(o)/r1m-ranks
 	$(tk)tk-rank --quiet $(o)/q.bin $(o)/db.bin >$(o)/r1m-ranks/db.bin
 	printf '%s\n' $(r1m_parts) | $(par) '[ -e $(o)/r1m-ranks/{/} ] || \
-	    { $(tk)tk-rank --quiet $(o)/q.bin {} >$(o)/r1m-ranks/{/}.tmp && mv $(o)/r1m-ranks/{/}.tmp $(o)/r1m-ranks/{/}; }'
+	    { OMP_NUM_THREADS=$(rank_threads) $(tk)tk-rank --quiet $(o)/q.bin {} >$(o)/r1m-ranks/{/}.tmp && mv $(o)/r1m-ranks/{/}.tmp $(o)/r1m-ranks/{/}; }'
 	n=$$(wc -l <$(o)/db.list); l=$$(wc -l <$(r)/r1m.list); off=0; \
 	for i in $$(seq 0 $$(($(R1M_SHARDS) - 1))); do off="$$off,$$((n + i * l / $(R1M_SHARDS)))"; done; \
 	$(tk)tk-rank --merge $$off $(o)/r1m-ranks/db.bin \

@@ -3,7 +3,7 @@
 # for pipelines/eval.mk (run by GNU parallel, locally or on --sshlogin hosts,
 # which then need the same paths).
 #
-#   extract-shard.sh BIN MODEL MAX_SIZE SCALES THREADS DEVICE PRECISION GPUS DAMAGED LIST I N OUT
+#   extract-shard.sh BIN MODEL MAX_SIZE SCALES THREADS JOBS DEVICE PRECISION GPUS DAMAGED LIST I N OUT
 #
 # Shard I of N is the contiguous run of lines floor(I*L/N)+1 ..
 # floor((I+1)*L/N) of LIST (tk-list lines, L of them), so the shards joined
@@ -12,8 +12,13 @@
 # (queries are cropped to the bbox of their line) into OUT, written under a
 # temporary name and renamed when complete and checked to hold one frame per
 # line; an existing OUT is kept, so a finished shard is never recomputed.
-# BIN: the tools' folder ('' or '-': PATH); SCALES, THREADS, PRECISION:
-# '-' for the tools' defaults.  DAMAGED 1: tk-decode --damaged (damaged
+# BIN: the tools' folder ('' or '-': PATH); SCALES, PRECISION: '-' for
+# the tools' defaults.  THREADS: the threads of tk-extract and
+# tk-aggregate; '-': this machine's share for one of the JOBS jobs it runs
+# at once (its cores as nproc counts them - the CPU affinity, or
+# OMP_NUM_THREADS where set - divided by JOBS, at least 1; JOBS '-': one
+# job a core, so 1), computed here, on the machine that runs the job, so
+# that the jobs do not each take every core.  DAMAGED 1: tk-decode --damaged (damaged
 # JPEGs decoded as the reference's loader does, a warning each on this
 # job's standard error), 0: such a JPEG stops the job.  DEVICE cuda: tk-extract and tk-aggregate
 # on one of this machine's GPUS GPUs, the first free one: a job holds GPU
@@ -21,12 +26,12 @@
 # that finds them all taken waits, so that jobs share no GPU whatever job
 # slot and host GNU parallel gives them.  DEVICE '-' or cpu: the CPU.
 set -euo pipefail
-[ $# = 13 ] || {
-	echo "usage: $0 BIN MODEL MAX_SIZE SCALES THREADS DEVICE PRECISION GPUS DAMAGED LIST I N OUT" >&2
+[ $# = 14 ] || {
+	echo "usage: $0 BIN MODEL MAX_SIZE SCALES THREADS JOBS DEVICE PRECISION GPUS DAMAGED LIST I N OUT" >&2
 	exit 1
 }
-bin=$1 model=$2 max=$3 scales=$4 threads=$5 device=$6 precision=$7 gpus=$8
-damaged=$9 list=${10} i=${11} n=${12} out=${13}
+bin=$1 model=$2 max=$3 scales=$4 threads=$5 jobs=$6 device=$7 precision=$8 gpus=$9
+damaged=${10} list=${11} i=${12} n=${13} out=${14}
 [ -e "$out" ] && exit 0
 # libgomp's idle threads spin less (as eval.mk sets it, for a job on
 # another host too): see tk-extract(1), ENVIRONMENT.
@@ -37,8 +42,14 @@ lines=$(wc -l <"$list")
 from=$((i * lines / n)) to=$(((i + 1) * lines / n))
 xopt=(--model "$model")
 [ "$scales" != - ] && xopt+=(--scales "$scales")
-topt=()
-[ "$threads" != - ] && topt=(--threads "$threads")
+if [ "$threads" = - ] && [ "$jobs" = - ]; then
+	threads=1
+elif [ "$threads" = - ]; then
+	[[ $jobs =~ ^[1-9][0-9]*$ ]] || { echo "extract-shard.sh: JOBS=$jobs: not a count of jobs" >&2; exit 1; }
+	threads=$(($(nproc) / jobs))
+	[ "$threads" -ge 1 ] || threads=1
+fi
+topt=(--threads "$threads")
 dopt=(--quiet)
 case $damaged in
 0) ;;
