@@ -25,7 +25,8 @@ SHELL := /bin/bash
 # the finished epochs and the evaluations, and only prints the summary.
 # Changing SEED or BENCH_OPTS remakes the benchmark; changing it or any
 # training option (ARCH, EPOCHS, IMSIZE, BATCH, LR, WARMUP, TRAIN_SEED) removes
-# OUT/train and OUT/eval, which are then made again.
+# OUT/train and OUT/eval, which are then made again; changing MAX_SIZE
+# removes OUT/eval.
 #
 # The model (README, "Demo"): ResNet-50 at a quarter of its width (16
 # channels in the stem; 1/16 of the operations) with a Token head of
@@ -66,7 +67,7 @@ last := $(OUT)/train/epoch-$(EPOCHS).st
 mapm = sed -n 's/.*mAP E: [0-9.]*, M: \([0-9.]*\),.*/\1/p' $(1)
 
 .PHONY: demo bench FORCE
-demo: $(OUT)/run.stamp
+demo: $(OUT)/eval.stamp
 	@t0=$$(date +%s); \
 	stage() { local s=$$(date +%s); echo "demo: $$1"; shift; "$$@"; \
 	  echo "demo: ... $$(( $$(date +%s) - s )) s"; }; \
@@ -89,6 +90,14 @@ $(OUT)/run.stamp: $(OUT)/run.opts $(BENCH)/demo/gnd_demo.pkl
 $(OUT)/run.opts: FORCE
 	@mkdir -p $(dir $@)
 	@echo "$(run_opts)" | cmp -s - $@ || echo "$(run_opts)" > $@
+# A new MAX_SIZE: the old scores go too (eval.mk refuses a folder whose
+# descriptors were made with another).
+$(OUT)/eval.stamp: $(OUT)/eval.opts $(OUT)/run.stamp
+	rm -rf $(OUT)/eval
+	touch $@
+$(OUT)/eval.opts: FORCE
+	@mkdir -p $(dir $@)
+	@echo "MAX_SIZE=$(MAX_SIZE)" | cmp -s - $@ || echo "MAX_SIZE=$(MAX_SIZE)" > $@
 
 # The mini benchmark (README, "The demo benchmark"): made once, remade when
 # the generator, the photograph list or the options change.

@@ -5,6 +5,10 @@
 #
 # DATA is the revisitop data folder: DATA/roxford5k/{gnd_roxford5k.pkl,jpg/},
 # DATA/rparis6k/..., and for R1M=1 DATA/revisitop1m/{revisitop1m.txt,jpg/}.
+# The images lie in jpg/ itself, as revisitop's download.py leaves them:
+# paris_1-v1.tgz and paris_2-v1.tgz unpacked with tar alone give
+# jpg/paris/LANDMARK/*.jpg, which download.py moves up into jpg/ (without
+# that, the first query stops the run: No such file).
 # The images are listed (tk-list), decoded with the longer side at most
 # MAX_SIZE, queries cropped to their box (tk-decode), turned into local
 # features at the three scales (tk-extract) and descriptors (tk-aggregate),
@@ -18,12 +22,28 @@
 # written whole or not at all and kept whatever happens to the run (a
 # failed job lets the running ones finish), so after a failure or an
 # interruption only the missing shards are computed; the shards joined in
-# order are the database in list order.  Files are kept per OUT: after changing a model file in place,
-# remove its OUT (and R1M_DIR).  The 1M distractors are extracted once, into R1M_DIR (by default
-# shared by both datasets for the same model), and placed after the
-# dataset's images: each distractor shard is ranked apart, in parallel, and
-# the rankings merged (tk-rank --merge), so positions from len(imlist) on
-# are distractors, as tk-map expects.
+# order are the database in list order (make -B remakes the rest, not the
+# finished shards: remove them to compute them again).  The 1M distractors
+# are extracted once, into R1M_DIR (by default shared by both datasets for
+# the same model and settings), and placed after the dataset's images:
+# each distractor shard is ranked apart, in parallel, and the rankings
+# merged (tk-rank --merge), so positions from len(imlist) on are
+# distractors, as tk-map expects.
+#
+# Descriptors are only ever joined or ranked with those of the same model
+# and settings.  OUT/config and R1M_DIR/config (pipelines/eval-config.sh)
+# hold what made them: the model file (its absolute path, size and time),
+# DATA, MAX_SIZE, SCALES and the device's arithmetic (cpu, or cuda at
+# PRECISION), and OUT's the DATASET; not JOBS, HOSTS or DAMAGED, which
+# change no finished shard, nor THREADS, which changes at most last bits.  A
+# folder gets its config when it is new and keeps it; run with anything
+# else, it stops the run before anything is computed, saying what differs,
+# and is left as it is (neither reused nor removed: remove it, or give
+# another folder).  The default folders are named after the model file and
+# a hash of its config, eval/STEM-HASH/DATASET and eval/STEM-HASH/revisitop1m,
+# so two models of one name (the best.st of two train.mk runs), a model
+# rewritten in place, or other settings get folders of their own; those of
+# older models stay until removed.
 #
 # Variables:
 #   DATA, MODEL        required
@@ -57,8 +77,10 @@
 #   SCALES             tk-extract's scales (default: its own, 1,√2,1/√2)
 #   RANK_OPTS          more tk-rank options, such as --qe 2 (not with R1M=1,
 #                      whose parts are ranked apart)
-#   OUT                this evaluation's files (default eval/MODEL-STEM/DATASET)
-#   R1M_DIR            the distractors' files (default eval/MODEL-STEM/revisitop1m)
+#   OUT                this evaluation's files (default eval/STEM-HASH/DATASET:
+#                      the model file's name without its suffix, a hash
+#                      of the folder's config)
+#   R1M_DIR            the distractors' files (default eval/STEM-HASH/revisitop1m)
 #   PARALLEL           GNU parallel's own options, as it reads them from the
 #                      environment (--progress, --joblog +FILE); the
 #                      program is parallel, on PATH
@@ -107,7 +129,21 @@ endif
 
 data := $(abspath $(DATA))
 model := $(abspath $(MODEL))
-stem := $(basename $(notdir $(MODEL)))
+# The model file as the descriptors' settings name it: its path, size and
+# time (a file rewritten in place is another model).
+model_id := $(shell stat -L -c '%s %.9Y' '$(model)' 2>/dev/null)
+ifeq ($(model_id),)
+  $(error no model $(MODEL))
+endif
+# What the descriptors are made of (DIR/config, pipelines/eval-config.sh):
+# the model file, the images (DATA), MAX_SIZE, SCALES, and the device's
+# arithmetic (the CPU, or CUDA at PRECISION).  Not DAMAGED (a finished
+# shard is the same either way), THREADS, JOBS or HOSTS.
+cfg := 'model $(model) $(model_id)' 'data $(data)' 'max_size $(MAX_SIZE)' 'scales $(or $(SCALES),-)' \
+	'device $(if $(filter cuda,$(DEVICE)),cuda $(or $(PRECISION),-),cpu)'
+# The default folders: the model file's name and a hash of cfg.
+key := $(shell printf '%s\n' $(cfg) | sha256sum | cut -c 1-8)
+stem := $(basename $(notdir $(MODEL)))-$(key)
 OUT ?= eval/$(stem)/$(DATASET)
 R1M_DIR ?= eval/$(stem)/revisitop1m
 o := $(abspath $(OUT))
@@ -144,33 +180,39 @@ r1m_parts := $(call parts,$(r),$(R1M_SHARDS))
 # only when it is complete (extract-shard.sh), so none is half-written.
 .PRECIOUS: $(db_parts) $(r1m_parts)
 
-.PHONY: all
-all: $(o)/map$(suffix).txt
-	@cat $<
+.PHONY: all FORCE
+# (the folders' settings checked first, before anything is computed)
+all: $(o)/config $(if $(suffix),$(r)/config) $(o)/map$(suffix).txt
+	@cat $(o)/map$(suffix).txt
 
-$(o)/db.list:
-	@mkdir -p $(@D)
+# The settings of each folder, checked at every run: written into a new
+# folder, never changed; a folder made otherwise stops the run.
+$(o)/config: FORCE
+	@bash $(here)eval-config.sh $(o) OUT $(cfg) 'dataset $(DATASET)'
+$(r)/config: FORCE
+	@bash $(here)eval-config.sh $(r) R1M_DIR $(cfg)
+FORCE:
+
+$(o)/db.list: $(o)/config
 	$(tk)tk-list $(DATASET) --root $(data) >$@.tmp && mv $@.tmp $@
 
-$(o)/q.list:
-	@mkdir -p $(@D)
+$(o)/q.list: $(o)/config
 	$(tk)tk-list $(DATASET) --root $(data) --queries >$@.tmp && mv $@.tmp $@
 
-$(r)/r1m.list:
-	@mkdir -p $(@D)
+$(r)/r1m.list: $(r)/config
 	$(tk)tk-list revisitop1m --root $(data) >$@.tmp && mv $@.tmp $@
 
 # One recipe makes every missing shard (grouped targets, make 4.3).
-$(db_parts) &: $(o)/db.list
+$(db_parts) &: $(o)/db.list $(o)/config
 	$(call run_shards,$<,$(SHARDS),$(o)/db)
 
-$(r1m_parts) &: $(r)/r1m.list
+$(r1m_parts) &: $(r)/r1m.list $(r)/config
 	$(call run_shards,$<,$(R1M_SHARDS),$(r))
 
 $(o)/db.bin: $(db_parts)
 	cat $^ >$@.tmp && mv $@.tmp $@
 
-$(o)/q.bin: $(o)/q.list
+$(o)/q.bin: $(o)/q.list $(o)/config
 	$(call shard,1) $< 0 1 $@
 
 $(o)/ranks.bin: $(o)/q.bin $(o)/db.bin
