@@ -293,13 +293,9 @@ void tk_devnet_image(struct tk_devnet *n, const void *pixels, int u8, int H,
 int tk_devnet_grid(const struct tk_devnet *n, int H, int W, double scale,
 		   int *gh, int *gw, char *err, size_t errlen)
 {
+	if (tk_extract_check(H, W, scale, err, errlen) < 0)
+		return -1;
 	if (scale != 1.0) {
-		double fh = floor(H * scale), fw = floor(W * scale);
-		if (fh < 1 || fw < 1 || fh * fw > TK_MAX_PIXELS) {
-			snprintf(err, errlen, "a %dx%d image is %s at scale %g", W, H,
-				 fh < 1 || fw < 1 ? "empty" : "too large", scale);
-			return -1;
-		}
 		H = resize_out_size(H, scale);
 		W = resize_out_size(W, scale);
 	}

@@ -45,18 +45,27 @@ static float *reserve(float *buf, size_t *cap, size_t n)
 	return buf;
 }
 
+int tk_extract_check(int H, int W, double scale, char *err, size_t errlen)
+{
+	if (scale == 1.0)
+		return 0;
+	double fh = floor(H * scale), fw = floor(W * scale);
+	if (fh < 1 || fw < 1 || fh * fw > TK_MAX_PIXELS) {
+		snprintf(err, errlen, "a %dx%d image is %s at scale %g", W, H,
+			 fh < 1 || fw < 1 ? "empty" : "too large", scale);
+		return -1;
+	}
+	return 0;
+}
+
 const float *tk_extract(struct tk_extractor *e, const float *img, int H,
 			int W, double scale, int *gh, int *gw, int check,
 			char *err, size_t errlen)
 {
 	const float *in = img;
+	if (tk_extract_check(H, W, scale, err, errlen) < 0)
+		return NULL;
 	if (scale != 1.0) {
-		double fh = floor(H * scale), fw = floor(W * scale);
-		if (fh < 1 || fw < 1 || fh * fw > TK_MAX_PIXELS) {
-			snprintf(err, errlen, "a %dx%d image is %s at scale %g", W, H,
-				 fh < 1 || fw < 1 ? "empty" : "too large", scale);
-			return NULL;
-		}
 		int oh = resize_out_size(H, scale), ow = resize_out_size(W, scale);
 		e->scaled = reserve(e->scaled, &e->scaled_cap, (size_t)3 * oh * ow);
 		resize_bilinear_forward(e->scaled, img, 3, H, W, oh, ow, scale, scale);

@@ -22,6 +22,13 @@ struct tk_extractor {
 	double flops;               /* of the last forward */
 };
 
+/* Whether an H x W image can be extracted at scale: 0, or -1 with
+ * the reason in err (empty, or more than TK_MAX_PIXELS, once resized).
+ * tk_extract and tk_devnet_grid check it; a tool checks every scale
+ * before the first, so that an image's frames are never written in
+ * part. */
+int tk_extract_check(int H, int W, double scale, char *err, size_t errlen);
+
 /* Load the backbone's and LFSA's weights (not the rest of the head's),
  * fold the batch norms. */
 void tk_extractor_init(struct tk_extractor *e, const char *model_path);

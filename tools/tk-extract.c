@@ -106,14 +106,18 @@ static void parse_options(struct options *o, int argc, char **argv)
 }
 
 /* The frame's image tensor, checked: U8 [H, W, 3] (*u8 = 1) or F32
- * [3, H, W] already normalised. */
-static const struct st_tensor *frame_image(const struct tk_stream *s,
+ * [3, H, W] already normalised, and not empty nor too large at any of
+ * the scales.  NULL with the reason in err when it is not. */
+static const struct st_tensor *frame_image(const struct options *o,
 					   const struct st_doc *d, int *H,
-					   int *W, int *u8, int check)
+					   int *W, int *u8, char *err,
+					   size_t errlen)
 {
 	struct st_tensor *t = st_find(d, "image");
-	if (!t)
-		tk_frame_die(s, d, "no tensor 'image'");
+	if (!t) {
+		snprintf(err, errlen, "no tensor 'image'");
+		return NULL;
+	}
 	int64_t h, w;
 	if (t->dtype == ST_U8 && t->rank == 3 && t->shape[2] == 3) {
 		h = t->shape[0];
@@ -126,33 +130,51 @@ static const struct st_tensor *frame_image(const struct tk_stream *s,
 		for (int i = 0; i < t->rank; i++)
 			snprintf(shape + strlen(shape), sizeof shape - strlen(shape),
 				 "%s%lld", i ? "," : "", (long long)t->shape[i]);
-		tk_frame_die(s, d,
-			     "tensor 'image' is %s [%s]; U8 [H,W,3] or F32 [3,H,W] "
-			     "expected",
-			     st_dtype_name(t->dtype), shape);
+		snprintf(err, errlen,
+			 "tensor 'image' is %s [%s]; U8 [H,W,3] or F32 [3,H,W] "
+			 "expected",
+			 st_dtype_name(t->dtype), shape);
+		return NULL;
 	}
-	if (h < 1 || w < 1)
-		tk_frame_die(s, d, "tensor 'image' is empty");
-	if (h > TK_MAX_PIXELS || w > TK_MAX_PIXELS || h * w > TK_MAX_PIXELS)
-		tk_frame_die(s, d, "a %lldx%lld image is too large (at most %d pixels)",
-			     (long long)w, (long long)h, TK_MAX_PIXELS);
+	if (h < 1 || w < 1) {
+		snprintf(err, errlen, "tensor 'image' is empty");
+		return NULL;
+	}
+	if (h > TK_MAX_PIXELS || w > TK_MAX_PIXELS || h * w > TK_MAX_PIXELS) {
+		snprintf(err, errlen, "a %lldx%lld image is too large (at most %d pixels)",
+			 (long long)w, (long long)h, TK_MAX_PIXELS);
+		return NULL;
+	}
 	*H = (int)h;
 	*W = (int)w;
 	*u8 = t->dtype == ST_U8;
+	for (int k = 0; k < o->nscales; k++) {
+		char why[256];
+		if (tk_extract_check(*H, *W, o->scale[k], why, sizeof why) < 0) {
+			snprintf(err, errlen, "scale %s: %s", o->label[k], why);
+			return NULL;
+		}
+	}
 	size_t n = (size_t)3 * *H * *W, at;
-	if (!*u8 && check && !tk_all_finite(t->data, n, &at))
-		tk_frame_die(s, d, "tensor 'image' holds %g at element %zu",
-			     ((const float *)t->data)[at], at);
+	if (!*u8 && o->check && !tk_all_finite(t->data, n, &at)) {
+		snprintf(err, errlen, "tensor 'image' holds %g at element %zu",
+			 ((const float *)t->data)[at], at);
+		return NULL;
+	}
 	return t;
 }
 
 /* The frame's image as a normalised [3, H, W] float tensor. */
-static const float *input_image(const struct tk_stream *s,
+static const float *input_image(const struct options *o,
+				const struct tk_stream *s,
 				const struct st_doc *d, float **buf,
-				size_t *cap, int *H, int *W, int check)
+				size_t *cap, int *H, int *W)
 {
 	int u8;
-	const struct st_tensor *t = frame_image(s, d, H, W, &u8, check);
+	char err[512];
+	const struct st_tensor *t = frame_image(o, d, H, W, &u8, err, sizeof err);
+	if (!t)
+		tk_frame_die(s, d, "%s", err);
 	if (!u8)
 		return t->data;
 	size_t n = (size_t)3 * *H * *W;
@@ -210,13 +232,18 @@ static void extract_device(struct options *o, struct tk_extractor *e)
 		tk_stream_open(&s, o->nfiles ? o->files[i] : "-");
 		while (tk_read_frame(&s, &d)) {
 			int H, W, u8;
-			const struct st_tensor *t = frame_image(&s, &d, &H, &W, &u8,
-								o->check);
+			char err[512];
+			const struct st_tensor *t = frame_image(o, &d, &H, &W, &u8,
+								err, sizeof err);
+			if (!t) { /* the image before is whole: out with it */
+				if (q[slot ^ 1].n)
+					write_pending(dv, &q[slot ^ 1], slot ^ 1);
+				tk_frame_die(&s, &d, "%s", err);
+			}
 			tk_devnet_image(&net, t->data, u8, H, W);
 			struct pending *c = &q[slot];
 			for (int k = 0; k < o->nscales; k++) {
 				int gh, gw;
-				char err[512];
 				if (tk_devnet_grid(&net, H, W, o->scale[k], &gh, &gw, err,
 						   sizeof err) < 0)
 					tk_frame_die(&s, &d, "scale %s: %s", o->label[k], err);
@@ -227,8 +254,11 @@ static void extract_device(struct options *o, struct tk_extractor *e)
 					c->local[k] = dev_host_alloc(dv, c->cap[k] * sizeof(float));
 				}
 				if (tk_devnet_extract(&net, o->scale[k], c->local[k], o->check,
-						      err, sizeof err) < 0)
+						      err, sizeof err) < 0) {
+					if (q[slot ^ 1].n)
+						write_pending(dv, &q[slot ^ 1], slot ^ 1);
 					tk_frame_die(&s, &d, "scale %s: %s", o->label[k], err);
+				}
 				flops += net.flops;
 				struct st_doc *out = &c->out[k];
 				st_clear(out);
@@ -293,9 +323,14 @@ int main(int argc, char **argv)
 		tk_extractor_free(&e);
 		return 0;
 	}
-	struct st_doc d, out;
+	/* An image's frames are written once every scale is done: a failure
+	 * (--check-finite) never leaves some of them written. */
+	struct st_doc d, out[MAX_SCALES];
+	float *kept[MAX_SCALES] = {0};
+	size_t kept_cap[MAX_SCALES] = {0};
 	st_init(&d);
-	st_init(&out);
+	for (int k = 0; k < MAX_SCALES; k++)
+		st_init(&out[k]);
 	float *img = NULL;
 	size_t cap = 0;
 	double flops = 0;
@@ -307,7 +342,7 @@ int main(int argc, char **argv)
 		tk_stream_open(&s, o.nfiles ? o.files[i] : "-");
 		while (tk_read_frame(&s, &d)) {
 			int H, W;
-			const float *x = input_image(&s, &d, &img, &cap, &H, &W, o.check);
+			const float *x = input_image(&o, &s, &d, &img, &cap, &H, &W);
 			for (int k = 0; k < o.nscales; k++) {
 				int gh, gw;
 				char err[512];
@@ -316,14 +351,25 @@ int main(int argc, char **argv)
 				if (!local)
 					tk_frame_die(&s, &d, "scale %s: %s", o.label[k], err);
 				flops += e.flops;
-				st_clear(&out);
-				st_meta_copy(&out, &d);
-				st_meta_set(&out, "scale", o.label[k]);
-				st_meta_setf(&out, "grid", "%d,%d", gh, gw);
-				st_add(&out, "local", ST_F32, 2,
+				size_t n = (size_t)gh * gw * e.lfsa.dim;
+				if (k < o.nscales - 1) { /* the next scale reuses the arena */
+					if (n > kept_cap[k]) {
+						free(kept[k]);
+						kept[k] = xmalloc(xmul(n, sizeof(float)));
+						kept_cap[k] = n;
+					}
+					memcpy(kept[k], local, n * sizeof(float));
+					local = kept[k];
+				}
+				st_clear(&out[k]);
+				st_meta_copy(&out[k], &d);
+				st_meta_set(&out[k], "scale", o.label[k]);
+				st_meta_setf(&out[k], "grid", "%d,%d", gh, gw);
+				st_add(&out[k], "local", ST_F32, 2,
 				       (int64_t[]){(int64_t)gh * gw, e.lfsa.dim}, local);
-				tk_write_frame(&out);
 			}
+			for (int k = 0; k < o.nscales; k++)
+				tk_write_frame(&out[k]);
 			tk_progress_step(&p, 1);
 		}
 		tk_stream_close(&s);
@@ -339,7 +385,10 @@ int main(int argc, char **argv)
 			tk_peak_rss() / 1048576.0);
 	tk_close_stdout();
 	st_free(&d);
-	st_free(&out);
+	for (int k = 0; k < MAX_SCALES; k++) {
+		st_free(&out[k]);
+		free(kept[k]);
+	}
 	free(img);
 	free(o.scales_copy);
 	tk_extractor_free(&e);
