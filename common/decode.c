@@ -8,7 +8,8 @@
  * tk_decoder_allow_damage lets them through as Pillow with
  * LOAD_TRUNCATED_IMAGES does.
  *
- * PNG: libpng, palettes expanded, alpha dropped, 1/2/4-bit grey scaled to
+ * PNG: libpng, palettes expanded (indices past the end of PLTE taking
+ * Pillow's initial grey ramp), alpha dropped, 1/2/4-bit grey scaled to
  * 8 bits, 16-bit samples cut to their high byte, except 16-bit grey,
  * which Pillow opens as a 32-bit integer image and clips at 255 when it
  * converts to RGB. */
@@ -250,8 +251,21 @@ static int png_read(struct tk_decoder *d, struct tk_image *out)
 		tk_image_free(out);
 		return -1;
 	}
-	if (p->type == PNG_COLOR_TYPE_PALETTE)
+	if (p->type == PNG_COLOR_TYPE_PALETTE) {
+		/* Indices past the end of PLTE: libpng gives them black,
+		 * Pillow the entry of its initial palette, the ramp (i,i,i). */
+		png_colorp pal;
+		int num = 0, full = 1 << p->depth;
+		if (png_get_PLTE(png, p->info, &pal, &num) && num < full) {
+			png_color ramp[256];
+			for (int i = 0; i < full; i++)
+				ramp[i] = i < num ? pal[i]
+						  : (png_color){(png_byte)i, (png_byte)i,
+								(png_byte)i};
+			png_set_PLTE(png, p->info, ramp, full);
+		}
 		png_set_palette_to_rgb(png);
+	}
 	if (!(p->type & PNG_COLOR_MASK_COLOR) && p->depth < 8)
 		png_set_expand_gray_1_2_4_to_8(png);
 	if (p->depth == 16 && !grey16)
