@@ -12,7 +12,8 @@
  * Pillow's initial grey ramp), alpha dropped, 1/2/4-bit grey scaled to
  * 8 bits, 16-bit samples cut to their high byte, except 16-bit grey,
  * which Pillow opens as a 32-bit integer image and clips at 255 when it
- * converts to RGB. */
+ * converts to RGB.  A bad IDAT checksum is an error, unless
+ * tk_decoder_allow_damage lets it through (Pillow does not check them). */
 #include "decode.h"
 
 #include <stdio.h> /* before jpeglib.h, which needs FILE */
@@ -191,10 +192,14 @@ static void png_fail(png_structp png, png_const_charp msg)
 	png_longjmp(png, 1);
 }
 
-static void png_warning_ignored(png_structp png, png_const_charp msg)
+/* The only warning that means anything to us is a bad IDAT checksum,
+ * which tk_decoder_allow_damage lets through (see png_read). */
+static void png_warn(png_structp png, png_const_charp msg)
 {
-	(void)png;
-	(void)msg;
+	struct png_priv *p = png_get_error_ptr(png);
+	if (p->d->damaged_ok && !strncmp(msg, "IDAT", 4) &&
+	    strstr(msg, "CRC error") && !p->d->damage[0])
+		snprintf(p->d->damage, sizeof p->d->damage, "damaged PNG: %s", msg);
 }
 
 static void png_read_mem(png_structp png, png_bytep out, size_t n)
@@ -215,7 +220,7 @@ static int png_open(struct tk_decoder *d, const uint8_t *buf, size_t len,
 	p->buf = buf;
 	p->len = len;
 	p->png = png_create_read_struct(PNG_LIBPNG_VER_STRING, p, png_fail,
-					png_warning_ignored);
+					png_warn);
 	if (!p->png)
 		die_io("cannot create a PNG reader");
 	p->info = png_create_info_struct(p->png);
@@ -224,6 +229,9 @@ static int png_open(struct tk_decoder *d, const uint8_t *buf, size_t len,
 	if (setjmp(png_jmpbuf(p->png)))
 		return -1;
 	png_set_read_fn(p->png, p, png_read_mem);
+	/* libpng refuses more than a million pixels a side by default, as
+	 * "Invalid IHDR data"; max_pixels is the limit that counts. */
+	png_set_user_limits(p->png, 0x7fffffff, 0x7fffffff);
 	png_read_info(p->png, p->info);
 	png_uint_32 w, h;
 	int interlace;
@@ -251,6 +259,12 @@ static int png_read(struct tk_decoder *d, struct tk_image *out)
 		tk_image_free(out);
 		return -1;
 	}
+	/* Pillow never checks the checksums of IDAT chunks; libpng fails on
+	 * a bad one.  Damaged input allowed, IDAT data is used whatever its
+	 * checksum, with a warning (the chunks before IDAT are read by
+	 * png_open, with libpng's checks, as Pillow checks theirs). */
+	if (d->damaged_ok)
+		png_set_crc_action(png, PNG_CRC_WARN_USE, PNG_CRC_NO_CHANGE);
 	if (p->type == PNG_COLOR_TYPE_PALETTE) {
 		/* Indices past the end of PLTE: libpng gives them black,
 		 * Pillow the entry of its initial palette, the ramp (i,i,i). */

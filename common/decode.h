@@ -44,7 +44,8 @@ int tk_decoder_read(struct tk_decoder *d, int scale, struct tk_image *out);
  * data segment, bad Huffman or arithmetic code, lost sync, bad
  * progression) let through, a file that ends early completed as libjpeg
  * completes it (grey), the first such warning kept in d->damage.  The
- * same pixels as Pillow's.  PNGs are unaffected. */
+ * same pixels as Pillow's.  For a PNG: a bad IDAT checksum let through
+ * (Pillow never checks them), kept in d->damage. */
 void tk_decoder_allow_damage(struct tk_decoder *d);
 
 void tk_decoder_close(struct tk_decoder *d);

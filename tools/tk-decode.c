@@ -29,9 +29,10 @@ static const char usage[] =
     "                      with its label and bbox\n"
     "      --require-all   with --labels: every key of FILE must be met\n"
     "      --skip-bad      warn about bad inputs and go on (default: stop)\n"
-    "      --damaged       decode damaged JPEGs (cut short, corrupt data) as\n"
-    "                      the reference's loader does (Pillow's\n"
-    "                      LOAD_TRUNCATED_IMAGES), warning about each\n"
+    "      --damaged       decode damaged JPEGs (cut short, corrupt data) and\n"
+    "                      PNGs with bad IDAT checksums as the reference's\n"
+    "                      loader does (Pillow's LOAD_TRUNCATED_IMAGES),\n"
+    "                      warning about each\n"
     "      --max-pixels N  refuse larger images (default 178956970, PIL's)\n"
     "  -q, --quiet         only errors on stderr\n"
     "      --progress      show progress even when stderr is not a terminal\n"
@@ -259,7 +260,7 @@ int main(int argc, char **argv)
 		tk_note("skipped %ld bad input%s", w.skipped,
 			w.skipped == 1 ? "" : "s");
 	if (w.damaged)
-		tk_note("decoded %ld damaged JPEG%s", w.damaged,
+		tk_note("decoded %ld damaged image%s", w.damaged,
 			w.damaged == 1 ? "" : "s");
 	if (labels)
 		check_unseen(&o, labels);
