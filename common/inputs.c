@@ -25,6 +25,8 @@ struct level {
 	char *dir;
 	char **names;
 	int n, i;
+	dev_t dev; /* the folder's identity: a folder already on the walk */
+	ino_t ino; /* is not entered again (a symlink loop) */
 };
 
 struct tk_inputs {
@@ -153,13 +155,21 @@ static int by_name(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Enter a folder: its entries, dot files left out, in byte order. */
-static char *push_folder(struct tk_inputs *in, const char *dir)
+/* Enter a folder (st: its stat): its entries, dot files left out, in
+ * byte order.  A folder that is already on the walk (through a symbolic
+ * link, as dir/self -> .) is not entered again: that is an error, as
+ * find's "File system loop detected". */
+static char *push_folder(struct tk_inputs *in, const char *dir,
+			 const struct stat *st)
 {
+	for (int i = 0; i < in->nlv; i++)
+		if (in->lv[i].dev == st->st_dev && in->lv[i].ino == st->st_ino)
+			return xasprintf("folder loop: this is %s again",
+					 in->lv[i].dir);
 	DIR *d = opendir(dir);
 	if (!d)
 		return xasprintf("cannot open folder: %s", strerror(errno));
-	struct level lv = {xstrdup(dir), NULL, 0, 0};
+	struct level lv = {xstrdup(dir), NULL, 0, 0, st->st_dev, st->st_ino};
 	int cap = 0;
 	struct dirent *e;
 	errno = 0;
@@ -181,7 +191,8 @@ static char *push_folder(struct tk_inputs *in, const char *dir)
 		free(lv.dir);
 		return xasprintf("cannot read folder: %s", strerror(err));
 	}
-	qsort(lv.names, (size_t)lv.n, sizeof *lv.names, by_name);
+	if (lv.n > 1) /* qsort(NULL, 0, ...) is undefined */
+		qsort(lv.names, (size_t)lv.n, sizeof *lv.names, by_name);
 	if (in->nlv == in->caplv) {
 		in->caplv = in->caplv ? 2 * in->caplv : 8;
 		in->lv = xrealloc(in->lv, xmul((size_t)in->caplv, sizeof *in->lv));
@@ -213,8 +224,15 @@ static int walk_next(struct tk_inputs *in, struct tk_input *it)
 				       n && lv->dir[n - 1] == '/' ? "" : "/", name);
 		struct stat st;
 		int ok = stat(path, &st) == 0, serr = errno, found = 0;
-		if (ok && S_ISDIR(st.st_mode)) {
-			char *err = push_folder(in, path);
+		if (!ok && serr != ENOENT) {
+			/* A name too long, a folder we may not search, a
+			 * symlink loop: whatever it is, it is not passed over
+			 * unsaid.  (ENOENT: a dangling link, an image name
+			 * only is an error, below.) */
+			error_item(in, it, path, xasprintf("%s", strerror(serr)));
+			found = 1;
+		} else if (ok && S_ISDIR(st.st_mode)) {
+			char *err = push_folder(in, path, &st);
 			if (err) {
 				error_item(in, it, path, err);
 				found = 1;
@@ -464,7 +482,7 @@ int tk_inputs_next(struct tk_inputs *in, struct tk_input *it)
 			return 1;
 		}
 		if (S_ISDIR(st.st_mode))
-			err = push_folder(in, a);
+			err = push_folder(in, a, &st);
 		else if (tk_is_archive_name(a))
 			err = open_archive(in, a);
 		else {

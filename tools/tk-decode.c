@@ -159,12 +159,30 @@ struct writer {
 	long skipped, damaged;
 };
 
+/* src, cut in the middle when it is too long for a message (a path
+ * deep in a tree): the reason after it must not be lost. */
+static const char *shown(const char *src, char *buf, size_t len)
+{
+	size_t n = strlen(src);
+	if (n < len)
+		return src;
+	size_t half = (len - 4) / 2, head = half, tail = n - half;
+	while (head && (src[head] & 0xc0) == 0x80) /* whole UTF-8 characters */
+		head--;
+	while ((src[tail] & 0xc0) == 0x80)
+		tail++;
+	snprintf(buf, len, "%.*s...%s", (int)head, src, src + tail);
+	return buf;
+}
+
 static void emit(struct writer *w, struct job *j)
 {
+	char path[1024];
 	if (j->failed && !w->o->skip_bad) {
 		/* Let the threads stop before saying so. */
-		char msg[700];
-		snprintf(msg, sizeof msg, "%s: %s", j->in.src, j->err);
+		char msg[sizeof path + sizeof j->err + 2];
+		snprintf(msg, sizeof msg, "%s: %s",
+			 shown(j->in.src, path, sizeof path), j->err);
 		job_free(j);
 		tk_pool_cancel(w->pool);
 		while ((j = tk_pool_get(w->pool)))
@@ -173,7 +191,8 @@ static void emit(struct writer *w, struct job *j)
 		die_data("%s", msg);
 	}
 	if (j->failed) {
-		tk_warn("%s: %s (skipped)", j->in.src, j->err);
+		tk_warn("%s: %s (skipped)", shown(j->in.src, path, sizeof path),
+			j->err);
 		w->skipped++;
 	} else {
 		const struct tk_loaded *r = &j->out;
