@@ -1,7 +1,7 @@
 """make_images - small test images made from one of Debian's photographs.
 
   python3 make_images.py PHOTO OUTDIR kinds    CMYK, progressive, greyscale
-      JPEGs and PNGs of every mode PIL writes (1, L, LA, P, P with
+      JPEGs, an MPO (two JPEGs, as cameras write stereo pairs) and PNGs of every mode PIL writes (1, L, LA, P, P with
       transparency, 2-bit P, RGB, RGBA, I;16), a 16-bit RGB PNG and
       1-, 4- and 8-bit palette PNGs whose indices pass the end of their
       PLTE written by hand.
@@ -56,6 +56,8 @@ def kinds(photo, out):
     s = Image.open(photo).convert("RGB").resize((320, 213))
     s.convert("CMYK").save(f"{out}/cmyk.jpg", quality=90)
     s.save(f"{out}/progressive.jpg", progressive=True, quality=85)
+    s.save(f"{out}/mpo.jpg", "MPO", save_all=True, quality=90,
+           append_images=[s.transpose(Image.Transpose.FLIP_LEFT_RIGHT)])
     s.convert("L").save(f"{out}/grey.jpg", quality=90)
     s.convert("L").save(f"{out}/l.png")
     s.convert("LA").save(f"{out}/la.png")

@@ -7,10 +7,11 @@ reference(path, n, bbox): Dataset/ImageFromList.py of the reference:
 damaged(path, n, bbox): reference() with ImageFile.LOAD_TRUNCATED_IMAGES
     set, as the reference's loader sets it: damaged JPEGs load
     (tk-decode --damaged).
-draft(path, n, bbox): thumbnail() on a freshly opened JPEG, where PIL's
-    draft() lets libjpeg decode at 1/2, 1/4, 1/8 size; for a crop inside the
-    image, the same draft rule applied to the crop, then resize() of the
-    crop's box in the scaled-down image (tk-decode(1), --draft).
+draft(path, n, bbox): thumbnail() on a freshly opened JPEG (or MPO), where
+    PIL's draft() lets libjpeg decode at 1/2, 1/4, 1/8 size; for a crop
+    inside the image, the same draft rule applied to the crop, then
+    resize() of the crop's box in the scaled-down image, in the file's
+    mode (CMYK too), then convert("RGB") (tk-decode(1), --draft).
 
 As a program: python3 pil_load.py STREAM MODE N < LIST compares the frames
 of STREAM (tk-decode's output for the tk-list lines LIST) with PIL,
@@ -20,7 +21,7 @@ import math
 import sys
 
 import numpy as np
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, JpegImagePlugin
 
 import tkio
 
@@ -67,7 +68,8 @@ def damaged(path, n, bbox=None):
 
 def draft(path, n, bbox=None):
     img = Image.open(path)
-    if img.format != "JPEG":
+    # draft() is JpegImageFile's: MPO files (an MpoImageFile) have it too.
+    if not isinstance(img, JpegImagePlugin.JpegImageFile):
         return reference(path, n, bbox)
     if bbox is None:
         img.thumbnail((n, n), LANCZOS)
@@ -82,9 +84,10 @@ def draft(path, n, bbox=None):
     s = next((s for s in (8, 4, 2) if scale >= s), 1)
     img.draft(None, (W // s, H // s))
     assert img.decoderconfig[0] == s, (img.decoderconfig, s)
-    img = img.convert("RGB")
-    return img.resize(size, LANCZOS, box=(x0 / s, y0 / s, x1 / s, y1 / s),
-                      reducing_gap=2.0)
+    # As thumbnail(): resized in the file's mode (CMYK too), then RGB.
+    img = img.resize(size, LANCZOS, box=(x0 / s, y0 / s, x1 / s, y1 / s),
+                     reducing_gap=2.0)
+    return img.convert("RGB")
 
 
 def parse_list(lines):
