@@ -7,6 +7,7 @@
 #include "blas.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
@@ -14,6 +15,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -314,8 +316,110 @@ void tk_close_stdout(void)
 		tk_write_failed("standard output");
 }
 
+/* What path names with its symbolic links followed, to write beside and
+ * replace: realpath(path), or where path does not exist (yet), its
+ * folder's realpath and its name; through a dangling link, the link's
+ * target.  NULL with errno set when the folder is not there. */
+static char *resolve_target(const char *path)
+{
+	char *r = realpath(path, NULL);
+	if (r || errno != ENOENT)
+		return r;
+	char *p = xstrdup(path);
+	for (int hops = 0;; hops++) {
+		struct stat st;
+		if (lstat(p, &st) != 0 || !S_ISLNK(st.st_mode))
+			break;
+		char to[PATH_MAX];
+		ssize_t n = readlink(p, to, sizeof to - 1);
+		if (hops == 40 || n < 0) {
+			free(p);
+			errno = n < 0 ? errno : ELOOP;
+			return NULL;
+		}
+		to[n] = 0;
+		char *slash = strrchr(p, '/'), *next;
+		if (to[0] == '/' || !slash)
+			next = xstrdup(to);
+		else
+			next = xasprintf("%.*s/%s", (int)(slash - p), p, to);
+		free(p);
+		p = next;
+	}
+	char *slash = strrchr(p, '/');
+	const char *name = slash ? slash + 1 : p;
+	char *dir = !slash ? xstrdup(".")
+		    : slash == p ? xstrdup("/") : xstrndup(p, (size_t)(slash - p));
+	char *rdir = realpath(dir, NULL);
+	int e = errno;
+	if (rdir && !*name) /* "folder/" that is not there */
+		e = EISDIR;
+	else if (rdir)
+		r = xasprintf("%s/%s", strcmp(rdir, "/") ? rdir : "", name);
+	free(rdir);
+	free(dir);
+	free(p);
+	errno = e;
+	return r;
+}
+
+/* A temporary name beside target: ".NAME.XXXXXX" in its folder, NAME cut
+ * short where the whole would pass the longest name a folder takes. */
+static char *temp_name(const char *target)
+{
+	static const char chars[] = "abcdefghijklmnopqrstuvwxyz"
+				    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	static uint64_t counter;
+	const char *slash = strrchr(target, '/'), *name = slash + 1;
+	size_t room = NAME_MAX - 8, len = strlen(name);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t x = ((uint64_t)getpid() << 32) ^ (uint64_t)ts.tv_nsec ^
+		     (uint64_t)ts.tv_sec * 1000003u ^ ++counter * 0x9e3779b97f4a7c15ull;
+	char rnd[7];
+	for (int i = 0; i < 6; i++) {
+		x ^= x >> 29;
+		x *= 0xbf58476d1ce4e5b9ull;
+		x ^= x >> 32;
+		rnd[i] = chars[x % (sizeof chars - 1)];
+	}
+	rnd[6] = 0;
+	return xasprintf("%.*s.%.*s.%s", (int)(name - target), target,
+			 (int)(len < room ? len : room), name, rnd);
+}
+
+/* A target that is no regular file: written as it is. */
+static int is_direct(const char *path, int *isdir)
+{
+	struct stat st;
+	*isdir = 0;
+	if (stat(path, &st) != 0 || S_ISREG(st.st_mode))
+		return 0;
+	*isdir = S_ISDIR(st.st_mode);
+	return 1;
+}
+
 FILE *tk_outfile_open(struct tk_outfile *o, const char *path)
 {
+	memset(o, 0, sizeof *o);
+	o->path = xstrdup(path);
+	int isdir;
+	if (is_direct(path, &isdir)) {
+		if (isdir) {
+			errno = EISDIR;
+			die_io("cannot create %s:", path);
+		}
+		/* A device, a FIFO (/dev/stdout to a pipe): no temporary
+		 * file beside it, no rename over it. */
+		int fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || !(o->fp = fdopen(fd, "wb")))
+			die_io("cannot open %s:", path);
+		o->direct = 1;
+		return o->fp;
+	}
+	o->real = resolve_target(path);
+	if (!o->real)
+		die_io("cannot create %s:", path);
 	int slot = -1;
 	for (int i = 0; i < MAX_TMP; i++)
 		if (!tmp_files[i]) {
@@ -324,31 +428,57 @@ FILE *tk_outfile_open(struct tk_outfile *o, const char *path)
 		}
 	if (slot < 0)
 		die_io("too many output files open at once");
-	o->path = xstrdup(path);
-	o->tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
-	tmp_files[slot] = o->tmp;
-	o->fp = fopen(o->tmp, "wb");
-	if (!o->fp) {
+	for (int tries = 1;; tries++) {
+		o->tmp = temp_name(o->real);
+		tmp_files[slot] = o->tmp;
+		int fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+					  O_CLOEXEC, 0666);
+		if (fd >= 0) {
+			if (!(o->fp = fdopen(fd, "wb")))
+				die_io("cannot create %s:", path);
+			return o->fp;
+		}
 		int e = errno;
 		tmp_files[slot] = NULL;
+		free(o->tmp);
+		o->tmp = NULL;
 		errno = e;
-		die_io("cannot create %s:", o->tmp);
+		if (e != EEXIST || tries == 100)
+			die_io("cannot create %s:", path);
 	}
-	return o->fp;
+}
+
+void tk_outfile_check(const char *path)
+{
+	int isdir;
+	if (is_direct(path, &isdir)) {
+		if (isdir)
+			errno = EISDIR;
+		if (isdir || access(path, W_OK) != 0)
+			die_io("cannot write %s:", path);
+		return;
+	}
+	struct tk_outfile o;
+	tk_outfile_open(&o, path);
+	tk_outfile_discard(&o);
 }
 
 static void forget_outfile(struct tk_outfile *o)
 {
 	for (int i = 0; i < MAX_TMP; i++)
-		if (tmp_files[i] == o->tmp)
+		if (o->tmp && tmp_files[i] == o->tmp)
 			tmp_files[i] = NULL;
 	free(o->tmp);
+	free(o->real);
 	free(o->path);
-	o->tmp = o->path = NULL;
+	o->tmp = o->real = o->path = NULL;
 }
 
-void tk_outfile_commit(struct tk_outfile *o)
+/* Everything written on the disk (or into the device) and closed. */
+static void outfile_sync(struct tk_outfile *o)
 {
+	if (!o->fp)
+		return;
 	if (fflush(o->fp) != 0 || ferror(o->fp))
 		die_io("writing %s:", o->path);
 	if (fsync(fileno(o->fp)) != 0 && errno != EINVAL && errno != EROFS)
@@ -356,9 +486,48 @@ void tk_outfile_commit(struct tk_outfile *o)
 	if (fclose(o->fp) != 0)
 		die_io("writing %s:", o->path);
 	o->fp = NULL;
-	if (rename(o->tmp, o->path) != 0)
-		die_io("renaming %s to %s:", o->tmp, o->path);
+}
+
+/* The temporary file renamed over the target, or with drop, removed and
+ * the target with it. */
+static void outfile_place(struct tk_outfile *o)
+{
+	if (o->drop) {
+		struct stat st;
+		if (o->tmp)
+			unlink(o->tmp);
+		if (o->real && lstat(o->real, &st) == 0 && S_ISREG(st.st_mode) &&
+		    unlink(o->real) != 0 && errno != ENOENT)
+			die_io("removing %s:", o->path);
+	} else if (!o->direct && rename(o->tmp, o->real) != 0) {
+		die_io("replacing %s:", o->path);
+	}
 	forget_outfile(o);
+}
+
+void tk_outfile_commit(struct tk_outfile *o)
+{
+	tk_outfile_commit_set(&o, 1);
+}
+
+void tk_outfile_commit_set(struct tk_outfile *const *o, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (o[i]->drop && o[i]->fp) {
+			fclose(o[i]->fp);
+			o[i]->fp = NULL;
+		} else {
+			outfile_sync(o[i]);
+		}
+	sigset_t hold, old;
+	sigemptyset(&hold);
+	sigaddset(&hold, SIGINT);
+	sigaddset(&hold, SIGTERM);
+	sigaddset(&hold, SIGHUP);
+	sigprocmask(SIG_BLOCK, &hold, &old);
+	for (int i = 0; i < n; i++)
+		outfile_place(o[i]);
+	sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
 void tk_outfile_discard(struct tk_outfile *o)
@@ -366,7 +535,8 @@ void tk_outfile_discard(struct tk_outfile *o)
 	if (o->fp)
 		fclose(o->fp);
 	o->fp = NULL;
-	unlink(o->tmp);
+	if (o->tmp)
+		unlink(o->tmp);
 	forget_outfile(o);
 }
 

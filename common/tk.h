@@ -78,14 +78,33 @@ void tk_close_stdout(void);
 /* Called when a write fails: EPIPE exits 0 quietly, others die (exit 3). */
 _Noreturn void tk_write_failed(const char *what);
 
-/* Output file written to "<path>.tmp.<pid>" and renamed on commit; removed
- * if the program dies before that. */
+/* An output file that appears under its name only when complete: written
+ * to a temporary file beside the file the name leads to (".NAME.XXXXXX",
+ * symbolic links followed, so that the link's target is what is
+ * replaced) and renamed over it on commit; the temporary file is removed
+ * if the program dies before that.  A name that leads to no regular file
+ * (a device, a FIFO, /dev/stdout) is written directly; a folder is
+ * refused at once.  Errors name path, the user's name. */
 struct tk_outfile {
-	char *path, *tmp;
+	char *path; /* as given */
+	char *real; /* what it leads to, to replace; NULL: direct */
+	char *tmp;  /* the temporary file; NULL: direct */
 	FILE *fp;
+	int direct; /* written as it is: no temporary, no rename */
+	int drop;   /* commit removes the target instead (tk_outfile_commit_set) */
 };
 FILE *tk_outfile_open(struct tk_outfile *o, const char *path);
+/* Whether tk_outfile_open(path) would succeed, asked before the work
+ * that leads to it: a temporary file is made and removed beside the
+ * target (a direct one is checked for write permission); if not, die
+ * (exit 3) naming path. */
+void tk_outfile_check(const char *path);
 void tk_outfile_commit(struct tk_outfile *o);
+/* Several files as one: all written out and synced, then renamed with
+ * SIGINT, SIGTERM and SIGHUP held, so that a signal leaves the old set or
+ * the new one. A file with drop set is discarded and its target, when a
+ * regular file, removed with the others' renames. */
+void tk_outfile_commit_set(struct tk_outfile *const *o, int n);
 /* Close and remove the temporary file: nothing is written. */
 void tk_outfile_discard(struct tk_outfile *o);
 
