@@ -452,9 +452,11 @@ void tk_outfile_check(const char *path)
 {
 	int isdir;
 	if (is_direct(path, &isdir)) {
-		if (isdir)
+		if (isdir) {
 			errno = EISDIR;
-		if (isdir || access(path, W_OK) != 0)
+			die_io("cannot create %s:", path);
+		}
+		if (access(path, W_OK) != 0)
 			die_io("cannot write %s:", path);
 		return;
 	}

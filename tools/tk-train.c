@@ -53,7 +53,8 @@ static const char usage[] =
     "                         ones bit for bit\n"
     "  -l, --log FILE         append JSON lines: a record per step (records of\n"
     "                         steps after this run's first go to FILE.removed)\n"
-    "      --plot FILE.svg    draw the log's loss and error curves\n"
+    "      --plot FILE.svg    draw the log's loss and error curves (with --log\n"
+    "                         and --out; redrawn at each checkpoint)\n"
     "      --validate STREAM  loss and top-1/top-5 error over STREAM at the end\n"
     "                         (one JSON line on standard output)\n"
     "      --epoch E          the stream is epoch E (from 1): start from epoch\n"
@@ -179,6 +180,10 @@ static void parse_options(struct options *o, int argc, char **argv)
 	if (o->out && !o->resume && h->epoch_size < 1)
 		die_usage("--epoch-size N is required to train (the schedule "
 			  "counts steps per epoch)");
+	if (o->plot && !o->log)
+		die_usage("--plot goes with --log (it draws the log)");
+	if (o->plot && !o->out)
+		die_usage("--plot goes with --out (it is drawn with each checkpoint)");
 	if (o->epoch && !o->out)
 		die_usage("--epoch goes with --out");
 	if (!(h->dropout >= 0 && h->dropout < 1))
@@ -525,7 +530,7 @@ static void save(struct run *r)
 		return; /* rank 0 writes */
 	tk_checkpoint_save(r->o->out, &r->m, r->momentum, &r->st);
 	r->last_saved = r->st.step;
-	if (r->o->plot && r->o->log) {
+	if (r->o->plot) {
 		char err[512];
 		if (tk_train_plot(r->o->plot, r->o->log, err, sizeof err) < 0)
 			tk_warn("plot: %s", err);
@@ -840,8 +845,6 @@ static void validate(struct run *r, const struct options *o)
 		"error %.2f%%", n, st->val_loss, st->val_top1, st->val_top5);
 }
 
-/* The device path's start: the launch's ranks, the device (cuda: the
- * LOCAL_RANK-th GPU), the group, the model and momentum on the device. */
 /* What every rank of this run shares, into its token: the ranks of
  * another run that meet this one on its port (a sweep started together)
  * are refused, not trained with.  The model's tensors, not their padding,
@@ -862,6 +865,8 @@ static void token_add_run(const struct run *r)
 				  r->m.p[i].numel * sizeof(float));
 }
 
+/* The device path's start: the launch's ranks, the device (cuda: the
+ * LOCAL_RANK-th GPU), the group, the model and momentum on the device. */
 static void device_start(struct run *r, const struct options *o)
 {
 	char err[512];
@@ -954,6 +959,16 @@ int main(int argc, char **argv)
 		die_data("%s: the model has no classifier (tk-init --classes C)",
 			 o.resume ? o.resume : o.model);
 	device_start(&r, &o);
+	/* What rank 0 writes, checked before the data is read: a bad --out
+	 * (a missing or read-only folder, a folder) found after training
+	 * would lose the run.  After the ranks have met, so that the others
+	 * see rank 0 go at once instead of waiting for it to start. */
+	if (D.dist.rank == 0) {
+		if (o.out)
+			tk_outfile_check(o.out);
+		if (o.plot)
+			tk_outfile_check(o.plot);
+	}
 	r.out_existed = o.out && access(o.out, F_OK) == 0;
 	/* A training run continues the log from its first step: what a run
 	 * interrupted after that step logged, this one trains again.  A run
@@ -998,8 +1013,7 @@ int main(int argc, char **argv)
 			r.st.step, r.st.epoch, ru.ru_maxrss / 1024.0);
 	}
 	tk_trainlog_close(&r.log);
-	if (fflush(stdout) != 0 || ferror(stdout))
-		die_io("writing standard output:");
+	tk_close_stdout(); /* a closed pipe ends the run quietly */
 	if (D.on) {
 		dev_free(&D.dv, D.P);
 		dev_free(&D.dv, D.mom);
