@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/npy.h"
 #include "common/stream.h"
@@ -164,6 +165,10 @@ static void to_npy(const struct options *opt)
 	sprintf(kpath, "%s.keys", opt->to_npy);
 	sprintf(lpath, "%s.labels", opt->to_npy);
 	tk_outfile_open(&o.data, opt->to_npy);
+	/* the header, with the row count, is written last */
+	if (o.data.direct && lseek(fileno(o.data.fp), 0, SEEK_CUR) < 0)
+		die_usage("--to-npy %s: the file is written whole at the end and "
+			  "cannot go to a pipe", opt->to_npy);
 	tk_outfile_open(&o.keys, kpath);
 	tk_outfile_open(&o.labels, lpath);
 	struct st_doc d;
@@ -184,12 +189,11 @@ static void to_npy(const struct options *opt)
 	if (fseek(o.data.fp, 0, SEEK_SET) != 0 ||
 	    npy_write_header(o.data.fp, &o.h, o.hsize) < 0)
 		tk_write_failed(o.data.path);
-	tk_outfile_commit(&o.data);
-	tk_outfile_commit(&o.keys);
-	if (o.nlabels)
-		tk_outfile_commit(&o.labels);
-	else /* no frame had a label: no labels file */
-		tk_outfile_discard(&o.labels);
+	/* The three files as one set: no signal leaves a new OUT beside
+	 * old keys; without labels, an old OUT.labels goes too. */
+	o.labels.drop = o.nlabels == 0;
+	struct tk_outfile *set[] = {&o.data, &o.keys, &o.labels};
+	tk_outfile_commit_set(set, 3);
 	st_free(&d);
 	free(kpath);
 	free(lpath);
