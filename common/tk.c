@@ -56,6 +56,10 @@ void tk_init(const char *argv0)
 	/* A closed downstream pipe shows up as EPIPE from write, which ends
 	 * the program quietly (tk_write_failed). */
 	signal(SIGPIPE, SIG_IGN);
+	/* Past a file size limit (ulimit -f), a write fails with EFBIG and
+	 * the error's cleanup runs (the signal would kill the program and
+	 * leave the temporary file). */
+	signal(SIGXFSZ, SIG_IGN);
 	signal(SIGINT, on_fatal_signal);
 	signal(SIGTERM, on_fatal_signal);
 	signal(SIGHUP, on_fatal_signal);
