@@ -230,7 +230,8 @@ void tk_common_option(int c, const char *usage)
 	switch (c) {
 	case 'h':
 		fputs(usage, stdout);
-		exit(fflush(stdout) ? TK_EXIT_IO : 0);
+		tk_close_stdout();
+		exit(0);
 	case TK_OPT_VERSION:
 		if (tk_have_cuda())
 			printf("%s (tk) %s, CUDA support: built in (%s)\n",
@@ -240,7 +241,8 @@ void tk_common_option(int c, const char *usage)
 			       tk_progname, TK_VERSION);
 		if (tk_blas_config())
 			printf("BLAS: %s\n", tk_blas_config());
-		exit(fflush(stdout) ? TK_EXIT_IO : 0);
+		tk_close_stdout(); /* a closed pipe: 0; a full disk: said, 3 */
+		exit(0);
 	case 'q':
 		tk_quiet = 1;
 		return;
