@@ -149,6 +149,13 @@ static void npy_add(struct npy_out *o, const struct tk_stream *s,
 	if (fwrite(t->data, 1, t->nbytes, o->data.fp) != t->nbytes)
 		tk_write_failed(o->data.path);
 	const char *key = st_meta_get(d, "key"), *label = st_meta_get(d, "label");
+	/* one line a row: a line break in a key would shift the rows after */
+	if (key && strpbrk(key, "\n\r"))
+		tk_frame_die(s, d, "the key holds a line break, which %s (a line a "
+				   "row) cannot hold", o->keys.path);
+	if (label && strpbrk(label, "\n\r"))
+		tk_frame_die(s, d, "the label holds a line break, which %s (a line "
+				   "a row) cannot hold", o->labels.path);
 	fprintf(o->keys.fp, "%s\n", key ? key : "");
 	fprintf(o->labels.fp, "%s\n", label ? label : "-1");
 	o->nlabels += label != NULL;

@@ -171,6 +171,13 @@ int main(int argc, char **argv)
 		im = ds_revisitop(o.root, o.dataset, o.queries, &n);
 		tk_note("%s: %zu %s", o.dataset, n, o.queries ? "queries" : "images");
 	}
+	/* the list is lines of tab-separated fields: a path or key with a
+	 * tab or a line break would be read as other fields or lines */
+	for (size_t i = 0; i < n; i++)
+		if (strpbrk(im[i].path, "\t\n\r") || strpbrk(im[i].key, "\t\n\r"))
+			die_data("%s: a tab or line break in the image's path or key, "
+				 "which a list line (tab-separated fields) cannot hold",
+				 im[i].path);
 	size_t *perm = o.shuffle ? shuffled(&o, n) : NULL;
 	for (size_t i = 0; i < n; i++)
 		if (tk_image_print(stdout, &im[perm ? perm[i] : i]) < 0)
