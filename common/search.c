@@ -236,8 +236,10 @@ static long read_chunk_stream(struct search_db *db, int b)
 /* Map [start, start+len) of the file for slot b (replacing its window). */
 static int map_window(struct search_db *db, int b, long long start, size_t len)
 {
-	if (db->map[b])
+	if (db->map[b]) {
+		tk_mapping_remove(db->map[b]);
 		munmap(db->map[b], db->maplen[b]);
+	}
 	db->map[b] = NULL;
 	void *p = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_POPULATE,
 		       fileno(db->s.fp), start);
@@ -246,6 +248,7 @@ static int map_window(struct search_db *db, int b, long long start, size_t len)
 			    strerror(errno));
 		return -1;
 	}
+	tk_mapping_add(p, len, db->s.name);
 	db->map[b] = p;
 	db->maplen[b] = len;
 	return 0;
@@ -505,8 +508,10 @@ void search_db_close(struct search_db *db)
 	pthread_mutex_destroy(&db->mu);
 	pthread_cond_destroy(&db->cv);
 	for (int b = 0; b < 2; b++)
-		if (db->map[b])
+		if (db->map[b]) {
+			tk_mapping_remove(db->map[b]);
 			munmap(db->map[b], db->maplen[b]);
+		}
 	free(db->voff);
 	free(db->scratch);
 	free(db->mem);

@@ -234,6 +234,7 @@ int tk_map_file(const char *path, struct tk_mapped *m, struct st_doc *d,
 	}
 	m->addr = p;
 	m->len = (size_t)st.st_size;
+	tk_mapping_add(p, m->len, path);
 	char what[768];
 	if (st_parse_buffer(d, p, m->len, what, sizeof what) < 0) {
 		snprintf(err, errlen, "%s: %s", path, what);
@@ -245,7 +246,9 @@ int tk_map_file(const char *path, struct tk_mapped *m, struct st_doc *d,
 
 void tk_unmap_file(struct tk_mapped *m)
 {
-	if (m->addr)
+	if (m->addr) {
+		tk_mapping_remove(m->addr);
 		munmap(m->addr, m->len);
+	}
 	memset(m, 0, sizeof *m);
 }

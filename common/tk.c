@@ -11,6 +11,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -48,6 +49,70 @@ static void on_fatal_signal(int sig)
 	raise(sig);
 }
 
+/* Files mapped into memory (tk_mapping_add), for SIGBUS: a mapped file
+ * cut short while it is read (rewritten in place by another program)
+ * faults where a read would fail.  Slots are claimed under the lock,
+ * read by the handler without it. */
+#define MAX_MAPS 16
+static struct {
+	const char *volatile lo; /* NULL: a free slot */
+	size_t len;
+	char name[256];
+} maps[MAX_MAPS];
+static pthread_mutex_t maps_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void tk_mapping_add(const void *addr, size_t len, const char *name)
+{
+	pthread_mutex_lock(&maps_lock);
+	for (int i = 0; i < MAX_MAPS; i++)
+		if (!maps[i].lo) {
+			maps[i].len = len;
+			snprintf(maps[i].name, sizeof maps[i].name, "%s", name);
+			__atomic_store_n(&maps[i].lo, (const char *)addr, __ATOMIC_RELEASE);
+			break;
+		}
+	pthread_mutex_unlock(&maps_lock);
+}
+
+void tk_mapping_remove(const void *addr)
+{
+	pthread_mutex_lock(&maps_lock);
+	for (int i = 0; i < MAX_MAPS; i++)
+		if (maps[i].lo == addr)
+			__atomic_store_n(&maps[i].lo, NULL, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&maps_lock);
+}
+
+static void say(const char *s)
+{
+	if (write(STDERR_FILENO, s, strlen(s)) < 0)
+		return;
+}
+
+/* A fault in a mapped file: say which, remove the temporary files and
+ * exit 3; any other bus error still kills the program with the signal,
+ * as on_fatal_signal does. */
+static void on_bus_error(int sig, siginfo_t *si, void *ctx)
+{
+	(void)ctx;
+	const char *at = si->si_addr;
+	for (int i = 0; i < MAX_MAPS; i++) {
+		const char *lo = __atomic_load_n(&maps[i].lo, __ATOMIC_ACQUIRE);
+		if (!lo || at < lo || at >= lo + maps[i].len)
+			continue;
+		say(tk_progname);
+		say(": error: ");
+		say(maps[i].name);
+		say(": cut short while being read (another program rewrote "
+		    "it?)\n");
+		for (int j = 0; j < MAX_TMP; j++)
+			if (tmp_files[j])
+				unlink(tmp_files[j]);
+		_exit(TK_EXIT_IO);
+	}
+	on_fatal_signal(sig);
+}
+
 void tk_init(const char *argv0)
 {
 	const char *slash = argv0 ? strrchr(argv0, '/') : NULL;
@@ -63,6 +128,11 @@ void tk_init(const char *argv0)
 	signal(SIGINT, on_fatal_signal);
 	signal(SIGTERM, on_fatal_signal);
 	signal(SIGHUP, on_fatal_signal);
+	struct sigaction bus = {0};
+	bus.sa_sigaction = on_bus_error;
+	bus.sa_flags = SA_SIGINFO;
+	sigemptyset(&bus.sa_mask);
+	sigaction(SIGBUS, &bus, NULL);
 	/* Streams are written in large pieces. */
 	static char outbuf[1 << 20];
 	if (!isatty(STDOUT_FILENO))

@@ -32,6 +32,11 @@ _Noreturn void tk_die_now(int status, const char *fmt, ...)
 #define die_usage(...) tk_die(TK_EXIT_USAGE, __VA_ARGS__)
 #define die_data(...) tk_die(TK_EXIT_DATA, __VA_ARGS__)
 #define die_io(...) tk_die(TK_EXIT_IO, __VA_ARGS__)
+/* A file mapped read-only at addr: a fault there (the file cut short by
+ * another program) stops the program with an error naming it, exit 3.
+ * Remove before unmapping. */
+void tk_mapping_add(const void *addr, size_t len, const char *name);
+void tk_mapping_remove(const void *addr);
 /* For functions that report errors to their caller: format the message
  * into err (errlen bytes) and return -1. */
 int tk_errf(char *err, size_t errlen, const char *fmt, ...)

@@ -1006,11 +1006,15 @@ int tl_read_file(struct tl_checkpoint *c, const char *path, unsigned flags,
 		}
 	}
 	close(fd);
+	if (map)
+		tk_mapping_add(map, len, path);
 	char what[1024];
 	if (tl_read_buffer(c, map ? map : "", len, flags, what, sizeof what) < 0) {
 		snprintf(err, errlen, "%s: %s", path, what);
-		if (map)
+		if (map) {
+			tk_mapping_remove(map);
 			munmap(map, len);
+		}
 		return -1;
 	}
 	c->map = map;
@@ -1026,8 +1030,10 @@ void tl_free(struct tl_checkpoint *c)
 	for (int i = 0; i < c->nbufs; i++)
 		free(c->bufs[i]);
 	free(c->bufs);
-	if (c->map)
+	if (c->map) {
+		tk_mapping_remove(c->map);
 		munmap(c->map, c->maplen);
+	}
 	memset(c, 0, sizeof *c);
 	c->epoch = -1;
 }
