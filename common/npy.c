@@ -91,7 +91,19 @@ int npy_read_header(FILE *fp, struct npy_header *h, char *err, size_t errlen)
 	dict[hlen] = 0;
 	const char *p = field(dict, "descr");
 	if (!p || parse_descr(p, &h->dtype) < 0) {
-		rc = tk_errf(err, errlen, "unsupported or missing .npy descr");
+		/* name what the file holds, when it is a plain type */
+		const char *q = p && *p == '\'' ? strchr(p + 1, '\'') : NULL;
+		if (q && q - p - 1 <= 8 && p[1] == '>')
+			rc = tk_errf(err, errlen, ".npy dtype '%.*s' is big-endian: "
+				     "give a little-endian array (numpy: "
+				     "a.astype(a.dtype.newbyteorder('<')))",
+				     (int)(q - p - 1), p + 1);
+		else if (q && q - p - 1 <= 8)
+			rc = tk_errf(err, errlen, ".npy dtype '%.*s' is not one tk "
+				     "reads (bool, integers, float16, bfloat16, "
+				     "float32, float64)", (int)(q - p - 1), p + 1);
+		else
+			rc = tk_errf(err, errlen, "unsupported or missing .npy descr");
 		goto out;
 	}
 	p = field(dict, "fortran_order");

@@ -218,7 +218,9 @@ static char **read_lines(const char *path, long *n)
 	*n = 0;
 	while ((len = getline(&line, &cap, fp)) >= 0) {
 		if (len && line[len - 1] == '\n')
-			line[len - 1] = 0;
+			line[--len] = 0;
+		if (len && line[len - 1] == '\r') /* a CRLF file's lines */
+			line[--len] = 0;
 		lines = xrealloc(lines, xmul(*n + 1, sizeof *lines));
 		lines[(*n)++] = xstrdup(line);
 	}
