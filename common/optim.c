@@ -20,6 +20,13 @@ long tk_steps_per_epoch(const struct tk_hparams *h)
 	return batches / h->update_every;
 }
 
+long tk_schedule_pos(const struct tk_hparams *h, long epoch, long seen)
+{
+	long per = tk_steps_per_epoch(h), left = h->epoch_size - seen;
+	long after = left > 0 ? (left + h->batch - 1) / h->batch / h->update_every : 0;
+	return epoch * per + per - after;
+}
+
 double tk_lr(const struct tk_hparams *h, long k)
 {
 	double scale_w = h->warmup_lr * h->batch * h->update_every / 256;

@@ -38,6 +38,14 @@ void tk_hparams_default(struct tk_hparams *h);
 /* Optimizer steps per epoch: int(ceil(epoch_size / batch) / update_every),
  * as the reference's int(len(train_loader) / update_every). */
 long tk_steps_per_epoch(const struct tk_hparams *h);
+/* The schedule's steps done (tk_lr's k of the next step) with seen images
+ * of epoch 'epoch' (from 0) trained: epoch * steps per epoch, plus the
+ * epoch's steps less those that its remaining images, in batches of
+ * h->batch, still make.  With the same batch throughout that is the
+ * steps taken; after a change of batch, update_every or epoch_size (a
+ * resumed run) or a batch skipped, every epoch still ends where the
+ * schedule's epoch ends. */
+long tk_schedule_pos(const struct tk_hparams *h, long epoch, long seen);
 /* The learning rate of optimizer step k (from 0): np.linspace warm-up over
  * warmup_epochs epochs of steps, then final + (base - final) (1 +
  * cos(pi j / n)) / 2 over the rest, each rate scaled by batch *

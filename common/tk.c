@@ -211,6 +211,14 @@ void tk_warn(const char *fmt, ...)
 	va_end(ap);
 }
 
+void tk_warn_loud(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vmsg("warning: ", fmt, ap);
+	va_end(ap);
+}
+
 void tk_note(const char *fmt, ...)
 {
 	if (tk_quiet)

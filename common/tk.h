@@ -43,6 +43,10 @@ int tk_errf(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* "tk-NAME: warning: <msg>" unless --quiet. */
 void tk_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "tk-NAME: warning: <msg>" even with --quiet: for what makes a run
+ * other than the one its options ask for (an option overriding a
+ * checkpoint's, which pipelines run quiet). */
+void tk_warn_loud(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* "tk-NAME: <msg>" unless --quiet: summaries and notes. */
 void tk_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

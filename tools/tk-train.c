@@ -193,9 +193,15 @@ static void parse_options(struct options *o, int argc, char **argv)
 }
 
 /* On --resume the checkpoint's hyper-parameters hold unless an option
- * sets one again, which is said. */
-static void merge_hparams(struct tk_hparams *ck, const struct options *o)
+ * sets one again, which is said even with --quiet (pipelines run quiet,
+ * and the run is then not the one the checkpoint began).  Another batch,
+ * update-every or epoch size changes the steps per epoch: the schedule
+ * goes on from the checkpoint's place in its epochs (tk_schedule_pos),
+ * not from its step count, so that it still ends with the last epoch. */
+static void merge_hparams(struct tk_train_state *st, const struct options *o)
 {
+	struct tk_hparams *ck = &st->h, was = st->h;
+	long pos = tk_schedule_pos(&was, st->epoch, st->seen);
 	static const struct {
 		int opt;
 		const char *name;
@@ -223,14 +229,28 @@ static void merge_hparams(struct tk_hparams *ck, const struct options *o)
 		char *dst = (char *)ck + f[i].off;
 		const char *src = (const char *)&o->h + f[i].off;
 		if (memcmp(dst, src, sizes[f[i].kind]) != 0)
-			tk_warn("%s differs from the checkpoint's: the schedule changes",
-				f[i].name);
+			tk_warn_loud("%s differs from the checkpoint's: the schedule "
+				     "changes", f[i].name);
 		memcpy(dst, src, sizes[f[i].kind]);
 	}
 	if (o->set[31] && o->h.batch != ck->batch) {
-		tk_warn("--batch differs from the checkpoint's: the schedule changes");
+		tk_warn_loud("--batch differs from the checkpoint's: the schedule "
+			     "changes");
 		ck->batch = o->h.batch;
 	}
+	if (st->seen && st->seen >= ck->epoch_size)
+		die_usage("--epoch-size %ld: the checkpoint has trained %ld images "
+			  "of epoch %ld already (resume it with its epoch size, %ld, "
+			  "or change it at an epoch's end)", ck->epoch_size, st->seen,
+			  st->epoch + 1, was.epoch_size);
+	long per = tk_steps_per_epoch(&was), per2 = tk_steps_per_epoch(ck);
+	if (per2 != per || tk_schedule_pos(ck, st->epoch, st->seen) != pos)
+		tk_warn_loud("%ld steps per epoch, where the checkpoint's "
+			     "schedule had %ld: it goes on from its place, %ld "
+			     "images into epoch %ld, which is step %ld of %ld now "
+			     "(step %ld of %ld before)", per2, per, st->seen,
+			     st->epoch + 1, tk_schedule_pos(ck, st->epoch, st->seen),
+			     per2 * ck->epochs, pos, per * was.epochs);
 }
 
 /* ---- the device path ----
@@ -607,7 +627,9 @@ static void train(struct run *r)
 	int ahead = -1; /* images of the next batch read early, -1: none */
 	long nimg = 0, hit1 = 0, hit5 = 0;
 	double loss_sum = 0, t0 = tk_now(), c0 = cpu_now();
-	long steps_total = tk_steps_per_epoch(h) * h->epochs;
+	/* the step count at the schedule's end */
+	long steps_total = st->step + tk_steps_per_epoch(h) * h->epochs -
+			   tk_schedule_pos(h, st->epoch, st->seen);
 	long stop = o->epoch ? o->epoch : h->epochs;
 	while (st->epoch < stop) {
 		int want, mine = next_batch(h, st->seen, &want);
@@ -711,7 +733,10 @@ static void train(struct run *r)
 			pending++;
 		}
 		if (pending == h->update_every) {
-			double norm, lr = tk_lr(h, st->step);
+			/* the schedule's place: the epochs', whatever batch
+			 * a checkpoint began the epoch with */
+			double norm, lr = tk_lr(h, tk_schedule_pos(h, st->epoch,
+								  st->seen) - 1);
 			if (D.on) {
 				norm = h->clip > 0 ? tk_clip_grad_on(&D.dv, m, r->grad, h->clip)
 						   : tk_grad_norm_on(&D.dv, m, r->grad);
@@ -938,7 +963,7 @@ int main(int argc, char **argv)
 		if (tk_checkpoint_load(&r.m, &r.momentum, &r.st, o.resume, err,
 				       sizeof err) < 0)
 			die_data("--resume %s", err);
-		merge_hparams(&r.st.h, &o);
+		merge_hparams(&r.st, &o);
 		check_warmup(&r.st.h);
 		if (r.st.threads) {
 			if (o.threads && o.threads != r.st.threads)
@@ -981,8 +1006,10 @@ int main(int argc, char **argv)
 	if (o.out) {
 		char desc[256];
 		tk_arch_describe(&r.m.arch, desc, sizeof desc);
-		tk_note("%s; %ld steps per epoch, step %ld of %ld, epoch %ld, %d threads",
-			desc, tk_steps_per_epoch(&r.st.h), r.st.step,
+		tk_note("%s; %ld steps per epoch, step %ld (the schedule's %ld of "
+			"%ld), epoch %ld, %d threads", desc,
+			tk_steps_per_epoch(&r.st.h), r.st.step,
+			tk_schedule_pos(&r.st.h, r.st.epoch, r.st.seen),
 			tk_steps_per_epoch(&r.st.h) * r.st.h.epochs, r.st.epoch,
 			tk_threads());
 		if (o.epoch && r.st.epoch != o.epoch - 1)
