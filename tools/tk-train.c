@@ -51,6 +51,8 @@ static const char usage[] =
     "      --deterministic    record the thread count (GPU: cuDNN's deterministic\n"
     "                         algorithms); resumed runs equal uninterrupted\n"
     "                         ones bit for bit\n"
+    "      --no-deterministic on --resume, leave a deterministic checkpoint's\n"
+    "                         mode (and its thread count)\n"
     "  -l, --log FILE         append JSON lines: a record per step (records of\n"
     "                         steps after this run's first go to FILE.removed)\n"
     "      --plot FILE.svg    draw the log's loss and error curves (with --log\n"
@@ -76,6 +78,7 @@ enum {
 	OPT_WARMUP_LR, OPT_LR, OPT_FINAL_LR, OPT_MOMENTUM, OPT_WD, OPT_CLIP,
 	OPT_DROPOUT, OPT_SEED, OPT_SAVE_EVERY, OPT_NO_SKIP, OPT_DETERMINISTIC,
 	OPT_PLOT, OPT_VALIDATE, OPT_EPOCH, OPT_DEVICE, OPT_PRECISION,
+	OPT_NO_DETERMINISTIC,
 };
 
 struct options {
@@ -83,7 +86,7 @@ struct options {
 	struct tk_hparams h;
 	char set[32]; /* hyper-parameters given on the command line */
 	long save_every, epoch;
-	int no_skip, deterministic, threads;
+	int no_skip, deterministic, no_deterministic, threads;
 	const char *device, *precision;
 };
 
@@ -121,6 +124,7 @@ static void parse_options(struct options *o, int argc, char **argv)
 	    {"save-every", required_argument, 0, OPT_SAVE_EVERY},
 	    {"no-skip", no_argument, 0, OPT_NO_SKIP},
 	    {"deterministic", no_argument, 0, OPT_DETERMINISTIC},
+	    {"no-deterministic", no_argument, 0, OPT_NO_DETERMINISTIC},
 	    {"log", required_argument, 0, 'l'},
 	    {"plot", required_argument, 0, OPT_PLOT},
 	    {"validate", required_argument, 0, OPT_VALIDATE},
@@ -160,6 +164,7 @@ static void parse_options(struct options *o, int argc, char **argv)
 		case OPT_SAVE_EVERY: o->save_every = tk_parse_long("--save-every", optarg, 1, 1L << 40); break;
 		case OPT_NO_SKIP: o->no_skip = 1; break;
 		case OPT_DETERMINISTIC: o->deterministic = 1; break;
+		case OPT_NO_DETERMINISTIC: o->no_deterministic = 1; break;
 		case 'l': o->log = optarg; break;
 		case OPT_PLOT: o->plot = optarg; break;
 		case OPT_VALIDATE: o->validate = optarg; break;
@@ -186,6 +191,8 @@ static void parse_options(struct options *o, int argc, char **argv)
 		die_usage("--plot goes with --out (it is drawn with each checkpoint)");
 	if (o->epoch && !o->out)
 		die_usage("--epoch goes with --out");
+	if (o->deterministic && o->no_deterministic)
+		die_usage("give one of --deterministic and --no-deterministic");
 	if (!(h->dropout >= 0 && h->dropout < 1))
 		die_usage("--dropout must be in [0, 1)");
 	if (!o->resume)
@@ -965,10 +972,26 @@ int main(int argc, char **argv)
 			die_data("--resume %s", err);
 		merge_hparams(&r.st, &o);
 		check_warmup(&r.st.h);
-		if (r.st.threads) {
-			if (o.threads && o.threads != r.st.threads)
-				die_usage("--threads %d: the deterministic checkpoint was "
-					  "made with %d threads", o.threads, r.st.threads);
+		/* A deterministic checkpoint's thread count holds unless
+		 * an option says otherwise, which ends bit-exactness with
+		 * the run's earlier part (said even under -q). */
+		if (r.st.threads && o.no_deterministic) {
+			tk_warn_loud("--no-deterministic: the checkpoint was made "
+				     "with --deterministic (%d threads); from here "
+				     "on the run is not bit for bit an uninterrupted "
+				     "one", r.st.threads);
+			r.st.threads = 0;
+		} else if (r.st.threads && o.threads && o.threads != r.st.threads) {
+			tk_warn_loud("--threads %d: the deterministic checkpoint was "
+				     "made with %d threads; from here on the run is "
+				     "not bit for bit an uninterrupted one (it stays "
+				     "deterministic with %d)", o.threads, r.st.threads,
+				     o.threads);
+		} else if (r.st.threads) {
+			tk_note("the deterministic checkpoint's %d threads, as it "
+				"was made with (--threads N or --no-deterministic "
+				"change that, ending bit-exactness with the run so "
+				"far)", r.st.threads);
 			o.threads = r.st.threads;
 		}
 	} else {
@@ -978,7 +1001,7 @@ int main(int argc, char **argv)
 		r.momentum = xcalloc(r.m.numel, sizeof *r.momentum);
 	}
 	tk_threads_set(o.threads);
-	if (o.deterministic)
+	if (o.deterministic || r.st.threads)
 		r.st.threads = tk_threads();
 	if (r.m.arch.classes < 1)
 		die_data("%s: the model has no classifier (tk-init --classes C)",
