@@ -804,7 +804,12 @@ static void train(struct run *r)
 			st->epoch++;
 			st->seen = 0;
 			mark_boundary(bdp, m, st);
-			if (o->save_every && st->step % o->save_every == 0)
+			/* At the run's stop the last save follows, at once
+			 * without --validate; with it, this one keeps the
+			 * epoch should the validation be stopped (and
+			 * --epoch resumes it by validating). */
+			if (o->save_every && st->step % o->save_every == 0 &&
+			    (st->epoch < stop || o->validate))
 				save(r);
 		}
 	}
@@ -1035,11 +1040,21 @@ int main(int argc, char **argv)
 			tk_schedule_pos(&r.st.h, r.st.epoch, r.st.seen),
 			tk_steps_per_epoch(&r.st.h) * r.st.h.epochs, r.st.epoch,
 			tk_threads());
-		if (o.epoch && r.st.epoch != o.epoch - 1)
+		/* A checkpoint saved at the end of epoch E (--save-every)
+		 * and interrupted before the run's end (its validation, its
+		 * last save): the epoch is trained, what is left is done. */
+		int trained = o.epoch && o.resume && r.st.epoch == o.epoch;
+		if (o.epoch && r.st.epoch != o.epoch - 1 && !trained)
 			die_data("--epoch %ld: the %s is at the end of epoch %ld, "
 				 "not inside epoch %ld", o.epoch,
 				 o.resume ? "checkpoint" : "model", r.st.epoch, o.epoch);
-		train(&r);
+		if (trained)
+			tk_note("%s is at the end of epoch %ld already: the stream "
+				"is not read; %s%s", o.resume, o.epoch,
+				o.validate ? "validating, then " : "", "writing the "
+				"checkpoint");
+		else
+			train(&r);
 		/* done with the ranks' collectives: peers that train on
 		 * (a longer stream) stop, and the others let rank 0 save */
 		tk_dist_watch_end(r.rounds);
