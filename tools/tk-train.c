@@ -538,6 +538,8 @@ struct run {
 	long last_saved; /* step of the last checkpoint written, -1: none */
 	int out_existed; /* --out was there before this run */
 	long rounds;     /* batches trained on with the other ranks */
+	long extra;      /* --epoch: the frame after the epoch's end, -1: none */
+	char extra_key[160];
 };
 
 static void save(struct run *r)
@@ -638,6 +640,7 @@ static void train(struct run *r)
 	long steps_total = st->step + tk_steps_per_epoch(h) * h->epochs -
 			   tk_schedule_pos(h, st->epoch, st->seen);
 	long stop = o->epoch ? o->epoch : h->epochs;
+	int to_train = st->epoch < stop;
 	while (st->epoch < stop) {
 		int want, mine = next_batch(h, st->seen, &want);
 		int got;
@@ -813,6 +816,17 @@ static void train(struct run *r)
 				save(r);
 		}
 	}
+	if (to_train && s.frame == skip)
+		die_data("%s: no frames to train on%s (no checkpoint written)",
+			 s.name, skip ? " after those the checkpoint had trained" : "");
+	/* A stream longer than its epoch: most likely the wrong list or
+	 * --epoch-size, which the rest of the run would train with. */
+	r->extra = -1;
+	if (o->epoch && st->epoch == stop && tk_read_frame(&s, &d)) {
+		const char *k = st_meta_get(&d, "key");
+		r->extra = s.frame - 1;
+		snprintf(r->extra_key, sizeof r->extra_key, "%s", k ? k : "");
+	}
 	tk_stream_close(&s);
 	dev_profile_report(&D.dv);
 	dev_ddp_report(&D.dv, D.ddp, D.bucket);
@@ -823,6 +837,12 @@ static void train(struct run *r)
 		tk_note("the stream ended %d batches after step %ld: the checkpoint "
 			"is at that step", pending, st->step);
 	}
+	if (!o->epoch && st->epoch < stop)
+		tk_warn("the stream ended at step %ld, %ld images into epoch %ld of "
+			"%d: %ld images of the schedule to go (--resume the "
+			"checkpoint with the rest)", st->step, st->seen,
+			st->epoch + 1, h->epochs,
+			(h->epochs - st->epoch) * h->epoch_size - st->seen);
 	tk_net_free(r->net);
 	r->net = NULL;
 	if (D.on) {
@@ -970,6 +990,7 @@ int main(int argc, char **argv)
 	static struct run r;
 	r.o = &o;
 	r.last_saved = -1;
+	r.extra = -1;
 	char err[1024];
 	if (o.resume) {
 		if (tk_checkpoint_load(&r.m, &r.momentum, &r.st, o.resume, err,
@@ -1058,6 +1079,15 @@ int main(int argc, char **argv)
 		/* done with the ranks' collectives: peers that train on
 		 * (a longer stream) stop, and the others let rank 0 save */
 		tk_dist_watch_end(r.rounds);
+		if (!trained && r.extra >= 0) {
+			save(&r);
+			die_data("<stdin>: frame %ld%s%s%s: the stream goes on past "
+				 "the end of epoch %ld (--epoch-size %ld): the wrong "
+				 "list or epoch size? %s holds the epoch, not validated",
+				 r.extra, *r.extra_key ? " (key " : "", r.extra_key,
+				 *r.extra_key ? ")" : "", o.epoch, r.st.h.epoch_size,
+				 o.out);
+		}
 		if (o.epoch && r.st.epoch != o.epoch) {
 			save(&r);
 			die_data("the stream stopped %ld images short of the end of "
