@@ -4,6 +4,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -12,20 +13,25 @@
 
 #include "tk.h"
 
-/* The step of a log line: -1 for a line without one. */
-static long line_step(const char *line)
+/* Whether a line is moved: a record of a step after 'from', or a
+ * validation record of step 'val'. */
+static int line_moved(const char *line, long from, long val)
 {
 	cJSON *o = cJSON_Parse(line);
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "step");
 	long step = cJSON_IsNumber(v) ? (long)v->valuedouble : -1;
+	int m = step > from ||
+		(step >= 0 && step == val &&
+		 cJSON_GetObjectItemCaseSensitive(o, "val_loss"));
 	cJSON_Delete(o);
-	return step;
+	return m;
 }
 
-/* Rewrite the log at path without the records of steps after 'from'
- * (atomically), those appended to path.removed first, so that nothing is
- * lost whenever the run stops; how many moved. */
-static long rewind_log(const char *path, long from)
+/* Rewrite the log at path without the records of steps after 'from' and
+ * the validation records of step 'val' (atomically), those appended to
+ * path.removed first, so that nothing is lost whenever the run stops;
+ * how many moved. */
+static long rewind_log(const char *path, long from, long val)
 {
 	FILE *in = fopen(path, "r");
 	if (!in) {
@@ -37,7 +43,7 @@ static long rewind_log(const char *path, long from)
 	size_t cap = 0;
 	long later = 0;
 	while (getline(&buf, &cap, in) >= 0)
-		later += line_step(buf) > from;
+		later += line_moved(buf, from, val);
 	if (ferror(in))
 		die_io("reading the log %s:", path);
 	if (later) {
@@ -50,7 +56,7 @@ static long rewind_log(const char *path, long from)
 		rewind(in);
 		ssize_t n;
 		while ((n = getline(&buf, &cap, in)) >= 0)
-			if (fwrite(buf, 1, n, line_step(buf) > from ? rm : out) != (size_t)n)
+			if (fwrite(buf, 1, n, line_moved(buf, from, val) ? rm : out) != (size_t)n)
 				die_io("writing the log %s:", path);
 		if (ferror(in))
 			die_io("reading the log %s:", path);
@@ -80,7 +86,7 @@ long tk_trainlog_open(struct tk_trainlog *l, const char *path, long from)
 	memset(l, 0, sizeof *l);
 	if (!path)
 		return 0;
-	long later = from >= 0 ? rewind_log(path, from) : 0;
+	long later = from >= 0 ? rewind_log(path, from, -1) : 0;
 	int torn = ends_torn(path);
 	l->fp = fopen(path, "a");
 	if (!l->fp)
@@ -91,6 +97,19 @@ long tk_trainlog_open(struct tk_trainlog *l, const char *path, long from)
 	if (torn && (fputc('\n', l->fp) == EOF || fflush(l->fp) != 0))
 		die_io("writing the log %s:", path);
 	return later;
+}
+
+long tk_trainlog_drop_val(struct tk_trainlog *l, long step)
+{
+	if (!l->fp)
+		return 0;
+	if (fclose(l->fp) != 0)
+		die_io("closing the log %s:", l->path);
+	long n = rewind_log(l->path, LONG_MAX, step);
+	l->fp = fopen(l->path, "a");
+	if (!l->fp)
+		die_io("cannot open the log %s:", l->path);
+	return n;
 }
 
 void tk_trainlog_write(struct tk_trainlog *l, const char *fmt, ...)

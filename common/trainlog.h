@@ -19,6 +19,10 @@ struct tk_trainlog {
  * and this one trains those steps again) are moved to path.removed
  * first, and their number returned. */
 long tk_trainlog_open(struct tk_trainlog *l, const char *path, long from);
+/* Before a validation record of step: the log's earlier validation
+ * records of that step (a checkpoint validated again) move to
+ * path.removed; their number. */
+long tk_trainlog_drop_val(struct tk_trainlog *l, long step);
 /* One line: the formatted text must be a JSON object. */
 void tk_trainlog_write(struct tk_trainlog *l, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -1,6 +1,8 @@
 /* tk-train - train Token on image frames with labels: batches, forward,
  * backward, SGD; checkpoints that resume the same schedule; a JSON-lines
  * log and its plot; validation. */
+#include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
@@ -339,11 +341,13 @@ static int parse_label(const struct tk_stream *s, const struct st_doc *d,
 	if (!v)
 		tk_frame_die(s, d, "no 'label' in the metadata: training needs labels");
 	char *end;
+	errno = 0;
 	long l = strtol(v, &end, 10);
-	if (end == v || *end)
+	/* digits, perhaps after a minus: strtol also takes spaces and '+' */
+	if (end == v || *end || !(isdigit((unsigned char)*v) || *v == '-'))
 		tk_frame_die(s, d, "label '%s' is not an integer", v);
-	if (l < 0 || l >= classes)
-		tk_frame_die(s, d, "label %ld is outside the model's %d classes", l,
+	if (errno == ERANGE || l < 0 || l >= classes)
+		tk_frame_die(s, d, "label %s is outside the model's %d classes", v,
 			     classes);
 	return (int)l;
 }
@@ -890,6 +894,12 @@ static void validate(struct run *r, const struct options *o)
 	st->val_top1 = 100.0 * (n - v[2]) / n;
 	st->val_top5 = 100.0 * (n - v[3]) / n;
 	st->val_images = n;
+	/* one validation record a step: an earlier one of this step (the
+	 * checkpoint validated again) makes way */
+	long moved = o->resume || o->out ? tk_trainlog_drop_val(&r->log, st->step) : 0;
+	if (moved)
+		tk_note("%s: moved %ld validation records of step %ld to "
+			"%s.removed", o->log, moved, st->step, o->log);
 	char line[512], lossj[32];
 	snprintf(line, sizeof line,
 		 "{\"step\": %ld, \"epoch\": %ld, \"val_loss\": %s, "
