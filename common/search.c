@@ -479,25 +479,38 @@ long search_db_next(struct search_db *db, const float **v, long *ld)
 	return m;
 }
 
+/* The vectors go to a buffer of the caller's own until the pass ends:
+ * db->mem set earlier would send the next search_db_next to its
+ * in-memory branch, with db->n still unknown.  A file's buffer is sized
+ * once by db->est (an upper bound on its vectors); a pipe's doubles as it
+ * fills.  Either is cut to the vectors read at the end. */
 void search_db_load(struct search_db *db)
 {
-	long cap = 0, ld;
+	long cap = db->est > 0 ? db->est : 0, ld;
 	const float *v;
 	long m;
+	float *mem = NULL;
+	uint64_t row = (uint64_t)db->dim * 4, peak = 0;
 	search_db_rewind(db);
 	while ((m = search_db_next(db, &v, &ld)) > 0) {
-		if (db->pos > cap) {
-			cap = 2 * db->pos;
-			db->mem = xrealloc(db->mem, xmul(xmul(cap, db->dim), 4));
+		if (row == 0) /* learnt from the first frame */
+			row = (uint64_t)db->dim * 4;
+		if (db->pos > cap || !mem) {
+			/* A copying realloc holds both blocks for a moment. */
+			uint64_t old = mem ? (uint64_t)cap * row : 0;
+			cap = db->pos > cap ? 2 * db->pos : cap;
+			mem = xrealloc(mem, xmul(cap, row));
+			peak = old + cap * row > peak ? old + cap * row : peak;
 		}
 		for (long i = 0; i < m; i++)
-			memcpy(db->mem + (size_t)(db->pos - m + i) * db->dim,
-			       v + i * ld, (size_t)db->dim * 4);
+			memcpy(mem + (size_t)(db->pos - m + i) * db->dim,
+			       v + i * ld, row);
 	}
 	db->n = db->pos;
 	db->pos = 0;
-	if (!db->mem) /* empty: still "in memory" */
-		db->mem = xmalloc(4);
+	/* Empty: still "in memory". */
+	db->mem = xrealloc(mem, db->n > 0 ? xmul(db->n, row) : 4);
+	db->load_peak = peak;
 }
 
 void search_db_close(struct search_db *db)

@@ -43,6 +43,7 @@ struct search_db {
 	long est;  /* upper bound on n for planning memory; -1 unknown */
 	long chunk_cap;
 	float *mem;  /* the whole database, after search_db_load */
+	uint64_t load_peak; /* the most bytes search_db_load held at once */
 	/* The reading thread fills buf[0] and buf[1] in turn, a chunk ahead
 	 * of the caller, who holds one of them between calls. */
 	pthread_t thread;
@@ -70,7 +71,7 @@ struct search_db {
 /* dim 0: taken from the first frame. */
 void search_db_open(struct search_db *db, const char *path, int dim,
 		    double qnorm, long chunk_cap);
-/* Read the rest of the database into memory (db->mem, db->n). */
+/* Read the database into memory (db->mem, db->n, db->load_peak). */
 void search_db_load(struct search_db *db);
 /* Start a new pass; dies if the database is a pipe already read. */
 void search_db_rewind(struct search_db *db);

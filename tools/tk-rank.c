@@ -212,11 +212,14 @@ static void db_augmentation(struct search_db *db, long n, double alpha,
 	int dim = db->dim;
 	if (N == 0)
 		die_data("%s: the database is empty", db->path);
+	/* The vectors and their augmented copy; reading them may have
+	 * held more for a moment (search_db_load's growing buffer). */
 	uint64_t held = (uint64_t)N * dim * 4 * 2;
-	if (held > avail)
+	uint64_t peak = db->load_peak > held ? db->load_peak : held;
+	if (peak > avail)
 		die_usage("--dba holds the database twice in memory "
-			  "(%.1fM): raise --mem",
-			  (double)held / (1 << 20));
+			  "(%.1fM for %ld vectors): raise --mem",
+			  (double)peak / (1 << 20), N);
 	avail -= held;
 	long k = n + 1 < N ? n + 1 : N;
 	uint64_t per = db->chunk_cap * 4 + (2 * (uint64_t)k + 64) * 8;
