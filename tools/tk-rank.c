@@ -1,9 +1,11 @@
 /* tk-rank - exact inner-product search: the database ranked for each
  * query, in chunks bounded by --mem; merging of sharded rankings; alpha
  * query expansion and database-side augmentation. */
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <omp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -117,8 +119,12 @@ static void parse_options(struct options *o, int argc, char **argv)
 
 /* ---- writing rankings ---- */
 
+/* A rank frame: the query's metadata, 'dbsize' (the vectors of the
+ * database ranked, so that --merge can tell a shard's full ranking from
+ * its best K and check the offsets; -1: unknown, left out) and the keys
+ * as 'rank' and 'score'. */
 static void write_ranking(const struct st_doc *meta, const uint64_t *keys,
-			  long n)
+			  long n, long dbsize)
 {
 	static int32_t *rank; /* kept for the next frame */
 	static float *score;
@@ -134,17 +140,28 @@ static void write_ranking(const struct st_doc *meta, const uint64_t *keys,
 	}
 	static struct st_doc d;
 	st_clear(&d);
-	st_meta_copy(&d, meta);
+	for (int i = 0; i < meta->nmeta; i++)
+		if (strcmp(meta->meta[i].key, "dbsize"))
+			st_meta_set(&d, meta->meta[i].key, meta->meta[i].val);
+	if (dbsize >= 0)
+		st_meta_setf(&d, "dbsize", "%ld", dbsize);
 	int64_t shape[1] = {n};
 	st_add(&d, "rank", ST_I32, 1, shape, rank);
 	st_add(&d, "score", ST_F32, 1, shape, score);
 	tk_write_frame(&d);
 }
 
-/* exact_emit: query i's ranking as a rank frame with its metadata. */
-static void emit_frame(void *meta, long i, const uint64_t *keys, long n)
+struct emit_ctx {
+	const struct st_doc *meta; /* the queries' */
+	const struct search_db *db;
+};
+
+/* exact_emit: query i's ranking as a rank frame with its metadata (the
+ * database's size is known once a pass has read it all). */
+static void emit_frame(void *ctx, long i, const uint64_t *keys, long n)
 {
-	write_ranking(&((const struct st_doc *)meta)[i], keys, n);
+	const struct emit_ctx *c = ctx;
+	write_ranking(&c->meta[i], keys, n, c->db->n);
 }
 
 /* ---- query expansion and database-side augmentation ---- */
@@ -285,9 +302,10 @@ static long *parse_offsets(const char *s, int n)
 }
 
 /* Shard i's ranking as global keys: checked to be a ranking tk-rank wrote
- * (sorted best first, positions inside the shard). */
+ * (sorted best first, positions below 'limit', its database's size or the
+ * gap to the next offset; -1: unknown). */
 static size_t shard_keys(const struct tk_stream *s, const struct st_doc *d,
-			 long off, long next, uint64_t **keys, size_t *cap)
+			 long off, long limit, uint64_t **keys, size_t *cap)
 {
 	const struct st_tensor *r = tk_frame_tensor(s, d, "rank", ST_I32, 1);
 	const struct st_tensor *sc = tk_frame_tensor(s, d, "score", ST_F32, 1);
@@ -295,6 +313,9 @@ static size_t shard_keys(const struct tk_stream *s, const struct st_doc *d,
 		tk_frame_die(s, d, "'rank' has %lld entries, 'score' %lld",
 			     (long long)r->shape[0], (long long)sc->shape[0]);
 	size_t n = r->shape[0];
+	if (limit >= 0 && n > (size_t)limit)
+		tk_frame_die(s, d, "%zu items for a shard of %ld vectors", n,
+			     limit);
 	if (n > *cap) {
 		*cap = n;
 		*keys = xrealloc(*keys, xmul(n, sizeof **keys));
@@ -304,7 +325,7 @@ static size_t shard_keys(const struct tk_stream *s, const struct st_doc *d,
 	for (size_t i = 0; i < n; i++) {
 		if (!isfinite(score[i]))
 			tk_frame_die(s, d, "score %zu is %g", i, score[i]);
-		if (rank[i] < 0 || (next >= 0 && rank[i] >= next - off) ||
+		if (rank[i] < 0 || (limit >= 0 && rank[i] >= limit) ||
 		    rank[i] > INT32_MAX - off)
 			tk_frame_die(s, d,
 				     "rank %zu is %d: outside the shard at "
@@ -318,6 +339,83 @@ static size_t shard_keys(const struct tk_stream *s, const struct st_doc *d,
 				     i);
 	}
 	return n;
+}
+
+/* The frame's 'dbsize' (the vectors its shard has), or -1 when it has
+ * none (tk-rank before it wrote one). */
+static long frame_dbsize(const struct tk_stream *s, const struct st_doc *d)
+{
+	const char *v = st_meta_get(d, "dbsize");
+	if (!v)
+		return -1;
+	char *end;
+	errno = 0;
+	long long n = strtoll(v, &end, 10);
+	if (end == v || *end || errno || n < 1 || n > INT32_MAX)
+		tk_frame_die(s, d, "'dbsize' is '%s', not a database size", v);
+	return (long)n;
+}
+
+/* One query's frames of the ns shards merged into its ranking of the
+ * whole, checked first: each shard's database fills the gap to the next
+ * offset, and a shard ranked with --top (fewer items than vectors) holds
+ * at least the K merged.  Without 'dbsize', only a shard before the last
+ * can be seen to be truncated (fewer items than its gap). */
+static void merge_frame(const struct options *o, const long *off,
+			struct tk_stream *s, struct st_doc *d, uint64_t **keys,
+			size_t *cap, size_t *len, uint64_t **out,
+			size_t *outcap)
+{
+	int ns = o->nfiles;
+	size_t total = 0, trunc = SIZE_MAX;
+	int short_i = -1;
+	long dbsize = -1;
+	for (int i = 0; i < ns; i++) {
+		long n = frame_dbsize(&s[i], &d[i]);
+		long gap = i + 1 < ns ? off[i + 1] - off[i] : -1;
+		if (n >= 0 && gap >= 0 && n != gap)
+			tk_frame_die(&s[i], &d[i],
+				     "ranks a shard of %ld vectors (dbsize), "
+				     "but offsets %ld and %ld leave %ld positions "
+				     "for it: wrong offsets, or a shard missing "
+				     "or given twice",
+				     n, off[i], off[i + 1], gap);
+		long limit = n >= 0 ? n : gap;
+		len[i] = shard_keys(&s[i], &d[i], off[i], limit, &keys[i],
+				    &cap[i]);
+		total += limit >= 0 ? (size_t)limit : len[i];
+		if (limit >= 0 && len[i] < (size_t)limit && len[i] < trunc) {
+			trunc = len[i];
+			short_i = i;
+		}
+		if (i == ns - 1 && n >= 0 && off[0] == 0)
+			dbsize = off[i] + n;
+	}
+	size_t k = o->top && (size_t)o->top < total ? (size_t)o->top : total;
+	if (k > trunc) {
+		int i = short_i;
+		if (frame_dbsize(&s[i], &d[i]) < 0)
+			tk_frame_die(&s[i], &d[i],
+				     "%zu items for the %ld positions from "
+				     "offset %ld to %ld: ranked with --top %zu "
+				     "(the merge is exact only up to --top %zu, "
+				     "not %zu), or wrong offsets",
+				     trunc, off[i + 1] - off[i], off[i],
+				     off[i + 1], trunc, trunc, k);
+		tk_frame_die(&s[i], &d[i],
+			     "holds the best %zu of its shard's %ld vectors "
+			     "(ranked with --top %zu): the merge is exact only "
+			     "up to --top %zu, not %zu; merge with --top %zu, "
+			     "or rank the shard in full",
+			     trunc, frame_dbsize(&s[i], &d[i]), trunc, trunc, k,
+			     trunc);
+	}
+	if (k > *outcap) {
+		*outcap = k;
+		*out = xrealloc(*out, xmul(k, sizeof **out));
+	}
+	k = rank_merge(*out, k, keys, len, ns);
+	write_ranking(&d[0], *out, (long)k, dbsize);
 }
 
 static void merge(const struct options *o)
@@ -350,7 +448,6 @@ static void merge(const struct options *o)
 			die_data("%s ends after %ld frames where %s has more",
 				 s[ended].name, f, s[more].name);
 		const char *key = st_meta_get(&d[0], "key");
-		size_t total = 0;
 		for (int i = 0; i < ns; i++) {
 			const char *ki = st_meta_get(&d[i], "key");
 			if ((key == NULL) != (ki == NULL) ||
@@ -360,18 +457,8 @@ static void merge(const struct options *o)
 					     "(%s): shards must rank the same "
 					     "queries in the same order",
 					     s[0].name, f, key ? key : "none");
-			len[i] = shard_keys(&s[i], &d[i], off[i],
-					    i + 1 < ns ? off[i + 1] : -1,
-					    &keys[i], &cap[i]);
-			total += len[i];
 		}
-		size_t k = o->top && (size_t)o->top < total ? (size_t)o->top : total;
-		if (k > outcap) {
-			outcap = k;
-			out = xrealloc(out, xmul(k, sizeof *out));
-		}
-		k = rank_merge(out, k, keys, len, ns);
-		write_ranking(&d[0], out, (long)k);
+		merge_frame(o, off, s, d, keys, cap, len, &out, &outcap);
 	}
 	for (int i = 0; i < ns; i++) {
 		tk_stream_close(&s[i]);
@@ -438,7 +525,8 @@ int main(int argc, char **argv)
 	if (o.qe)
 		query_expansion(&db, q.v, q.n, o.qe, o.alpha, avail);
 	if (q.n > 0)
-		exact_rank(&db, q.v, q.n, o.top, avail, emit_frame, q.meta);
+		exact_rank(&db, q.v, q.n, o.top, avail, emit_frame,
+			   &(struct emit_ctx){q.meta, &db});
 	search_db_close(&db);
 	desc_free(&q);
 	tk_close_stdout();

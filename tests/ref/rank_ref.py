@@ -8,7 +8,8 @@ database position, alpha query expansion and database-side augmentation.
       precision and ties are frequent.
   rank_ref.py check GOT.bin Q.bin DB.bin [--top K] [--qe N] [--dba N]
                     [--alpha A] [--exact]
-      GOT must be the ranking of Q against DB: --exact compares positions
+      GOT must be the ranking of Q against DB, each frame with Q's frame's
+      metadata and 'dbsize' (DB's vectors): --exact compares positions
       and scores bit for bit (quantised inputs); otherwise scores within
       1e-5 and the returned items the best within that tolerance.
 """
@@ -106,6 +107,8 @@ def check(args):
     else:
         S = Q.astype(np.float64) @ D.T.astype(np.float64)
     for i, (meta, t) in enumerate(got):
+        assert meta.get("dbsize") == str(len(D)), f"frame {i}: dbsize {meta.get('dbsize')}"
+        meta = {k: v for k, v in meta.items() if k != "dbsize"}
         assert meta == qmeta[i], f"frame {i}: metadata {meta} != {qmeta[i]}"
         r, s = t["rank"], t["score"]
         assert r.dtype == np.int32 and s.dtype == np.float32
