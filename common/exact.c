@@ -143,15 +143,22 @@ static void rank_full(struct search_db *db, const float *q, long ng,
 	struct tk_progress p;
 	tk_progress_start(&p, "database vectors", db->est > 0 ? db->est : 0);
 	int threads = score_threads(db, ng);
-	if (on_gpu(db))
+	/* The queries packed once for the pass (scores.h). */
+	float *qp = NULL;
+	uint64_t packed = 0;
+	if (on_gpu(db)) {
 		gpu_queries(db, q, ng);
+	} else {
+		qp = scores_pack(q, (int)ng, db->dim);
+		packed = scores_packed_bytes((int)ng, db->dim);
+	}
 	search_db_rewind(db);
 	while ((m = search_db_next(db, &v, &ld)) > 0) {
 		uint64_t bytes = (uint64_t)ng * db->chunk_cap * sizeof(float);
 		/* The scores, and per thread the sort's keys and a frame
 		 * (a pipe's length is learnt only now). */
 		uint64_t sort = (uint64_t)nt * db->pos * 24;
-		if (b.bytes + bytes + sort > budget)
+		if (b.bytes + bytes + sort + packed > budget)
 			die_usage("the scores of %ld queries outgrow --mem "
 				  "after %ld database vectors: raise --mem, or "
 				  "give DB.bin as a file so that queries can be "
@@ -161,12 +168,13 @@ static void rank_full(struct search_db *db, const float *q, long ng,
 		if (on_gpu(db))
 			scores_gpu(db, s, ng, v, ld, m, db->chunk_cap);
 		else
-			scores_forward(s, q, v, (int)ng, m, db->dim, b.ld, ld,
-				       threads);
+			scores_forward_packed(s, qp, v, (int)ng, m, db->dim, b.ld,
+					      ld, threads);
 		blocks_add(&b, s, db->pos - m, m, bytes);
 		tk_progress_step(&p, m);
 	}
 	tk_progress_end(&p);
+	free(qp);
 	long n = db->pos;
 	if (n == 0)
 		die_data("%s: the database is empty", db->path);
@@ -239,6 +247,8 @@ void exact_topk(struct search_db *db, const float *q, long ng, long k,
 	struct tk_progress p;
 	tk_progress_start(&p, "database vectors", db->est > 0 ? db->est : 0);
 	int threads = score_threads(db, ng);
+	/* The queries packed once for the pass (scores.h). */
+	float *qp = dev ? NULL : scores_pack(q, (int)ng, dim);
 	if (dev)
 		gpu_queries(db, q, ng);
 	search_db_rewind(db);
@@ -249,7 +259,8 @@ void exact_topk(struct search_db *db, const float *q, long ng, long k,
 		if (dev)
 			keys = topk_gpu(db, ng, v, ld, m, base, kk);
 		else
-			scores_forward(s, q, v, (int)ng, m, dim, cap, ld, threads);
+			scores_forward_packed(s, qp, v, (int)ng, m, dim, cap, ld,
+					      threads);
 		/* Most scores cost a comparison: threads only pay for large
 		 * chunks (idle OpenMP threads spin, taking time from the products'). */
 #pragma omp parallel for schedule(dynamic, 16) if (ng * m >= (1l << 22))
@@ -283,6 +294,7 @@ void exact_topk(struct search_db *db, const float *q, long ng, long k,
 	for (long i = 0; i < ng; i++)
 		topk_finish(&tk[i]);
 	free(s);
+	free(qp);
 	free(vpos);
 	free(vn);
 	free(tmp);
@@ -298,6 +310,15 @@ static void rank_and_emit(struct search_db *db, const float *q, long ng,
 		topk_free(&tk[i]);
 	}
 	free(tk);
+}
+
+void exact_pack_cost(const struct search_db *db, uint64_t *per_query,
+		     uint64_t *fixed)
+{
+	/* scores_packed_bytes(g, dim) <= (g + 16) dim 4 + 128 */
+	int dev = on_gpu(db);
+	*per_query = dev ? 0 : (uint64_t)db->dim * 4;
+	*fixed = dev ? 0 : 16 * (uint64_t)db->dim * 4 + 128;
 }
 
 /* How many queries fit in one pass, with chunks of db->chunk_cap. */
@@ -317,6 +338,10 @@ static long plan_group(const struct search_db *db, long nq, long top,
 		long k = n > 0 && top > n ? n : top;
 		per_query = (uint64_t)db->chunk_cap * 4 + (2 * (uint64_t)k + 64) * 8;
 	}
+	uint64_t pq, pf; /* the queries packed for the pass */
+	exact_pack_cost(db, &pq, &pf);
+	per_query += pq;
+	fixed += pf;
 	if (avail < fixed + per_query)
 		die_usage("too little memory (--mem): ranking even one "
 			  "query needs %.1fM besides the queries",

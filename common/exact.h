@@ -26,4 +26,9 @@ void exact_rank(struct search_db *db, const float *q, long nq, long top,
 void exact_topk(struct search_db *db, const float *q, long ng, long k,
 		struct topk *tk, float *vecs);
 
+/* The bytes a pass's queries take packed for the products (scores.h),
+ * as a cost per query and a fixed part: none on a device. */
+void exact_pack_cost(const struct search_db *db, uint64_t *per_query,
+		     uint64_t *fixed);
+
 #endif

@@ -10,6 +10,8 @@
 #ifndef TK_KERNELS_SCORES_H
 #define TK_KERNELS_SCORES_H
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -22,6 +24,21 @@ void scores_forward(float *s,       /* [nq, lds] */
 		    const float *q, /* [nq, dim] */
 		    const float *v, /* [m, ldv] */
 		    int nq, long m, int dim, long lds, long ldv, int threads);
+
+/* The same with the queries packed once (scores_pack), for callers that
+ * score many chunks against them: scores_forward packs them on every
+ * call, a copy of the queries allocated and freed each time. */
+/* Bytes of nq queries of dim packed, a row of zeros included. */
+size_t scores_packed_bytes(int nq, int dim);
+/* q packed for scores_forward_packed: scores_packed_bytes(nq, dim) bytes,
+ * 64-byte aligned; free() it. */
+float *scores_pack(const float *q, /* [nq, dim] */
+		   int nq, int dim);
+void scores_forward_packed(float *s,        /* [nq, lds] */
+			   const float *qp, /* scores_pack(q, nq, dim) */
+			   const float *v,  /* [m, ldv] */
+			   int nq, long m, int dim, long lds, long ldv,
+			   int threads);
 
 #ifdef __cplusplus
 }

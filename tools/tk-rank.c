@@ -187,10 +187,14 @@ static void query_expansion(struct search_db *db, float *q, long nq, long n,
 			    double alpha, uint64_t avail)
 {
 	int dim = db->dim;
-	/* Per query: its scores of a chunk, its top n, their vectors. */
+	/* Per query: its scores of a chunk, its top n, their vectors, and
+	 * the query packed for the products. */
+	uint64_t pq, pf;
+	exact_pack_cost(db, &pq, &pf);
 	uint64_t fixed = 2 * (uint64_t)db->chunk_cap * dim * 4 +
-			 (uint64_t)omp_get_max_threads() * n * dim * 4;
-	uint64_t per = db->chunk_cap * 4 + (2 * n + 64) * 8 + n * (dim * 4 + 4);
+			 (uint64_t)omp_get_max_threads() * n * dim * 4 + pf;
+	uint64_t per = db->chunk_cap * 4 + (2 * n + 64) * 8 +
+		       n * (dim * 4 + 4) + pq;
 	if (avail < fixed + per)
 		die_usage("--mem is too small for --qe %ld: it needs %.1fM "
 			  "besides the queries",
@@ -239,8 +243,10 @@ static void db_augmentation(struct search_db *db, long n, double alpha,
 			  (double)peak / (1 << 20), N);
 	avail -= held;
 	long k = n + 1 < N ? n + 1 : N;
-	uint64_t per = db->chunk_cap * 4 + (2 * (uint64_t)k + 64) * 8;
-	long g = avail / per;
+	uint64_t pq, pf; /* the vectors as queries, packed */
+	exact_pack_cost(db, &pq, &pf);
+	uint64_t per = db->chunk_cap * 4 + (2 * (uint64_t)k + 64) * 8 + pq;
+	long g = avail > pf ? (avail - pf) / per : 0;
 	if (g < 1)
 		die_usage("--mem is too small for --dba");
 	float *aug = xmalloc(xmul(xmul(N, dim), sizeof *aug));

@@ -68,15 +68,16 @@ static block_fn *pick(void)
 	return block_base;
 }
 
-void scores_forward(float *s, const float *q, const float *v, int nq,
-		    long m, int dim, long lds, long ldv, int threads)
+size_t scores_packed_bytes(int nq, int dim)
 {
-	if (nq <= 0 || m <= 0)
-		return;
-	block_fn *block = pick();
-	int groups = (nq + LANES - 1) / LANES;
-	size_t qn = (size_t)groups * dim * LANES;
-	size_t bytes = (qn + dim + LANES) / LANES * LANES * sizeof(float);
+	size_t groups = (size_t)(nq + LANES - 1) / LANES;
+	size_t qn = groups * dim * LANES;
+	return (qn + dim + LANES) / LANES * LANES * sizeof(float);
+}
+
+float *scores_pack(const float *q, int nq, int dim)
+{
+	size_t bytes = scores_packed_bytes(nq, dim);
 	float *qp = aligned_alloc(64, bytes); /* and a row of zeros */
 	if (!qp)
 		abort();
@@ -85,7 +86,18 @@ void scores_forward(float *s, const float *q, const float *v, int nq,
 		for (int k = 0; k < dim; k++)
 			qp[((size_t)(i / LANES) * dim + k) * LANES + i % LANES] =
 				q[(size_t)i * dim + k];
-	const float *zero = qp + qn;
+	return qp;
+}
+
+void scores_forward_packed(float *s, const float *qp, const float *v,
+			   int nq, long m, int dim, long lds, long ldv,
+			   int threads)
+{
+	if (nq <= 0 || m <= 0)
+		return;
+	block_fn *block = pick();
+	int groups = (nq + LANES - 1) / LANES;
+	const float *zero = qp + (size_t)groups * dim * LANES;
 	long blocks = (m + BLOCK - 1) / BLOCK;
 	int nt = threads > 0 ? threads : omp_get_max_threads();
 	if (omp_in_parallel() || blocks < 2)
@@ -96,5 +108,14 @@ void scores_forward(float *s, const float *q, const float *v, int nq,
 		block(s + j, lds, qp, nq, v + j * ldv, ldv,
 		      m - j < BLOCK ? m - j : BLOCK, dim, zero);
 	}
+}
+
+void scores_forward(float *s, const float *q, const float *v, int nq,
+		    long m, int dim, long lds, long ldv, int threads)
+{
+	if (nq <= 0 || m <= 0)
+		return;
+	float *qp = scores_pack(q, nq, dim);
+	scores_forward_packed(s, qp, v, nq, m, dim, lds, ldv, threads);
 	free(qp);
 }
