@@ -14,7 +14,9 @@
 # trained on (tk-train --epoch E, resuming epoch E-1's checkpoint), then
 # validated on the validation part (centre crops), whose results go to
 # OUT/epoch-E.val.json and into the checkpoint's metadata.  OUT/best.st is
-# the epoch with the lowest validation top-1 error so far (OUT/best.json).
+# the epoch with the lowest validation top-1 error so far (a hard link to
+# its file, or a copy), OUT/best.json its validation; the two change
+# together, with the epoch file.
 # OUT/train.log has a JSON line per step and OUT/train.svg plots it; the
 # lines of steps a run trains again (an epoch redone or resumed) replace
 # the earlier ones, which go to OUT/train.log.removed.
@@ -22,7 +24,10 @@
 # "make ... epoch-E" stops after epoch E; "make ... init" only makes
 # OUT/init.st.  Interrupted, make starts again
 # where it stopped: finished epochs are
-# files and are not redone; the epoch under way checkpoints into
+# files and are not redone (an epoch gets its name last, after its
+# validation and best.st, and make never deletes one; one that tk-train
+# finished but that was stopped before it was named is named on the next
+# run, not trained again); the epoch under way checkpoints into
 # OUT/epoch-E.part.st every SAVE_EVERY steps, and the next run resumes it,
 # feeding the epoch's stream again from its start while tk-train skips what
 # it had trained (the stream is the same: list, shuffle and augmentation
@@ -201,26 +206,57 @@ $(o)/init.st: | $(o)/train.list
 		$(backbone) --seed $(SEED) -o $@
 
 # epoch-E.st from epoch-(E-1).st (init.st for the first), through the
-# epoch's part file; the validation after it; the best so far.
+# epoch's part file: trained, its validation's result kept (written under
+# a temporary name, then renamed), the best so far updated from it, and
+# the part renamed last.  A part that tk-train finished but that was not
+# renamed (a signal or an error after tk-train, a full disk in the best's
+# copy) is not trained again: its header says it ends the epoch, and the
+# steps after the training are done again (the validation too, if its
+# result was lost).  The renames at the end go with signals ignored:
+# best.st, best.json and epoch-E.st change together (and make, which waits
+# for the recipe, deletes no epoch file: they are .PRECIOUS).
 define epoch
 $(o)/epoch-$(1).st: $(if $(filter 1,$(1)),$(o)/init.st,$(o)/epoch-$(shell echo $$(($(1) - 1))).st)
-	@n=$$$$(wc -l < $(o)/train.list); \
-	part=$(o)/epoch-$(1).part.st; \
-	if [ -e $$$$part ]; then start="--resume $$$$part"; \
-	elif [ $(1) = 1 ]; then start="--model $(o)/init.st"; \
-	else start="--resume $$<"; fi; \
-	echo "epoch $(1)/$(EPOCHS): $$$$n images, $$$$start"; \
-	$(if $(filter 1,$(GPUS)),$(call rank_run,$(1),0,1) > $(o)/epoch-$(1).val.json;,\
-	  rc=; pids=; \
-	  for r in $$$$(seq 1 $$$$(($(GPUS) - 1))); do \
-	    ( $(call rank_run,$(1),$$$$r,$(GPUS)) ) > /dev/null & pids="$$$$pids $$$$!"; \
-	  done; \
-	  ( $(call rank_run,$(1),0,$(GPUS)) ) > $(o)/epoch-$(1).val.json || rc=$$$$?; \
-	  for p in $$$$pids; do wait $$$$p || rc=$$$$?; done; \
-	  [ -z "$$$$rc" ] || exit $$$$rc;) \
-	mv $$$$part $$@; \
-	$(if $(filter 1,$(VAL)),$(call best,$(1)),true)
+	@part=$(o)/epoch-$(1).part.st; val=$(o)/epoch-$(1).val.json; better=; \
+	if $(call finished,$$$$part,$(1)); then \
+	  echo "epoch $(1)/$(EPOCHS): trained before, in $$$$part"; \
+	else \
+	  n=$$$$(wc -l < $(o)/train.list); \
+	  if [ -e $$$$part ]; then start="--resume $$$$part"; \
+	  elif [ $(1) = 1 ]; then start="--model $(o)/init.st"; \
+	  else start="--resume $$<"; fi; \
+	  echo "epoch $(1)/$(EPOCHS): $$$$n images, $$$$start"; \
+	  rm -f $$$$val; \
+	  $(if $(filter 1,$(GPUS)),$(call rank_run,$(1),0,1) > $$$$val.tmp;,\
+	    rc=; pids=; \
+	    for r in $$$$(seq 1 $$$$(($(GPUS) - 1))); do \
+	      ( $(call rank_run,$(1),$$$$r,$(GPUS)) ) > /dev/null & pids="$$$$pids $$$$!"; \
+	    done; \
+	    ( $(call rank_run,$(1),0,$(GPUS)) ) > $$$$val.tmp || rc=$$$$?; \
+	    for p in $$$$pids; do wait $$$$p || rc=$$$$?; done; \
+	    [ -z "$$$$rc" ] || exit $$$$rc;) \
+	  mv $$$$val.tmp $$$$val; \
+	fi; \
+	$(if $(filter 1,$(VAL)),$(call revalidate,$(1)); $(call best,$(1));,) \
+	trap '' INT TERM HUP; \
+	if [ -n "$$$$better" ]; then \
+	  mv $(o)/best.st.tmp $(o)/best.st; mv $(o)/best.json.tmp $(o)/best.json; \
+	  echo "epoch $(1): best so far"; \
+	fi; \
+	mv $$$$part $$@
 endef
+
+# finished(PART, E): PART is the checkpoint at the end of epoch E (its
+# header's train_epoch, the epochs done, is E)
+finished = { [ -e $(1) ] && h=$$$$(od -An -t u8 -N 8 $(1)) && \
+	  head -c $$$$((8 + h)) $(1) | grep '"train_epoch": *"$(2)"' > /dev/null; }
+# revalidate(E): the finished part validated again when its result is
+# missing (the validation alone, not logged again)
+revalidate = [ -s $$$$val ] || { \
+	  echo "epoch $(1): validating $$$$part again (its result was not kept)"; \
+	  $(tk)tk-train -q $(if $(THREADS),--threads $(THREADS),) $(device) --resume $$$$part \
+	    --validate $(call valstream,0,1) > $$$$val.tmp; \
+	  mv $$$$val.tmp $$$$val; }
 
 # One rank's pipeline of epoch E: rank_run(E, RANK, WORLD), with the shard
 # of the list and the launch's variables when WORLD > 1; each rank validates
@@ -233,13 +269,23 @@ rank_run = $(list) --split train --shuffle --epoch $(1) | \
 	  $(train) $$$$start -o $$$$part --epoch-size $$$$n --epoch $(1) \
 	    $(if $(filter 1,$(VAL)),--validate $(call valstream,$(2),$(3)),)
 
-# Keep epoch E as best.st when its top-1 error is below best.json's.
-best = if awk -v f=$(o)/best.json 'BEGIN { b = 1e300; \
+# Epoch E is the best so far when its top-1 error is below best.json's:
+# better is set, and best.st.tmp (a hard link to the part, or a copy
+# where links are not possible) and best.json.tmp are made, for the
+# recipe to rename.  Those of a run stopped here go first.
+best = rm -f $(o)/best.st.tmp $(o)/best.json.tmp; \
+	if awk -v f=$(o)/best.json 'BEGIN { b = 1e300; \
 	  if ((getline l < f) > 0 && match(l, /"val_top1": [-0-9.e+]+/)) \
 	    b = substr(l, RSTART + 12, RLENGTH - 12) + 0 } \
 	  match($$$$0, /"val_top1": [-0-9.e+]+/) { exit !(substr($$$$0, RSTART + 12, RLENGTH - 12) + 0 < b) }' \
-	  $(o)/epoch-$(1).val.json; then \
-	  cp $(o)/epoch-$(1).st $(o)/best.st.tmp && mv $(o)/best.st.tmp $(o)/best.st && \
-	  cp $(o)/epoch-$(1).val.json $(o)/best.json && echo "epoch $(1): best so far"; fi
+	  $$$$val; then \
+	  { ln $$$$part $(o)/best.st.tmp 2>/dev/null || cp $$$$part $(o)/best.st.tmp; } && \
+	  cp $$$$val $(o)/best.json.tmp || { rm -f $(o)/best.st.tmp $(o)/best.json.tmp; exit 1; }; \
+	  better=1; \
+	fi
+
+# A finished epoch file is never deleted by make (on an error or a
+# signal): it is complete when it has its name.
+.PRECIOUS: $(o)/init.st $(foreach e,$(epochs),$(o)/epoch-$(e).st)
 
 $(foreach e,$(epochs),$(eval $(call epoch,$(e))))
