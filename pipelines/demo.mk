@@ -25,7 +25,8 @@ SHELL := /bin/bash
 # the finished epochs and the evaluations, and only prints the summary.
 # Changing SEED or BENCH_OPTS remakes the benchmark; changing it or any
 # training option (ARCH, EPOCHS, IMSIZE, BATCH, LR, WARMUP, TRAIN_SEED) removes
-# OUT/train and OUT/eval, which are then made again; changing MAX_SIZE
+# OUT/train and OUT/eval, which are then made again (train.mk would refuse
+# OUT/train with other options: it records them); changing MAX_SIZE
 # removes OUT/eval.
 #
 # The model (README, "Demo"): ResNet-50 at a quarter of its width (16
@@ -83,8 +84,11 @@ demo: $(OUT)/eval.stamp
 	echo "demo: training curve $(OUT)/train/train.svg (log $(OUT)/train/train.log)"; \
 	echo "demo: $$(( $$(date +%s) - t0 )) s"
 
-# A new benchmark or new training options: the old model and scores go.
-$(OUT)/run.stamp: $(OUT)/run.opts $(BENCH)/demo/gnd_demo.pkl
+# A new benchmark or new training options: the old model and scores go;
+# so does a training folder without a config (an older train.mk's, which
+# train.mk would refuse).
+old_train := $(if $(wildcard $(OUT)/train/*),$(if $(wildcard $(OUT)/train/config),,FORCE),)
+$(OUT)/run.stamp: $(OUT)/run.opts $(BENCH)/demo/gnd_demo.pkl $(old_train)
 	rm -rf $(OUT)/train $(OUT)/eval
 	touch $@
 $(OUT)/run.opts: FORCE

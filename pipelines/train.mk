@@ -35,6 +35,24 @@
 # uninterrupted one bit for bit with DETERMINISTIC=1 (tk-train
 # --deterministic), the default on the CPU.
 #
+# OUT/config records the options that define the run, when OUT is new
+# (pipelines/train-config.sh): the data set's list (the SHA-256 of
+# train_clean.csv, or train.csv: DATA may move, not change), CLEAN,
+# VAL_FRACTION, SPLIT_SEED, VAL, VAL_IMAGES, ARCH, BACKBONE, SEED, IMSIZE,
+# BATCH, UPDATE_EVERY, EPOCHS (the schedule's length), LR, WARMUP_LR,
+# WARMUP, FINAL_LR, MOMENTUM, WD, CLIP and DROPOUT.  Run with any other,
+# make stops before doing anything, saying what differs (then, now), and
+# leaves OUT as it is: run with the options of then, or give another OUT
+# for a new run.  An OUT of an older train.mk, without a config, stops the
+# run the same way, with the config these options would give in
+# OUT/config.new, to be renamed to OUT/config if they are the run's.  The
+# lists (OUT/train.list, OUT/labels.tsv; each epoch's tk-list) follow
+# from the config.  JOBS, THREADS, SAVE_EVERY, DAMAGED, DEVICE, PRECISION,
+# DETERMINISTIC, GPUS and PORT may change between runs: they are how the
+# epochs are computed, not what (a run may move to another machine), but
+# an epoch trained or resumed with others differs in its last bits (with
+# PRECISION=bf16 in more), as tk-train(1) says.
+#
 # Variables (defaults: the reference's run, experiment.sh on 4 GPUs):
 #   DATA                required
 #   ARCH                r50 or r101 (default), or with overrides (tk-init --arch)
@@ -159,7 +177,8 @@ endif
 ifeq ($(strip $(BACKBONE)),)
   $(warning warning: no BACKBONE=FILE: the backbone starts from random weights, not from the ImageNet ResNet the reference starts from (tk-import of torchvision's resnet101 weights); BACKBONE=none says this is meant)
 endif
-backbone := $(if $(filter-out none,$(strip $(BACKBONE))),--backbone $(abspath $(BACKBONE)),)
+backbone_file := $(if $(filter-out none,$(strip $(BACKBONE))),$(abspath $(BACKBONE)),)
+backbone := $(if $(backbone_file),--backbone $(backbone_file),)
 # Started by a launcher as one of several ranks: each copy of this file
 # would give its rank the whole list, and all would write the same files.
 launched := $(strip $(foreach v,WORLD_SIZE OMPI_COMM_WORLD_SIZE PMI_SIZE \
@@ -173,6 +192,18 @@ data := $(abspath $(DATA))
 comma := ,
 OUT ?= train/$(subst :,_,$(subst =,-,$(subst $(comma),_,$(ARCH))))-$(IMSIZE)
 o := $(abspath $(OUT))
+
+# What defines the run, recorded in OUT/config when OUT is new and checked
+# at every run (pipelines/train-config.sh): the data set's list file (its
+# SHA-256: DATA itself may move), the split, the validation part, the
+# model and its start, the augmentation and the training's options.  Not
+# how it is computed: JOBS, THREADS, SAVE_EVERY, DAMAGED (a finished epoch
+# is the same either way), DEVICE, PRECISION, DETERMINISTIC, GPUS, PORT,
+# BIN, which may change between runs (a run may move to another machine).
+csv := $(data)/$(if $(filter 1,$(CLEAN)),train_clean.csv,train.csv)
+cfg := $(foreach v,CLEAN VAL_FRACTION SPLIT_SEED VAL VAL_IMAGES ARCH SEED IMSIZE BATCH \
+	UPDATE_EVERY EPOCHS LR WARMUP_LR WARMUP FINAL_LR MOMENTUM WD CLIP DROPOUT,'$(v)=$(strip $($(v)))') \
+	'BACKBONE=$(or $(backbone_file),none)'
 
 list := $(tk)tk-list gldv2 --root $(data) $(if $(filter 1,$(CLEAN)),--clean,) \
 	--val-fraction $(VAL_FRACTION) --seed $(SPLIT_SEED) --label-map $(o)/labels.tsv -q
@@ -190,16 +221,23 @@ valstream = <($(list) --split val $(if $(VAL_IMAGES),| head -n $(VAL_IMAGES),) |
 	$(tk)tk-augment -q --val --size $(IMSIZE) -j $(JOBS))
 
 epochs := $(shell seq 1 $(EPOCHS))
-.PHONY: all init $(addprefix epoch-,$(epochs))
+.PHONY: all init FORCE $(addprefix epoch-,$(epochs))
 all: $(o)/epoch-$(EPOCHS).st
 init: $(o)/init.st
 # make -f pipelines/train.mk ... epoch-3: the run up to epoch 3
 $(foreach e,$(epochs),$(eval epoch-$(e): $(o)/epoch-$(e).st))
 
-# The train part's image count (the epoch size) and the class count.
-$(o)/train.list:
-	@mkdir -p $(o)
-	$(list) --split train > $@
+# The run's options, checked first at every run (make reaches it through
+# the lists); OUT made with others stops the run untouched.
+$(o)/config: FORCE
+	@bash $(here)train-config.sh $(o) $(csv) $(cfg)
+FORCE:
+
+# The train part's image count (the epoch size) and the class count, made
+# again when the config is (a new OUT, or an older one's config put in
+# place).
+$(o)/train.list $(o)/labels.tsv &: $(o)/config
+	$(list) --split train > $(o)/train.list.tmp && mv $(o)/train.list.tmp $(o)/train.list
 
 $(o)/init.st: | $(o)/train.list
 	$(tk)tk-init -q --arch '$(ARCH)' --classes $$(wc -l < $(o)/labels.tsv) \
