@@ -51,7 +51,9 @@
 # DETERMINISTIC, GPUS and PORT may change between runs: they are how the
 # epochs are computed, not what (a run may move to another machine), but
 # an epoch trained or resumed with others differs in its last bits (with
-# PRECISION=bf16 in more), as tk-train(1) says.
+# PRECISION=bf16 in more), as tk-train(1) says.  One run at a time works
+# in an OUT: each recipe holds OUT/.lock (flock(1)), with the tools it
+# starts, and a make that finds it held for 5 s stops, saying so.
 #
 # Variables (defaults: the reference's run, experiment.sh on 4 GPUs):
 #   DATA                required
@@ -233,13 +235,24 @@ $(o)/config: FORCE
 	@bash $(here)train-config.sh $(o) $(csv) $(cfg)
 FORCE:
 
+# lock: the recipe holds OUT/.lock (flock), and the tools it starts hold it
+# with it, or it stops, saying why: two makes on one OUT would resume each
+# other's part files.  (A make of one OUT takes it recipe by recipe,
+# waiting a few seconds for its own last one's tools to end.)
+lock = exec 9>>$(o)/.lock; flock -w 5 9 || { p=$$(cat $(o)/.lock 2>/dev/null); \
+	  echo "train.mk: OUT=$(o) is in use by another run of train.mk$${p:+ (make, process $$p)}" \
+	    "or the tools it started, and two would resume each other's part files:" \
+	    "wait for it to end, or stop it" >&2; exit 1; }; echo $$PPID > $(o)/.lock
+
 # The train part's image count (the epoch size) and the class count, made
 # again when the config is (a new OUT, or an older one's config put in
 # place).
 $(o)/train.list $(o)/labels.tsv &: $(o)/config
+	@$(lock); set -x; \
 	$(list) --split train > $(o)/train.list.tmp && mv $(o)/train.list.tmp $(o)/train.list
 
 $(o)/init.st: | $(o)/train.list
+	@$(lock); set -x; \
 	$(tk)tk-init -q --arch '$(ARCH)' --classes $$(wc -l < $(o)/labels.tsv) \
 		$(backbone) --seed $(SEED) -o $@
 
@@ -255,7 +268,9 @@ $(o)/init.st: | $(o)/train.list
 # for the recipe, deletes no epoch file: they are .PRECIOUS).
 define epoch
 $(o)/epoch-$(1).st: $(if $(filter 1,$(1)),$(o)/init.st,$(o)/epoch-$(shell echo $$(($(1) - 1))).st)
-	@part=$(o)/epoch-$(1).part.st; val=$(o)/epoch-$(1).val.json; better=; \
+	@$$(lock); \
+	part=$(o)/epoch-$(1).part.st; val=$(o)/epoch-$(1).val.json; better=; \
+	if [ $$@ -nt $$< ]; then echo "epoch $(1)/$(EPOCHS): made by another run meanwhile"; exit 0; fi; \
 	if $(call finished,$$$$part,$(1)); then \
 	  echo "epoch $(1)/$(EPOCHS): trained before, in $$$$part"; \
 	else \
