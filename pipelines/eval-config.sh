@@ -26,7 +26,7 @@ if [ -e "$dir/config" ]; then
 	[ "$(cat "$dir/config")" = "$want" ] && exit 0
 	{
 		echo "eval.mk: $name=$dir holds descriptors made with other settings:"
-		diff <(cat "$dir/config") <(echo "$want") | sed -n 's/^</  then:/p; s/^>/  now: /p'
+		diff <(cat "$dir/config") <(echo "$want") | sed -n 's/^</  then:/p; s/^>/  now: /p' || true
 		echo "eval.mk: they are not reused: remove $dir, or give another $name" \
 			"(by default each model file and settings have folders of their own)"
 	} >&2

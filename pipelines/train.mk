@@ -39,8 +39,10 @@
 # (pipelines/train-config.sh): the data set's list (the SHA-256 of
 # train_clean.csv, or train.csv: DATA may move, not change), CLEAN,
 # VAL_FRACTION, SPLIT_SEED, VAL, VAL_IMAGES, ARCH, BACKBONE, SEED, IMSIZE,
-# BATCH, UPDATE_EVERY, EPOCHS (the schedule's length), LR, WARMUP_LR,
-# WARMUP, FINAL_LR, MOMENTUM, WD, CLIP and DROPOUT.  Run with any other,
+# BATCH times UPDATE_EVERY (the images of a step, by which the rates
+# scale: half the BATCH and twice the UPDATE_EVERY is the same run, as
+# after running out of memory), EPOCHS (the schedule's length), LR,
+# WARMUP_LR, WARMUP, FINAL_LR, MOMENTUM, WD, CLIP and DROPOUT.  Run with any other,
 # make stops before doing anything, saying what differs (then, now), and
 # leaves OUT as it is: run with the options of then, or give another OUT
 # for a new run.  An OUT of an older train.mk, without a config, stops the
@@ -203,9 +205,14 @@ o := $(abspath $(OUT))
 # is the same either way), DEVICE, PRECISION, DETERMINISTIC, GPUS, PORT,
 # BIN, which may change between runs (a run may move to another machine).
 csv := $(data)/$(if $(filter 1,$(CLEAN)),train_clean.csv,train.csv)
-cfg := $(foreach v,CLEAN VAL_FRACTION SPLIT_SEED VAL VAL_IMAGES ARCH SEED IMSIZE BATCH \
-	UPDATE_EVERY EPOCHS LR WARMUP_LR WARMUP FINAL_LR MOMENTUM WD CLIP DROPOUT,'$(v)=$(strip $($(v)))') \
-	'BACKBONE=$(or $(backbone_file),none)'
+# (BATCH and UPDATE_EVERY by their product, the images of a step, by
+# which the rates scale and the epochs count their steps: after running
+# out of memory, a run goes on with half the BATCH and twice the
+# UPDATE_EVERY)
+cfg := $(foreach v,CLEAN VAL_FRACTION SPLIT_SEED VAL VAL_IMAGES ARCH SEED IMSIZE \
+	EPOCHS LR WARMUP_LR WARMUP FINAL_LR MOMENTUM WD CLIP DROPOUT,'$(v)=$(strip $($(v)))') \
+	'BACKBONE=$(or $(backbone_file),none)' \
+	'BATCH*UPDATE_EVERY=$(shell echo $$(($(BATCH) * $(UPDATE_EVERY))))'
 
 list := $(tk)tk-list gldv2 --root $(data) $(if $(filter 1,$(CLEAN)),--clean,) \
 	--val-fraction $(VAL_FRACTION) --seed $(SPLIT_SEED) --label-map $(o)/labels.tsv -q
