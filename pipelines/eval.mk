@@ -31,7 +31,7 @@
 # distractors, as tk-map expects.
 #
 # Descriptors are only ever joined or ranked with those of the same model
-# and settings.  OUT/config and R1M_DIR/config (pipelines/eval-config.sh)
+# and settings.  OUT/config and R1M_DIR/config (pipelines/folder-config.sh)
 # hold what made them: the model file (its absolute path, size and time),
 # DATA, MAX_SIZE, SCALES and the device's arithmetic (cpu, or cuda at
 # PRECISION), and OUT's the DATASET; not JOBS, HOSTS or DAMAGED, which
@@ -135,7 +135,7 @@ model_id := $(shell stat -L -c '%s %.9Y' '$(model)' 2>/dev/null)
 ifeq ($(model_id),)
   $(error no model $(MODEL))
 endif
-# What the descriptors are made of (DIR/config, pipelines/eval-config.sh):
+# What the descriptors are made of (DIR/config, pipelines/folder-config.sh):
 # the model file, the images (DATA), MAX_SIZE, SCALES, and the device's
 # arithmetic (the CPU, or CUDA at PRECISION).  Not DAMAGED (a finished
 # shard is the same either way), THREADS, JOBS or HOSTS.
@@ -187,10 +187,13 @@ all: $(o)/config $(if $(suffix),$(r)/config) $(o)/map$(suffix).txt
 
 # The settings of each folder, checked at every run: written into a new
 # folder, never changed; a folder made otherwise stops the run.
+# (pipelines/folder-config.sh MK NAME DIR WHAT AGAIN LINE...)
+again = remove $(1) (by default each model file and settings have folders of their own)
 $(o)/config: FORCE
-	@bash $(here)eval-config.sh $(o) OUT $(cfg) 'dataset $(DATASET)'
+	@bash $(here)folder-config.sh eval.mk OUT $(o) descriptors "$(call again,$(o))" \
+	    $(cfg) 'dataset $(DATASET)'
 $(r)/config: FORCE
-	@bash $(here)eval-config.sh $(r) R1M_DIR $(cfg)
+	@bash $(here)folder-config.sh eval.mk R1M_DIR $(r) descriptors "$(call again,$(r))" $(cfg)
 FORCE:
 
 $(o)/db.list: $(o)/config

@@ -36,7 +36,7 @@
 # --deterministic), the default on the CPU.
 #
 # OUT/config records the options that define the run, when OUT is new
-# (pipelines/train-config.sh): the data set's list (the SHA-256 of
+# (pipelines/folder-config.sh): the data set's list (the SHA-256 of
 # train_clean.csv, or train.csv: DATA may move, not change), CLEAN,
 # VAL_FRACTION, SPLIT_SEED, VAL, VAL_IMAGES, ARCH, BACKBONE, SEED, IMSIZE,
 # BATCH times UPDATE_EVERY (the images of a step, by which the rates
@@ -198,7 +198,7 @@ OUT ?= train/$(subst :,_,$(subst =,-,$(subst $(comma),_,$(ARCH))))-$(IMSIZE)
 o := $(abspath $(OUT))
 
 # What defines the run, recorded in OUT/config when OUT is new and checked
-# at every run (pipelines/train-config.sh): the data set's list file (its
+# at every run (pipelines/folder-config.sh): the data set's list file (its
 # SHA-256: DATA itself may move), the split, the validation part, the
 # model and its start, the augmentation and the training's options.  Not
 # how it is computed: JOBS, THREADS, SAVE_EVERY, DAMAGED (a finished epoch
@@ -239,7 +239,11 @@ $(foreach e,$(epochs),$(eval epoch-$(e): $(o)/epoch-$(e).st))
 # The run's options, checked first at every run (make reaches it through
 # the lists); OUT made with others stops the run untouched.
 $(o)/config: FORCE
-	@bash $(here)train-config.sh $(o) $(csv) $(cfg)
+	@[ -r $(csv) ] || { echo "train.mk: no $(csv): DATA is the GLDv2 folder holding" \
+	    "$(notdir $(csv)) and train/" >&2; exit 1; }
+	@bash $(here)folder-config.sh train.mk OUT $(o) "a run's lists and epochs" \
+	    "run with the settings of then ($(o)/config)" $(cfg) \
+	    "$(notdir $(csv))=sha256:$$(sha256sum <$(csv) | cut -d ' ' -f 1)"
 FORCE:
 
 # lock: the recipe holds OUT/.lock (flock), and the tools it starts hold it
