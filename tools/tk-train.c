@@ -543,7 +543,6 @@ struct run {
 	int out_existed; /* --out was there before this run */
 	long rounds;     /* batches trained on with the other ranks */
 	long extra;      /* --epoch: the frame after the epoch's end, -1: none */
-	char extra_key[160];
 };
 
 static void save(struct run *r)
@@ -824,12 +823,16 @@ static void train(struct run *r)
 		die_data("%s: no frames to train on%s (no checkpoint written)",
 			 s.name, skip ? " after those the checkpoint had trained" : "");
 	/* A stream longer than its epoch: most likely the wrong list or
-	 * --epoch-size, which the rest of the run would train with. */
+	 * --epoch-size, which the rest of the run would train with.  Any
+	 * byte more says so; it is not read as a frame, which a damaged one
+	 * would stop before the epoch is saved. */
 	r->extra = -1;
-	if (o->epoch && st->epoch == stop && tk_read_frame(&s, &d)) {
-		const char *k = st_meta_get(&d, "key");
-		r->extra = s.frame - 1;
-		snprintf(r->extra_key, sizeof r->extra_key, "%s", k ? k : "");
+	if (o->epoch && st->epoch == stop) {
+		int c = getc(s.fp);
+		if (c != EOF) {
+			ungetc(c, s.fp);
+			r->extra = s.frame;
+		}
 	}
 	tk_stream_close(&s);
 	dev_profile_report(&D.dv);
@@ -1089,15 +1092,6 @@ int main(int argc, char **argv)
 		/* done with the ranks' collectives: peers that train on
 		 * (a longer stream) stop, and the others let rank 0 save */
 		tk_dist_watch_end(r.rounds);
-		if (!trained && r.extra >= 0) {
-			save(&r);
-			die_data("<stdin>: frame %ld%s%s%s: the stream goes on past "
-				 "the end of epoch %ld (--epoch-size %ld): the wrong "
-				 "list or epoch size? %s holds the epoch, not validated",
-				 r.extra, *r.extra_key ? " (key " : "", r.extra_key,
-				 *r.extra_key ? ")" : "", o.epoch, r.st.h.epoch_size,
-				 o.out);
-		}
 		if (o.epoch && r.st.epoch != o.epoch) {
 			save(&r);
 			die_data("the stream stopped %ld images short of the end of "
@@ -1129,5 +1123,14 @@ int main(int argc, char **argv)
 	}
 	tk_model_free(&r.m);
 	free(r.momentum);
+	/* The epoch is whole, validated and saved like any (on every rank:
+	 * the ranks' validation and rank 0's save are collective); the run
+	 * still fails, since the frames after it were not trained. */
+	if (r.extra >= 0)
+		die_data("<stdin>: frame %ld: the stream goes on past the end of "
+			 "epoch %ld (--epoch-size %ld): the wrong list or epoch "
+			 "size? The epoch's checkpoint is written; the frames "
+			 "after it were not trained", r.extra, o.epoch,
+			 r.st.h.epoch_size);
 	return 0;
 }
