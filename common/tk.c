@@ -96,7 +96,8 @@ static void on_bus_error(int sig, siginfo_t *si, void *ctx)
 {
 	(void)ctx;
 	const char *at = si->si_addr;
-	for (int i = 0; i < MAX_MAPS; i++) {
+	/* (si_code > 0: a fault of the program's own, not a kill -BUS) */
+	for (int i = 0; si->si_code > 0 && i < MAX_MAPS; i++) {
 		const char *lo = __atomic_load_n(&maps[i].lo, __ATOMIC_ACQUIRE);
 		if (!lo || at < lo || at >= lo + maps[i].len)
 			continue;

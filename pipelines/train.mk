@@ -40,8 +40,9 @@
 # train_clean.csv, or train.csv: DATA may move, not change), CLEAN,
 # VAL_FRACTION, SPLIT_SEED, VAL, VAL_IMAGES, ARCH, BACKBONE, SEED, IMSIZE,
 # BATCH times UPDATE_EVERY (the images of a step, by which the rates
-# scale: half the BATCH and twice the UPDATE_EVERY is the same run, as
-# after running out of memory), EPOCHS (the schedule's length), LR,
+# scale: half the BATCH and twice the UPDATE_EVERY, as after running out
+# of memory, keeps the rates and the schedule's end, though an epoch's
+# steps may differ by one, its last part batch), EPOCHS (the schedule's length), LR,
 # WARMUP_LR, WARMUP, FINAL_LR, MOMENTUM, WD, CLIP and DROPOUT.  Run with any other,
 # make stops before doing anything, saying what differs (then, now), and
 # leaves OUT as it is: run with the options of then, or give another OUT
@@ -315,11 +316,14 @@ endef
 finished = { [ -e $(1) ] && h=$$$$(od -An -t u8 -N 8 $(1)) && \
 	  head -c $$$$((8 + h)) $(1) | grep '"train_epoch": *"$(2)"' > /dev/null; }
 # revalidate(E): the finished part validated again when its result is
-# missing (the validation alone, not logged again)
+# missing: tk-train --epoch E on a checkpoint at E's end reads no stream,
+# validates, and writes the result into the checkpoint, the log (in place
+# of any earlier record of that step) and the plot, as the epoch's run
 revalidate = [ -s $$$$val ] || { \
 	  echo "epoch $(1): validating $$$$part again (its result was not kept)"; \
-	  $(tk)tk-train -q $(if $(THREADS),--threads $(THREADS),) $(device) --resume $$$$part \
-	    --validate $(call valstream,0,1) > $$$$val.tmp; \
+	  $(train) --resume $$$$part -o $$$$part --epoch $(1) \
+	    --epoch-size $$$$(wc -l < $(o)/train.list) \
+	    --validate $(call valstream,0,1) < /dev/null > $$$$val.tmp; \
 	  mv $$$$val.tmp $$$$val; }
 
 # One rank's pipeline of epoch E: rank_run(E, RANK, WORLD), with the shard

@@ -171,8 +171,13 @@ static void to_npy(const struct options *opt)
 	char *lpath = xmalloc(strlen(opt->to_npy) + 8);
 	sprintf(kpath, "%s.keys", opt->to_npy);
 	sprintf(lpath, "%s.labels", opt->to_npy);
+	/* the header, with the row count, is written last: no pipe (asked
+	 * before opening, which waits for a FIFO's reader) */
+	struct stat st;
+	if (stat(opt->to_npy, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
+		die_usage("--to-npy %s: the file is written whole at the end and "
+			  "cannot go to a pipe", opt->to_npy);
 	tk_outfile_open(&o.data, opt->to_npy);
-	/* the header, with the row count, is written last */
 	if (o.data.direct && lseek(fileno(o.data.fp), 0, SEEK_CUR) < 0)
 		die_usage("--to-npy %s: the file is written whole at the end and "
 			  "cannot go to a pipe", opt->to_npy);
