@@ -177,13 +177,21 @@ int tk_arch_from_meta(struct tk_arch *a, const struct st_doc *d, char *err,
 	/* Other formats (checkpoints) are models with more beside them. */
 	if (format && strcmp(format, "tk-backbone") == 0)
 		a->backbone_only = 1;
+	/* A state_dict that another program saved as safetensors (Hugging
+	 * Face's save_file writes "format": "pt"). */
+	if (!format || strncmp(format, "tk-", 3) != 0)
+		return tk_errf(err, errlen,
+			    "no tk architecture in its metadata (format %s%s%s): "
+			    "another program's safetensors? tk-import converts "
+			    "a state_dict",
+			    format ? "'" : "", format ? format : "absent",
+			    format ? "'" : "");
 	size_t nf = a->backbone_only ? 2 : NFIELDS;
 	for (size_t i = 0; i < nf; i++) {
 		const char *v = st_meta_get(d, arch_fields[i].key);
 		if (!v)
 			return tk_errf(err, errlen,
-				    "no architecture: metadata key '%s' is missing "
-				    "(import PyTorch files with tk-import)",
+				    "no architecture: metadata key '%s' is missing",
 				    arch_fields[i].key);
 		if (set_field(a, arch_fields[i].key, v, err, errlen) < 0)
 			return -1;

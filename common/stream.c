@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "tk.h"
+#include "torchload.h"
 
 /* Memory grows with the bytes that actually arrive, never by what a header
  * claims, so a lying header cannot make us allocate before it is caught
@@ -237,7 +238,11 @@ int tk_map_file(const char *path, struct tk_mapped *m, struct st_doc *d,
 	tk_mapping_add(p, m->len, path);
 	char what[768];
 	if (st_parse_buffer(d, p, m->len, what, sizeof what) < 0) {
-		snprintf(err, errlen, "%s: %s", path, what);
+		if (tl_is_torch(p, m->len))
+			snprintf(err, errlen, "%s: a PyTorch checkpoint, not a tk "
+				 "weight file: convert it with tk-import", path);
+		else
+			snprintf(err, errlen, "%s: %s", path, what);
 		tk_unmap_file(m);
 		return -1;
 	}
