@@ -131,6 +131,14 @@ static int is_call(const struct pk_value *v, const char *fn)
 	       v->call.fn->type == PK_GLOBAL && strcmp(v->call.fn->global, fn) == 0;
 }
 
+/* Whether v is an instance of a class tk does not read (a pickled
+ * nn.Module, say), as opposed to plain data. */
+static int is_object(const struct pk_value *v)
+{
+	return v->type == PK_OPAQUE ||
+	       (v->type == PK_CALL && v->call.fn && v->call.fn->type == PK_OPAQUE);
+}
+
 /* ---- storages ---- */
 
 static uint64_t hash_str(const char *s)
@@ -476,8 +484,10 @@ static int select_state_dict(struct loader *L, const struct pk_value *root)
 {
 	struct pairs top;
 	if (dict_pairs(root, &top) < 0)
-		return fail(L, "the pickle holds a %s, not a dict of tensors",
-			    what_is(root));
+		return fail(L, "the pickle holds a %s, not a dict of tensors%s",
+			    what_is(root),
+			    is_object(root) ? " (a whole model, torch.save(model)? "
+					      "save model.state_dict())" : "");
 	const struct pk_value *sd = NULL;
 	L->c->epoch = -1;
 	for (size_t i = 0; i < top.n; i++) {
@@ -494,6 +504,19 @@ static int select_state_dict(struct loader *L, const struct pk_value *root)
 		int any = 0;
 		for (size_t i = 0; i < top.n; i++)
 			any |= is_tensor(top.v[i]);
+		/* torch.save({'model': model, ...}): the module itself where
+		 * its state_dict was meant. */
+		for (size_t i = 0; !any && i < top.n; i++)
+			for (size_t w = 0; w < sizeof wrapper_keys / sizeof *wrapper_keys; w++)
+				if (is_str(top.k[i], wrapper_keys[w]) &&
+				    is_object(top.v[i])) {
+					fail(L, "'%s' holds a %s, not a dict of "
+						"tensors (a whole model? save "
+						"model.state_dict())",
+					     wrapper_keys[w], what_is(top.v[i]));
+					pairs_free(&top);
+					return -1;
+				}
 		if (!any) {
 			char keys[256];
 			top_keys(&top, keys, sizeof keys);

@@ -142,7 +142,10 @@ def main():
     # A whole nn.Module (torch.save(model)) names its class.
     buf = io.BytesIO()
     torch.save(torch.nn.Linear(2, 2), buf)
-    open(case("whole-module", "torch.nn.modules.linear.Linear"), "wb").write(buf.getvalue())
+    open(case("whole-module", "torch.nn.modules.linear.Linear, not a dict of tensors (a whole model, torch.save(model)? save model.state_dict())"), "wb").write(buf.getvalue())
+    # ... and under a wrapper key, where its state_dict was meant.
+    torch.save({"model": torch.nn.Linear(2, 2), "epoch": 3},
+               case("wrapped-module", "'model' holds a torch.nn.modules.linear.Linear, not a dict of tensors (a whole model? save model.state_dict())"))
 
     # Truncations.
     zip_ckpt(os.path.join(out, "ok.zip"), good((10,), (1,)), {"0": floats})
