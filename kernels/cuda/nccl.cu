@@ -10,13 +10,23 @@
 
 #include "kernels/cuda/common.cuh"
 
+// common/tk.h's tk_die_now (tk.h itself is C11).
+extern "C" [[noreturn]] void tk_die_now(int status, const char *fmt, ...);
+
 namespace {
+
+int nrank; // this process's rank, for messages
 
 void nccl_check(ncclResult_t e, const char *call, const char *file, int line)
 {
 	if (e == ncclSuccess)
 		return;
 	char why[512];
+	// An error NCCL kept aside (NCCL 2.19 on) is what its next call
+	// returns: said as the watch says it, ending the same way (_exit: a
+	// kernel of NCCL's may still be waiting on the device).
+	if (tk_nccl_async_error(why, sizeof why))
+		tk_die_now(3, "data-parallel run: rank %d: %s", nrank, why);
 	snprintf(why, sizeof why, "%s (%s)", ncclGetErrorString(e),
 		 ncclGetLastError(nullptr));
 	tk_cuda_fail("NCCL", call, why, file, line);
@@ -72,6 +82,7 @@ void tk_nccl_init(const void *id, int world, int rank)
 		       rank, sentence_len(why), why);
 	nccl_check(e, "ncclCommInitRank", __FILE__, __LINE__);
 	nworld = world;
+	nrank = rank;
 }
 
 void tk_nccl_destroy(void)
@@ -102,10 +113,13 @@ int tk_nccl_async_error(char *why, size_t n)
 		return 0;
 	if (e != ncclSuccess)
 		a = e;
+	// (NCCL's last message: one buffer for the process, which may be
+	// of another matter, so only quoted as such)
 	const char *last = ncclGetLastError(comm);
 	snprintf(why, n, "NCCL: %s%s%.*s%s; the rank's collectives cannot "
 			 "finish, so it stops", ncclGetErrorString(a),
-		 *last ? " (" : "", sentence_len(last), last, *last ? ")" : "");
+		 *last ? " (NCCL's last message: " : "", sentence_len(last), last,
+		 *last ? ")" : "");
 	return 1;
 }
 

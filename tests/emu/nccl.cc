@@ -15,11 +15,13 @@
 // which NCCL's refusal: before 2.30 "Duplicate GPU detected", always;
 // from 2.30 on "Multiple Ranks are using the same GPU", unless
 // NCCL_MULTI_RANK_GPU_ENABLE=1 lets them share it.
-// A collective that fails when it runs (ranks that disagree, a file that
-// cannot be written) does what NCCL's do: the communicator keeps the
-// error for ncclCommGetAsyncError, and the stream waits forever.
-// TK_EMU_NCCL_FAIL=N makes a rank's N-th collective (ncclCommInitRank's
-// is the first) fail so, as when the network between machines fails.
+// A collective that fails when it runs (a file that cannot be written)
+// does what NCCL's do (2.19 on): the communicator keeps the error for
+// ncclCommGetAsyncError, its next call returns it, and the stream waits
+// forever.  TK_EMU_NCCL_FAIL=N makes a rank's N-th collective
+// (ncclCommInitRank's is the first) fail so, as when the network between
+// machines fails.  Ranks that disagree, which NCCL does not check (they
+// hang), stop the emulator with a message.
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -207,22 +209,32 @@ ncclResult_t collective(ncclComm *c, int kind, const void *send, void *recv,
 }
 
 // The collective queued on the stream, as NCCL's are; arguments it
-// would refuse are refused at the call.  A failure when it runs (a rank
-// that disagrees, a file that cannot be written, TK_EMU_NCCL_FAIL) is
-// kept for ncclCommGetAsyncError, and the stream waits forever, as
-// NCCL's kernels wait on; so do the collectives after one.
+// would refuse are refused at the call.  A failure when it runs (a file
+// that cannot be written, TK_EMU_NCCL_FAIL) is kept for
+// ncclCommGetAsyncError and returned by the next call, and the stream
+// waits forever, as NCCL's kernels wait on.
 ncclResult_t queue(ncclComm *c, int kind, const void *send, void *recv,
 		   size_t count, ncclDataType_t type, ncclRedOp_t op, int root,
 		   cudaStream_t stream)
 {
 	if (c->nranks > 1 && type != ncclFloat32 && type != ncclFloat64)
 		return fail(ncclInvalidArgument, "%s", "emulated for float and double only");
+	// an error kept aside is what NCCL's next call returns (2.19 on)
+	ncclResult_t kept = (ncclResult_t)c->async.load();
+	if (kept != ncclSuccess)
+		return kept;
 	tk_emu::enqueue(stream, [=]() {
 		ncclResult_t e = (ncclResult_t)c->async.load();
 		if (e == ncclSuccess)
 			e = collective(c, kind, send, recv, count, type, op, root);
 		if (e == ncclSuccess)
 			return;
+		// ranks that disagree: NCCL checks nothing of the kind (its
+		// ranks hang or sum wrongly); the emulator says so and stops
+		if (e == ncclInvalidUsage) {
+			fprintf(stderr, "tk CUDA emulator: NCCL: %s\n", last_error);
+			exit(3);
+		}
 		c->async.store(e);
 		for (;;)
 			pause();
