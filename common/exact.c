@@ -315,10 +315,9 @@ static void rank_and_emit(struct search_db *db, const float *q, long ng,
 void exact_pack_cost(const struct search_db *db, uint64_t *per_query,
 		     uint64_t *fixed)
 {
-	/* scores_packed_bytes(g, dim) <= (g + 16) dim 4 + 128 */
-	int dev = on_gpu(db);
-	*per_query = dev ? 0 : (uint64_t)db->dim * 4;
-	*fixed = dev ? 0 : 16 * (uint64_t)db->dim * 4 + 128;
+	*per_query = *fixed = 0; /* on a device: none packed */
+	if (!on_gpu(db))
+		scores_packed_cost(db->dim, per_query, fixed);
 }
 
 /* How many queries fit in one pass, with chunks of db->chunk_cap. */

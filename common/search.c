@@ -236,11 +236,7 @@ static long read_chunk_stream(struct search_db *db, int b)
 /* Map [start, start+len) of the file for slot b (replacing its window). */
 static int map_window(struct search_db *db, int b, long long start, size_t len)
 {
-	if (db->map[b]) {
-		tk_mapping_remove(db->map[b]);
-		munmap(db->map[b], db->maplen[b]);
-	}
-	db->map[b] = NULL;
+	tk_unmap_file(&db->win[b]);
 	void *p = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_POPULATE,
 		       fileno(db->s.fp), start);
 	if (p == MAP_FAILED) {
@@ -249,8 +245,8 @@ static int map_window(struct search_db *db, int b, long long start, size_t len)
 		return -1;
 	}
 	tk_mapping_add(p, len, db->s.name);
-	db->map[b] = p;
-	db->maplen[b] = len;
+	db->win[b].addr = p;
+	db->win[b].len = len;
 	return 0;
 }
 
@@ -286,14 +282,14 @@ static long read_chunk_mapped(struct search_db *db, int b)
 					    db->size - p, need);
 				return -1;
 			}
-			if (p + need > start + (long long)db->maplen[b]) {
-				long long l = 2 * (long long)db->maplen[b];
+			if (p + need > start + (long long)db->win[b].len) {
+				long long l = 2 * (long long)db->win[b].len;
 				l = l > p + need - start ? l : p + need - start;
 				if (map_window(db, b, start,
 					       (size_t)(l < left ? l : left)) < 0)
 					return -1;
 			}
-			const uint8_t *at = (const uint8_t *)db->map[b] + (p - start);
+			const uint8_t *at = (const uint8_t *)db->win[b].addr + (p - start);
 			if (part == 0) {
 				uint64_t n = 0;
 				for (int i = 7; i >= 0; i--)
@@ -338,7 +334,7 @@ static long read_chunk_mapped(struct search_db *db, int b)
 		}
 		if (!checked_vector(db))
 			return -1;
-		db->voff[m++] = in_map - (const char *)db->map[b];
+		db->voff[m++] = in_map - (const char *)db->win[b].addr;
 		p += need;
 	}
 	if (m)
@@ -351,14 +347,14 @@ static long read_chunk_mapped(struct search_db *db, int b)
 	for (long i = 2; i < m && in_place; i++)
 		in_place = db->voff[i] - db->voff[i - 1] == stride;
 	if (in_place) {
-		db->vec[b] = (const float *)((const char *)db->map[b] + db->voff[0]);
+		db->vec[b] = (const float *)((const char *)db->win[b].addr + db->voff[0]);
 		db->ld[b] = stride / 4;
 		return m;
 	}
 	size_t row = (size_t)db->dim;
 	for (long i = 0; i < m; i++)
 		memcpy(slot_buffer(db, b) + i * row,
-		       (const char *)db->map[b] + db->voff[i], row * 4);
+		       (const char *)db->win[b].addr + db->voff[i], row * 4);
 	db->vec[b] = db->buf[b];
 	db->ld[b] = db->dim;
 	return m;
@@ -521,10 +517,7 @@ void search_db_close(struct search_db *db)
 	pthread_mutex_destroy(&db->mu);
 	pthread_cond_destroy(&db->cv);
 	for (int b = 0; b < 2; b++)
-		if (db->map[b]) {
-			tk_mapping_remove(db->map[b]);
-			munmap(db->map[b], db->maplen[b]);
-		}
+		tk_unmap_file(&db->win[b]);
 	free(db->voff);
 	free(db->scratch);
 	free(db->mem);

@@ -57,8 +57,7 @@ struct search_db {
 	int mapped;
 	long long size, off; /* the file's size; the next frame's offset */
 	long long frame_bytes; /* bytes a frame, for sizing windows */
-	void *map[2];        /* slot i's window */
-	size_t maplen[2];
+	struct tk_mapped win[2]; /* slot i's window of the file */
 	long long *voff;     /* the chunk's vectors' offsets in its window */
 	void *scratch;       /* a misaligned vector, copied to be checked */
 	size_t scratch_len;

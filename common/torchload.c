@@ -1029,19 +1029,16 @@ int tl_read_file(struct tl_checkpoint *c, const char *path, unsigned flags,
 		}
 	}
 	close(fd);
+	struct tk_mapped m = {map, len};
 	if (map)
 		tk_mapping_add(map, len, path);
 	char what[1024];
 	if (tl_read_buffer(c, map ? map : "", len, flags, what, sizeof what) < 0) {
 		snprintf(err, errlen, "%s: %s", path, what);
-		if (map) {
-			tk_mapping_remove(map);
-			munmap(map, len);
-		}
+		tk_unmap_file(&m);
 		return -1;
 	}
-	c->map = map;
-	c->maplen = len;
+	c->map = m;
 	return 0;
 }
 
@@ -1053,10 +1050,7 @@ void tl_free(struct tl_checkpoint *c)
 	for (int i = 0; i < c->nbufs; i++)
 		free(c->bufs[i]);
 	free(c->bufs);
-	if (c->map) {
-		tk_mapping_remove(c->map);
-		munmap(c->map, c->maplen);
-	}
+	tk_unmap_file(&c->map);
 	memset(c, 0, sizeof *c);
 	c->epoch = -1;
 }

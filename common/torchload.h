@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "safetensors.h"
+#include "stream.h"
 
 struct tl_tensor {
 	char *name; /* the state_dict key, as saved */
@@ -45,8 +46,7 @@ struct tl_checkpoint {
 	/* What the tensors point into; freed by tl_free. */
 	void **bufs;
 	int nbufs;
-	void *map;
-	size_t maplen;
+	struct tk_mapped map; /* the file */
 };
 
 /* tl_read_* flags. */

@@ -11,6 +11,7 @@
 #define TK_KERNELS_SCORES_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -30,6 +31,9 @@ void scores_forward(float *s,       /* [nq, lds] */
  * call, a copy of the queries allocated and freed each time. */
 /* Bytes of nq queries of dim packed, a row of zeros included. */
 size_t scores_packed_bytes(int nq, int dim);
+/* A bound of scores_packed_bytes(nq, dim): nq per_query + fixed, for
+ * memory plans made before nq is known. */
+void scores_packed_cost(int dim, uint64_t *per_query, uint64_t *fixed);
 /* q packed for scores_forward_packed: scores_packed_bytes(nq, dim) bytes,
  * 64-byte aligned; free() it. */
 float *scores_pack(const float *q, /* [nq, dim] */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/imlist.h"
 #include "common/revisitop.h"
 #include "common/stream.h"
 #include "common/tk.h"
@@ -156,31 +157,13 @@ static void score_stream(struct rv_eval *e, const struct options *o)
 	free(order);
 }
 
-/* JSON numbers that read back exactly, the shortest way: the fewest
- * digits ("%.*g"), or positional ("%.*f") where that is no longer, so
- * 20 rather than 2e+01; null for NaN. */
+/* JSON numbers that read back exactly (percentages: tk_format_double's
+ * shortest form, which for numbers up to 100 is never longer than an
+ * exponent's); null for NaN. */
 static void json_number(double v)
 {
-	if (!isfinite(v)) {
-		fputs("null", stdout);
-		return;
-	}
-	char b[32], f[48];
-	for (int p = 1; p <= 17; p++) {
-		snprintf(b, sizeof b, "%.*g", p, v);
-		if (strtod(b, NULL) == v)
-			break;
-	}
-	if (strchr(b, 'e') && fabs(v) < 1e17)
-		for (int d = 0; d <= 20; d++) {
-			snprintf(f, sizeof f, "%.*f", d, v);
-			if (strtod(f, NULL) == v) {
-				if (strlen(f) <= strlen(b))
-					strcpy(b, f);
-				break;
-			}
-		}
-	fputs(b, stdout);
+	char b[32];
+	fputs(isfinite(v) ? tk_format_double(b, v) : "null", stdout);
 }
 
 static void json_string(const char *s)

@@ -75,6 +75,13 @@ size_t scores_packed_bytes(int nq, int dim)
 	return (qn + dim + LANES) / LANES * LANES * sizeof(float);
 }
 
+void scores_packed_cost(int dim, uint64_t *per_query, uint64_t *fixed)
+{
+	/* scores_packed_bytes(nq, dim) <= ((nq + LANES) dim + 2 LANES) floats */
+	*per_query = (uint64_t)dim * sizeof(float);
+	*fixed = ((uint64_t)LANES * dim + 2 * LANES) * sizeof(float);
+}
+
 float *scores_pack(const float *q, int nq, int dim)
 {
 	size_t bytes = scores_packed_bytes(nq, dim);
