@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,18 +182,24 @@ struct st_tensor *tk_frame_tensor(const struct tk_stream *s,
 	return t;
 }
 
-int tk_frame_index(const struct st_doc *d, long *index)
+int tk_frame_meta_long(const struct st_doc *d, const char *key, long lo,
+		       long hi, long *value)
 {
-	const char *v = st_meta_get(d, "index");
+	const char *v = st_meta_get(d, key);
 	if (!v)
 		return 0;
 	char *end;
 	errno = 0;
 	long i = strtol(v, &end, 10);
-	if (end == v || *end || errno || i < 0)
+	if (end == v || *end || errno || i < lo || i > hi)
 		return -1;
-	*index = i;
+	*value = i;
 	return 1;
+}
+
+int tk_frame_index(const struct st_doc *d, long *index)
+{
+	return tk_frame_meta_long(d, "index", 0, LONG_MAX, index);
 }
 
 void tk_write_frame_to(FILE *fp, const struct st_doc *d, const char *what)

@@ -50,6 +50,10 @@ struct st_tensor *tk_frame_tensor(const struct tk_stream *s,
 				  const struct st_doc *d, const char *name,
 				  int dtype, int rank);
 
+/* Frame d's metadata key as an integer in [lo, hi] into *value: 1; 0
+ * without the key; -1 when it is not such an integer. */
+int tk_frame_meta_long(const struct st_doc *d, const char *key, long lo,
+		       long hi, long *value);
 /* Frame d's place in the whole stream, its metadata 'index' (which
  * tk-decode --shard writes) into *index: 1; 0 without one; -1 when it is
  * not an integer >= 0. */

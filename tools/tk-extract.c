@@ -205,6 +205,14 @@ static void write_pending(const struct tk_dev *dv, struct pending *q, int slot)
 	q->n = 0;
 }
 
+/* Before an error at the image of slot: the image before it, whole, is
+ * written out. */
+static void write_previous(const struct tk_dev *dv, struct pending *q, int slot)
+{
+	if (q[slot ^ 1].n)
+		write_pending(dv, &q[slot ^ 1], slot ^ 1);
+}
+
 /* --device cuda (or TK_DEVPATH=1 on the CPU, the tests' way through this
  * code): the network of common/devnet.c, one image ahead of the writes. */
 static void extract_device(struct options *o, struct tk_extractor *e)
@@ -235,9 +243,8 @@ static void extract_device(struct options *o, struct tk_extractor *e)
 			char err[512];
 			const struct st_tensor *t = frame_image(o, &d, &H, &W, &u8,
 								err, sizeof err);
-			if (!t) { /* the image before is whole: out with it */
-				if (q[slot ^ 1].n)
-					write_pending(dv, &q[slot ^ 1], slot ^ 1);
+			if (!t) {
+				write_previous(dv, q, slot);
 				tk_frame_die(&s, &d, "%s", err);
 			}
 			tk_devnet_image(&net, t->data, u8, H, W);
@@ -255,8 +262,7 @@ static void extract_device(struct options *o, struct tk_extractor *e)
 				}
 				if (tk_devnet_extract(&net, o->scale[k], c->local[k], o->check,
 						      err, sizeof err) < 0) {
-					if (q[slot ^ 1].n)
-						write_pending(dv, &q[slot ^ 1], slot ^ 1);
+					write_previous(dv, q, slot);
 					tk_frame_die(&s, &d, "scale %s: %s", o->label[k], err);
 				}
 				flops += net.flops;

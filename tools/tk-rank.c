@@ -351,15 +351,12 @@ static size_t shard_keys(const struct tk_stream *s, const struct st_doc *d,
  * none (tk-rank before it wrote one). */
 static long frame_dbsize(const struct tk_stream *s, const struct st_doc *d)
 {
-	const char *v = st_meta_get(d, "dbsize");
-	if (!v)
-		return -1;
-	char *end;
-	errno = 0;
-	long long n = strtoll(v, &end, 10);
-	if (end == v || *end || errno || n < 1 || n > INT32_MAX)
-		tk_frame_die(s, d, "'dbsize' is '%s', not a database size", v);
-	return (long)n;
+	long n;
+	int r = tk_frame_meta_long(d, "dbsize", 1, INT32_MAX, &n);
+	if (r < 0)
+		tk_frame_die(s, d, "'dbsize' is '%s', not a database size",
+			     st_meta_get(d, "dbsize"));
+	return r ? n : -1;
 }
 
 /* One query's frames of the ns shards merged into its ranking of the
@@ -375,7 +372,7 @@ static void merge_frame(const struct options *o, const long *off,
 	int ns = o->nfiles;
 	size_t total = 0, trunc = SIZE_MAX;
 	int short_i = -1;
-	long dbsize = -1;
+	long dbsize = -1, short_n = -1;
 	for (int i = 0; i < ns; i++) {
 		long n = frame_dbsize(&s[i], &d[i]);
 		long gap = i + 1 < ns ? off[i + 1] - off[i] : -1;
@@ -393,6 +390,7 @@ static void merge_frame(const struct options *o, const long *off,
 		if (limit >= 0 && len[i] < (size_t)limit && len[i] < trunc) {
 			trunc = len[i];
 			short_i = i;
+			short_n = n;
 		}
 		if (i == ns - 1 && n >= 0 && off[0] == 0)
 			dbsize = off[i] + n;
@@ -400,7 +398,7 @@ static void merge_frame(const struct options *o, const long *off,
 	size_t k = o->top && (size_t)o->top < total ? (size_t)o->top : total;
 	if (k > trunc) {
 		int i = short_i;
-		if (frame_dbsize(&s[i], &d[i]) < 0)
+		if (short_n < 0)
 			tk_frame_die(&s[i], &d[i],
 				     "%zu items for the %ld positions from "
 				     "offset %ld to %ld: ranked with --top %zu "
@@ -413,7 +411,7 @@ static void merge_frame(const struct options *o, const long *off,
 			     "(ranked with --top %zu): the merge is exact only "
 			     "up to --top %zu, not %zu; merge with --top %zu, "
 			     "or rank the shard in full",
-			     trunc, frame_dbsize(&s[i], &d[i]), trunc, trunc, k,
+			     trunc, short_n, trunc, trunc, k,
 			     trunc);
 	}
 	if (k > *outcap) {

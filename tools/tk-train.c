@@ -253,13 +253,14 @@ static void merge_hparams(struct tk_train_state *st, const struct options *o)
 			  "or change it at an epoch's end)", ck->epoch_size, st->seen,
 			  st->epoch + 1, was.epoch_size);
 	long per = tk_steps_per_epoch(&was), per2 = tk_steps_per_epoch(ck);
-	if (per2 != per || tk_schedule_pos(ck, st->epoch, st->seen) != pos)
+	long pos2 = tk_schedule_pos(ck, st->epoch, st->seen);
+	if (per2 != per || pos2 != pos)
 		tk_warn_loud("%ld steps per epoch, where the checkpoint's "
 			     "schedule had %ld: it goes on from its place, %ld "
 			     "images into epoch %ld, which is step %ld of %ld now "
 			     "(step %ld of %ld before)", per2, per, st->seen,
-			     st->epoch + 1, tk_schedule_pos(ck, st->epoch, st->seen),
-			     per2 * ck->epochs, pos, per * was.epochs);
+			     st->epoch + 1, pos2, per2 * ck->epochs, pos,
+			     per * was.epochs);
 }
 
 /* ---- the device path ----
