@@ -124,8 +124,8 @@ int tk_import_doc(struct tk_model *m, const struct st_doc *d,
 	/* tk writes "tk-model" or "tk-backbone"; other programs' safetensors
 	 * hold a state_dict, with or without a "format" of their own
 	 * (Hugging Face's save_file writes "pt"). */
-	const char *format = st_meta_get(d, "format");
-	int tk = format && starts(format, "tk-"), torchvision = 0;
+	const char *format = tk_meta_format(d);
+	int tk = format != NULL, torchvision = 0;
 	/* Names as tk's: without the prefixes of the wrappers the model was
 	 * trained in (DDP's "module.", torch.compile's "_orig_mod.", in
 	 * either order), torchvision's mapped. */

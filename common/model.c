@@ -169,6 +169,12 @@ void tk_arch_to_meta(const struct tk_arch *a, struct st_doc *d)
 	}
 }
 
+const char *tk_meta_format(const struct st_doc *d)
+{
+	const char *format = st_meta_get(d, "format");
+	return format && strncmp(format, "tk-", 3) == 0 ? format : NULL;
+}
+
 int tk_arch_from_meta(struct tk_arch *a, const struct st_doc *d, char *err,
 		      size_t errlen)
 {
@@ -179,7 +185,7 @@ int tk_arch_from_meta(struct tk_arch *a, const struct st_doc *d, char *err,
 		a->backbone_only = 1;
 	/* A state_dict that another program saved as safetensors (Hugging
 	 * Face's save_file writes "format": "pt"). */
-	if (!format || strncmp(format, "tk-", 3) != 0)
+	if (!tk_meta_format(d))
 		return tk_errf(err, errlen,
 			    "no tk architecture in its metadata (format %s%s%s): "
 			    "another program's safetensors? tk-import converts "

@@ -38,6 +38,9 @@ int tk_arch_parse(struct tk_arch *a, const char *spec, char *err, size_t errlen)
  * "format" is "tk-model" (or "tk-backbone" for a backbone alone, with
  * "depth" and "width" only), then a key per field. */
 void tk_arch_to_meta(const struct tk_arch *a, struct st_doc *d);
+/* d's metadata format when it is tk's ("tk-model", "tk-backbone", ...);
+ * NULL for another program's safetensors (Hugging Face's "pt", none). */
+const char *tk_meta_format(const struct st_doc *d);
 int tk_arch_from_meta(struct tk_arch *a, const struct st_doc *d, char *err,
 		      size_t errlen);
 /* One line: "resnet101 width 64, mid 1024, 4 tokens, 8 heads, 1+2 layers,

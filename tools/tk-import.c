@@ -121,8 +121,7 @@ int main(int argc, char **argv)
 	st_meta_set(&out, "source", base ? base + 1 : o.in);
 	/* A safetensors file without tk's metadata holds some other
 	 * program's state_dict (torchvision names, say). */
-	const char *format = strcmp(info.kind, "tk") == 0 ?
-				 st_meta_get(&d, "format") : NULL;
+	const char *format = torch ? NULL : tk_meta_format(&d);
 	if (torch)
 		st_meta_setf(&out, "source_format", "torch %s", ck.format);
 	else
