@@ -164,9 +164,8 @@ par := parallel --will-cite --halt soon,fail=1 $(if $(HOSTS),--sshlogin $(HOSTS)
 shard = bash $(here)extract-shard.sh "$(or $(BIN),-)" $(model) $(MAX_SIZE) $(or $(SCALES),-) \
 	$(or $(THREADS),-) $(1) $(DEVICE) $(or $(PRECISION),-) $(GPUS) $(DAMAGED)
 # A distractor shard's tk-rank (OpenMP, every core by default) gets the
-# same share: a shell expression, computed on the machine that runs it.
-share = $$(( $$(nproc) / $(1) > 0 ? $$(nproc) / $(1) : 1 ))
-rank_threads = $(or $(THREADS),$(if $(filter -,$(host_jobs)),1,$(call share,$(host_jobs))))
+# same share (job-threads.sh, on the machine that runs it).
+rank_threads = $$(bash $(here)job-threads.sh $(or $(THREADS),-) $(host_jobs))
 # parts DIR N: the shard files of a list in N shards
 parts = $(foreach i,$(shell seq 0 $$(($(2) - 1))),$(1)/part-$(i)-of-$(2).bin)
 # run_shards LIST N DIR: the missing shards of LIST, through GNU parallel

@@ -42,13 +42,7 @@ lines=$(wc -l <"$list")
 from=$((i * lines / n)) to=$(((i + 1) * lines / n))
 xopt=(--model "$model")
 [ "$scales" != - ] && xopt+=(--scales "$scales")
-if [ "$threads" = - ] && [ "$jobs" = - ]; then
-	threads=1
-elif [ "$threads" = - ]; then
-	[[ $jobs =~ ^[1-9][0-9]*$ ]] || { echo "extract-shard.sh: JOBS=$jobs: not a count of jobs" >&2; exit 1; }
-	threads=$(($(nproc) / jobs))
-	[ "$threads" -ge 1 ] || threads=1
-fi
+threads=$(bash "$(dirname "$0")/job-threads.sh" "$threads" "$jobs")
 topt=(--threads "$threads")
 dopt=(--quiet)
 case $damaged in
