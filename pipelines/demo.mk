@@ -84,6 +84,10 @@ demo: $(OUT)/eval.stamp
 	echo "demo: training curve $(OUT)/train/train.svg (log $(OUT)/train/train.log)"; \
 	echo "demo: $$(( $$(date +%s) - t0 )) s"
 
+# write_if_new(FILE, TEXT): FILE holds TEXT, rewritten only when it
+# changes, so that make notices new options by the file's time.
+write_if_new = @mkdir -p $(dir $(1)); echo "$(2)" | cmp -s - $(1) || echo "$(2)" > $(1)
+
 # A new benchmark or new training options: the old model and scores go;
 # so does a training folder without a config (an older train.mk's, which
 # train.mk would refuse).
@@ -92,16 +96,14 @@ $(OUT)/run.stamp: $(OUT)/run.opts $(BENCH)/demo/gnd_demo.pkl $(old_train)
 	rm -rf $(OUT)/train $(OUT)/eval
 	touch $@
 $(OUT)/run.opts: FORCE
-	@mkdir -p $(dir $@)
-	@echo "$(run_opts)" | cmp -s - $@ || echo "$(run_opts)" > $@
+	$(call write_if_new,$@,$(run_opts))
 # A new MAX_SIZE: the old scores go too (eval.mk refuses a folder whose
 # descriptors were made with another).
 $(OUT)/eval.stamp: $(OUT)/eval.opts $(OUT)/run.stamp
 	rm -rf $(OUT)/eval
 	touch $@
 $(OUT)/eval.opts: FORCE
-	@mkdir -p $(dir $@)
-	@echo "MAX_SIZE=$(MAX_SIZE)" | cmp -s - $@ || echo "MAX_SIZE=$(MAX_SIZE)" > $@
+	$(call write_if_new,$@,MAX_SIZE=$(MAX_SIZE))
 
 # The mini benchmark (README, "The demo benchmark"): made once, remade when
 # the generator, the photograph list or the options change.
@@ -109,9 +111,7 @@ $(OUT)/eval.opts: FORCE
 bench: $(BENCH)/demo/gnd_demo.pkl
 $(BENCH)/demo/gnd_demo.pkl: $(here)mkbench.py $(here)demo-photos.txt $(BENCH).opts
 	$(PY) $(here)mkbench.py --out $(BENCH) --seed $(SEED) --force $(BENCH_OPTS)
-# The options as a file, rewritten only when they change, so that make
-# notices a new SEED or BENCH_OPTS.
+# The options as a file (a new SEED or BENCH_OPTS remakes it)
 $(BENCH).opts: FORCE
-	@mkdir -p $(dir $@)
-	@echo "--seed $(SEED) $(BENCH_OPTS)" | cmp -s - $@ || echo "--seed $(SEED) $(BENCH_OPTS)" > $@
+	$(call write_if_new,$@,--seed $(SEED) $(BENCH_OPTS))
 FORCE:
