@@ -48,18 +48,6 @@ static const struct {
 };
 #define NFIELDS (sizeof fields / sizeof *fields)
 
-/* A decimal integer, all of s: digits after an optional '-'. */
-static int whole_integer(const char *s)
-{
-	s += *s == '-';
-	if (!*s)
-		return 0;
-	for (; *s; s++)
-		if (*s < '0' || *s > '9')
-			return 0;
-	return 1;
-}
-
 /* Field i from d into st: 0, or -1 with what is wrong in err. */
 static int get_field(struct tk_train_state *st, const struct st_doc *d, size_t i,
 		     char *err, size_t errlen)
@@ -77,14 +65,14 @@ static int get_field(struct tk_train_state *st, const struct st_doc *d, size_t i
 		*(double *)p = v;
 	} else if (fields[i].kind == U64) {
 		unsigned long long v = strtoull(s, &end, 10);
-		if (!whole_integer(s) || *s == '-' || errno)
+		if (!tk_whole_integer(s) || *s == '-' || errno)
 			return tk_errf(err, errlen,
 				       "metadata '%s' is '%s', not an integer in [0, %llu]",
 				       key, s, (unsigned long long)UINT64_MAX);
 		*(uint64_t *)p = v;
 	} else {
 		long v = strtol(s, &end, 10);
-		if (!whole_integer(s) || errno || v < fields[i].lo || v > fields[i].hi)
+		if (!tk_whole_integer(s) || errno || v < fields[i].lo || v > fields[i].hi)
 			return tk_errf(err, errlen,
 				       "metadata '%s' is '%s', not an integer in [%ld, %ld]",
 				       key, s, fields[i].lo, fields[i].hi);

@@ -212,6 +212,17 @@ void tk_warn(const char *fmt, ...)
 	va_end(ap);
 }
 
+int tk_whole_integer(const char *s)
+{
+	s += *s == '-';
+	if (!*s)
+		return 0;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return 0;
+	return 1;
+}
+
 void tk_warn_loud(const char *fmt, ...)
 {
 	va_list ap;

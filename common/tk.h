@@ -37,6 +37,9 @@ _Noreturn void tk_die_now(int status, const char *fmt, ...)
  * Remove before unmapping. */
 void tk_mapping_add(const void *addr, size_t len, const char *name);
 void tk_mapping_remove(const void *addr);
+/* Whether all of s is a decimal integer: digits after an optional '-'
+ * (strtol also takes spaces and '+'). */
+int tk_whole_integer(const char *s);
 /* For functions that report errors to their caller: format the message
  * into err (errlen bytes) and return -1. */
 int tk_errf(char *err, size_t errlen, const char *fmt, ...)

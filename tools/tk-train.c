@@ -1,7 +1,6 @@
 /* tk-train - train Token on image frames with labels: batches, forward,
  * backward, SGD; checkpoints that resume the same schedule; a JSON-lines
  * log and its plot; validation. */
-#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -341,12 +340,10 @@ static int parse_label(const struct tk_stream *s, const struct st_doc *d,
 	const char *v = st_meta_get(d, "label");
 	if (!v)
 		tk_frame_die(s, d, "no 'label' in the metadata: training needs labels");
-	char *end;
-	errno = 0;
-	long l = strtol(v, &end, 10);
-	/* digits, perhaps after a minus: strtol also takes spaces and '+' */
-	if (end == v || *end || !(isdigit((unsigned char)*v) || *v == '-'))
+	if (!tk_whole_integer(v))
 		tk_frame_die(s, d, "label '%s' is not an integer", v);
+	errno = 0;
+	long l = strtol(v, NULL, 10);
 	if (errno == ERANGE || l < 0 || l >= classes)
 		tk_frame_die(s, d, "label %s is outside the model's %d classes", v,
 			     classes);
