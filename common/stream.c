@@ -213,36 +213,51 @@ void tk_write_frame(const struct st_doc *d)
 	tk_write_frame_to(stdout, d, "standard output");
 }
 
-int tk_map_file(const char *path, struct tk_mapped *m, struct st_doc *d,
-		char *err, size_t errlen)
+int tk_map_whole(const char *path, struct tk_mapped *m, char *err,
+		 size_t errlen)
 {
 	memset(m, 0, sizeof *m);
 	int fd = open(path, O_RDONLY);
-	if (fd < 0) {
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return -1;
 	}
-	struct stat st;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	if (!S_ISREG(st.st_mode)) {
 		snprintf(err, errlen, "%s: not a regular file", path);
 		close(fd);
 		return -1;
 	}
-	if (st.st_size < 8) {
-		snprintf(err, errlen, "%s: file of %lld bytes is too short",
-			 path, (long long)st.st_size);
-		close(fd);
-		return -1;
-	}
-	void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	void *p = NULL;
+	if (st.st_size > 0)
+		p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	close(fd);
 	if (p == MAP_FAILED) {
 		snprintf(err, errlen, "%s: mmap: %s", path, strerror(errno));
 		return -1;
 	}
-	m->addr = p;
-	m->len = (size_t)st.st_size;
-	tk_mapping_add(p, m->len, path);
+	if (p) {
+		m->addr = p;
+		m->len = (size_t)st.st_size;
+		tk_mapping_add(p, m->len, path);
+	}
+	return 0;
+}
+
+int tk_map_file(const char *path, struct tk_mapped *m, struct st_doc *d,
+		char *err, size_t errlen)
+{
+	if (tk_map_whole(path, m, err, errlen) < 0)
+		return -1;
+	if (m->len < 8) {
+		snprintf(err, errlen, "%s: file of %zu bytes is too short", path,
+			 m->len);
+		tk_unmap_file(m);
+		return -1;
+	}
+	void *p = m->addr;
 	char what[768];
 	if (st_parse_buffer(d, p, m->len, what, sizeof what) < 0) {
 		if (tl_is_torch(p, m->len))

@@ -67,6 +67,11 @@ struct tk_mapped {
 };
 int tk_map_file(const char *path, struct tk_mapped *m, struct st_doc *d,
 		char *err, size_t errlen);
+/* Map the whole regular file read-only (an empty one: addr NULL), told
+ * to the SIGBUS handler (tk_mapping_add).  0, or -1 with a message in
+ * err.  tk_unmap_file undoes it. */
+int tk_map_whole(const char *path, struct tk_mapped *m, char *err,
+		 size_t errlen);
 void tk_unmap_file(struct tk_mapped *m);
 
 #endif

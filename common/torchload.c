@@ -5,14 +5,9 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "pickle.h"
 #include "tk.h"
@@ -1005,35 +1000,12 @@ int tl_read_file(struct tl_checkpoint *c, const char *path, unsigned flags,
 		 char *err, size_t errlen)
 {
 	memset(c, 0, sizeof *c);
-	int fd = open(path, O_RDONLY);
-	struct stat st;
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
+	struct tk_mapped m;
+	if (tk_map_whole(path, &m, err, errlen) < 0)
 		return -2;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		snprintf(err, errlen, "%s: not a regular file", path);
-		return -2;
-	}
-	void *map = NULL;
-	size_t len = (size_t)st.st_size;
-	if (len) {
-		map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (map == MAP_FAILED) {
-			snprintf(err, errlen, "%s: mmap: %s", path, strerror(errno));
-			close(fd);
-			return -2;
-		}
-	}
-	close(fd);
-	struct tk_mapped m = {map, len};
-	if (map)
-		tk_mapping_add(map, len, path);
 	char what[1024];
-	if (tl_read_buffer(c, map ? map : "", len, flags, what, sizeof what) < 0) {
+	if (tl_read_buffer(c, m.addr ? m.addr : "", m.len, flags, what,
+			   sizeof what) < 0) {
 		snprintf(err, errlen, "%s: %s", path, what);
 		tk_unmap_file(&m);
 		return -1;
