@@ -237,8 +237,13 @@ static void extract_device(struct options *o, struct tk_extractor *e)
 	int nf = o->nfiles ? o->nfiles : 1, slot = 0;
 	for (int i = 0; i < nf; i++) {
 		struct tk_stream s;
+		/* The next file may not open: the images before are out
+		 * first, at the cost of one image's overlap a file. */
+		if (i > 0)
+			write_previous(dv, q, slot);
 		tk_stream_open(&s, o->nfiles ? o->files[i] : "-");
-		while (tk_read_frame(&s, &d)) {
+		int r;
+		while ((r = tk_stream_read(&s, &d)) > 0) {
 			int H, W, u8;
 			char err[512];
 			const struct st_tensor *t = frame_image(o, &d, &H, &W, &u8,
@@ -252,8 +257,10 @@ static void extract_device(struct options *o, struct tk_extractor *e)
 			for (int k = 0; k < o->nscales; k++) {
 				int gh, gw;
 				if (tk_devnet_grid(&net, H, W, o->scale[k], &gh, &gw, err,
-						   sizeof err) < 0)
+						   sizeof err) < 0) {
+					write_previous(dv, q, slot);
 					tk_frame_die(&s, &d, "scale %s: %s", o->label[k], err);
+				}
 				size_t need = (size_t)gh * gw * net.dim;
 				if (need > c->cap[k]) {
 					dev_host_free(dv, c->local[k]);
@@ -287,6 +294,10 @@ static void extract_device(struct options *o, struct tk_extractor *e)
 				}
 			}
 			tk_progress_step(&p, 1);
+		}
+		if (r < 0) {
+			write_previous(dv, q, slot);
+			tk_die(s.io_error ? TK_EXIT_IO : TK_EXIT_DATA, "%s", s.err);
 		}
 		tk_stream_close(&s);
 	}
