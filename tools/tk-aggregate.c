@@ -131,6 +131,46 @@ static void account(struct group *g, struct tk_progress *p, const float *one,
 	g->n++;
 }
 
+/* Frame d's local features, checked: NULL with the reason in err when
+ * they are not F32 [n >= 1, dim] (and finite, with check). */
+static const struct st_tensor *frame_local(const struct st_doc *d, int dim,
+					   int check, char *err, size_t errlen)
+{
+	const struct st_tensor *t = st_find(d, "local");
+	size_t at;
+	if (!t)
+		snprintf(err, errlen, "no tensor 'local'");
+	else if (t->dtype != ST_F32)
+		snprintf(err, errlen, "tensor 'local' is %s, expected F32",
+			 st_dtype_name(t->dtype));
+	else if (t->rank != 2)
+		snprintf(err, errlen, "tensor 'local' has rank %d, expected 2",
+			 t->rank);
+	else if (t->shape[1] != dim)
+		snprintf(err, errlen,
+			 "local features of dimension %lld; the model's is %d",
+			 (long long)t->shape[1], dim);
+	else if (t->shape[0] < 1)
+		snprintf(err, errlen, "no local features");
+	else if (check && !tk_all_finite(t->data, (size_t)t->shape[0] * dim, &at))
+		snprintf(err, errlen, "tensor 'local' holds %g at element %zu",
+			 ((const float *)t->data)[at], at);
+	else
+		return t;
+	return NULL;
+}
+
+/* Frame d is refused: the images before it are written whole first (the
+ * one under way too when d starts another image), then the error. */
+static _Noreturn void refuse(struct group *g, const struct tk_stream *s,
+			     const struct st_doc *d, const char *err)
+{
+	const char *key = st_meta_get(d, "key");
+	if (!key || !g->key || strcmp(key, g->key) != 0)
+		group_flush(g);
+	tk_frame_die(s, d, "%s", err);
+}
+
 int main(int argc, char **argv)
 {
 	struct options o;
@@ -172,32 +212,25 @@ int main(int argc, char **argv)
 		struct tk_stream s;
 		tk_stream_open(&s, o.nfiles ? o.files[i] : "-");
 		while (tk_read_frame(&s, &d)) {
-			struct st_tensor *t = tk_frame_tensor(&s, &d, "local", ST_F32, 2);
-			if (t->shape[1] != h.dim)
-				tk_frame_die(&s, &d,
-					     "local features of dimension %lld; the "
-					     "model's is %d",
-					     (long long)t->shape[1], h.dim);
-			if (t->shape[0] < 1)
-				tk_frame_die(&s, &d, "no local features");
-			int n = (int)t->shape[0];
-			size_t at;
-			if (o.check && !tk_all_finite(t->data, (size_t)n * h.dim, &at))
-				tk_frame_die(&s, &d, "tensor 'local' holds %g at element %zu",
-					     ((const float *)t->data)[at], at);
 			char err[512];
-			if (on_dev) {
+			const struct st_tensor *t = frame_local(&d, h.dim, o.check,
+								err, sizeof err);
+			if (on_dev && pending) {
 				/* The frame before, which the device worked on while
-				 * this one was read; then this one's turn. */
-				if (pending) {
-					tk_devnet_head_finish(&net, one);
-					account(&g, &p, one, &prev);
-					if (p.count == 2 && !first) /* the first image done */
-						first = tk_now();
-				}
+				 * this one was read. */
+				tk_devnet_head_finish(&net, one);
+				account(&g, &p, one, &prev);
+				pending = 0;
+				if (p.count == 2 && !first) /* the first image done */
+					first = tk_now();
+			}
+			if (!t)
+				refuse(&g, &s, &d, err);
+			int n = (int)t->shape[0];
+			if (on_dev) {
 				if (tk_devnet_head_start(&net, t->data, n, o.check, err,
 							 sizeof err) < 0)
-					tk_frame_die(&s, &d, "%s", err);
+					refuse(&g, &s, &d, err);
 				st_clear(&prev);
 				st_meta_copy(&prev, &d);
 				pending = 1;
@@ -211,7 +244,7 @@ int main(int argc, char **argv)
 			}
 			if (tk_head_forward(&h, one, scratch, t->data, n, o.check, err,
 					    sizeof err) < 0)
-				tk_frame_die(&s, &d, "%s", err);
+				refuse(&g, &s, &d, err);
 			account(&g, &p, one, &d);
 		}
 		tk_stream_close(&s);
