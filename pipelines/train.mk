@@ -16,7 +16,10 @@
 # OUT/epoch-E.val.json and into the checkpoint's metadata.  OUT/best.st is
 # the epoch with the lowest validation top-1 error so far (a hard link to
 # its file, or a copy), OUT/best.json its validation; the two change
-# together, with the epoch file.
+# together, with the epoch file.  (The reference's train.py means the
+# same, but its min_val never moves: its best_checkpoint.pth is rewritten
+# at every validation batch with an error under 100%, in effect the last
+# epoch validated.)
 # OUT/train.log has a JSON line per step and OUT/train.svg plots it; the
 # lines of steps a run trains again (an epoch redone or resumed) replace
 # the earlier ones, which go to OUT/train.log.removed.
@@ -78,7 +81,13 @@
 #                       --epoch E)
 #   BACKBONE            the ImageNet weights for the backbone (torchvision's
 #                       ResNet, tk-import), which the reference starts
-#                       from; without it the backbone starts from random
+#                       from: torchvision's first ImageNet weights,
+#                       IMAGENET1K_V1 (resnet101-63fe2227.pth), which its
+#                       pretrained=True loads, not IMAGENET1K_V2 (the
+#                       DEFAULT since torchvision 0.13, another training
+#                       of the same network, which tk-import takes as
+#                       well: nothing in the file tells them apart);
+#                       without it the backbone starts from random
 #                       weights, with a warning (BACKBONE=none: the same,
 #                       meant)
 #   CLEAN=1             GLDv2-clean (0: the full train.csv)
