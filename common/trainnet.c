@@ -195,7 +195,7 @@ double tk_net_forward_u8(struct tk_net *n, struct tk_model *m,
 
 void tk_net_backward(struct tk_net *n, const struct tk_model *m, float *grad)
 {
-	tk_net_backward_sync(n, m, grad, NULL);
+	tk_net_backward_sync(n, m, grad, 1.0, NULL);
 }
 
 void net_ready(struct tk_net *n, size_t off, size_t len)
@@ -206,7 +206,7 @@ void net_ready(struct tk_net *n, size_t off, size_t len)
 }
 
 void tk_net_backward_sync(struct tk_net *n, const struct tk_model *m,
-			  float *grad, struct dev_ddp *ddp)
+			  float *grad, double weight, struct dev_ddp *ddp)
 {
 	n->ddp = ddp;
 	if (!n->trained)
@@ -215,7 +215,8 @@ void tk_net_backward_sync(struct tk_net *n, const struct tk_model *m,
 	float *dlog = n->dlogits, *dcos = n->dlogits + (size_t)B * K;
 	dev_mark(n->dv, "loss backward");
 	dev_zero(n->dv, n->dlogits, (size_t)2 * B * K * sizeof *dlog);
-	dev_cross_entropy_backward(n->dv, dlog, n->prob, n->label, 1.0f / B, B, K);
+	dev_cross_entropy_backward(n->dv, dlog, n->prob, n->label,
+				   (float)(weight / B), B, K);
 	dev_arcface_backward(n->dv, dcos, dlog, n->cos, n->label, n->arch.arc_s,
 			 n->arch.arc_m, ARC_EPS, B, K);
 	float *dxn = n->h[0], *de = n->de;

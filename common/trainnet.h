@@ -56,12 +56,14 @@ double tk_net_forward_u8(struct tk_net *n, struct tk_model *m,
 /* Backward pass of the last training forward: the gradient of its mean
  * loss is added into grad (m->numel floats, the model table's layout). */
 void tk_net_backward(struct tk_net *n, const struct tk_model *m, float *grad);
-/* The same, and the gradient summed over the ranks (dev_ddp over grad:
- * its buckets go while the backward runs, as their parameters' gradients
- * are final) and divided by the world: the last backward before an
- * optimizer step of a data-parallel run.  ddp NULL: tk_net_backward. */
+/* The same for weight times the mean loss (1 / update_every: a step's
+ * gradient is the mean of its batches'), and with ddp the gradient summed
+ * over the ranks (dev_ddp over grad: its buckets go while the backward
+ * runs, as their parameters' gradients are final) and divided by the
+ * world: the last backward before an optimizer step of a data-parallel
+ * run.  weight 1, ddp NULL: tk_net_backward. */
 void tk_net_backward_sync(struct tk_net *n, const struct tk_model *m,
-			  float *grad, struct dev_ddp *ddp);
+			  float *grad, double weight, struct dev_ddp *ddp);
 /* The last forward's logits [B, classes] (with the margin, as the
  * reference's), in host memory. */
 const float *tk_net_logits(struct tk_net *n);

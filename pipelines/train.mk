@@ -45,7 +45,9 @@
 # BATCH times UPDATE_EVERY (the images of a step, by which the rates
 # scale: half the BATCH and twice the UPDATE_EVERY, as after running out
 # of memory, keeps the rates and the schedule's end, though an epoch's
-# steps may differ by one, its last part batch), EPOCHS (the schedule's length), LR,
+# steps may differ by one, its last part batch, and batch norm's
+# statistics come from each smaller batch; a step's gradient is the mean
+# of its batches', see tk-train(1)), EPOCHS (the schedule's length), LR,
 # WARMUP_LR, WARMUP, FINAL_LR, MOMENTUM, WD, CLIP and DROPOUT.  Run with any other,
 # make stops before doing anything, saying what differs (then, now), and
 # leaves OUT as it is: run with the options of then, or give another OUT

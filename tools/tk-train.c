@@ -718,9 +718,9 @@ static void train(struct run *r)
 			}
 			if (!isfinite(loss))
 				non_finite(r, "loss", loss, bp);
-			/* the last batch before a step sums the gradient over the
-			 * ranks */
-			tk_net_backward_sync(r->net, m, r->grad,
+			/* a step's gradient is the mean of its batches'; the
+			 * last batch before a step sums it over the ranks */
+			tk_net_backward_sync(r->net, m, r->grad, 1.0 / h->update_every,
 					     pending + 1 == h->update_every ? D.ddp : NULL);
 			/* On a device, the next batch's pixels are read while
 			 * the device runs this one's backward, which the host

@@ -474,7 +474,12 @@ def cmd_train(args):
                 x = x.double()
             y = torch.from_numpy(labels[lo:hi])
             loss, logits = model(x, y)
-            loss.backward()
+            # The step's gradient is the mean of its batches', as tk's:
+            # the reference's train.py sums them (loss.backward() each
+            # batch) while it scales the rates by batch * update_every,
+            # which only the mean honours; experiment.sh's update_every
+            # is 1, where the two agree.
+            (loss / ue).backward()
             micro += 1
             rec = {"epoch": epoch, "batch": idx, "loss": loss.item()}
             if (idx + 1) % ue == 0:
