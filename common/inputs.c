@@ -33,7 +33,7 @@ struct tk_inputs {
 	char **args;
 	int nargs, argi, stdin_used;
 	int shard, nshards;
-	long index;
+	long index, from;
 	FILE *list; /* standard input while its lines are read */
 	long lineno;
 	char *line;
@@ -108,10 +108,17 @@ void tk_inputs_filter(struct tk_inputs *in,
 	in->keep_ctx = ctx;
 }
 
-/* Count an input; whether it belongs to this shard. */
+void tk_inputs_from(struct tk_inputs *in, long from)
+{
+	in->from = from;
+}
+
+/* Count an input; whether it belongs to this shard (and is not before
+ * the first index wanted). */
 static int take(struct tk_inputs *in)
 {
-	return in->index++ % in->nshards == in->shard;
+	long i = in->index++;
+	return i >= in->from && i % in->nshards == in->shard;
 }
 
 /* An image item it, started: whether the filter keeps it and it belongs

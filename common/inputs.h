@@ -52,6 +52,9 @@ void tk_inputs_filter(struct tk_inputs *in,
  * the others are passed over without being read. */
 struct tk_inputs *tk_inputs_new(char **args, int nargs, int shard,
 				int nshards);
+/* Pass over the inputs of index below from (counted as the shard counts
+ * them) without reading them, as inputs of other shards are. */
+void tk_inputs_from(struct tk_inputs *in, long from);
 /* The next input, 1; 0 at the end.  The caller owns it: tk_input_free. */
 int tk_inputs_next(struct tk_inputs *in, struct tk_input *it);
 void tk_inputs_free(struct tk_inputs *in);

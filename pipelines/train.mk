@@ -32,9 +32,10 @@
 # finished but that was stopped before it was named is named on the next
 # run, not trained again); the epoch under way checkpoints into
 # OUT/epoch-E.part.st every SAVE_EVERY steps, and the next run resumes it,
-# feeding the epoch's stream again from its start while tk-train skips what
-# it had trained (the stream is the same: list, shuffle and augmentation
-# are functions of SEED, E and the position).  A resumed epoch equals an
+# feeding the epoch's stream from where the part stopped (tk-decode --from
+# passes over the images it had trained unread, tk-train --no-skip; the
+# stream is the same: list, shuffle and augmentation are functions of
+# SEED, E and the position).  A resumed epoch equals an
 # uninterrupted one bit for bit with DETERMINISTIC=1 (tk-train
 # --deterministic), the default on the CPU.
 #
@@ -298,7 +299,10 @@ $(o)/epoch-$(1).st: $(if $(filter 1,$(1)),$(o)/init.st,$(o)/epoch-$(shell echo $
 	  echo "epoch $(1)/$(EPOCHS): trained before, in $$$$part"; \
 	else \
 	  n=$$$$(wc -l < $(o)/train.list); \
+	  from=; \
 	  if [ -e $$$$part ]; then start="--resume $$$$part"; \
+	    seen=$$$$($(call seen,$$$$part)); \
+	    if [ -n "$$$$seen" ]; then from="--from $$$$seen"; start="$$$$start --no-skip"; fi; \
 	  elif [ $(1) = 1 ]; then start="--model $(o)/init.st"; \
 	  else start="--resume $$<"; fi; \
 	  echo "epoch $(1)/$(EPOCHS): $$$$n images, $$$$start"; \
@@ -326,6 +330,15 @@ endef
 # header's train_epoch, the epochs done, is E)
 finished = { [ -e $(1) ] && h=$$$$(od -An -t u8 -N 8 $(1)) && \
 	  head -c $$$$((8 + h)) $(1) | grep '"train_epoch": *"$(2)"' > /dev/null; }
+# seen(PART): the images of its epoch that PART had trained (its header's
+# train_seen), where the resumed epoch's stream starts: tk-decode --from
+# passes over those lines unread, its frames carrying their place in the
+# epoch (tk-augment draws the numbers of the whole stream), and tk-train
+# --no-skip takes the stream as starting there, instead of reading and
+# dropping frames decoded and augmented for nothing (near an epoch's end,
+# most of GLDv2's 1.28 million images)
+seen = h=$$$$(od -An -t u8 -N 8 $(1)) && head -c $$$$((8 + h)) $(1) | tail -c +9 | \
+	  LC_ALL=C sed -n 's/.*"train_seen": *"\([0-9]*\)".*/\1/p'
 # revalidate(E): the finished part validated again when its result is
 # missing: tk-train --epoch E on a checkpoint at E's end reads no stream,
 # validates, and writes the result into the checkpoint, the log (in place
@@ -341,7 +354,7 @@ revalidate = [ -s $$$$val ] || { \
 # of the list and the launch's variables when WORLD > 1; each rank validates
 # its shard of the validation part (rank 0 gathers the results).
 rank_run = $(list) --split train --shuffle --epoch $(1) | \
-	  $(tk)tk-decode -q -j $(JOBS) $(decode_damaged) $(if $(filter-out 1,$(3)),--shard $(2)/$(3),) | \
+	  $(tk)tk-decode -q -j $(JOBS) $(decode_damaged) $(if $(filter-out 1,$(3)),--shard $(2)/$(3),) $$$$from | \
 	  $(tk)tk-augment -q --size $(IMSIZE) --seed $(SEED) --epoch $(1) -j $(JOBS) | \
 	  $(if $(filter-out 1,$(3)),RANK=$(2) LOCAL_RANK=$(2) WORLD_SIZE=$(3) \
 	    MASTER_ADDR=127.0.0.1 MASTER_PORT=$(PORT) TK_RUN_ID=train.mk-$$$$$$$$,) \

@@ -1,6 +1,7 @@
 /* tk-decode - JPEG and PNG files, folders, archives or tk-list lines to
  * image frames, preprocessed as the reference's PIL loader does. */
 #include <getopt.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -25,6 +26,7 @@ static const char usage[] =
     "                      reference's pixels)\n"
     "  -j, --jobs N        decode in N threads (output order is kept)\n"
     "      --shard I/N     only inputs I, I+N, I+2N, ... (I from 0)\n"
+    "      --from K        pass over inputs 0 to K-1 unread (a resumed epoch)\n"
     "      --labels FILE   only images whose key is in FILE (tk-list lines),\n"
     "                      with its label and bbox\n"
     "      --require-all   with --labels: every key of FILE must be met\n"
@@ -42,6 +44,7 @@ static const char usage[] =
 enum {
 	OPT_DRAFT = TK_OPT_FIRST_TOOL,
 	OPT_SHARD,
+	OPT_FROM,
 	OPT_SKIP_BAD,
 	OPT_MAX_PIXELS,
 	OPT_LABELS,
@@ -52,6 +55,7 @@ enum {
 struct options {
 	struct tk_load_opts load;
 	int jobs, shard, nshards, skip_bad, require_all;
+	long from;
 	const char *labels;
 	char **args;
 	int nargs;
@@ -76,6 +80,7 @@ static void parse_options(struct options *o, int argc, char **argv)
 	    {"draft", no_argument, 0, OPT_DRAFT},
 	    {"jobs", required_argument, 0, 'j'},
 	    {"shard", required_argument, 0, OPT_SHARD},
+	    {"from", required_argument, 0, OPT_FROM},
 	    {"skip-bad", no_argument, 0, OPT_SKIP_BAD},
 	    {"max-pixels", required_argument, 0, OPT_MAX_PIXELS},
 	    {"labels", required_argument, 0, OPT_LABELS},
@@ -94,6 +99,7 @@ static void parse_options(struct options *o, int argc, char **argv)
 		case OPT_DRAFT: o->load.draft = 1; break;
 		case 'j': o->jobs = (int)tk_parse_long("--jobs", optarg, 1, 1024); break;
 		case OPT_SHARD: parse_shard(o, optarg); break;
+		case OPT_FROM: o->from = tk_parse_long("--from", optarg, 0, LONG_MAX); break;
 		case OPT_SKIP_BAD: o->skip_bad = 1; break;
 		case OPT_MAX_PIXELS: o->load.max_pixels = tk_parse_long("--max-pixels", optarg, 1, 1L << 40); break;
 		case OPT_LABELS: o->labels = optarg; break;
@@ -200,9 +206,10 @@ static void emit(struct writer *w, struct job *j)
 		int64_t shape[3] = {r->im.h, r->im.w, 3};
 		st_clear(d);
 		st_meta_set(d, "key", j->in.key);
-		/* a shard's frames carry their place in the whole stream,
-		 * for tk-augment's random numbers */
-		if (w->o->nshards > 1)
+		/* a shard's frames, and those after --from, carry their
+		 * place in the whole stream, for tk-augment's random
+		 * numbers */
+		if (w->o->nshards > 1 || w->o->from > 0)
 			st_meta_setf(d, "index", "%ld", j->in.index);
 		if (j->in.label >= 0)
 			st_meta_setf(d, "label", "%ld", j->in.label);
@@ -258,6 +265,7 @@ int main(int argc, char **argv)
 	tk_progress_start(&w.progress, "images", 0);
 	w.pool = tk_pool_new(o.jobs, 3 * o.jobs, work, &o);
 	struct tk_inputs *inputs = tk_inputs_new(o.args, o.nargs, o.shard, o.nshards);
+	tk_inputs_from(inputs, o.from);
 	if (labels)
 		tk_inputs_filter(inputs, labelled, labels);
 	for (;;) {
