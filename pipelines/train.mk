@@ -12,7 +12,8 @@
 # order of epoch E's shuffle, decoded, augmented (random crop of IMSIZE,
 # flip, colour jitter; the random numbers fixed by SEED, E and the frame),
 # trained on (tk-train --epoch E, resuming epoch E-1's checkpoint), then
-# validated on the validation part (centre crops), whose results go to
+# validated on the validation part (centre crops; all of its images, or
+# an error: tk-train --val-size), whose results go to
 # OUT/epoch-E.val.json and into the checkpoint's metadata.  OUT/best.st is
 # the epoch with the lowest validation top-1 error so far (a hard link to
 # its file, or a copy), OUT/best.json its validation; the two change
@@ -307,6 +308,7 @@ $(o)/epoch-$(1).st: $(if $(filter 1,$(1)),$(o)/init.st,$(o)/epoch-$(shell echo $
 	  else start="--resume $$<"; fi; \
 	  echo "epoch $(1)/$(EPOCHS): $$$$n images, $$$$start"; \
 	  rm -f $$$$val; \
+	  $(if $(filter 1,$(VAL)),nval=$$$$($(valsize)); ,)\
 	  $(if $(filter 1,$(GPUS)),$(call rank_run,$(1),0,1) > $$$$val.tmp;,\
 	    rc=; pids=; \
 	    for r in $$$$(seq 1 $$$$(($(GPUS) - 1))); do \
@@ -339,6 +341,13 @@ finished = { [ -e $(1) ] && h=$$$$(od -An -t u8 -N 8 $(1)) && \
 # most of GLDv2's 1.28 million images)
 seen = h=$$$$(od -An -t u8 -N 8 $(1)) && head -c $$$$((8 + h)) $(1) | tail -c +9 | \
 	  LC_ALL=C sed -n 's/.*"train_seen": *"\([0-9]*\)".*/\1/p'
+# valsize: the validation part's images (at most VAL_IMAGES), which
+# tk-train --val-size checks the validation against: a stream cut short
+# (an image missing or unreadable: tk-decode stops, saying which) is an
+# error, not a validation of some of the images that would pass for all's
+# (and pick the best epoch)
+valsize = c=$$$$($(list) --split val | wc -l) && \
+	  $(if $(VAL_IMAGES),{ [ $$$$c -le $(VAL_IMAGES) ] || c=$(VAL_IMAGES); } && ,)echo $$$$c
 # revalidate(E): the finished part validated again when its result is
 # missing: tk-train --epoch E on a checkpoint at E's end reads no stream,
 # validates, and writes the result into the checkpoint, the log (in place
@@ -347,7 +356,7 @@ revalidate = [ -s $$$$val ] || { \
 	  echo "epoch $(1): validating $$$$part again (its result was not kept)"; \
 	  $(train) --resume $$$$part -o $$$$part --epoch $(1) \
 	    --epoch-size $$$$(wc -l < $(o)/train.list) \
-	    --validate $(call valstream,0,1) < /dev/null > $$$$val.tmp; \
+	    --validate $(call valstream,0,1) --val-size $$$$($(valsize)) < /dev/null > $$$$val.tmp; \
 	  mv $$$$val.tmp $$$$val; }
 
 # One rank's pipeline of epoch E: rank_run(E, RANK, WORLD), with the shard
@@ -359,7 +368,7 @@ rank_run = $(list) --split train --shuffle --epoch $(1) | \
 	  $(if $(filter-out 1,$(3)),RANK=$(2) LOCAL_RANK=$(2) WORLD_SIZE=$(3) \
 	    MASTER_ADDR=127.0.0.1 MASTER_PORT=$(PORT) TK_RUN_ID=train.mk-$$$$$$$$,) \
 	  $(train) $$$$start -o $$$$part --epoch-size $$$$n --epoch $(1) \
-	    $(if $(filter 1,$(VAL)),--validate $(call valstream,$(2),$(3)),)
+	    $(if $(filter 1,$(VAL)),--validate $(call valstream,$(2),$(3)) --val-size $$$$nval,)
 
 # Epoch E is the best so far when its top-1 error is below best.json's:
 # better is set, and best.st.tmp (a hard link to the part, or a copy

@@ -60,6 +60,8 @@ static const char usage[] =
     "                         and --out; redrawn at each checkpoint)\n"
     "      --validate STREAM  loss and top-1/top-5 error over STREAM at the end\n"
     "                         (one JSON line on standard output)\n"
+    "      --val-size N       the validation's images (all ranks'): another\n"
+    "                         count, a stream cut short, is an error\n"
     "      --epoch E          the stream is epoch E (from 1): start from epoch\n"
     "                         E-1's end or inside E, stop at E's end, fail\n"
     "                         (keeping the checkpoint) if the stream stops short\n"
@@ -79,14 +81,14 @@ enum {
 	OPT_WARMUP_LR, OPT_LR, OPT_FINAL_LR, OPT_MOMENTUM, OPT_WD, OPT_CLIP,
 	OPT_DROPOUT, OPT_SEED, OPT_SAVE_EVERY, OPT_NO_SKIP, OPT_DETERMINISTIC,
 	OPT_PLOT, OPT_VALIDATE, OPT_EPOCH, OPT_DEVICE, OPT_PRECISION,
-	OPT_NO_DETERMINISTIC,
+	OPT_NO_DETERMINISTIC, OPT_VAL_SIZE,
 };
 
 struct options {
 	const char *model, *resume, *out, *log, *plot, *validate;
 	struct tk_hparams h;
 	char set[32]; /* hyper-parameters given on the command line */
-	long save_every, epoch;
+	long save_every, epoch, val_size;
 	int no_skip, deterministic, no_deterministic, threads;
 	const char *device, *precision;
 };
@@ -129,6 +131,7 @@ static void parse_options(struct options *o, int argc, char **argv)
 	    {"log", required_argument, 0, 'l'},
 	    {"plot", required_argument, 0, OPT_PLOT},
 	    {"validate", required_argument, 0, OPT_VALIDATE},
+	    {"val-size", required_argument, 0, OPT_VAL_SIZE},
 	    {"epoch", required_argument, 0, OPT_EPOCH},
 	    {"device", required_argument, 0, OPT_DEVICE},
 	    {"precision", required_argument, 0, OPT_PRECISION},
@@ -169,6 +172,7 @@ static void parse_options(struct options *o, int argc, char **argv)
 		case 'l': o->log = optarg; break;
 		case OPT_PLOT: o->plot = optarg; break;
 		case OPT_VALIDATE: o->validate = optarg; break;
+		case OPT_VAL_SIZE: o->val_size = tk_parse_long("--val-size", optarg, 1, 1L << 50); break;
 		case OPT_EPOCH: o->epoch = tk_parse_long("--epoch", optarg, 1, 1L << 30); break;
 		case OPT_DEVICE: o->device = optarg; break;
 		case OPT_PRECISION: o->precision = optarg; break;
@@ -188,6 +192,8 @@ static void parse_options(struct options *o, int argc, char **argv)
 			  "counts steps per epoch)");
 	if (o->plot && !o->log)
 		die_usage("--plot goes with --log (it draws the log)");
+	if (o->val_size && !o->validate)
+		die_usage("--val-size goes with --validate");
 	if (o->plot && !o->out)
 		die_usage("--plot goes with --out (it is drawn with each checkpoint)");
 	if (o->epoch && !o->out)
@@ -889,6 +895,19 @@ static void validate(struct run *r, const struct options *o)
 			die_data("%s and the other ranks' --validate streams: no "
 				 "frames to validate on", o->validate);
 		die_data("%s: no frames to validate on", o->validate);
+	}
+	/* A stream cut short (a tool before tk-train stopped: its error
+	 * says why) ends like a whole one: without the count, a validation
+	 * of some images would pass for all's, and pick the best epoch. */
+	if (o->val_size && n != o->val_size) {
+		if (o->out)
+			save(r); /* the epoch trained, not validated */
+		die_data("%s%s: %ld images validated, not the %ld of --val-size: "
+			 "the stream %s%s", o->validate,
+			 world > 1 ? " and the other ranks' streams" : "", n,
+			 o->val_size, n < o->val_size ? "stopped short" : "holds more",
+			 o->out ? " (the checkpoint is written without this "
+				  "validation)" : "");
 	}
 	st->has_val = 1;
 	st->val_loss = v[0] / n;
