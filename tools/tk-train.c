@@ -890,24 +890,26 @@ static void validate(struct run *r, const struct options *o)
 	if (!o->validate || (world > 1 && D.dist.rank != 0))
 		return; /* rank 0 speaks for the run */
 	long n = (long)v[1];
-	if (n == 0) {
-		if (world > 1)
-			die_data("%s and the other ranks' --validate streams: no "
-				 "frames to validate on", o->validate);
-		die_data("%s: no frames to validate on", o->validate);
-	}
 	/* A stream cut short (a tool before tk-train stopped: its error
 	 * says why) ends like a whole one: without the count, a validation
-	 * of some images would pass for all's, and pick the best epoch. */
+	 * of some images would pass for all's, and pick the best epoch.
+	 * A training run keeps its epoch (a later run validates it). */
+	const char *kept = o->out ? " (the checkpoint is written without "
+				    "this validation)" : "";
+	if (n == 0) {
+		if (o->out)
+			save(r);
+		die_data("%s%s: no frames to validate on%s", o->validate,
+			 world > 1 ? " and the other ranks' streams" : "", kept);
+	}
 	if (o->val_size && n != o->val_size) {
 		if (o->out)
-			save(r); /* the epoch trained, not validated */
+			save(r);
 		die_data("%s%s: %ld images validated, not the %ld of --val-size: "
 			 "the stream %s%s", o->validate,
 			 world > 1 ? " and the other ranks' streams" : "", n,
 			 o->val_size, n < o->val_size ? "stopped short" : "holds more",
-			 o->out ? " (the checkpoint is written without this "
-				  "validation)" : "");
+			 kept);
 	}
 	st->has_val = 1;
 	st->val_loss = v[0] / n;
