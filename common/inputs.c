@@ -285,6 +285,11 @@ static char *open_archive(struct tk_inputs *in, const char *path)
 	return NULL;
 }
 
+/* After a fatal error libarchive reads no further: with --skip-bad the
+ * rest of the archive is lost, not one member (a GLDv2 shard cut short
+ * loses thousands of images). */
+#define LOST "; the archive's later members are not read"
+
 static int archive_next(struct tk_inputs *in, struct tk_input *it)
 {
 	struct archive_entry *e;
@@ -296,8 +301,9 @@ static int archive_next(struct tk_inputs *in, struct tk_input *it)
 		}
 		if (r < ARCHIVE_WARN || r == ARCHIVE_RETRY) {
 			start_item(it, in->index, in->arname);
-			it->err = xasprintf("bad archive: %s",
-					    archive_error_string(in->ar));
+			it->err = xasprintf("bad archive: %s%s",
+					    archive_error_string(in->ar),
+					    r == ARCHIVE_FATAL ? LOST : "");
 			if (r == ARCHIVE_FATAL)
 				close_archive(in);
 			return 1;
@@ -339,8 +345,9 @@ static int archive_next(struct tk_inputs *in, struct tk_input *it)
 			if (n == 0)
 				break;
 			if (n < 0) {
-				it->err = xasprintf("cannot read archive member: %s",
-						    archive_error_string(in->ar));
+				it->err = xasprintf("cannot read archive member: %s%s",
+						    archive_error_string(in->ar),
+						    n == ARCHIVE_FATAL ? LOST : "");
 				if (n == ARCHIVE_FATAL)
 					close_archive(in);
 				break;
