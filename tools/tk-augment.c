@@ -67,11 +67,18 @@ static void parse_options(struct options *o, int argc, char **argv)
 }
 
 struct job {
-	struct st_doc in;
+	struct st_doc in;  /* the input frame; its metadata alone once done */
 	long index;
 	struct tk_image out;
 	char aug[256];
 };
+
+/* Augmented frames held ahead of the reader, at most: a batch of the
+ * reference's (32 a GPU) and more, so that a reader that reads in bursts
+ * (tk-train on a GPU reads while the device runs the backward pass, not
+ * during the forward) finds its next batch made meanwhile; 64 crops of
+ * 512x512 are 48 MiB. */
+enum { AHEAD = 64 };
 
 static void work(void *arg, void *ctx)
 {
@@ -85,6 +92,12 @@ static void work(void *arg, void *ctx)
 	else
 		tk_augment_train(&j->out, &im, o->size, o->seed, o->epoch,
 				 (uint64_t)j->index, j->aug, sizeof j->aug);
+	/* the input's pixels are not needed while the crop waits its turn */
+	struct st_doc meta;
+	st_init(&meta);
+	st_meta_copy(&meta, &j->in);
+	st_free(&j->in);
+	j->in = meta;
 }
 
 static void emit(struct job *j, const struct options *o, struct st_doc *d)
@@ -129,7 +142,9 @@ int main(int argc, char **argv)
 	tk_binary_stdout();
 	struct st_doc out;
 	st_init(&out);
-	struct tk_pool *pool = tk_pool_new(o.jobs, 3 * o.jobs, work, &o);
+	/* one job: the thread that writes does the work, ahead of nothing */
+	int depth = o.jobs == 1 ? 3 : 3 * o.jobs > AHEAD ? 3 * o.jobs : AHEAD;
+	struct tk_pool *pool = tk_pool_new(o.jobs, depth, work, &o);
 	struct tk_progress p;
 	tk_progress_start(&p, "images", 0);
 	long index = 0;
