@@ -315,6 +315,45 @@ const char *tk_cuda_versions(void)
 }
 #endif
 
+/* getopt's own messages are two lines that name argv[0] as it was typed
+ * and say no "error:"; a leading ':' silences them and tells a missing
+ * argument (':') from an unknown option ('?'), which are said here in the
+ * tools' one-line form. */
+int tk_getopt(int argc, char *const argv[], const char *shortopts,
+	      const struct option *longopts)
+{
+	char opts[128];
+	if (snprintf(opts, sizeof opts, ":%s", shortopts) >= (int)sizeof opts)
+		die_io("tk_getopt: option string too long");
+	int c = getopt_long(argc, argv, opts, longopts, NULL);
+	if (c != '?' && c != ':')
+		return c;
+	/* A long option is taken whole in one call, so optind is past it;
+	 * a short one's optopt is its letter. */
+	const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+	int is_long = arg[0] == '-' && arg[1] == '-' && arg[2];
+	int len = is_long ? (int)strcspn(arg, "=") : 0;
+	if (c == ':') {
+		if (is_long)
+			die_usage("option '%.*s' requires an argument (try --help)",
+				  len, arg);
+		die_usage("option '-%c' requires an argument (try --help)",
+			  optopt);
+	}
+	if (is_long && !optopt)
+		die_usage("unrecognized option '%.*s' (try --help)", len, arg);
+	/* optopt set by a long option given an argument it does not take
+	 * (--quiet=1), or by a short option: arg is then the long option
+	 * before it, when the letter was not the last of its group. */
+	if (is_long && arg[len] == '=')
+		for (const struct option *o = longopts; o && o->name; o++)
+			if (o->has_arg == no_argument && o->val == optopt &&
+			    !strncmp(o->name, arg + 2, len - 2))
+				die_usage("option '%.*s' takes no argument (try --help)",
+					  len, arg);
+	die_usage("unrecognized option '-%c' (try --help)", optopt);
+}
+
 void tk_common_option(int c, const char *usage)
 {
 	switch (c) {

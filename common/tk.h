@@ -74,6 +74,11 @@ enum { TK_OPT_VERSION = 0x1000, TK_OPT_PROGRESS, TK_OPT_FIRST_TOOL };
 	    {"quiet", no_argument, 0, 'q'},                                        \
 	    {"progress", no_argument, 0, TK_OPT_PROGRESS }
 void tk_common_option(int c, const char *usage);
+/* getopt_long with the tools' one-line usage errors (exit 1) for an
+ * unknown option or a missing argument. */
+struct option;
+int tk_getopt(int argc, char *const argv[], const char *shortopts,
+	      const struct option *longopts);
 /* Strict numeric option parsing; die with a usage error naming the option. */
 long tk_parse_long(const char *opt, const char *s, long lo, long hi);
 double tk_parse_double(const char *opt, const char *s);

@@ -54,7 +54,7 @@ static void parse_options(struct options *o, int argc, char **argv)
 	memset(o, 0, sizeof *o);
 	const char *device = NULL, *precision = NULL;
 	int c;
-	while ((c = getopt_long(argc, argv, "m:j:qh", longopts, NULL)) != -1) {
+	while ((c = tk_getopt(argc, argv, "m:j:qh", longopts)) != -1) {
 		switch (c) {
 		case 'm': o->model = optarg; break;
 		case 'j': o->threads = (int)tk_parse_long("--threads", optarg, 1, 1024); break;

@@ -51,7 +51,7 @@ static void parse_options(struct options *o, int argc, char **argv)
 	memset(o, 0, sizeof *o);
 	o->size = 512;
 	o->jobs = 1;
-	while ((c = getopt_long(argc, argv, "s:j:qh", longopts, NULL)) != -1) {
+	while ((c = tk_getopt(argc, argv, "s:j:qh", longopts)) != -1) {
 		switch (c) {
 		case 's': o->size = (int)tk_parse_long("--size", optarg, 1, 1 << 16); break;
 		case OPT_VAL: o->val = 1; break;

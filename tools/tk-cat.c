@@ -53,7 +53,7 @@ static void parse_options(struct options *o, int argc, char **argv)
 	    {0, 0, 0, 0}};
 	int c;
 	memset(o, 0, sizeof *o);
-	while ((c = getopt_long(argc, argv, "it:qh", longopts, NULL)) != -1) {
+	while ((c = tk_getopt(argc, argv, "it:qh", longopts)) != -1) {
 		switch (c) {
 		case 'i': o->info = 1; break;
 		case 't': o->tensor = optarg; break;

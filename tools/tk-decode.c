@@ -93,7 +93,7 @@ static void parse_options(struct options *o, int argc, char **argv)
 	o->jobs = 1;
 	o->nshards = 1;
 	o->load.max_pixels = TK_MAX_PIXELS;
-	while ((c = getopt_long(argc, argv, "s:j:qh", longopts, NULL)) != -1) {
+	while ((c = tk_getopt(argc, argv, "s:j:qh", longopts)) != -1) {
 		switch (c) {
 		case 's': o->load.max_size = (int)tk_parse_long("--max-size", optarg, 1, 1 << 20); break;
 		case OPT_DRAFT: o->load.draft = 1; break;

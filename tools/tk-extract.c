@@ -86,7 +86,7 @@ static void parse_options(struct options *o, int argc, char **argv)
 	o->scale[1] = M_SQRT2, o->label[1] = "1.41421356";
 	o->scale[2] = M_SQRT1_2, o->label[2] = "0.70710678";
 	int c;
-	while ((c = getopt_long(argc, argv, "m:s:j:qh", longopts, NULL)) != -1) {
+	while ((c = tk_getopt(argc, argv, "m:s:j:qh", longopts)) != -1) {
 		switch (c) {
 		case 'm': o->model = optarg; break;
 		case 's': parse_scales(o, optarg); break;

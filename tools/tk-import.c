@@ -46,7 +46,7 @@ static void parse_options(struct options *o, int argc, char **argv)
 	int c;
 	memset(o, 0, sizeof *o);
 	o->classes = -1;
-	while ((c = getopt_long(argc, argv, "a:c:qh", longopts, NULL)) != -1) {
+	while ((c = tk_getopt(argc, argv, "a:c:qh", longopts)) != -1) {
 		char err[256];
 		switch (c) {
 		case 'a':

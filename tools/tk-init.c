@@ -46,7 +46,7 @@ static void parse_options(struct options *o, int argc, char **argv)
 	long classes = -1;
 	int c;
 	memset(o, 0, sizeof *o);
-	while ((c = getopt_long(argc, argv, "a:c:b:s:o:qh", longopts, NULL)) != -1) {
+	while ((c = tk_getopt(argc, argv, "a:c:b:s:o:qh", longopts)) != -1) {
 		switch (c) {
 		case 'a': arch = optarg; break;
 		case 'c': classes = tk_parse_long("--classes", optarg, 0, 1 << 24); break;

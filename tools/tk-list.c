@@ -75,7 +75,7 @@ static void parse_options(struct options *o, int argc, char **argv)
 	int c, gldv2_only = 0;
 	memset(o, 0, sizeof *o);
 	o->val_fraction = 0.2;
-	while ((c = getopt_long(argc, argv, "r:qh", longopts, NULL)) != -1) {
+	while ((c = tk_getopt(argc, argv, "r:qh", longopts)) != -1) {
 		switch (c) {
 		case 'r': o->root = optarg; break;
 		case OPT_QUERIES: o->queries = 1; break;

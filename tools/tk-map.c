@@ -62,7 +62,7 @@ static void parse_options(struct options *o, int argc, char **argv)
 	int c;
 	memset(o, 0, sizeof *o);
 	parse_kappas(o, "1,5,10");
-	while ((c = getopt_long(argc, argv, "jpk:qh", longopts, NULL)) != -1) {
+	while ((c = tk_getopt(argc, argv, "jpk:qh", longopts)) != -1) {
 		switch (c) {
 		case 'j': o->json = 1; break;
 		case 'p': o->per_query = 1; break;

@@ -78,7 +78,7 @@ static void parse_options(struct options *o, int argc, char **argv)
 	memset(o, 0, sizeof *o);
 	o->mem = 2ull << 30;
 	o->alpha = 3;
-	while ((c = getopt_long(argc, argv, "k:m:qh", longopts, NULL)) != -1) {
+	while ((c = tk_getopt(argc, argv, "k:m:qh", longopts)) != -1) {
 		switch (c) {
 		case 'k': o->top = tk_parse_long("--top", optarg, 1, INT32_MAX); break;
 		case 'm': o->mem = tk_parse_size("--mem", optarg); break;

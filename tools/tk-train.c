@@ -142,7 +142,7 @@ static void parse_options(struct options *o, int argc, char **argv)
 	int c;
 	memset(o, 0, sizeof *o);
 	tk_hparams_default(h);
-	while ((c = getopt_long(argc, argv, "m:r:o:b:l:t:qh", longopts, NULL)) != -1) {
+	while ((c = tk_getopt(argc, argv, "m:r:o:b:l:t:qh", longopts)) != -1) {
 		if (c >= OPT_UPDATE && c <= OPT_SEED)
 			o->set[HP(c)] = 1;
 		switch (c) {
