@@ -37,7 +37,8 @@ SHELL := /bin/bash
 # scratch the demo uses ImageNet training's 0.1 per 256 images, scaled
 # to the batch by train.mk as usual.
 here := $(dir $(abspath $(lastword $(MAKEFILE_LIST))))
-BIN ?= $(abspath $(here)../bin)
+# the tools: this checkout's bin/ if built, else PATH (an installed copy)
+BIN ?= $(if $(wildcard $(here)../bin/tk-train),$(abspath $(here)../bin),)
 PY ?= /usr/bin/python3
 OUT ?= demo
 BENCH ?= $(OUT)/bench
