@@ -22,7 +22,8 @@ SHELL := /bin/bash
 # 6. Both tk-map results, the Medium mAP's gain and the time taken.
 #
 # Everything is a file made once: a rerun reuses the benchmark, the model,
-# the finished epochs and the evaluations, and only prints the summary.
+# the finished epochs and the evaluations, and prints each stage's line,
+# both evaluations' scores and the summary again.
 # Changing SEED or BENCH_OPTS remakes the benchmark; changing it or any
 # training option (ARCH, EPOCHS, IMSIZE, BATCH, LR, WARMUP, TRAIN_SEED) removes
 # OUT/train and OUT/eval, which are then made again (train.mk would refuse
@@ -33,9 +34,9 @@ SHELL := /bin/bash
 # channels in the stem; 1/16 of the operations) with a Token head of
 # mid_dim 128, out_dim 128 and 4 heads, trained from scratch - Debian
 # ships no ImageNet weights and nothing is downloaded.  The reference's
-# learning rate (0.01 per 256 images) is for an ImageNet backbone; from
-# scratch the demo uses ImageNet training's 0.1 per 256 images, scaled
-# to the batch by train.mk as usual.
+# learning rate (0.0025 per 256 images, train.mk's LR) is for an ImageNet
+# backbone; from scratch the demo uses ImageNet training's 0.1 per 256
+# images, scaled to the batch by train.mk as usual.
 here := $(dir $(abspath $(lastword $(MAKEFILE_LIST))))
 # the tools: this checkout's bin/ if built, else PATH (an installed copy)
 BIN ?= $(if $(wildcard $(here)../bin/tk-train),$(abspath $(here)../bin),)
