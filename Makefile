@@ -19,6 +19,10 @@ PY ?= /usr/bin/python3
 
 ifeq ($(SANITIZE)$(EMU),11)
   VARIANT := emu-asan
+else ifeq ($(SANITIZE)$(EMU),thread1)
+  VARIANT := emu-tsan
+else ifeq ($(SANITIZE),thread)
+  VARIANT := tsan
 else ifeq ($(SANITIZE),1)
   VARIANT := asan
 else ifeq ($(EMU),1)
@@ -31,7 +35,7 @@ endif
 BUILD := build/$(VARIANT)
 # Sanitized and emulated programs stay out of bin/ so that a test run
 # never leaves slow binaries behind for users.
-ifneq ($(filter asan emu emu-asan,$(VARIANT)),)
+ifneq ($(filter asan tsan emu emu-asan emu-tsan,$(VARIANT)),)
   BINDIR := $(BUILD)/bin
 else
   BINDIR := bin
@@ -50,6 +54,11 @@ ALL_CFLAGS := -std=gnu11 $(WARN) -fopenmp -I. $(PKG_CFLAGS) $(CFLAGS) -MMD -MP
 LDLIBS := $(PKG_LIBS) -fopenmp -lm -lpthread
 ifneq ($(filter asan emu-asan,$(VARIANT)),)
   SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+  ALL_CFLAGS += $(SAN)
+  LDLIBS += $(SAN)
+endif
+ifneq ($(filter tsan emu-tsan,$(VARIANT)),)
+  SAN := -fsanitize=thread -fno-omit-frame-pointer
   ALL_CFLAGS += $(SAN)
   LDLIBS += $(SAN)
 endif
@@ -88,7 +97,7 @@ endif
 # ---- EMU=1: the CUDA code compiled by g++ against tests/emu's CPU
 # emulator of the CUDA runtime, cuBLAS, cuDNN, CUB and NCCL, so that the
 # GPU tests check kernels/cuda/ on a machine without a GPU (make test-emu).
-ifneq ($(filter emu emu-asan,$(VARIANT)),)
+ifneq ($(filter emu emu-asan emu-tsan,$(VARIANT)),)
   ALL_CFLAGS += -DTK_CUDA
   EMU_CXXFLAGS := -std=c++17 -O2 -g $(WARN) -I. -Itests/emu/include $(PKG_CFLAGS) \
                   -DTK_CUDA -DTK_EMU -U_FORTIFY_SOURCE -MMD -MP $(SAN)
@@ -117,7 +126,7 @@ GPU_BIN := $(patsubst tests/gpu/%.c,$(BUILD)/tests/gpu/%,$(GPU_SRC))
 # Keep objects that are only intermediates of a link.
 .SECONDARY:
 
-.PHONY: all test test-cuda test-emu emu-build emu-asan-build gpu-tests fuzz install clean demo bench
+.PHONY: all test test-cuda test-emu emu-build emu-asan-build emu-tsan-build gpu-tests fuzz install clean demo bench
 all: $(TOOLS) $(patsubst tools/%.sh,$(BINDIR)/%,$(SCRIPTS))
 
 # bin/ holds whichever of the CPU and CUDA builds was made last: relink
@@ -128,7 +137,7 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-ifneq ($(filter emu emu-asan,$(VARIANT)),)
+ifneq ($(filter emu emu-asan emu-tsan,$(VARIANT)),)
 $(BUILD)/%.o: %.cu tests/emu/launch.sed
 	@mkdir -p $(dir $@)
 	{ echo '#line 1 "$<"'; sed -E -f tests/emu/launch.sed $<; } >$(BUILD)/$*.cc
@@ -169,7 +178,7 @@ $(BUILD)/tests/gpu/%: $(BUILD)/tests/gpu/%.o $(LIB)
 
 # The emulator's own checks: its cuBLAS and cuDNN (tests/emu/libs.test),
 # its streams (streams.test).
-ifneq ($(filter emu emu-asan,$(VARIANT)),)
+ifneq ($(filter emu emu-asan emu-tsan,$(VARIANT)),)
 GPU_BIN += $(patsubst tests/emu/%.cc,$(BUILD)/tests/emu/%,$(wildcard tests/emu/test_*.cc))
 $(BUILD)/tests/emu/test_%: $(BUILD)/tests/emu/test_%.o $(LIB)
 	@mkdir -p $(dir $@)
@@ -190,6 +199,12 @@ ifeq ($(VARIANT),asan)
   EMU_BUILD := emu-asan-build
   EMU_ENV := TK_EMU_ASAN=$(abspath build/emu-asan)
 endif
+# make test SANITIZE=thread: every test, the emulated GPU ones included
+# (its streams are threads), under ThreadSanitizer.
+ifeq ($(VARIANT),tsan)
+  EMU_BUILD := emu-tsan-build
+  EMU_ENV := TK_EMU=$(abspath build/emu-tsan)
+endif
 test: all $(UNIT) $(REPLAY) $(EMU_BUILD)
 	@TK_BIN=$(abspath $(BINDIR)) TK_UNIT=$(abspath $(BUILD)/tests) $(EMU_ENV) \
 	 TK_VARIANT=$(VARIANT) PY=$(PY) tests/run.sh $(TESTS)
@@ -199,6 +214,9 @@ emu-build:
 
 emu-asan-build:
 	@$(MAKE) --no-print-directory EMU=1 SANITIZE=1 all gpu-tests
+
+emu-tsan-build:
+	@$(MAKE) --no-print-directory EMU=1 SANITIZE=thread all gpu-tests
 
 test-cuda:
 	$(MAKE) CUDA=1 all gpu-tests

@@ -6,7 +6,7 @@
 #define TK_KERNELS_CPU_SIMD_H
 
 #if defined(__x86_64__) && !defined(__clang__) && \
-    !defined(__SANITIZE_ADDRESS__)
+    !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 #define TK_SIMD \
 	__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
