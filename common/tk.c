@@ -26,25 +26,54 @@ int tk_quiet, tk_force_progress;
 /* Temporary files to remove if we die before renaming them.  A name is
  * listed before its file is created, so that a signal handled at any
  * point after creation finds it (Linux hands a process's signal to its
- * main thread, the one writing, when it can). */
+ * main thread, the one writing, when it can).  Another thread may end
+ * the process too (tk-train's watch over the other ranks, when one is
+ * lost): tmp_lock keeps it from reading a name being freed, or from
+ * removing the files while the main thread creates one it then misses;
+ * it takes the lock for good, as the process ends (recursive: an error
+ * under it, out of memory, ends the process too).  The slots are read and
+ * written atomically, for the signal handlers, which take no lock. */
 #define MAX_TMP 16
-static char *volatile tmp_files[MAX_TMP];
+static char *tmp_files[MAX_TMP];
+static pthread_mutex_t tmp_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 
+static char *tmp_get(int i)
+{
+	return __atomic_load_n(&tmp_files[i], __ATOMIC_ACQUIRE);
+}
+
+static void tmp_set(int i, char *name)
+{
+	__atomic_store_n(&tmp_files[i], name, __ATOMIC_RELEASE);
+}
+
+/* Only on the way out: the lock is never given back.  Held for good
+ * already, the process is ending by another thread, whose exit may hang
+ * (NCCL's teardown waiting for a lost rank, which tk-train's watch ends
+ * with tk_die_now): after a second, this one goes on. */
 static void remove_tmp_files(void)
 {
-	for (int i = 0; i < MAX_TMP; i++)
-		if (tmp_files[i]) {
-			unlink(tmp_files[i]);
-			tmp_files[i] = NULL;
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 1;
+	pthread_mutex_timedlock(&tmp_lock, &until);
+	for (int i = 0; i < MAX_TMP; i++) {
+		const char *name = tmp_get(i);
+		if (name) {
+			unlink(name);
+			tmp_set(i, NULL);
 		}
+	}
 }
 
 static void on_fatal_signal(int sig)
 {
 	/* unlink is async-signal-safe. */
-	for (int i = 0; i < MAX_TMP; i++)
-		if (tmp_files[i])
-			unlink(tmp_files[i]);
+	for (int i = 0; i < MAX_TMP; i++) {
+		const char *name = tmp_get(i);
+		if (name)
+			unlink(name);
+	}
 	signal(sig, SIG_DFL);
 	raise(sig);
 }
@@ -106,9 +135,11 @@ static void on_bus_error(int sig, siginfo_t *si, void *ctx)
 		say(maps[i].name);
 		say(": cut short while being read (another program rewrote "
 		    "it?)\n");
-		for (int j = 0; j < MAX_TMP; j++)
-			if (tmp_files[j])
-				unlink(tmp_files[j]);
+		for (int j = 0; j < MAX_TMP; j++) {
+			const char *name = tmp_get(j);
+			if (name)
+				unlink(name);
+		}
 		_exit(TK_EXIT_IO);
 	}
 	on_fatal_signal(sig);
@@ -555,32 +586,37 @@ FILE *tk_outfile_open(struct tk_outfile *o, const char *path)
 	o->real = resolve_target(path);
 	if (!o->real)
 		die_io("cannot create %s:", path);
+	pthread_mutex_lock(&tmp_lock);
 	int slot = -1;
 	for (int i = 0; i < MAX_TMP; i++)
-		if (!tmp_files[i]) {
+		if (!tmp_get(i)) {
 			slot = i;
 			break;
 		}
-	if (slot < 0)
-		die_io("too many output files open at once");
-	for (int tries = 1;; tries++) {
+	int fd = -1, e = EMFILE;
+	for (int tries = 1; slot >= 0 && tries <= 100; tries++) {
 		o->tmp = temp_name(o->real);
-		tmp_files[slot] = o->tmp;
-		int fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-					  O_CLOEXEC, 0666);
-		if (fd >= 0) {
-			if (!(o->fp = fdopen(fd, "wb")))
-				die_io("cannot create %s:", path);
-			return o->fp;
-		}
-		int e = errno;
-		tmp_files[slot] = NULL;
+		tmp_set(slot, o->tmp);
+		fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+				      O_CLOEXEC, 0666);
+		if (fd >= 0)
+			break;
+		e = errno;
+		tmp_set(slot, NULL);
 		free(o->tmp);
 		o->tmp = NULL;
-		errno = e;
-		if (e != EEXIST || tries == 100)
-			die_io("cannot create %s:", path);
+		if (e != EEXIST)
+			break;
 	}
+	pthread_mutex_unlock(&tmp_lock);
+	if (slot < 0)
+		die_io("too many output files open at once");
+	errno = e;
+	if (fd < 0)
+		die_io("cannot create %s:", path);
+	if (!(o->fp = fdopen(fd, "wb")))
+		die_io("cannot create %s:", path);
+	return o->fp;
 }
 
 void tk_outfile_check(const char *path)
@@ -602,9 +638,11 @@ void tk_outfile_check(const char *path)
 
 static void forget_outfile(struct tk_outfile *o)
 {
+	pthread_mutex_lock(&tmp_lock);
 	for (int i = 0; i < MAX_TMP; i++)
-		if (o->tmp && tmp_files[i] == o->tmp)
-			tmp_files[i] = NULL;
+		if (o->tmp && tmp_get(i) == o->tmp)
+			tmp_set(i, NULL);
+	pthread_mutex_unlock(&tmp_lock);
 	free(o->tmp);
 	free(o->real);
 	free(o->path);
