@@ -58,8 +58,12 @@ static int cut_while_mapped(char *msg, size_t len, int registered)
 		_exit(0);
 	}
 	close(err[1]);
-	ssize_t n = read(err[0], msg, len - 1);
-	msg[n > 0 ? n : 0] = 0;
+	/* the handler writes its line in pieces: read to the end */
+	size_t got = 0;
+	for (ssize_t n; got < len - 1 &&
+			(n = read(err[0], msg + got, len - 1 - got)) > 0;)
+		got += (size_t)n;
+	msg[got] = 0;
 	close(err[0]);
 	int status;
 	waitpid(pid, &status, 0);
