@@ -64,11 +64,18 @@ class Fail(Exception):
 
 # ---- geometry: windows are quadrilaterals in base-image pixels ----
 
+# The geometry is plain Python arithmetic, not NumPy's linear algebra:
+# OpenBLAS's and LAPACK's results depend on the kernels they pick by CPU,
+# and a last bit there decided a view now and then, so that the
+# benchmark's bytes were not the same on every machine.
+
 def area(poly):
     if len(poly) < 3:
         return 0.0
-    x, y = np.asarray(poly, np.float64).T
-    return 0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
+    s = 0.0
+    for (x0, y0), (x1, y1) in zip(poly, list(poly[1:]) + [poly[0]]):
+        s += float(x0) * float(y1) - float(y0) * float(x1)
+    return 0.5 * abs(s)
 
 
 def clip(poly, box):
@@ -100,12 +107,47 @@ def homography(src, dst):
         a.append((x, y, 1, 0, 0, 0, -x * X, -y * X))
         a.append((0, 0, 0, x, y, 1, -x * Y, -y * Y))
         b += (X, Y)
-    h = np.linalg.solve(np.array(a, np.float64), np.array(b, np.float64))
-    return np.append(h, 1.0).reshape(3, 3)
+    h = solve([[float(v) for v in r] for r in a], [float(v) for v in b])
+    return np.array(h + [1.0], np.float64).reshape(3, 3)
+
+
+def solve(a, b):
+    """x with a x = b: Gaussian elimination with partial pivoting."""
+    n = len(b)
+    m = [row[:] + [b[i]] for i, row in enumerate(a)]
+    for k in range(n):
+        piv = max(range(k, n), key=lambda i: abs(m[i][k]))
+        if m[piv][k] == 0:
+            raise np.linalg.LinAlgError("singular matrix")
+        m[k], m[piv] = m[piv], m[k]
+        for i in range(k + 1, n):
+            f = m[i][k] / m[k][k]
+            for j in range(k, n + 1):
+                m[i][j] -= f * m[k][j]
+    x = [0.0] * n
+    for i in reversed(range(n)):
+        t = m[i][n]
+        for j in range(i + 1, n):
+            t -= m[i][j] * x[j]
+        x[i] = t / m[i][i]
+    return x
+
+
+def inverse3(h):
+    """The inverse of a 3x3 matrix, by its adjugate."""
+    (a, b, c), (d, e, f), (g, k, l) = [[float(v) for v in r] for r in h]
+    adj = [[e * l - f * k, c * k - b * l, b * f - c * e],
+           [f * g - d * l, a * l - c * g, c * d - a * f],
+           [d * k - e * g, b * g - a * k, a * e - b * d]]
+    det = a * adj[0][0] + b * adj[1][0] + c * adj[2][0]
+    return np.array([[v / det for v in r] for r in adj], np.float64)
 
 
 def project(h, pts):
-    p = np.c_[np.asarray(pts, np.float64), np.ones(len(pts))] @ h.T
+    h = [[float(v) for v in r] for r in h]
+    p = [[r[0] * x + r[1] * y + r[2] for r in h]
+         for x, y in ((float(x), float(y)) for x, y in pts)]
+    p = np.array(p, np.float64).reshape(-1, 3)
     return p[:, :2] / p[:, 2:], p[:, 2]
 
 
@@ -260,7 +302,7 @@ def sample_window(rng, photo, region, size, kind, strong_pose, what):
         if not win["vis"][0] <= vis <= win["vis"][1]:
             continue
         hm = homography(corners((0, 0, ow, oh)), quad)
-        lm, z = project(np.linalg.inv(hm), corners(region))
+        lm, z = project(inverse3(hm), corners(region))
         if (z <= 0).any():  # the region crosses the horizon: not a camera
             continue
         lm = clip(lm, (0, 0, ow, oh))
@@ -280,7 +322,7 @@ def warp(photo, hm, out):
     quad, _ = project(hm, corners((0, 0, ow, oh)))
     scale = math.sqrt(area(quad) / (ow * oh))
     lv = min(max(0, int(math.floor(math.log2(max(scale, 1))))), len(photo.levels) - 1)
-    h = np.diag((0.5 ** lv, 0.5 ** lv, 1.0)) @ hm
+    h = hm * np.array((0.5 ** lv, 0.5 ** lv, 1.0))[:, None]
     h = h / h[2, 2]
     return photo.levels[lv].transform(out, Image.Transform.PERSPECTIVE, tuple(h.ravel()[:8]),
                                       Image.Resampling.BICUBIC)
@@ -363,15 +405,25 @@ def camera(rng, strong):
                 noise=rng.uniform(0, 3), quality=int(rng.integers(80, 96)))
 
 
+def luma(x):
+    """Rec. 601 luma of x [..., 3], one multiply and add at a time: the
+    same floats on every CPU (a matrix product's depend on OpenBLAS's
+    kernels)."""
+    w = np.float32((0.299, 0.587, 0.114))
+    return x[..., 0] * w[0] + x[..., 1] * w[1] + x[..., 2] * w[2]
+
+
 def develop(rng, img, p, c):
-    x = np.asarray(img, np.float32) / 255
-    x = x ** np.float32(p["gamma"])
+    # The gamma curve as a table of the 256 levels, each from libm's pow:
+    # NumPy's float32 power takes other code with AVX-512 than without,
+    # which rounded some pixels otherwise.
+    gamma = np.float32([math.pow(v / 255, p["gamma"]) for v in range(256)])
+    x = gamma[np.asarray(img)]
     x = x * (np.float32(p["bright"]) * (1 + p["cast"].astype(np.float32)))
-    luma = np.array((0.299, 0.587, 0.114), np.float32)
-    y = x @ luma
+    y = luma(x)
     m = y.mean()
     x = (x - m) * np.float32(p["contrast"]) + m
-    y = (x @ luma)[..., None]
+    y = luma(x)[..., None]
     x = y + (x - y) * np.float32(p["sat"])
     img = Image.fromarray(np.rint(np.clip(x, 0, 1) * 255).astype(np.uint8))
     if c["blur"] > 0:
