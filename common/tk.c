@@ -66,14 +66,19 @@ static void remove_tmp_files(void)
 	}
 }
 
-static void on_fatal_signal(int sig)
+/* From a signal handler: no lock (unlink is async-signal-safe). */
+static void unlink_tmp_files(void)
 {
-	/* unlink is async-signal-safe. */
 	for (int i = 0; i < MAX_TMP; i++) {
 		const char *name = tmp_get(i);
 		if (name)
 			unlink(name);
 	}
+}
+
+static void on_fatal_signal(int sig)
+{
+	unlink_tmp_files();
 	signal(sig, SIG_DFL);
 	raise(sig);
 }
@@ -135,11 +140,7 @@ static void on_bus_error(int sig, siginfo_t *si, void *ctx)
 		say(maps[i].name);
 		say(": cut short while being read (another program rewrote "
 		    "it?)\n");
-		for (int j = 0; j < MAX_TMP; j++) {
-			const char *name = tmp_get(j);
-			if (name)
-				unlink(name);
-		}
+		unlink_tmp_files();
 		_exit(TK_EXIT_IO);
 	}
 	on_fatal_signal(sig);
