@@ -166,19 +166,33 @@ void tk_frame_die(const struct tk_stream *s, const struct st_doc *d,
 	die_data("%s", msg);
 }
 
+struct st_tensor *tk_frame_tensor_check(const struct st_doc *d,
+					const char *name, int dtype, int rank,
+					char *err, size_t errlen)
+{
+	struct st_tensor *t = st_find(d, name);
+	if (!t)
+		snprintf(err, errlen, "no tensor '%s'", name);
+	else if (dtype >= 0 && (int)t->dtype != dtype)
+		snprintf(err, errlen, "tensor '%s' is %s, expected %s", name,
+			 st_dtype_name(t->dtype), st_dtype_name(dtype));
+	else if (rank >= 0 && t->rank != rank)
+		snprintf(err, errlen, "tensor '%s' has rank %d, expected %d",
+			 name, t->rank, rank);
+	else
+		return t;
+	return NULL;
+}
+
 struct st_tensor *tk_frame_tensor(const struct tk_stream *s,
 				  const struct st_doc *d, const char *name,
 				  int dtype, int rank)
 {
-	struct st_tensor *t = st_find(d, name);
+	char err[512];
+	struct st_tensor *t = tk_frame_tensor_check(d, name, dtype, rank, err,
+						    sizeof err);
 	if (!t)
-		tk_frame_die(s, d, "no tensor '%s'", name);
-	if (dtype >= 0 && (int)t->dtype != dtype)
-		tk_frame_die(s, d, "tensor '%s' is %s, expected %s", name,
-			     st_dtype_name(t->dtype), st_dtype_name(dtype));
-	if (rank >= 0 && t->rank != rank)
-		tk_frame_die(s, d, "tensor '%s' has rank %d, expected %d",
-			     name, t->rank, rank);
+		tk_frame_die(s, d, "%s", err);
 	return t;
 }
 

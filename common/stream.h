@@ -44,8 +44,12 @@ _Noreturn void tk_frame_die(const struct tk_stream *s, const struct st_doc *d,
 			    const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Look up a tensor of frame d by name, checking its dtype and rank
- * (rank < 0: any); dies naming the stream, frame and key otherwise. */
+/* Look up a tensor of frame d by name, checking its dtype (< 0: any) and
+ * rank (< 0: any): NULL with the reason in err when it is not so. */
+struct st_tensor *tk_frame_tensor_check(const struct st_doc *d,
+					const char *name, int dtype, int rank,
+					char *err, size_t errlen);
+/* The same, dying naming the stream, frame and key instead. */
 struct st_tensor *tk_frame_tensor(const struct tk_stream *s,
 				  const struct st_doc *d, const char *name,
 				  int dtype, int rank);

@@ -136,17 +136,12 @@ static void account(struct group *g, struct tk_progress *p, const float *one,
 static const struct st_tensor *frame_local(const struct st_doc *d, int dim,
 					   int check, char *err, size_t errlen)
 {
-	const struct st_tensor *t = st_find(d, "local");
+	const struct st_tensor *t = tk_frame_tensor_check(d, "local", ST_F32, 2,
+							  err, errlen);
 	size_t at;
 	if (!t)
-		snprintf(err, errlen, "no tensor 'local'");
-	else if (t->dtype != ST_F32)
-		snprintf(err, errlen, "tensor 'local' is %s, expected F32",
-			 st_dtype_name(t->dtype));
-	else if (t->rank != 2)
-		snprintf(err, errlen, "tensor 'local' has rank %d, expected 2",
-			 t->rank);
-	else if (t->shape[1] != dim)
+		return NULL;
+	if (t->shape[1] != dim)
 		snprintf(err, errlen,
 			 "local features of dimension %lld; the model's is %d",
 			 (long long)t->shape[1], dim);
