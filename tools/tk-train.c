@@ -894,22 +894,20 @@ static void validate(struct run *r, const struct options *o)
 	 * says why) ends like a whole one: without the count, a validation
 	 * of some images would pass for all's, and pick the best epoch.
 	 * A training run keeps its epoch (a later run validates it). */
-	const char *kept = o->out ? " (the checkpoint is written without "
-				    "this validation)" : "";
-	if (n == 0) {
+	char why[160] = "";
+	if (n == 0)
+		snprintf(why, sizeof why, "no frames to validate on");
+	else if (o->val_size && n != o->val_size)
+		snprintf(why, sizeof why, "%ld images validated, not the %ld of "
+			 "--val-size: the stream %s", n, o->val_size,
+			 n < o->val_size ? "stopped short" : "holds more");
+	if (*why) {
 		if (o->out)
 			save(r);
-		die_data("%s%s: no frames to validate on%s", o->validate,
-			 world > 1 ? " and the other ranks' streams" : "", kept);
-	}
-	if (o->val_size && n != o->val_size) {
-		if (o->out)
-			save(r);
-		die_data("%s%s: %ld images validated, not the %ld of --val-size: "
-			 "the stream %s%s", o->validate,
-			 world > 1 ? " and the other ranks' streams" : "", n,
-			 o->val_size, n < o->val_size ? "stopped short" : "holds more",
-			 kept);
+		die_data("%s%s: %s%s", o->validate,
+			 world > 1 ? " and the other ranks' streams" : "", why,
+			 o->out ? " (the checkpoint is written without this "
+				  "validation)" : "");
 	}
 	st->has_val = 1;
 	st->val_loss = v[0] / n;
