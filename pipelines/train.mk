@@ -328,10 +328,12 @@ $(o)/epoch-$(1).st: $(if $(filter 1,$(1)),$(o)/init.st,$(o)/epoch-$(shell echo $
 	mv $$$$part $$@
 endef
 
+# header(FILE): a checkpoint's safetensors header, the JSON after its
+# 8-byte length
+header = h=$$$$(od -An -t u8 -N 8 $(1)) && head -c $$$$((8 + h)) $(1) | tail -c +9
 # finished(PART, E): PART is the checkpoint at the end of epoch E (its
 # header's train_epoch, the epochs done, is E)
-finished = { [ -e $(1) ] && h=$$$$(od -An -t u8 -N 8 $(1)) && \
-	  head -c $$$$((8 + h)) $(1) | grep '"train_epoch": *"$(2)"' > /dev/null; }
+finished = { [ -e $(1) ] && $(call header,$(1)) | grep '"train_epoch": *"$(2)"' > /dev/null; }
 # seen(PART): the images of its epoch that PART had trained (its header's
 # train_seen), where the resumed epoch's stream starts: tk-decode --from
 # passes over those lines unread, its frames carrying their place in the
@@ -339,8 +341,7 @@ finished = { [ -e $(1) ] && h=$$$$(od -An -t u8 -N 8 $(1)) && \
 # --no-skip takes the stream as starting there, instead of reading and
 # dropping frames decoded and augmented for nothing (near an epoch's end,
 # most of GLDv2's 1.28 million images)
-seen = h=$$$$(od -An -t u8 -N 8 $(1)) && head -c $$$$((8 + h)) $(1) | tail -c +9 | \
-	  LC_ALL=C sed -n 's/.*"train_seen": *"\([0-9]*\)".*/\1/p'
+seen = $(call header,$(1)) | LC_ALL=C sed -n 's/.*"train_seen": *"\([0-9]*\)".*/\1/p'
 # valsize: the validation part's images (at most VAL_IMAGES), which
 # tk-train --val-size checks the validation against: a stream cut short
 # (an image missing or unreadable: tk-decode stops, saying which) is an
