@@ -36,15 +36,21 @@ static void *ender(void *arg)
 	tk_die_now(TK_EXIT_IO, "a peer is lost (test)");
 }
 
-/* The writer: files opened, written, renamed or discarded, until the
- * other thread ends the process. */
-static void child(void)
+/* A child's start: quiet, in the test's folder. */
+static void child_start(void)
 {
 	tk_init("test_outfile_thread");
 	if (!freopen("/dev/null", "w", stderr))
 		_exit(9);
 	if (chdir(dir) != 0)
 		_exit(9);
+}
+
+/* The writer: files opened, written, renamed or discarded, until the
+ * other thread ends the process. */
+static void child(void)
+{
+	child_start();
 	pthread_t th;
 	if (pthread_create(&th, NULL, ender, NULL) != 0)
 		_exit(9);
@@ -73,11 +79,7 @@ static void hang(void)
  * then ends the process. */
 static void child_hung(void)
 {
-	tk_init("test_outfile_thread");
-	if (!freopen("/dev/null", "w", stderr))
-		_exit(9);
-	if (chdir(dir) != 0)
-		_exit(9);
+	child_start();
 	struct tk_outfile a;
 	tk_outfile_open(&a, "a.st");
 	atexit(hang);
