@@ -118,23 +118,32 @@ if [ -z "${TK_CHECK_SKIP_BENCH:-}" ]; then
 	step bench_train 60 "$GPU/bench_train" bf16 32 3
 	step torch_train 60 $PYTHON tests/gpu/bench_torch.py train
 fi
-step test-cuda 150 make "${MK[@]}" PY="$PYTHON" test-cuda
+if [ -z "${TK_CHECK_SKIP_BENCH:-}" ]; then
+	# what tk-train --deterministic costs (cuDNN's heuristics' deterministic
+	# algorithms against its timed fastest)
+	step bench_train_det 50 env TK_BENCH_DETERMINISTIC=1 "$GPU/bench_train" bf16 32 3
+fi
+# each test bounded, so that run.sh reports all of them inside the step
+step test-cuda 150 env TK_TEST_TIMEOUT=125 make "${MK[@]}" PY="$PYTHON" test-cuda
 [ -n "${TK_CHECK_CPU_TESTS:-}" ] && step test-cpu 200 make -j"$JOBS" "${MK[@]}" test
 if [ -z "${TK_CHECK_SKIP_BENCH:-}" ]; then
 	step bench_ops 40 "$GPU/bench_ops"
 	step torch_rank 40 $PYTHON tests/gpu/bench_torch.py rank
+fi
+# Not the GPU's, but only here is there a torch 2: tk-import on what it
+# writes (torch.compile's names, checkpoints without CRC-32s).
+step import_torch2 30 bash tests/gpu/import_torch2.sh "$PYTHON"
+if [ -z "${TK_CHECK_SKIP_BENCH:-}" ]; then
+	# The training input on this machine's cores (photographs carried in
+	# .photos, made by hand: tests/gpu/feed.sh says how), against the
+	# training step's goal
+	[ -d .photos ] && step feed 40 bash tests/gpu/feed.sh .photos 566 "2 4 8"
 	step bench_tools 150 env PYTHON="$PYTHON" bash tests/gpu/bench_tools.sh 24
 	step torch_extract 60 $PYTHON tests/gpu/bench_torch.py extract
 	# bf16 on the NCHW float backbone, as before the channels-last one:
 	# what that change gained
 	step bench_train_nchw 50 env TK_TRAIN_NHWC=0 "$GPU/bench_train" bf16 32 3
-	# what tk-train --deterministic costs (cuDNN's heuristics' deterministic
-	# algorithms against its timed fastest)
-	step bench_train_det 50 env TK_BENCH_DETERMINISTIC=1 "$GPU/bench_train" bf16 32 3
 fi
-# Not the GPU's, but only here is there a torch 2: tk-import on what it
-# writes (torch.compile's names, checkpoints without CRC-32s).
-step import_torch2 30 bash tests/gpu/import_torch2.sh "$PYTHON"
 
 say "summary ($(( $(date +%s) - T0 ))s in all)"
 printf '%s\n' "${summary[@]}"
