@@ -7,6 +7,8 @@
 // and one pass adds the bias.  The channels-last training backbone's
 // convolutions (the _act ops) take activations [B, H, W, C] and filters
 // [OC, K, K, C] of the activation type (bf16 under TK_BF16), no bias.
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <tuple>
@@ -30,6 +32,7 @@ struct plan {
 	cudnnConvolutionBwdFilterAlgo_t bwd_filter;
 	cudnnMathType_t bwd_filter_math;
 	size_t bwd_filter_ws = 0;
+	char name[80]; // the shape, for TK_CUDNN_LOG
 };
 
 typedef std::tuple<int, int, int, int, int, int, int, int, int, bool, bool>
@@ -66,6 +69,8 @@ plan &get_plan(const struct conv2d_dims &d, bool act = false)
 	plan &p = plans[key];
 	int oh = conv2d_out_size(d.H, d.K, d.stride, d.pad);
 	int ow = conv2d_out_size(d.W, d.K, d.stride, d.pad);
+	snprintf(p.name, sizeof p.name, "%dx%dx%dx%d -> %d, %dx%d/%d%s", d.B, d.C,
+		 d.H, d.W, d.OC, d.K, d.K, d.stride, act ? " channels-last" : "");
 	CUDNN_CHECK(cudnnCreateTensorDescriptor(&p.x));
 	CUDNN_CHECK(cudnnCreateTensorDescriptor(&p.y));
 	CUDNN_CHECK(cudnnCreateTensorDescriptor(&p.b));
@@ -120,10 +125,29 @@ const Perf *pick(const Perf *r, int n, Size size, size_t *ws)
 // and filter ALGO_1, say, not ALGO_0).  Where none fits: 'fallback',
 // an algorithm that always works.  find(N, &n, r) and heur(...) fill r
 // with n results; size as pick's.
+// With TK_CUDNN_LOG set, each choice and what it was chosen from go to
+// stderr: what (fwd, bwd data, bwd filter) and the plan's shape, then
+// each result's algorithm, time (ms; -1 from the heuristics), status,
+// math type and scratch.
+template <typename Perf>
+void log_choice(const char *what, const plan &p, const Perf *r, int n,
+		const Perf *best)
+{
+	if (!getenv("TK_CUDNN_LOG"))
+		return;
+	fprintf(stderr, "tk: cuDNN %s %s: algo %d;", what, p.name,
+		best ? (int)best->algo : -1);
+	for (int i = 0; i < n; i++)
+		fprintf(stderr, " %d:%.3f%s%s/%zu", (int)r[i].algo, r[i].time,
+			r[i].status == CUDNN_STATUS_SUCCESS ? "" : "!",
+			r[i].mathType == CUDNN_TENSOR_OP_MATH ? "t" : "", r[i].memory);
+	fputc('\n', stderr);
+}
+
 template <typename Perf, int N, typename Algo, typename Find, typename Heur,
 	  typename Size>
-void choose(Find find, Heur heur, Size size, Algo fallback, Algo *algo,
-	    cudnnMathType_t *math, size_t *ws)
+void choose(const char *what, const plan &p, Find find, Heur heur, Size size,
+	    Algo fallback, Algo *algo, cudnnMathType_t *math, size_t *ws)
 {
 	Perf r[N];
 	int n = 0;
@@ -136,6 +160,7 @@ void choose(Find find, Heur heur, Size size, Algo fallback, Algo *algo,
 		heur(N, &n, r);
 		best = pick(r, n, size, ws);
 	}
+	log_choice(what, p, r, n, best);
 	if (best) {
 		*algo = best->algo;
 		*math = best->mathType;
@@ -152,7 +177,7 @@ void find_fwd(plan &p, cudnnHandle_t h)
 	typedef cudnnConvolutionFwdAlgoPerf_t perf;
 	CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, search_math()));
 	choose<perf, CUDNN_CONVOLUTION_FWD_ALGO_COUNT>(
-	    [&](int N, int *n, perf *r) {
+	    "fwd", p, [&](int N, int *n, perf *r) {
 		    CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(
 			h, p.x, p.w, p.conv, p.y, N, n, r));
 	    },
@@ -176,7 +201,7 @@ void find_bwd(plan &p, cudnnHandle_t h)
 	typedef cudnnConvolutionBwdFilterAlgoPerf_t fperf;
 	CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, search_math()));
 	choose<dperf, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT>(
-	    [&](int N, int *n, dperf *r) {
+	    "bwd data", p, [&](int N, int *n, dperf *r) {
 		    CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(
 			h, p.w, p.y, p.conv, p.x, N, n, r));
 	    },
@@ -191,7 +216,7 @@ void find_bwd(plan &p, cudnnHandle_t h)
 	    det ? CUDNN_CONVOLUTION_BWD_DATA_ALGO_1 : CUDNN_CONVOLUTION_BWD_DATA_ALGO_0,
 	    &p.bwd_data, &p.bwd_data_math, &p.bwd_data_ws);
 	choose<fperf, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT>(
-	    [&](int N, int *n, fperf *r) {
+	    "bwd filter", p, [&](int N, int *n, fperf *r) {
 		    CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(
 			h, p.x, p.y, p.conv, p.w, N, n, r));
 	    },

@@ -209,30 +209,17 @@ __global__ void bn_dparams(float *dgamma, float *dbeta, const double *sums,
 	dgamma[c] += (float)sums[C + c];
 }
 
-// ---- BatchNorm2d's element-wise passes, either layout ----
+// ---- BatchNorm2d NCHW's element-wise passes (float) ----
 
-// The batch norm's element-wise passes, of either layout: ch gives an
-// element's channel (NCHW [B, C, S]: channel_of(n, C, S); channels-last
-// [rows, C]: channel_of(n, C, 1)).  T: float, or bf16 for channels-last
-// activations; V values a thread (common.cuh's packed), consecutive
-// channels of a pixel, so V > 1 channels-last only, C and n multiples
-// of V.
-template <typename T, int V>
-__global__ void bn_norm(T *out, const T *in, const float *mean,
-			 const float *rstd, const float *gamma,
-			 const float *beta, int relu, channel_of ch, size_t n)
+__global__ void bn_norm(float *out, const float *in, const float *mean,
+			const float *rstd, const float *gamma, const float *beta,
+			int relu, channel_of ch, size_t n)
 {
-	typedef packed<T, V> P;
-	FOR_N(j, n / V)
+	FOR_N(i, n)
 	{
-		int c0 = ch(j * V);
-		P x = ((const P *)in)[j], y;
-		for (int k = 0; k < V; k++) {
-			int c = c0 + k;
-			float v = (to_f(x.v[k]) - mean[c]) * rstd[c] * gamma[c] + beta[c];
-			y.v[k] = from_f<T>(!relu || v > 0.0f ? v : 0.0f);
-		}
-		((P *)out)[j] = y;
+		int c = ch(i);
+		float v = (in[i] - mean[c]) * rstd[c] * gamma[c] + beta[c];
+		out[i] = !relu || v > 0.0f ? v : 0.0f;
 	}
 }
 
@@ -252,100 +239,233 @@ __global__ void bn_eval(T *out, const T *in, const float *gamma,
 	}
 }
 
-// din (+)= from the all-reduced sums; dout through the ReLU whose output
-// is mask (NULL: none), relu_backward's rule.
-template <typename T, int V>
-__global__ void bn_bwd(T *din, int add, const T *dout, const T *mask,
-		       const T *in, const float *mean, const float *rstd,
-		       const float *gamma, const double *sums, double count,
+// The backward's means of dy and dy * xhat, from the all-reduced sums:
+// mdy[c], then mdyx at mdy + C.  Once a channel (not a division in
+// double for every element: on an H200 those took about half of the
+// backward pass).
+__global__ void bn_dmeans(float *mdy, const double *sums, double count, int C)
+{
+	int c = blockIdx.x * blockDim.x + threadIdx.x;
+	if (c >= C)
+		return;
+	mdy[c] = (float)(sums[c] / count);
+	mdy[C + c] = (float)(sums[C + c] / count);
+}
+
+// gated's rule for a value g of dy and m of the ReLU's output (mask:
+// whether there is one)
+template <typename T>
+__device__ inline float gate(float g, bool mask, T m)
+{
+	return !mask || to_f(m) > 0.0f ? g : 0.0f;
+}
+
+// din (+)= gamma rstd (dy - mdy - xhat mdyx); dout through the ReLU
+// whose output is mask (NULL: none), relu_backward's rule.
+__global__ void bn_bwd(float *din, int add, const float *dout,
+		       const float *mask, const float *in, const float *mean,
+		       const float *rstd, const float *gamma, const float *mdy,
 		       int C, channel_of ch, size_t n)
 {
-	typedef packed<T, V> P;
-	FOR_N(j, n / V)
+	FOR_N(i, n)
 	{
-		int c0 = ch(j * V);
-		P x = ((const P *)in)[j], g = ((const P *)dout)[j], r, m;
-		if (mask)
-			m = ((const P *)mask)[j];
-		if (add)
-			r = ((const P *)din)[j];
-		for (int k = 0; k < V; k++) {
-			int c = c0 + k;
-			float xh = (to_f(x.v[k]) - mean[c]) * rstd[c];
-			float mdy = (float)(sums[c] / count);
-			float mdyx = (float)(sums[C + c] / count);
-			float gk = !mask || to_f(m.v[k]) > 0.0f ? to_f(g.v[k]) : 0.0f;
-			float v = gamma[c] * rstd[c] * (gk - mdy - xh * mdyx);
-			// 0 + v when overwriting: the CPU's zeroed buffer, to the bit
-			r.v[k] = from_f<T>((add ? to_f(r.v[k]) : 0.0f) + v);
-		}
-		((P *)din)[j] = r;
+		int c = ch(i);
+		float xh = (in[i] - mean[c]) * rstd[c];
+		float gk = gated(dout, mask, i);
+		float v = gamma[c] * rstd[c] * (gk - mdy[c] - xh * mdy[C + c]);
+		// 0 + v when overwriting: the CPU's zeroed buffer, to the bit
+		din[i] = (add ? din[i] : 0.0f) + v;
 	}
 }
 
 // ---- BatchNorm2d channels-last: activations [rows, C] of the
-// activation type (the training backbone under bf16); block (column
-// tile, chunk of rows) sums its columns, the same double sums, folded
-// in order ----
+// activation type (the training backbone under bf16).  Every pass has
+// the same shape (cl_shape): a block of 256 threads takes GB groups of V
+// adjacent channels (G = C / V groups in all; V values a thread, 16
+// bytes, where the arrays allow; GB a power of two, at most 256) and R =
+// 256 / GB rows at a time, down its chunk of rows.  So a thread's
+// channels stay the same: their statistics and coefficients sit in its
+// registers, loaded once.  Sums are double, each thread's in row order,
+// then a block's threads' in order, then the chunks' (fold_rows): the
+// same bits every run, on any GPU (the chunks depend on rows and C
+// alone). ----
 
-const int ROW_CHUNK = 1024;
+// About this many blocks a pass (two or three waves of an H200's 132
+// SMs), a constant so that the sums' order is the same on every GPU.
+const int CL_BLOCKS = 512;
 
-// Sums of x (and x^2) per column, or with dout of the ReLU-gated dy and
-// dy * xhat (dsums).  A thread sums V adjacent columns (a warp reads 128
-// contiguous bytes of a row: V = 2 for bf16), C a multiple of V.
+struct cl_shape {
+	int V, GB;
+	long chunk;
+	dim3 grid;
+	cl_shape(long rows, int C, int V_) : V(V_)
+	{
+		int G = C / V;
+		GB = 1;
+		while (GB * 2 <= G && GB < 256)
+			GB *= 2;
+		int R = 256 / GB;
+		unsigned gx = (unsigned)((G + GB - 1) / GB);
+		long want = CL_BLOCKS / gx > 1 ? CL_BLOCKS / gx : 1;
+		long steps = (rows + R - 1) / R; // row steps of R in all
+		if (want > steps)
+			want = steps > 0 ? steps : 1;
+		chunk = (steps + want - 1) / want * R;
+		grid = dim3(gx, (unsigned)((rows + chunk - 1) / chunk));
+	}
+};
+
+// The thread's first channel (C or more: none) and its rows r0, r0 + R,
+// ... below r1.
+struct cl_place {
+	int c0, R;
+	long r0, r1;
+	__device__ cl_place(int V, int GB, long chunk, long rows)
+	{
+		c0 = (blockIdx.x * GB + threadIdx.x % GB) * V;
+		R = blockDim.x / GB;
+		long b = (long)blockIdx.y * chunk;
+		r0 = b + threadIdx.x / GB;
+		r1 = b + chunk < rows ? b + chunk : rows;
+	}
+};
+
+// Sums of x (and x^2) per column, or with dsums of the ReLU-gated dy and
+// dy * xhat.
 template <typename T, bool dsums, int V>
-__global__ void bnl_sums(double *sums, const T *x, const T *dout,
-			 const T *mask, const float *mean, const float *rstd,
-			 long rows, int C)
+__global__ void __launch_bounds__(256)
+    cl_sums(double *sums, const T *x, const T *dout, const T *mask,
+	    const float *mean, const float *rstd, long rows, int C, int GB,
+	    long chunk)
 {
 	typedef packed<T, V> P;
-	__shared__ double s1[RT][CT * V + 1], s2[RT][CT * V + 1];
-	int c0 = (blockIdx.x * CT + threadIdx.x) * V;
-	long r0 = (long)blockIdx.y * ROW_CHUNK;
-	long r1 = r0 + ROW_CHUNK < rows ? r0 + ROW_CHUNK : rows;
+	__shared__ double s1[256 * V], s2[256 * V];
+	cl_place at(V, GB, chunk, rows);
 	double a[V], b[V];
 	float m[V], rs[V];
+	bool on = at.c0 < C;
 	for (int k = 0; k < V; k++) {
 		a[k] = b[k] = 0;
-		m[k] = dsums && c0 < C ? mean[c0 + k] : 0.0f;
-		rs[k] = dsums && c0 < C ? rstd[c0 + k] : 0.0f;
+		m[k] = dsums && on ? mean[at.c0 + k] : 0.0f;
+		rs[k] = dsums && on ? rstd[at.c0 + k] : 0.0f;
 	}
-	if (c0 < C)
-		for (long r = r0 + threadIdx.y; r < r1; r += RT) {
-			size_t i = ((size_t)r * C + c0) / V;
-			P xv = ((const P *)x)[i], gv, mv;
+	UNROLL(4)
+	for (long r = on ? at.r0 : at.r1; r < at.r1; r += at.R) {
+		size_t i = ((size_t)r * C + at.c0) / V;
+		P xv = ((const P *)x)[i], gv, mv;
+		if (dsums) {
+			gv = ((const P *)dout)[i];
+			if (mask)
+				mv = ((const P *)mask)[i];
+		}
+		for (int k = 0; k < V; k++) {
+			float v = to_f(xv.v[k]);
 			if (dsums) {
-				gv = ((const P *)dout)[i];
-				if (mask)
-					mv = ((const P *)mask)[i];
-			}
-			for (int k = 0; k < V; k++) {
-				float v = to_f(xv.v[k]);
-				if (dsums) {
-					float g = !mask || to_f(mv.v[k]) > 0.0f ? to_f(gv.v[k])
-										: 0.0f;
-					a[k] += g;
-					b[k] += (double)g * ((v - m[k]) * rs[k]);
-				} else {
-					a[k] += v;
-					b[k] += (double)v * v;
-				}
+				float g = gate(to_f(gv.v[k]), mask, mv.v[k]);
+				a[k] += g;
+				b[k] += (double)g * ((v - m[k]) * rs[k]);
+			} else {
+				a[k] += v;
+				b[k] += (double)v * v;
 			}
 		}
+	}
 	for (int k = 0; k < V; k++) {
-		s1[threadIdx.y][threadIdx.x * V + k] = a[k];
-		s2[threadIdx.y][threadIdx.x * V + k] = b[k];
+		s1[threadIdx.x * V + k] = a[k];
+		s2[threadIdx.x * V + k] = b[k];
 	}
 	__syncthreads();
-	if (threadIdx.y == 0 && c0 < C)
-		for (int k = 0; k < V; k++) {
-			for (int y = 1; y < RT; y++) {
-				a[k] += s1[y][threadIdx.x * V + k];
-				b[k] += s2[y][threadIdx.x * V + k];
-			}
-			*row_slot(sums, 2 * (size_t)C, c0 + k) = a[k];
-			*row_slot(sums, 2 * (size_t)C, C + c0 + k) = b[k];
+	// column q of the block's GB * V: its R threads' sums in order
+	for (int q = threadIdx.x; q < GB * V; q += blockDim.x) {
+		int c = blockIdx.x * GB * V + q;
+		if (c >= C)
+			continue;
+		int t = q / V, k = q % V;
+		double u = 0, w = 0;
+		for (int y = 0; y < at.R; y++) {
+			u += s1[(t + y * GB) * V + k];
+			w += s2[(t + y * GB) * V + k];
 		}
+		*row_slot(sums, 2 * (size_t)C, c) = u;
+		*row_slot(sums, 2 * (size_t)C, C + c) = w;
+	}
+}
+
+template <typename T, int V>
+__global__ void __launch_bounds__(256)
+    cl_norm(T *out, const T *in, const float *mean, const float *rstd,
+	    const float *gamma, const float *beta, int relu, long rows, int C,
+	    int GB, long chunk)
+{
+	typedef packed<T, V> P;
+	cl_place at(V, GB, chunk, rows);
+	if (at.c0 >= C)
+		return;
+	float m[V], rs[V], g[V], b[V];
+	for (int k = 0; k < V; k++) {
+		m[k] = mean[at.c0 + k];
+		rs[k] = rstd[at.c0 + k];
+		g[k] = gamma[at.c0 + k];
+		b[k] = beta[at.c0 + k];
+	}
+	UNROLL(4)
+	for (long r = at.r0; r < at.r1; r += at.R) {
+		size_t i = ((size_t)r * C + at.c0) / V;
+		P x = ((const P *)in)[i], y;
+		for (int k = 0; k < V; k++) {
+			float v = (to_f(x.v[k]) - m[k]) * rs[k] * g[k] + b[k];
+			y.v[k] = from_f<T>(!relu || v > 0.0f ? v : 0.0f);
+		}
+		((P *)out)[i] = y;
+	}
+}
+
+// din = gamma rstd (dy - mdy - xhat mdyx), bn_bwd's arithmetic
+template <typename T, int V>
+__global__ void __launch_bounds__(256)
+    cl_bwd(T *din, const T *dout, const T *mask, const T *in,
+	   const float *mean, const float *rstd, const float *gamma,
+	   const float *mdy, long rows, int C, int GB, long chunk)
+{
+	typedef packed<T, V> P;
+	cl_place at(V, GB, chunk, rows);
+	if (at.c0 >= C)
+		return;
+	float m[V], rs[V], gr[V], my[V], myx[V];
+	for (int k = 0; k < V; k++) {
+		int c = at.c0 + k;
+		m[k] = mean[c];
+		rs[k] = rstd[c];
+		gr[k] = gamma[c] * rstd[c];
+		my[k] = mdy[c];
+		myx[k] = mdy[C + c];
+	}
+	UNROLL(4)
+	for (long r = at.r0; r < at.r1; r += at.R) {
+		size_t i = ((size_t)r * C + at.c0) / V;
+		P x = ((const P *)in)[i], g = ((const P *)dout)[i], o, mv;
+		if (mask)
+			mv = ((const P *)mask)[i];
+		for (int k = 0; k < V; k++) {
+			float xh = (to_f(x.v[k]) - m[k]) * rs[k];
+			float gk = gate(to_f(g.v[k]), mask, mv.v[k]);
+			o.v[k] = from_f<T>(0.0f + gr[k] * (gk - my[k] - xh * myx[k]));
+		}
+		((P *)din)[i] = o;
+	}
+}
+
+// f(V) with V the values a thread: 16 bytes where C and the arrays
+// allow, else 1.
+template <typename T, typename F>
+void cl_width(F f, int C, const void *a, const void *b = nullptr,
+	      const void *c = nullptr, const void *d = nullptr)
+{
+	constexpr int V = 16 / sizeof(T);
+	if (C % V == 0 && packable(0, 1, a, b, c, d))
+		f(std::integral_constant<int, V>());
+	else
+		f(std::integral_constant<int, 1>());
 }
 
 template <typename T, bool dsums>
@@ -353,22 +473,17 @@ void launch_sums(double *sums, const void *x, const void *dout,
 		 const void *mask, const float *mean, const float *rstd,
 		 long rows, int C, tk_stream s)
 {
-	const int V = 4 / sizeof(T);
-	bool vec = V > 1 && C % V == 0 && packable(0, 1, x, dout, mask);
-	int cols = CT * (vec ? V : 1);
-	dim3 grid((C + cols - 1) / cols,
-		  (unsigned)((rows + ROW_CHUNK - 1) / ROW_CHUNK));
-	double *part = tk::rows_of(sums, grid.y, 2 * (size_t)C);
-	if (vec)
-		bnl_sums<T, dsums, V><<<grid, dim3(CT, RT), 0, s>>>(
-		    part, (const T *)x, (const T *)dout, (const T *)mask, mean, rstd,
-		    rows, C);
-	else
-		bnl_sums<T, dsums, 1><<<grid, dim3(CT, RT), 0, s>>>(
-		    part, (const T *)x, (const T *)dout, (const T *)mask, mean, rstd,
-		    rows, C);
-	LAUNCH_CHECK();
-	tk::fold_rows(sums, part, grid.y, 2 * (size_t)C, false, s);
+	cl_width<T>(
+	    [&](auto v) {
+		    cl_shape sh(rows, C, v());
+		    double *part = tk::rows_of(sums, sh.grid.y, 2 * (size_t)C);
+		    cl_sums<T, dsums, v()><<<sh.grid, 256, 0, s>>>(
+			part, (const T *)x, (const T *)dout, (const T *)mask, mean,
+			rstd, rows, C, sh.GB, sh.chunk);
+		    LAUNCH_CHECK();
+		    tk::fold_rows(sums, part, sh.grid.y, 2 * (size_t)C, false, s);
+	    },
+	    C, x, dout, mask);
 }
 
 unsigned row_threads(int C)
@@ -503,7 +618,7 @@ void batchnorm_apply_cuda(float *out, float *mean, float *rstd,
 	    mean, rstd, running_mean, running_var, sums, count, momentum, eps, C);
 	LAUNCH_CHECK();
 	size_t n = (size_t)B * C * S;
-	bn_norm<float, 1><<<tk::blocks(n, 256), 256, 0, s>>>(
+	bn_norm<<<tk::blocks(n, 256), 256, 0, s>>>(
 	    out, in, mean, rstd, gamma, beta, relu, channel_of(n, C, (size_t)S), n);
 	LAUNCH_CHECK();
 }
@@ -534,9 +649,12 @@ void batchnorm_backward_apply_cuda(float *din, int din_add,
 				   tk_stream s)
 {
 	size_t n = (size_t)B * C * S;
-	bn_bwd<float, 1><<<tk::blocks(n, 256), 256, 0, s>>>(
-	    din, din_add, dout, mask, in, mean, rstd, gamma, sums, count, C,
-	    channel_of(n, C, (size_t)S), n);
+	float *mdy = (float *)tk::partials(2 * (size_t)C * sizeof(float));
+	bn_dmeans<<<(C + 255) / 256, 256, 0, s>>>(mdy, sums, count, C);
+	LAUNCH_CHECK();
+	bn_bwd<<<tk::blocks(n, 256), 256, 0, s>>>(din, din_add, dout, mask, in,
+						   mean, rstd, gamma, mdy, C,
+						   channel_of(n, C, (size_t)S), n);
 	LAUNCH_CHECK();
 }
 
@@ -561,17 +679,23 @@ void batchnorm_act_apply_cuda(void *out, float *mean, float *rstd,
 	bn_finish<<<(C + 255) / 256, 256, 0, s>>>(
 	    mean, rstd, running_mean, running_var, sums, count, momentum, eps, C);
 	LAUNCH_CHECK();
-	size_t n = (size_t)rows * C;
-	if (!n)
+	if (!rows || !C)
 		return;
-	channel_of ch(n, C, 1);
-	tk::by_act(
-	    [&](auto t, auto v) {
-		    typedef std::remove_pointer_t<decltype(t)> T;
-		    bn_norm<T, v()><<<tk::blocks(n / v(), 256), 256, 0, s>>>(
-			(T *)out, (const T *)in, mean, rstd, gamma, beta, relu, ch, n);
-	    },
-	    C, n, out, in);
+	auto go = [&](auto t) {
+		typedef std::remove_pointer_t<decltype(t)> T;
+		cl_width<T>(
+		    [&](auto v) {
+			    cl_shape sh(rows, C, v());
+			    cl_norm<T, v()><<<sh.grid, 256, 0, s>>>(
+				(T *)out, (const T *)in, mean, rstd, gamma, beta, relu,
+				rows, C, sh.GB, sh.chunk);
+		    },
+		    C, out, in);
+	};
+	if (tk::act_bf16())
+		go((bf16 *)nullptr);
+	else
+		go((float *)nullptr);
 	LAUNCH_CHECK();
 }
 
@@ -616,18 +740,26 @@ void batchnorm_act_backward_apply_cuda(void *din, const void *dout,
 				       double count, long rows, int C,
 				       tk_stream s)
 {
-	size_t n = (size_t)rows * C;
-	if (!n)
+	if (!rows || !C)
 		return;
-	channel_of ch(n, C, 1);
-	tk::by_act(
-	    [&](auto t, auto v) {
-		    typedef std::remove_pointer_t<decltype(t)> T;
-		    bn_bwd<T, v()><<<tk::blocks(n / v(), 256), 256, 0, s>>>(
-			(T *)din, 0, (const T *)dout, (const T *)mask, (const T *)in,
-			mean, rstd, gamma, sums, count, C, ch, n);
-	    },
-	    C, n, din, dout, mask, in);
+	float *mdy = (float *)tk::partials(2 * (size_t)C * sizeof(float));
+	bn_dmeans<<<(C + 255) / 256, 256, 0, s>>>(mdy, sums, count, C);
+	LAUNCH_CHECK();
+	auto go = [&](auto t) {
+		typedef std::remove_pointer_t<decltype(t)> T;
+		cl_width<T>(
+		    [&](auto v) {
+			    cl_shape sh(rows, C, v());
+			    cl_bwd<T, v()><<<sh.grid, 256, 0, s>>>(
+				(T *)din, (const T *)dout, (const T *)mask, (const T *)in,
+				mean, rstd, gamma, mdy, rows, C, sh.GB, sh.chunk);
+		    },
+		    C, din, dout, mask, in);
+	};
+	if (tk::act_bf16())
+		go((bf16 *)nullptr);
+	else
+		go((float *)nullptr);
 	LAUNCH_CHECK();
 }
 

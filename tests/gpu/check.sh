@@ -20,6 +20,8 @@
 #   TK_CHECK_BUDGET=s                  seconds for everything (300): each
 #                                      step's timeout is cut to what is left
 #   TK_CHECK_CPU_TESTS=1               also `make test` (the CPU suite)
+#   TK_CHECK_STEPS="build test_cuda ..."  only these steps (the summary
+#                                      names them); build is one
 # Logs go to $OUT (if set) or /tmp/tk-check.
 set -u
 cd "$(dirname "$0")/../.."
@@ -33,6 +35,10 @@ note() { summary+=("$*"); }
 DEADLINE=$((T0 + ${TK_CHECK_BUDGET:-300}))
 step() { # step NAME TIMEOUT CMD...: run, log, note the result
 	local name=$1 to=$2; shift 2
+	if [ -n "${TK_CHECK_STEPS:-}" ] && [[ " $TK_CHECK_STEPS " != *" $name "* ]]; then
+		note "$(printf '%-14s not asked for (TK_CHECK_STEPS)' "$name")"
+		return 0
+	fi
 	local left=$((DEADLINE - $(date +%s)))
 	[ "$to" -gt "$left" ] && to=$left
 	if [ "$to" -lt 15 ]; then
@@ -66,6 +72,13 @@ echo "unpacked $n packages into $DEPS"
 A=x86_64-linux-gnu
 PKG_CFLAGS="-I$DEPS/usr/include -I$DEPS/usr/include/$A -I$DEPS/usr/include/$A/openblas-pthread -I$DEPS/usr/include/libpng16 -I$DEPS/usr/include/cjson"
 DEPLIBS="$DEPS/usr/lib/$A/openblas-pthread:$DEPS/usr/lib/$A:$DEPS/lib/$A"
+# GNU parallel (gpu-eval's), where the machine has none and its perl runs
+# the carried one
+if ! command -v parallel >/dev/null && [ -x "$DEPS/usr/bin/parallel" ] &&
+	"$DEPS/usr/bin/parallel" --version >/dev/null 2>&1; then
+	export PATH="$PATH:$DEPS/usr/bin"
+fi
+echo "GNU parallel: $(command -v parallel || echo none)"
 PKG_LIBS="-L$DEPS/usr/lib/$A/openblas-pthread -L$DEPS/usr/lib/$A -L$DEPS/lib/$A -Wl,-rpath-link,$DEPLIBS -lopenblas -ljpeg -lpng16 -larchive -lcjson"
 
 # ---- CUDA: nvcc, and cuDNN / NCCL / cuBLAS from the toolkit or pip ----
@@ -115,7 +128,9 @@ GPU=build/cuda/tests/gpu
 step test_cuda 60 "$GPU/test_cuda"
 export PYTHONUNBUFFERED=1
 if [ -z "${TK_CHECK_SKIP_BENCH:-}" ]; then
-	step bench_train 60 "$GPU/bench_train" bf16 32 3
+	# (TK_CUDNN_LOG: cuDNN's timings of each convolution's algorithms, in
+	# bench_train.log)
+	step bench_train 60 env TK_CUDNN_LOG=1 "$GPU/bench_train" bf16 32 3
 	step torch_train 60 $PYTHON tests/gpu/bench_torch.py train
 fi
 if [ -z "${TK_CHECK_SKIP_BENCH:-}" ]; then
@@ -132,7 +147,7 @@ if [ -z "${TK_CHECK_SKIP_BENCH:-}" ]; then
 fi
 # Not the GPU's, but only here is there a torch 2: tk-import on what it
 # writes (torch.compile's names, checkpoints without CRC-32s).
-step import_torch2 30 bash tests/gpu/import_torch2.sh "$PYTHON"
+step import_torch2 60 bash tests/gpu/import_torch2.sh "$PYTHON"
 if [ -z "${TK_CHECK_SKIP_BENCH:-}" ]; then
 	# The training input on this machine's cores (photographs carried in
 	# .photos, made by hand: tests/gpu/feed.sh says how), against the

@@ -564,6 +564,102 @@ static double act_tol(void)
 
 /* d: the convolution as the CPU has it; ld >= d.C the input's channels
  * as stored (the stem's 3 padded to 8). */
+/* Channels-last batch norm on [B, C, ohw], against the CPU's: training
+ * forward (with and without the ReLU), backward, evaluation.  t: the
+ * input (of the activation type's values), g the gradient; at and ag the
+ * same on the device. */
+static void t_bn_act(int B, int C, long ohw, const float *t, const float *g,
+		     const void *at, const void *ag)
+{
+	char what[128];
+	size_t on = (size_t)B * C * ohw;
+	long rows = (long)B * ohw;
+	float *got, *ga = rnd(C, 1), *be = rnd(C, 1), *rm = rnd(C, 1);
+	float *rv = rnd(C, 1);
+	for (int c = 0; c < C; c++)
+		rv[c] = fabsf(rv[c]) + 0.5f;
+	float *dga = UP(ga, C), *dbe = UP(be, C), *drm = UP(rm, C), *drv = UP(rv, C);
+	float *dm = tk_cuda_malloc(C * 4), *drs = tk_cuda_malloc(C * 4);
+	float *ddg = tk_cuda_malloc(C * 4), *ddb = tk_cuda_malloc(C * 4);
+	double *sums = tk_cuda_malloc(2 * C * sizeof *sums);
+	void *ay = tk_cuda_malloc(on * tk_cuda_act_size());
+	for (int relu = 0; relu < 2; relu++) {
+		float *y = xmalloc(on * 4), *bm = xmalloc(C * 4), *brs = xmalloc(C * 4);
+		float *hrm = copyof(rm, C), *hrv = copyof(rv, C);
+		batchnorm_train_forward(y, bm, brs, hrm, hrv, t, ga, be, 1e-5f, 0.1,
+					relu, B, C, (int)ohw);
+		tk_cuda_copy(drm, rm, C * 4, NULL);
+		tk_cuda_copy(drv, rv, C * 4, NULL);
+		batchnorm_act_stats_cuda(sums, at, rows, C, NULL);
+		batchnorm_act_apply_cuda(ay, dm, drs, drm, drv, at, sums, dga, dbe,
+					 (double)rows, 0.1, 1e-5f, relu, rows, C, NULL);
+		got = from_act(ay, B, C, ohw);
+		snprintf(what, sizeof what, "batchnorm_act train%s rows %ld C%d",
+			 relu ? " + relu" : "", rows, C);
+		cmp(what, got, y, on, act_tol());
+		free(got);
+		cmp_dev("batchnorm_act batch mean", dm, bm, C, 1e-5);
+		cmp_dev("batchnorm_act batch rstd", drs, brs, C, 1e-5);
+		cmp_dev("batchnorm_act running_mean", drm, hrm, C, 1e-5);
+		cmp_dev("batchnorm_act running_var", drv, hrv, C, 1e-5);
+		/* backward from the device's statistics (the CPU's, to 1e-5),
+		 * through the ReLU whose output is y (rounded as stored) */
+		float *mask = relu ? copyof(y, on) : NULL;
+		if (mask)
+			round_act(mask, on);
+		float *hx = xcalloc(on, 4), *hg = xcalloc(C, 4), *hb = xcalloc(C, 4);
+		batchnorm_backward(hx, hg, hb, g, mask, t, bm, brs, ga, B, C, (int)ohw);
+		void *amask = mask ? to_act(mask, B, C, ohw) : NULL;
+		tk_cuda_copy(dm, bm, C * 4, NULL);
+		tk_cuda_copy(drs, brs, C * 4, NULL);
+		tk_cuda_memset(ddg, 0, C * 4, NULL);
+		tk_cuda_memset(ddb, 0, C * 4, NULL);
+		tk_cuda_memset(ay, 0xff, on * tk_cuda_act_size(), NULL);
+		batchnorm_act_backward_reduce_cuda(sums, ddg, ddb, ag, amask, at, dm, drs,
+						   rows, C, NULL);
+		batchnorm_act_backward_apply_cuda(ay, ag, amask, at, dm, drs, dga, sums,
+						  (double)rows, rows, C, NULL);
+		got = from_act(ay, B, C, ohw);
+		snprintf(what, sizeof what, "batchnorm_act backward%s din rows %ld C%d",
+			 relu ? " + relu" : "", rows, C);
+		cmp(what, got, hx, on, act_tol());
+		free(got);
+		cmp_dev("batchnorm_act backward dgamma", ddg, hg, C, 1e-5);
+		cmp_dev("batchnorm_act backward dbeta", ddb, hb, C, 1e-5);
+		/* evaluation with the running statistics */
+		batchnorm_eval_forward(y, t, ga, be, hrm, hrv, 1e-5f, B, C, (int)ohw);
+		if (relu)
+			relu_forward(y, y, on);
+		tk_cuda_copy(drm, hrm, C * 4, NULL);
+		tk_cuda_copy(drv, hrv, C * 4, NULL);
+		batchnorm_act_eval_cuda(ay, at, dga, dbe, drm, drv, 1e-5f, relu, rows, C,
+					NULL);
+		got = from_act(ay, B, C, ohw);
+		snprintf(what, sizeof what, "batchnorm_act eval%s", relu ? " + relu" : "");
+		cmp(what, got, y, on, act_tol());
+		free(got);
+		free(y), free(bm), free(brs), free(hrm), free(hrv), free(mask);
+		free(hx), free(hg), free(hb);
+		tk_cuda_free(amask);
+	}
+	free(ga), free(be), free(rm), free(rv);
+	tk_cuda_free(dga), tk_cuda_free(dbe), tk_cuda_free(drm), tk_cuda_free(drv);
+	tk_cuda_free(dm), tk_cuda_free(drs), tk_cuda_free(ddg), tk_cuda_free(ddb);
+	tk_cuda_free(sums), tk_cuda_free(ay);
+}
+
+/* The same on random data: shapes no convolution test has */
+static void t_bn_act_shape(int B, int C, long ohw)
+{
+	size_t on = (size_t)B * C * ohw;
+	float *t = rnd(on, 2), *g = rnd(on, 1);
+	round_act(t, on), round_act(g, on);
+	void *at = to_act(t, B, C, ohw), *ag = to_act(g, B, C, ohw);
+	t_bn_act(B, C, ohw, t, g, at, ag);
+	free(t), free(g);
+	tk_cuda_free(at), tk_cuda_free(ag);
+}
+
 static void t_train_act(struct conv2d_dims d, int ld)
 {
 	char what[128];
@@ -636,76 +732,10 @@ static void t_train_act(struct conv2d_dims d, int ld)
 
 	/* batch norm on the convolution's shape [B, OC, ohw] */
 	int C = d.OC;
-	long rows = (long)d.B * ohw;
-	float *t = rnd(on, 2), *ga = rnd(C, 1), *be = rnd(C, 1), *rm = rnd(C, 1);
-	float *rv = rnd(C, 1);
-	for (int c = 0; c < C; c++)
-		rv[c] = fabsf(rv[c]) + 0.5f;
+	float *t = rnd(on, 2);
 	round_act(t, on);
-	float *dga = UP(ga, C), *dbe = UP(be, C), *drm = UP(rm, C), *drv = UP(rv, C);
-	float *dm = tk_cuda_malloc(C * 4), *drs = tk_cuda_malloc(C * 4);
-	float *ddg = tk_cuda_malloc(C * 4), *ddb = tk_cuda_malloc(C * 4);
-	double *sums = tk_cuda_malloc(2 * C * sizeof *sums);
 	void *at = to_act(t, d.B, C, ohw), *ay = tk_cuda_malloc(on * tk_cuda_act_size());
-	for (int relu = 0; relu < 2; relu++) {
-		float *y = xmalloc(on * 4), *bm = xmalloc(C * 4), *brs = xmalloc(C * 4);
-		float *hrm = copyof(rm, C), *hrv = copyof(rv, C);
-		batchnorm_train_forward(y, bm, brs, hrm, hrv, t, ga, be, 1e-5f, 0.1,
-					relu, d.B, C, (int)ohw);
-		tk_cuda_copy(drm, rm, C * 4, NULL);
-		tk_cuda_copy(drv, rv, C * 4, NULL);
-		batchnorm_act_stats_cuda(sums, at, rows, C, NULL);
-		batchnorm_act_apply_cuda(ay, dm, drs, drm, drv, at, sums, dga, dbe,
-					 (double)rows, 0.1, 1e-5f, relu, rows, C, NULL);
-		got = from_act(ay, d.B, C, ohw);
-		snprintf(what, sizeof what, "batchnorm_act train%s rows %ld C%d",
-			 relu ? " + relu" : "", rows, C);
-		cmp(what, got, y, on, act_tol());
-		free(got);
-		cmp_dev("batchnorm_act batch mean", dm, bm, C, 1e-5);
-		cmp_dev("batchnorm_act batch rstd", drs, brs, C, 1e-5);
-		cmp_dev("batchnorm_act running_mean", drm, hrm, C, 1e-5);
-		cmp_dev("batchnorm_act running_var", drv, hrv, C, 1e-5);
-		/* backward from the device's statistics (the CPU's, to 1e-5),
-		 * through the ReLU whose output is y (rounded as stored) */
-		float *mask = relu ? copyof(y, on) : NULL;
-		if (mask)
-			round_act(mask, on);
-		float *hx = xcalloc(on, 4), *hg = xcalloc(C, 4), *hb = xcalloc(C, 4);
-		batchnorm_backward(hx, hg, hb, g, mask, t, bm, brs, ga, d.B, C, (int)ohw);
-		void *amask = mask ? to_act(mask, d.B, C, ohw) : NULL;
-		tk_cuda_copy(dm, bm, C * 4, NULL);
-		tk_cuda_copy(drs, brs, C * 4, NULL);
-		tk_cuda_memset(ddg, 0, C * 4, NULL);
-		tk_cuda_memset(ddb, 0, C * 4, NULL);
-		tk_cuda_memset(ay, 0xff, on * tk_cuda_act_size(), NULL);
-		batchnorm_act_backward_reduce_cuda(sums, ddg, ddb, ag, amask, at, dm, drs,
-						   rows, C, NULL);
-		batchnorm_act_backward_apply_cuda(ay, ag, amask, at, dm, drs, dga, sums,
-						  (double)rows, rows, C, NULL);
-		got = from_act(ay, d.B, C, ohw);
-		snprintf(what, sizeof what, "batchnorm_act backward%s din rows %ld C%d",
-			 relu ? " + relu" : "", rows, C);
-		cmp(what, got, hx, on, act_tol());
-		free(got);
-		cmp_dev("batchnorm_act backward dgamma", ddg, hg, C, 1e-5);
-		cmp_dev("batchnorm_act backward dbeta", ddb, hb, C, 1e-5);
-		/* evaluation with the running statistics */
-		batchnorm_eval_forward(y, t, ga, be, hrm, hrv, 1e-5f, d.B, C, (int)ohw);
-		if (relu)
-			relu_forward(y, y, on);
-		tk_cuda_copy(drm, hrm, C * 4, NULL);
-		tk_cuda_copy(drv, hrv, C * 4, NULL);
-		batchnorm_act_eval_cuda(ay, at, dga, dbe, drm, drv, 1e-5f, relu, rows, C,
-					NULL);
-		got = from_act(ay, d.B, C, ohw);
-		snprintf(what, sizeof what, "batchnorm_act eval%s", relu ? " + relu" : "");
-		cmp(what, got, y, on, act_tol());
-		free(got);
-		free(y), free(bm), free(brs), free(hrm), free(hrv), free(mask);
-		free(hx), free(hg), free(hb);
-		tk_cuda_free(amask);
-	}
+	t_bn_act(d.B, C, ohw, t, g, at, ag);
 	/* the block's add + ReLU, and the ReLU's backward (din overwritten;
 	 * dout where out > 0) */
 	float *sum = xmalloc(on * 4), *din = xcalloc(on, 4);
@@ -722,10 +752,8 @@ static void t_train_act(struct conv2d_dims d, int ld)
 	got = from_act(ay, d.B, C, ohw);
 	cmp("relu_backward_act", got, din, on, 0);
 	free(got), free(sum), free(din);
-	free(t), free(ga), free(be), free(rm), free(rv);
-	tk_cuda_free(dga), tk_cuda_free(dbe), tk_cuda_free(drm), tk_cuda_free(drv);
-	tk_cuda_free(dm), tk_cuda_free(drs), tk_cuda_free(ddg), tk_cuda_free(ddb);
-	tk_cuda_free(sums), tk_cuda_free(at), tk_cuda_free(ay), tk_cuda_free(asum);
+	free(t);
+	tk_cuda_free(at), tk_cuda_free(ay), tk_cuda_free(asum);
 	free(x), free(w), free(g);
 	tk_cuda_free(ax), tk_cuda_free(dwf), tk_cuda_free(dw0), tk_cuda_free(aw);
 	tk_cuda_free(adw), tk_cuda_free(aout), tk_cuda_free(ag), tk_cuda_free(agx);
@@ -1726,6 +1754,10 @@ static void run_all(void)
 	t_train_act((struct conv2d_dims){2, 5, 9, 11, 7, 3, 1, 1}, 5);
 	t_pool_act(2, 16, 19, 17);
 	t_pool_act(3, 5, 8, 9);
+	/* batch norm: more channel groups than a block's 256 threads (bf16:
+	 * 8 channels a thread), many chunks of rows */
+	t_bn_act_shape(2, 4104, 3);
+	t_bn_act_shape(3, 64, 4001);
 }
 
 int main(int argc, char **argv)
