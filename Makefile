@@ -218,10 +218,12 @@ emu-asan-build:
 emu-tsan-build:
 	@$(MAKE) --no-print-directory EMU=1 SANITIZE=thread all gpu-tests
 
+# GPU_TESTS: which (default all)
+GPU_TESTS ?= $(wildcard tests/gpu/*.test)
 test-cuda:
 	$(MAKE) CUDA=1 all gpu-tests
 	@TK_BIN=$(abspath bin) TK_GPU=$(abspath build/cuda/tests/gpu) TK_VARIANT=cuda \
-	 PY=$(PY) tests/run.sh tests/gpu/*.test
+	 PY=$(PY) tests/run.sh $(GPU_TESTS)
 
 # The GPU tests alone, on the CUDA emulator.
 test-emu: emu-build

@@ -359,15 +359,18 @@ void head_backward(struct tk_net *n, const struct tk_model *m, float *grad,
 	const float *x = encoder_output(n);
 	dev_mark(n->dv, "head decoder backward");
 	dev_zero(n->dv, gx, bnd * 4);
+	/* (the layers' parts marked apart: the profile of TK_PROFILE) */
 	for (int l = A->dec_layers - 1; l >= 0; l--) {
 		const struct dec_layer *d = &n->dec[l];
 		const float *qin = l ? n->dec[l - 1].out : n->tq;
 		/* self-attention branch, bn2 */
+		dev_mark(n->dv, "head decoder self-attention backward");
 		dev_zero(n->dv, dln, btd * 4);
 		attn_backward(n, m, grad, &d->sa, gq, dln, dln, d->qn2, d->qn2);
 		dev_layernorm_backward(n->dv, gq, grad + d->ln2w, grad + d->ln2b, dln, d->q2,
 				   P + d->ln2w, d->m2, d->r2, B * T, D);
 		/* MLP branch */
+		dev_mark(n->dv, "head decoder mlp backward");
 		const float *dy = gq;
 		if (drop) {
 			dev_zero(n->dv, h[0], btd * 4);
@@ -390,6 +393,7 @@ void head_backward(struct tk_net *n, const struct tk_model *m, float *grad,
 		dev_linear_backward(n->dv, gq, grad + d->fc1w, grad + d->fc1b, h[4], d->q1,
 				P + d->fc1w, B * T, D, 2 * D);
 		/* cross-attention branch, bn1 */
+		dev_mark(n->dv, "head decoder cross-attention backward");
 		dev_zero(n->dv, dln, btd * 4);
 		attn_backward(n, m, grad, &d->ca, gq, dln, gx, d->qn, x);
 		dev_layernorm_backward(n->dv, gq, grad + d->ln1w, grad + d->ln1b, dln, qin,
@@ -438,7 +442,10 @@ void head_backward(struct tk_net *n, const struct tk_model *m, float *grad,
 		dev_batchnorm_backward(n->dv, gx, 1, grad + e->bng, grad + e->bnb, h[1],
 				       NULL, e->x1, e->mean, e->rstd, P + e->bng, B * N,
 				       D, 1);
+		dev_mark(n->dv, "head encoder attention backward");
 		attn_backward(n, m, grad, &e->a, gx, gx, gx, xin, xin);
+		if (l)
+			dev_mark(n->dv, "head encoder backward");
 	}
 	/* Every gradient of the head is final now but tr.conv's, which its
 	 * backward below marks: the all-reduce of their buckets may start. */

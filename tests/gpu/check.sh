@@ -22,6 +22,7 @@
 #   TK_CHECK_CPU_TESTS=1               also `make test` (the CPU suite)
 #   TK_CHECK_STEPS="build test_cuda ..."  only these steps (the summary
 #                                      names them); build is one
+#   TK_CHECK_GPU_TESTS="gpu-train ..."  test-cuda runs only these
 # Logs go to $OUT (if set) or /tmp/tk-check.
 set -u
 cd "$(dirname "$0")/../.."
@@ -134,12 +135,18 @@ if [ -z "${TK_CHECK_SKIP_BENCH:-}" ]; then
 	step torch_train 60 $PYTHON tests/gpu/bench_torch.py train
 fi
 if [ -z "${TK_CHECK_SKIP_BENCH:-}" ]; then
+	# every convolution through cuDNN, as before the 1x1 ones became
+	# GEMMs: what that change gained
+	step bench_train_dnn 50 env TK_CONV_PATH=dnn "$GPU/bench_train" bf16 32 3
 	# what tk-train --deterministic costs (cuDNN's heuristics' deterministic
 	# algorithms against its timed fastest)
 	step bench_train_det 50 env TK_BENCH_DETERMINISTIC=1 "$GPU/bench_train" bf16 32 3
 fi
 # each test bounded, so that run.sh reports all of them inside the step
-step test-cuda 150 env TK_TEST_TIMEOUT=125 make "${MK[@]}" PY="$PYTHON" test-cuda
+gt=()
+[ -n "${TK_CHECK_GPU_TESTS:-}" ] &&
+	gt=(GPU_TESTS="$(for t in $TK_CHECK_GPU_TESTS; do printf 'tests/gpu/%s.test ' "$t"; done)")
+step test-cuda 150 env TK_TEST_TIMEOUT=125 make "${MK[@]}" PY="$PYTHON" "${gt[@]}" test-cuda
 [ -n "${TK_CHECK_CPU_TESTS:-}" ] && step test-cpu 200 make -j"$JOBS" "${MK[@]}" test
 if [ -z "${TK_CHECK_SKIP_BENCH:-}" ]; then
 	step bench_ops 40 "$GPU/bench_ops"
