@@ -12,14 +12,24 @@ void tk_sgd_step_on(const struct tk_dev *dv, const struct tk_model *m,
 		    const struct tk_hparams *h, double lr)
 {
 	dev_mark(dv, "sgd update");
+	/* The parameters in runs, adjacent tensors of one decay merged: one
+	 * call for all */
+	struct sgd_run *runs = xmalloc(xmul((size_t)m->n + 1, sizeof *runs));
+	int n = 0;
 	for (int i = 0; i < m->n; i++) {
 		const struct tk_param *p = &m->p[i];
-		if (p->kind != TK_PARAM)
+		if (p->kind != TK_PARAM || !p->numel)
 			continue;
-		dev_sgd_update(dv, params + p->offset, momentum + p->offset,
-			       grad + p->offset, (float)lr, (float)h->momentum, 0.0f,
-			       p->decay ? (float)h->weight_decay : 0.0f, 1, p->numel);
+		struct sgd_run *last = n ? &runs[n - 1] : NULL;
+		if (last && last->decay == !!p->decay &&
+		    last->offset + last->numel == p->offset)
+			last->numel += p->numel;
+		else
+			runs[n++] = (struct sgd_run){p->offset, p->numel, !!p->decay};
 	}
+	dev_sgd_update_runs(dv, params, momentum, grad, runs, n, (float)lr,
+			    (float)h->momentum, 0.0f, (float)h->weight_decay, 1);
+	free(runs);
 	dev_mark(dv, NULL);
 }
 

@@ -1038,14 +1038,16 @@ void dev_cross_entropy_backward(const struct tk_dev *dv, float *dlogits,
 				       ST(dv)));
 }
 
-void dev_sgd_update(const struct tk_dev *dv, float *param, float *buf,
-		    const float *grad, float lr, float momentum,
-		    float dampening, float wd, int nesterov, size_t n)
+void dev_sgd_update_runs(const struct tk_dev *dv, float *param, float *buf,
+			 const float *grad, const struct sgd_run *runs,
+			 int nruns, float lr, float momentum,
+			 float dampening, float wd, int nesterov)
 {
 	ON(dv,
-	   sgd_update(param, buf, grad, lr, momentum, dampening, wd, nesterov, n),
-	   sgd_update_cuda(param, buf, grad, lr, momentum, dampening, wd,
-			   nesterov, n, ST(dv)));
+	   sgd_update_runs(param, buf, grad, runs, nruns, lr, momentum, dampening,
+			   wd, nesterov),
+	   sgd_update_runs_cuda(param, buf, grad, runs, nruns, lr, momentum,
+				dampening, wd, nesterov, ST(dv)));
 }
 
 double dev_sumsq(const struct tk_dev *dv, const float *x, size_t n)

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "kernels/conv.h"
+#include "kernels/optim.h"
 
 enum tk_dev_kind { TK_DEV_CPU, TK_DEV_CUDA };
 
@@ -386,9 +387,10 @@ void dev_cross_entropy_forward(const struct tk_dev *dv, float *loss,
 void dev_cross_entropy_backward(const struct tk_dev *dv, float *dlogits,
 				const float *prob, const int32_t *label,
 				float scale, int N, int K);
-void dev_sgd_update(const struct tk_dev *dv, float *param, float *buf,
-		    const float *grad, float lr, float momentum,
-		    float dampening, float wd, int nesterov, size_t n);
+void dev_sgd_update_runs(const struct tk_dev *dv, float *param, float *buf,
+			 const float *grad, const struct sgd_run *runs,
+			 int nruns, float lr, float momentum,
+			 float dampening, float wd, int nesterov);
 double dev_sumsq(const struct tk_dev *dv, const float *x, size_t n);
 void dev_scale_inplace(const struct tk_dev *dv, float *x, float a, size_t n);
 

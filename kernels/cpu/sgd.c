@@ -25,6 +25,17 @@ void sgd_update(float *param, float *buf, const float *grad, float lr,
 	}
 }
 
+void sgd_update_runs(float *param, float *buf, const float *grad,
+		     const struct sgd_run *runs, int nruns, float lr,
+		     float momentum, float dampening, float wd, int nesterov)
+{
+	for (int i = 0; i < nruns; i++) {
+		size_t o = runs[i].offset;
+		sgd_update(param + o, buf + o, grad + o, lr, momentum, dampening,
+			   runs[i].decay ? wd : 0.0f, nesterov, runs[i].numel);
+	}
+}
+
 double sumsq(const float *x, size_t n)
 {
 	double s = 0.0;

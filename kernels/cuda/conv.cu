@@ -94,22 +94,121 @@ plan &get_plan(const struct conv2d_dims &d, bool act = false)
 	return p;
 }
 
-// The first (fastest) result that succeeded, keeps the precision and
-// whose scratch, asked of size(algo, &bytes) (a heuristic's own figure
-// is an estimate; false: the algorithm is refused), fits the bound;
-// under tk::deterministic() also one cuDNN calls deterministic.
-template <typename Perf, typename Size>
-const Perf *pick(const Perf *r, int n, Size size, size_t *ws)
+// The three directions' cuDNN calls, for choose and call_or_next:
+// search (find), heuristics (heur), scratch of an algorithm (size: false,
+// refused), the algorithm that always works (fallback), and where the
+// plan keeps the choice.
+struct fwd_kind {
+	typedef cudnnConvolutionFwdAlgoPerf_t perf;
+	typedef cudnnConvolutionFwdAlgo_t algo_t;
+	static const int N = CUDNN_CONVOLUTION_FWD_ALGO_COUNT;
+	static const char *name() { return "fwd"; }
+	static void find(plan &p, cudnnHandle_t h, int *n, perf *r)
+	{
+		CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(h, p.x, p.w, p.conv,
+								  p.y, N, n, r));
+	}
+	static void heur(plan &p, cudnnHandle_t h, int *n, perf *r)
+	{
+		CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, p.x, p.w, p.conv,
+								    p.y, N, n, r));
+	}
+	static bool size(plan &p, cudnnHandle_t h, algo_t a, size_t *ws)
+	{
+		return cudnnGetConvolutionForwardWorkspaceSize(h, p.x, p.w, p.conv, p.y,
+							       a, ws) ==
+		       CUDNN_STATUS_SUCCESS;
+	}
+	static algo_t fallback() { return CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM; }
+	static algo_t &algo(plan &p) { return p.fwd; }
+	static cudnnMathType_t &math(plan &p) { return p.fwd_math; }
+	static size_t &ws(plan &p) { return p.fwd_ws; }
+};
+
+struct data_kind {
+	typedef cudnnConvolutionBwdDataAlgoPerf_t perf;
+	typedef cudnnConvolutionBwdDataAlgo_t algo_t;
+	static const int N = CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT;
+	static const char *name() { return "bwd data"; }
+	static void find(plan &p, cudnnHandle_t h, int *n, perf *r)
+	{
+		CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(
+		    h, p.w, p.y, p.conv, p.x, N, n, r));
+	}
+	static void heur(plan &p, cudnnHandle_t h, int *n, perf *r)
+	{
+		CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
+		    h, p.w, p.y, p.conv, p.x, N, n, r));
+	}
+	static bool size(plan &p, cudnnHandle_t h, algo_t a, size_t *ws)
+	{
+		return cudnnGetConvolutionBackwardDataWorkspaceSize(
+			   h, p.w, p.y, p.conv, p.x, a, ws) == CUDNN_STATUS_SUCCESS;
+	}
+	static algo_t fallback()
+	{
+		return tk::deterministic() ? CUDNN_CONVOLUTION_BWD_DATA_ALGO_1
+					   : CUDNN_CONVOLUTION_BWD_DATA_ALGO_0;
+	}
+	static algo_t &algo(plan &p) { return p.bwd_data; }
+	static cudnnMathType_t &math(plan &p) { return p.bwd_data_math; }
+	static size_t &ws(plan &p) { return p.bwd_data_ws; }
+};
+
+struct filter_kind {
+	typedef cudnnConvolutionBwdFilterAlgoPerf_t perf;
+	typedef cudnnConvolutionBwdFilterAlgo_t algo_t;
+	static const int N = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT;
+	static const char *name() { return "bwd filter"; }
+	static void find(plan &p, cudnnHandle_t h, int *n, perf *r)
+	{
+		CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(
+		    h, p.x, p.y, p.conv, p.w, N, n, r));
+	}
+	static void heur(plan &p, cudnnHandle_t h, int *n, perf *r)
+	{
+		CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+		    h, p.x, p.y, p.conv, p.w, N, n, r));
+	}
+	static bool size(plan &p, cudnnHandle_t h, algo_t a, size_t *ws)
+	{
+		return cudnnGetConvolutionBackwardFilterWorkspaceSize(
+			   h, p.x, p.y, p.conv, p.w, a, ws) == CUDNN_STATUS_SUCCESS;
+	}
+	static algo_t fallback()
+	{
+		return tk::deterministic() ? CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1
+					   : CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0;
+	}
+	static algo_t &algo(plan &p) { return p.bwd_filter; }
+	static cudnnMathType_t &math(plan &p) { return p.bwd_filter_math; }
+	static size_t &ws(plan &p) { return p.bwd_filter_ws; }
+};
+
+// The first (fastest) result that succeeded, keeps the precision, is not
+// 'skip' and whose scratch fits the bound: the larger of the result's
+// own figure and what cuDNN says the algorithm needs under the result's
+// math type (a heuristic's figure is an estimate; an algorithm whose
+// size cuDNN refuses is passed over); under tk::deterministic() also one
+// cuDNN calls deterministic.  Leaves the descriptor's math type changed.
+template <typename K>
+const typename K::perf *pick(plan &p, cudnnHandle_t h,
+			     const typename K::perf *r, int n, size_t *ws,
+			     int skip = -1)
 {
 	size_t lim = tk::workspace_limit();
 	bool det = tk::deterministic();
 	for (int i = 0; i < n; i++) {
 		if (r[i].status != CUDNN_STATUS_SUCCESS || !math_ok(r[i].mathType) ||
-		    (det && r[i].determinism != CUDNN_DETERMINISTIC))
+		    (det && r[i].determinism != CUDNN_DETERMINISTIC) ||
+		    (int)r[i].algo == skip)
 			continue;
 		size_t need;
-		if (!size(r[i].algo, &need))
+		CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, r[i].mathType));
+		if (!K::size(p, h, r[i].algo, &need))
 			continue;
+		if (need < r[i].memory)
+			need = r[i].memory;
 		if (need <= lim) {
 			*ws = need;
 			return &r[i];
@@ -118,25 +217,18 @@ const Perf *pick(const Perf *r, int n, Size size, size_t *ws)
 	return nullptr;
 }
 
-// An algorithm, its math type and scratch: cuDNN's timing (find), the
-// fastest within the bound, else its heuristics (heur); under
-// tk::deterministic() the heuristics alone, as timings differ from run
-// to run and so would the algorithm and the sums' order, among the
-// deterministic algorithms (cuDNN's atomics-free ones: backward data
-// and filter ALGO_1, say, not ALGO_0).  Where none fits: 'fallback',
-// an algorithm that always works.  find(N, &n, r) and heur(...) fill r
-// with n results; size as pick's.
 // With TK_CUDNN_LOG set, each choice and what it was chosen from go to
-// stderr: what (fwd, bwd data, bwd filter) and the plan's shape, then
-// each result's algorithm, time (ms; -1 from the heuristics), status,
-// math type and scratch.
+// stderr: the direction and the plan's shape, the algorithm, then each
+// result's algorithm, time (ms; -1 from the heuristics), status, math
+// type and scratch; and an algorithm refused at the call, with its
+// replacement.
 template <typename Perf>
 void log_choice(const char *what, const plan &p, const Perf *r, int n,
-		const Perf *best)
+		const Perf *best, const char *why = "")
 {
 	if (!getenv("TK_CUDNN_LOG"))
 		return;
-	fprintf(stderr, "tk: cuDNN %s %s: algo %d;", what, p.name,
+	fprintf(stderr, "tk: cuDNN %s %s: %salgo %d;", what, p.name, why,
 		best ? (int)best->algo : -1);
 	for (int i = 0; i < n; i++)
 		fprintf(stderr, " %d:%.3f%s%s/%zu", (int)r[i].algo, r[i].time,
@@ -145,94 +237,108 @@ void log_choice(const char *what, const plan &p, const Perf *r, int n,
 	fputc('\n', stderr);
 }
 
-template <typename Perf, int N, typename Algo, typename Find, typename Heur,
-	  typename Size>
-void choose(const char *what, const plan &p, Find find, Heur heur, Size size,
-	    Algo fallback, Algo *algo, cudnnMathType_t *math, size_t *ws)
+// An algorithm, its math type and scratch for direction K of plan p:
+// cuDNN's timing (find), the fastest within the bound, else its
+// heuristics (heur); under tk::deterministic() the heuristics alone, as
+// timings differ from run to run and so would the algorithm and the
+// sums' order, among the deterministic algorithms (cuDNN's atomics-free
+// ones: backward data and filter ALGO_1, say, not ALGO_0).  Where none
+// fits: K::fallback(), an algorithm that always works.
+template <typename K> void choose(plan &p, cudnnHandle_t h)
 {
-	Perf r[N];
+	typename K::perf r[K::N];
 	int n = 0;
-	const Perf *best = nullptr;
+	const typename K::perf *best = nullptr;
+	size_t ws = 0;
 	if (!tk::deterministic()) {
-		find(N, &n, r);
-		best = pick(r, n, size, ws);
+		CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, search_math()));
+		K::find(p, h, &n, r);
+		best = pick<K>(p, h, r, n, &ws);
 	}
 	if (!best) {
-		heur(N, &n, r);
-		best = pick(r, n, size, ws);
+		CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, search_math()));
+		K::heur(p, h, &n, r);
+		best = pick<K>(p, h, r, n, &ws);
 	}
-	log_choice(what, p, r, n, best);
+	log_choice(K::name(), p, r, n, best);
 	if (best) {
-		*algo = best->algo;
-		*math = best->mathType;
+		K::algo(p) = best->algo;
+		K::math(p) = best->mathType;
+		K::ws(p) = ws;
 		return;
 	}
-	*algo = fallback;
-	*math = search_math();
-	if (!size(fallback, ws)) // refused: the call itself will say why
-		*ws = 0;
+	K::algo(p) = K::fallback();
+	K::math(p) = search_math();
+	CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, search_math()));
+	if (!K::size(p, h, K::fallback(), &K::ws(p))) // refused: the call says why
+		K::ws(p) = 0;
 }
 
 void find_fwd(plan &p, cudnnHandle_t h)
 {
-	typedef cudnnConvolutionFwdAlgoPerf_t perf;
-	CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, search_math()));
-	choose<perf, CUDNN_CONVOLUTION_FWD_ALGO_COUNT>(
-	    "fwd", p, [&](int N, int *n, perf *r) {
-		    CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(
-			h, p.x, p.w, p.conv, p.y, N, n, r));
-	    },
-	    [&](int N, int *n, perf *r) {
-		    CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(
-			h, p.x, p.w, p.conv, p.y, N, n, r));
-	    },
-	    [&](cudnnConvolutionFwdAlgo_t a, size_t *ws) {
-		    return cudnnGetConvolutionForwardWorkspaceSize(
-			       h, p.x, p.w, p.conv, p.y, a, ws) == CUDNN_STATUS_SUCCESS;
-	    },
-	    CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, &p.fwd, &p.fwd_math,
-	    &p.fwd_ws);
+	choose<fwd_kind>(p, h);
 	p.fwd_found = true;
 }
 
 void find_bwd(plan &p, cudnnHandle_t h)
 {
-	bool det = tk::deterministic();
-	typedef cudnnConvolutionBwdDataAlgoPerf_t dperf;
-	typedef cudnnConvolutionBwdFilterAlgoPerf_t fperf;
-	CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, search_math()));
-	choose<dperf, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT>(
-	    "bwd data", p, [&](int N, int *n, dperf *r) {
-		    CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(
-			h, p.w, p.y, p.conv, p.x, N, n, r));
-	    },
-	    [&](int N, int *n, dperf *r) {
-		    CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
-			h, p.w, p.y, p.conv, p.x, N, n, r));
-	    },
-	    [&](cudnnConvolutionBwdDataAlgo_t a, size_t *ws) {
-		    return cudnnGetConvolutionBackwardDataWorkspaceSize(
-			       h, p.w, p.y, p.conv, p.x, a, ws) == CUDNN_STATUS_SUCCESS;
-	    },
-	    det ? CUDNN_CONVOLUTION_BWD_DATA_ALGO_1 : CUDNN_CONVOLUTION_BWD_DATA_ALGO_0,
-	    &p.bwd_data, &p.bwd_data_math, &p.bwd_data_ws);
-	choose<fperf, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT>(
-	    "bwd filter", p, [&](int N, int *n, fperf *r) {
-		    CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(
-			h, p.x, p.y, p.conv, p.w, N, n, r));
-	    },
-	    [&](int N, int *n, fperf *r) {
-		    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
-			h, p.x, p.y, p.conv, p.w, N, n, r));
-	    },
-	    [&](cudnnConvolutionBwdFilterAlgo_t a, size_t *ws) {
-		    return cudnnGetConvolutionBackwardFilterWorkspaceSize(
-			       h, p.x, p.y, p.conv, p.w, a, ws) == CUDNN_STATUS_SUCCESS;
-	    },
-	    det ? CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1
-		: CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0,
-	    &p.bwd_filter, &p.bwd_filter_math, &p.bwd_filter_ws);
+	choose<data_kind>(p, h);
+	choose<filter_kind>(p, h);
 	p.bwd_found = true;
+}
+
+// call(algo, scratch, bytes) with direction K's choice for p.  cuDNN
+// may refuse at the call an algorithm that its search or heuristics gave
+// for the very shape (cuDNN 9.19 on an H200 did, CUDNN_STATUS_BAD_PARAM
+// from a bf16 channels-last forward in a validation run): then the
+// heuristics' best of the others that the call takes, kept for the plan.
+// Another error, or every algorithm refused: the first status, fatal,
+// naming 'what' (the cuDNN function).
+template <typename K, typename Call>
+void call_or_next(const char *what, plan &p, cudnnHandle_t h, Call call)
+{
+	CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, K::math(p)));
+	void *ws = K::ws(p) ? tk::workspace(K::ws(p)) : nullptr;
+	cudnnStatus_t first = call(K::algo(p), ws, K::ws(p));
+	if (first == CUDNN_STATUS_SUCCESS)
+		return;
+	if (!tk::dnn_refused(first))
+		tk_cuda_fail("cuDNN", what, cudnnGetErrorString(first), __FILE__,
+			     __LINE__);
+	typename K::perf r[K::N];
+	int n = 0;
+	CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, search_math()));
+	K::heur(p, h, &n, r);
+	for (int refused = (int)K::algo(p);;) {
+		size_t bytes = 0;
+		const typename K::perf *next = pick<K>(p, h, r, n, &bytes, refused);
+		char why[64];
+		snprintf(why, sizeof why, "algo %d refused at the call (%d), now ",
+			 refused, (int)first);
+		log_choice(K::name(), p, r, n, next, why);
+		if (!next)
+			break;
+		K::algo(p) = next->algo;
+		K::math(p) = next->mathType;
+		K::ws(p) = bytes;
+		CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, K::math(p)));
+		ws = bytes ? tk::workspace(bytes) : nullptr;
+		cudnnStatus_t st = call(K::algo(p), ws, bytes);
+		if (st == CUDNN_STATUS_SUCCESS)
+			return;
+		if (!tk::dnn_refused(st))
+			tk_cuda_fail("cuDNN", what, cudnnGetErrorString(st), __FILE__,
+				     __LINE__);
+		// that one refused too: mark it, and on to the next
+		for (int i = 0; i < n; i++)
+			if (r[i].algo == next->algo)
+				r[i].status = CUDNN_STATUS_NOT_SUPPORTED;
+		refused = (int)next->algo;
+	}
+	char named[160];
+	snprintf(named, sizeof named, "%s (%s %s, every algorithm refused)", what,
+		 K::name(), p.name);
+	tk_cuda_fail("cuDNN", named, cudnnGetErrorString(first), __FILE__, __LINE__);
 }
 
 // out[b, c, :] = relu?(out + bias[c]).
@@ -261,6 +367,18 @@ plan &forward_plan(const struct conv2d_dims &d, bool act, cudnnHandle_t h,
 	return p;
 }
 
+// y = conv(x) + beta y, through call_or_next.
+void forward_call(plan &p, cudnnHandle_t h, const void *in, const void *weight,
+		  float beta, void *out)
+{
+	float one = 1.0f;
+	call_or_next<fwd_kind>(
+	    "cudnnConvolutionForward", p, h, [&](cudnnConvolutionFwdAlgo_t a, void *ws, size_t bytes) {
+		    return cudnnConvolutionForward(h, &one, p.x, in, p.w, weight, p.conv,
+						   a, ws, bytes, &beta, p.y, out);
+	    });
+}
+
 // din (if any; din_add: accumulates) and dweight (dw_add: accumulates).
 void backward(plan &p, void *din, int din_add, void *dweight, int dw_add,
 	      const void *dout, const void *in, const void *weight,
@@ -270,18 +388,19 @@ void backward(plan &p, void *din, int din_add, void *dweight, int dw_add,
 	if (!p.bwd_found)
 		find_bwd(p, h);
 	float one = 1.0f, zero = 0.0f;
-	if (din) {
-		CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.bwd_data_math));
-		void *ws = p.bwd_data_ws ? tk::workspace(p.bwd_data_ws) : nullptr;
-		CUDNN_CHECK(cudnnConvolutionBackwardData(
-		    h, &one, p.w, weight, p.y, dout, p.conv, p.bwd_data, ws,
-		    p.bwd_data_ws, din_add ? &one : &zero, p.x, din));
-	}
-	CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.bwd_filter_math));
-	void *ws = p.bwd_filter_ws ? tk::workspace(p.bwd_filter_ws) : nullptr;
-	CUDNN_CHECK(cudnnConvolutionBackwardFilter(
-	    h, &one, p.x, in, p.y, dout, p.conv, p.bwd_filter, ws, p.bwd_filter_ws,
-	    dw_add ? &one : &zero, p.w, dweight));
+	if (din)
+		call_or_next<data_kind>(
+		    "cudnnConvolutionBackwardData", p, h, [&](cudnnConvolutionBwdDataAlgo_t a, void *ws, size_t bytes) {
+			    return cudnnConvolutionBackwardData(
+				h, &one, p.w, weight, p.y, dout, p.conv, a, ws, bytes,
+				din_add ? &one : &zero, p.x, din);
+		    });
+	call_or_next<filter_kind>(
+	    "cudnnConvolutionBackwardFilter", p, h, [&](cudnnConvolutionBwdFilterAlgo_t a, void *ws, size_t bytes) {
+		    return cudnnConvolutionBackwardFilter(
+			h, &one, p.x, in, p.y, dout, p.conv, a, ws, bytes,
+			dw_add ? &one : &zero, p.w, dweight);
+	    });
 }
 
 // ---- the channels-last 1x1 stride-1 convolutions as cuBLAS GEMMs,
@@ -336,7 +455,7 @@ void conv2d_forward_cuda(float *out, float *work, const float *in,
 	cudnnHandle_t h = tk::dnn(s);
 	void *ws;
 	plan &p = forward_plan(d, false, h, &ws);
-	float one = 1.0f, zero = 0.0f;
+	float one = 1.0f;
 	if (relu && residual != out) {
 		// y = relu(conv(x) + alpha2 z + bias); z must not alias y.
 		const float *z = residual ? residual : out;
@@ -350,9 +469,7 @@ void conv2d_forward_cuda(float *out, float *work, const float *in,
 	if (residual && residual != out)
 		CUDA_CHECK(cudaMemcpyAsync(out, residual, n * sizeof(float),
 					   cudaMemcpyDeviceToDevice, s));
-	float *beta = residual ? &one : &zero;
-	CUDNN_CHECK(cudnnConvolutionForward(h, &one, p.x, in, p.w, weight, p.conv,
-					    p.fwd, ws, p.fwd_ws, beta, p.y, out));
+	forward_call(p, h, in, weight, residual ? 1.0f : 0.0f, out);
 	if (bias || relu) {
 		bias_relu<<<tk::blocks(n, 256), 256, 0, s>>>(
 		    out, bias, relu, channel_of(n, d.OC, (size_t)oh * ow), n);
@@ -388,11 +505,10 @@ void conv2d_act_forward_cuda(void *out, const void *in, const void *weight,
 		return;
 	}
 	cudnnHandle_t h = tk::dnn(s);
-	void *ws;
-	plan &p = forward_plan(d, true, h, &ws);
-	float one = 1.0f, zero = 0.0f;
-	CUDNN_CHECK(cudnnConvolutionForward(h, &one, p.x, in, p.w, weight, p.conv,
-					    p.fwd, ws, p.fwd_ws, &zero, p.y, out));
+	plan &p = get_plan(d, true);
+	if (!p.fwd_found)
+		find_fwd(p, h);
+	forward_call(p, h, in, weight, 0.0f, out);
 }
 
 void conv2d_act_backward_cuda(void *din, int din_add, void *dweight,

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "kernels/conv.h"
+#include "kernels/optim.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -255,6 +256,10 @@ void cross_entropy_backward_cuda(float *dlogits, const float *prob,
 void sgd_update_cuda(float *param, float *buf, const float *grad, float lr,
 		     float momentum, float dampening, float wd, int nesterov,
 		     size_t n, tk_stream s);
+void sgd_update_runs_cuda(float *param, float *buf, const float *grad,
+			  const struct sgd_run *runs, /* host */
+			  int nruns, float lr, float momentum, float dampening,
+			  float wd, int nesterov, tk_stream s);
 double sumsq_cuda(const float *x, size_t n, tk_stream s); /* waits */
 void scale_inplace_cuda(float *x, float a, size_t n, tk_stream s);
 

@@ -72,17 +72,30 @@ __global__ void maxpool_bwd(float *din, const float *dout, const int *argmax,
 // [B, OH, OW, C] from [B, H, W, C]: the first maximum of the window in
 // row order (maxpool2d_window's rule); argmax (may be NULL) receives its
 // index in the plane, iy * W + ix.
+// Its indices as the backward's (below).
 template <typename T>
 __global__ void maxpool_nhwc(T *out, int *argmax, const T *in, int C, int H,
 			     int W, int OH, int OW, int K, int stride, int pad,
-			     size_t n)
+			     size_t n, bool small, fastdiv fc, fastdiv fw,
+			     fastdiv fh)
 {
 	FOR_N(i, n)
 	{
-		int c = (int)(i % C);
-		size_t p = i / C;
-		int ox = (int)(p % OW), oy = (int)(p / OW % OH);
-		const T *x = in + p / ((size_t)OW * OH) * H * W * C + c;
+		int c, ox, oy;
+		size_t b;
+		if (small) {
+			unsigned p = fc.div((unsigned)i), q = fw.div(p), r = fh.div(q);
+			c = (int)((unsigned)i - p * C);
+			ox = (int)(p - q * OW);
+			oy = (int)(q - r * OH);
+			b = r;
+		} else {
+			c = (int)(i % C);
+			size_t p = i / C;
+			ox = (int)(p % OW), oy = (int)(p / OW % OH);
+			b = p / ((size_t)OW * OH);
+		}
+		const T *x = in + b * H * W * C + c;
 		float m = -INFINITY;
 		int at = -1;
 		for (int ky = 0; ky < K; ky++) {
@@ -106,18 +119,32 @@ __global__ void maxpool_nhwc(T *out, int *argmax, const T *in, int C, int H,
 	}
 }
 
-// The channels-last backward pass (window_grad); din overwritten.
+// The channels-last backward pass (window_grad); din overwritten.  Its
+// index arithmetic by fastdiv where n < 2^31 (small): with 64-bit
+// divisions the stem's pass took 2 ms on an H200.
 template <typename T>
 __global__ void maxpool_nhwc_bwd(T *din, const T *dout, const int *argmax,
 				 int C, int H, int W, int OH, int OW, int K,
-				 int stride, int pad, size_t n)
+				 int stride, int pad, size_t n, bool small,
+				 fastdiv fc, fastdiv fw, fastdiv fh)
 {
 	FOR_N(i, n)
 	{
-		int c = (int)(i % C);
-		size_t p = i / C;
-		int ix = (int)(p % W), iy = (int)(p / W % H);
-		size_t b = p / ((size_t)W * H);
+		int c, ix, iy;
+		size_t b;
+		if (small) {
+			unsigned p = fc.div((unsigned)i), q = fw.div(p);
+			c = (int)((unsigned)i - p * C);
+			ix = (int)(p - q * W);
+			unsigned r = fh.div(q);
+			iy = (int)(q - r * H);
+			b = r;
+		} else {
+			c = (int)(i % C);
+			size_t p = i / C;
+			ix = (int)(p % W), iy = (int)(p / W % H);
+			b = p / ((size_t)W * H);
+		}
 		din[i] = from_f<T>(window_grad(dout, argmax, b * OH * OW * C + c, C,
 					       iy, ix, W, OH, OW, K, stride, pad));
 	}
@@ -142,14 +169,16 @@ void maxpool2d_act_forward_cuda(void *out, int *argmax, const void *in, int B,
 	size_t n = (size_t)B * oh * ow * C;
 	if (!n)
 		return;
+	bool small = n < 0x80000000u;
+	fastdiv fc((unsigned)C), fw((unsigned)ow), fh((unsigned)oh);
 	if (tk::act_bf16())
 		maxpool_nhwc<bf16><<<tk::blocks(n, 256), 256, 0, s>>>(
 		    (bf16 *)out, argmax, (const bf16 *)in, C, H, W, oh, ow, K, stride,
-		    pad, n);
+		    pad, n, small, fc, fw, fh);
 	else
 		maxpool_nhwc<float><<<tk::blocks(n, 256), 256, 0, s>>>(
 		    (float *)out, argmax, (const float *)in, C, H, W, oh, ow, K, stride,
-		    pad, n);
+		    pad, n, small, fc, fw, fh);
 	LAUNCH_CHECK();
 }
 
@@ -162,14 +191,16 @@ void maxpool2d_act_backward_cuda(void *din, const void *dout,
 	size_t n = (size_t)B * H * W * C;
 	if (!n)
 		return;
+	bool small = n < 0x80000000u;
+	fastdiv fc((unsigned)C), fw((unsigned)W), fh((unsigned)H);
 	if (tk::act_bf16())
 		maxpool_nhwc_bwd<bf16><<<tk::blocks(n, 256), 256, 0, s>>>(
 		    (bf16 *)din, (const bf16 *)dout, argmax, C, H, W, oh, ow, K, stride,
-		    pad, n);
+		    pad, n, small, fc, fw, fh);
 	else
 		maxpool_nhwc_bwd<float><<<tk::blocks(n, 256), 256, 0, s>>>(
 		    (float *)din, (const float *)dout, argmax, C, H, W, oh, ow, K,
-		    stride, pad, n);
+		    stride, pad, n, small, fc, fw, fh);
 	LAUNCH_CHECK();
 }
 

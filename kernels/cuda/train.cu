@@ -2,6 +2,8 @@
 // CPU's float operations: dropout and drop-path from the same hashed keep
 // flags, ArcFace's margin, softmax cross-entropy, the SGD step.
 #include <cmath>
+#include <cstring>
+#include <vector>
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/dropout.h"
@@ -127,18 +129,49 @@ __global__ void ce_bwd(float *dlogits, const float *prob, const int32_t *label,
 	}
 }
 
+// One parameter's step.
+__device__ inline void sgd_one(float &param, float &buf, float grad, float lr,
+			       float momentum, float damp, float wd,
+			       int nesterov)
+{
+	float g = wd != 0.0f ? fmaf(param, wd, grad) : grad;
+	if (momentum != 0.0f) {
+		float b = fmaf(g, damp, buf * momentum);
+		buf = b;
+		g = nesterov ? fmaf(b, momentum, g) : b;
+	}
+	param = fmaf(g, -lr, param);
+}
+
 __global__ void sgd(float *param, float *buf, const float *grad, float lr,
 		    float momentum, float damp, float wd, int nesterov, size_t n)
 {
 	FOR_N(i, n)
 	{
-		float g = wd != 0.0f ? fmaf(param[i], wd, grad[i]) : grad[i];
-		if (momentum != 0.0f) {
-			float b = fmaf(g, damp, buf[i] * momentum);
-			buf[i] = b;
-			g = nesterov ? fmaf(b, momentum, g) : b;
-		}
-		param[i] = fmaf(g, -lr, param[i]);
+		sgd_one(param[i], buf[i], grad[i], lr, momentum, damp, wd, nesterov);
+	}
+}
+
+// A block's share of sgd_update_runs: len values from off, decaying or
+// not.
+struct sgd_chunk {
+	size_t off;
+	unsigned len, decay;
+};
+const unsigned SGD_CHUNK = 1u << 16;
+
+__global__ void sgd_chunks(float *param, float *buf, const float *grad,
+			   const sgd_chunk *tab, float lr, float momentum,
+			   float damp, float wd, int nesterov)
+{
+	sgd_chunk c = tab[blockIdx.x];
+	float w = c.decay ? wd : 0.0f;
+	for (unsigned i = threadIdx.x; i < c.len; i += blockDim.x) {
+		size_t j = c.off + i;
+		float b = momentum != 0.0f ? buf[j] : 0.0f;
+		sgd_one(param[j], b, grad[j], lr, momentum, damp, w, nesterov);
+		if (momentum != 0.0f)
+			buf[j] = b;
 	}
 }
 
@@ -267,6 +300,45 @@ void sgd_update_cuda(float *param, float *buf, const float *grad, float lr,
 		return;
 	sgd<<<tk::blocks(n, 256), 256, 0, s>>>(param, buf, grad, lr, momentum,
 					       1.0f - dampening, wd, nesterov, n);
+	LAUNCH_CHECK();
+}
+
+void sgd_update_runs_cuda(float *param, float *buf, const float *grad,
+			  const struct sgd_run *runs, int nruns, float lr,
+			  float momentum, float dampening, float wd,
+			  int nesterov, tk_stream s)
+{
+	// The chunks' table on the device, sent again only when it changes
+	// (a model's is the same every step).
+	static std::vector<sgd_chunk> *sent = new std::vector<sgd_chunk>;
+	static sgd_chunk *dtab;
+	static size_t cap;
+	std::vector<sgd_chunk> t;
+	for (int r = 0; r < nruns; r++)
+		for (size_t o = 0; o < runs[r].numel; o += SGD_CHUNK) {
+			size_t left = runs[r].numel - o;
+			t.push_back(sgd_chunk{runs[r].offset + o,
+					      (unsigned)(left < SGD_CHUNK ? left : SGD_CHUNK),
+					      (unsigned)(runs[r].decay != 0)});
+		}
+	if (t.empty())
+		return;
+	if (t.size() != sent->size() ||
+	    memcmp(t.data(), sent->data(), t.size() * sizeof t[0])) {
+		if (t.size() > cap) {
+			CUDA_CHECK(cudaStreamSynchronize(s)); // the old table's readers
+			CUDA_CHECK(cudaFree(dtab));
+			CUDA_CHECK(cudaMalloc(&dtab, t.size() * sizeof t[0]));
+			cap = t.size();
+		}
+		CUDA_CHECK(cudaMemcpyAsync(dtab, t.data(), t.size() * sizeof t[0],
+					   cudaMemcpyHostToDevice, s));
+		CUDA_CHECK(cudaStreamSynchronize(s)); // t goes out of scope
+		*sent = t;
+	}
+	sgd_chunks<<<(unsigned)t.size(), 256, 0, s>>>(param, buf, grad, dtab, lr,
+						       momentum, 1.0f - dampening, wd,
+						       nesterov);
 	LAUNCH_CHECK();
 }
 

@@ -602,13 +602,14 @@ static cudnnConvolutionFwdAlgo_t fwd_algo_for(const cudnnTensorStruct *y)
 }
 
 // The one result of a search: the given algorithm, with the descriptor's
-// math type.
+// math type; the heuristics' (second given) a second one after it.
 template <typename Perf, typename Algo>
 static cudnnStatus_t one_result(cudnnHandle_t h, const cudnnTensorStruct *x,
 				const cudnnFilterStruct *w,
 				const cudnnConvolutionStruct *cv,
 				const cudnnTensorStruct *y, int requested,
-				int *returned, Perf *perf, Algo algo)
+				int *returned, Perf *perf, Algo algo,
+				int second = -1)
 {
 	geom g;
 	if (!h || requested < 1 || !returned || !perf)
@@ -622,7 +623,21 @@ static cudnnStatus_t one_result(cudnnHandle_t h, const cudnnTensorStruct *x,
 	perf->determinism = CUDNN_DETERMINISTIC;
 	perf->mathType = cv->math;
 	*returned = 1;
+	if (second >= 0 && requested > 1) {
+		perf[1] = perf[0];
+		perf[1].algo = (Algo)second;
+		*returned = 2;
+	}
 	return CUDNN_STATUS_SUCCESS;
+}
+
+// TK_EMU_REFUSE=found: the convolutions refuse at the call (BAD_PARAM)
+// the algorithm a search ranks first for the shape, as cuDNN 9.19 once
+// did on an H200: the callers' replacement gets tested.  The heuristics
+// give a second algorithm for that.
+static bool refused_found(int algo, int first)
+{
+	return tk_emu_refuses("found") && algo == first;
 }
 
 // The backward filter pass's results: ALGO_0 first, which cuDNN calls
@@ -674,7 +689,10 @@ cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(
 	tk_emu::count_search(false);
 	return one_result(handle, srcDesc, filterDesc, convDesc, destDesc,
 			  requestedAlgoCount, returnedAlgoCount, perfResults,
-			  fwd_algo_for(destDesc));
+			  fwd_algo_for(destDesc),
+			  fwd_algo_for(destDesc) == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM
+			      ? CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM
+			      : CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM);
 }
 
 cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithm(
@@ -710,9 +728,13 @@ cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(
     int *returnedAlgoCount, cudnnConvolutionBwdDataAlgoPerf_t *perfResults)
 {
 	tk_emu::count_search(false);
-	return one_result(handle, gradDesc, filterDesc, convDesc, diffDesc,
-			  requestedAlgoCount, returnedAlgoCount, perfResults,
-			  CUDNN_CONVOLUTION_BWD_DATA_ALGO_1);
+	cudnnStatus_t st =
+	    one_result(handle, gradDesc, filterDesc, convDesc, diffDesc,
+		       requestedAlgoCount, returnedAlgoCount, perfResults,
+		       CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, CUDNN_CONVOLUTION_BWD_DATA_ALGO_0);
+	if (st == CUDNN_STATUS_SUCCESS && *returnedAlgoCount > 1)
+		perfResults[1].determinism = CUDNN_NON_DETERMINISTIC;
+	return st;
 }
 
 cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(
@@ -744,6 +766,8 @@ cudnnStatus_t cudnnConvolutionForward(
 	// cuDNN 9 says why in a finer code of the category
 	if (tk_emu_refuses("algo") && algo != fwd_algo_for(yDesc))
 		return CUDNN_STATUS_NOT_SUPPORTED_SHAPE;
+	if (refused_found(algo, fwd_algo_for(yDesc)))
+		return CUDNN_STATUS_BAD_PARAM;
 	geom g;
 	cudnnStatus_t st = check_call(handle, algo,
 				      CUDNN_CONVOLUTION_FWD_ALGO_COUNT, alpha, beta);
@@ -868,6 +892,8 @@ cudnnStatus_t cudnnConvolutionBackwardData(
 {
 	(void)workSpace, (void)workSpaceSizeInBytes;
 	geom g;
+	if (refused_found(algo, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1))
+		return CUDNN_STATUS_BAD_PARAM;
 	cudnnStatus_t st = check_call(
 	    handle, algo, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, alpha, beta);
 	if (st == CUDNN_STATUS_SUCCESS)
@@ -918,6 +944,8 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(
 {
 	(void)workSpace, (void)workSpaceSizeInBytes;
 	geom g;
+	if (refused_found(algo, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0))
+		return CUDNN_STATUS_BAD_PARAM;
 	cudnnStatus_t st = check_call(
 	    handle, algo, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, alpha, beta);
 	if (st == CUDNN_STATUS_SUCCESS)

@@ -1195,6 +1195,29 @@ static void t_image(int H, int W)
 
 /* ---- training ops ---- */
 
+/* sgd_update_runs (one launch): runs with and without decay, one of
+ * several chunks, values between runs left alone; then another table. */
+static void t_sgd_runs(void)
+{
+	size_t n = 150001;
+	float *p = rnd(n, 1), *m = rnd(n, 1), *g = rnd(n, 1);
+	float *hp = copyof(p, n), *hm = copyof(m, n);
+	float *dp = UP(p, n), *dm = UP(m, n), *dg = UP(g, n);
+	const struct sgd_run runs[] = {{0, 70000, 1}, {70000, 5, 0}, {70010, 79990, 1}},
+			     other[] = {{7, 100, 0}, {149000, 1001, 1}};
+	for (int k = 0; k < 2; k++) {
+		const struct sgd_run *r = k ? other : runs;
+		int nr = k ? 2 : 3;
+		sgd_update_runs(hp, hm, g, r, nr, 0.01f, 0.9f, 0.0f, 1e-4f, 1);
+		sgd_update_runs_cuda(dp, dm, dg, r, nr, 0.01f, 0.9f, 0.0f, 1e-4f, 1, NULL);
+		cmp_dev(k ? "sgd_update_runs param, another table" : "sgd_update_runs param",
+			dp, hp, n, 0);
+		cmp_dev("sgd_update_runs momentum", dm, hm, n, 0);
+	}
+	free(p), free(m), free(g), free(hp), free(hm);
+	tk_cuda_free(dp), tk_cuda_free(dm), tk_cuda_free(dg);
+}
+
 static void t_train(void)
 {
 	size_t n = 50001;
@@ -1702,6 +1725,7 @@ static void run_all(void)
 		t_transpose(1024, 777);
 		t_transpose(3, 5);
 		t_train();
+		t_sgd_runs();
 		t_repeat();
 		t_nccl();
 		t_dispatch();
@@ -1713,6 +1737,17 @@ static void run_all(void)
 	t_attention(2, 5, 77, 64, 8, 0);
 	t_attention(1, 300, 300, 256, 8, 0);
 	t_attention(2, 4, 97, 128, 8, 0.1f);
+	/* more images than heads (the GEMMs batched over images, a call a
+	 * head): the decoder's 4 tokens; and the backward's images in
+	 * groups, each group's scratch within its bound (TK_ATTN_SCRATCH,
+	 * 256 MiB: here 2 images a group, and 1) */
+	t_attention(9, 4, 50, 64, 8, 0.1f);
+	t_attention(5, 6, 6, 32, 4, 0);
+	setenv("TK_ATTN_SCRATCH", "70000", 1); /* 28800 bytes an image */
+	t_attention(5, 20, 30, 32, 4, 0.1f);
+	setenv("TK_ATTN_SCRATCH", "1", 1);
+	t_attention(3, 20, 30, 32, 4, 0);
+	unsetenv("TK_ATTN_SCRATCH");
 	static const struct conv2d_dims shapes[] = {
 	    {2, 3, 64, 48, 16, 7, 2, 3},  {2, 32, 28, 20, 32, 3, 1, 1},
 	    {2, 32, 28, 20, 64, 1, 1, 0}, {2, 32, 27, 21, 24, 3, 2, 1},
