@@ -167,6 +167,13 @@ if [ -z "${TK_CHECK_SKIP_BENCH:-}" ]; then
 	step bench_train_nchw 50 env TK_TRAIN_NHWC=0 "$GPU/bench_train" bf16 32 3
 fi
 
+# The training step and PyTorch's once more, last: how far the figures
+# move from run to run on the machine (a shared GPU's)
+if [ -z "${TK_CHECK_SKIP_BENCH:-}" ]; then
+	step bench_train_again 40 "$GPU/bench_train" bf16 32 3
+	step torch_train_again 50 $PYTHON tests/gpu/bench_torch.py train
+fi
+
 say "summary ($(( $(date +%s) - T0 ))s in all)"
 printf '%s\n' "${summary[@]}"
 grep -h '^RESULT' "$LOG"/*.log 2>/dev/null
