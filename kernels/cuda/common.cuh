@@ -162,7 +162,6 @@ void by_act(F f, int C, size_t n, const void *a, const void *b,
 }
 } // namespace tk
 
-// Grid-stride loop over [0, n).
 // Unroll the loop that follows n times (nvcc; the emulator's g++ runs it
 // as written).
 #define TK_PRAGMA(x) _Pragma(#x)
@@ -172,6 +171,7 @@ void by_act(F f, int C, size_t n, const void *a, const void *b,
 #define UNROLL(n) TK_PRAGMA(unroll n)
 #endif
 
+// Grid-stride loop over [0, n).
 #define FOR_N(i, n)                                                           \
 	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); \
 	     i += (size_t)gridDim.x * blockDim.x)

@@ -455,26 +455,13 @@ __global__ void __launch_bounds__(256)
 	}
 }
 
-// f(V) with V the values a thread: 16 bytes where C and the arrays
-// allow, else 1.
-template <typename T, typename F>
-void cl_width(F f, int C, const void *a, const void *b = nullptr,
-	      const void *c = nullptr, const void *d = nullptr)
-{
-	constexpr int V = 16 / sizeof(T);
-	if (C % V == 0 && packable(0, 1, a, b, c, d))
-		f(std::integral_constant<int, V>());
-	else
-		f(std::integral_constant<int, 1>());
-}
-
 template <typename T, bool dsums>
 void launch_sums(double *sums, const void *x, const void *dout,
 		 const void *mask, const float *mean, const float *rstd,
 		 long rows, int C, tk_stream s)
 {
-	cl_width<T>(
-	    [&](auto v) {
+	tk::by_width<T>(
+	    [&](auto, auto v) {
 		    cl_shape sh(rows, C, v());
 		    double *part = tk::rows_of(sums, sh.grid.y, 2 * (size_t)C);
 		    cl_sums<T, dsums, v()><<<sh.grid, 256, 0, s>>>(
@@ -483,7 +470,7 @@ void launch_sums(double *sums, const void *x, const void *dout,
 		    LAUNCH_CHECK();
 		    tk::fold_rows(sums, part, sh.grid.y, 2 * (size_t)C, false, s);
 	    },
-	    C, x, dout, mask);
+	    C, 0, x, dout, mask);
 }
 
 unsigned row_threads(int C)
@@ -681,21 +668,15 @@ void batchnorm_act_apply_cuda(void *out, float *mean, float *rstd,
 	LAUNCH_CHECK();
 	if (!rows || !C)
 		return;
-	auto go = [&](auto t) {
-		typedef std::remove_pointer_t<decltype(t)> T;
-		cl_width<T>(
-		    [&](auto v) {
-			    cl_shape sh(rows, C, v());
-			    cl_norm<T, v()><<<sh.grid, 256, 0, s>>>(
-				(T *)out, (const T *)in, mean, rstd, gamma, beta, relu,
-				rows, C, sh.GB, sh.chunk);
-		    },
-		    C, out, in);
-	};
-	if (tk::act_bf16())
-		go((bf16 *)nullptr);
-	else
-		go((float *)nullptr);
+	tk::by_act(
+	    [&](auto t, auto v) {
+		    typedef std::remove_pointer_t<decltype(t)> T;
+		    cl_shape sh(rows, C, v());
+		    cl_norm<T, v()><<<sh.grid, 256, 0, s>>>(
+			(T *)out, (const T *)in, mean, rstd, gamma, beta, relu, rows, C,
+			sh.GB, sh.chunk);
+	    },
+	    C, 0, out, in);
 	LAUNCH_CHECK();
 }
 
@@ -745,21 +726,15 @@ void batchnorm_act_backward_apply_cuda(void *din, const void *dout,
 	float *mdy = (float *)tk::partials(2 * (size_t)C * sizeof(float));
 	bn_dmeans<<<(C + 255) / 256, 256, 0, s>>>(mdy, sums, count, C);
 	LAUNCH_CHECK();
-	auto go = [&](auto t) {
-		typedef std::remove_pointer_t<decltype(t)> T;
-		cl_width<T>(
-		    [&](auto v) {
-			    cl_shape sh(rows, C, v());
-			    cl_bwd<T, v()><<<sh.grid, 256, 0, s>>>(
-				(T *)din, (const T *)dout, (const T *)mask, (const T *)in,
-				mean, rstd, gamma, mdy, rows, C, sh.GB, sh.chunk);
-		    },
-		    C, din, dout, mask, in);
-	};
-	if (tk::act_bf16())
-		go((bf16 *)nullptr);
-	else
-		go((float *)nullptr);
+	tk::by_act(
+	    [&](auto t, auto v) {
+		    typedef std::remove_pointer_t<decltype(t)> T;
+		    cl_shape sh(rows, C, v());
+		    cl_bwd<T, v()><<<sh.grid, 256, 0, s>>>(
+			(T *)din, (const T *)dout, (const T *)mask, (const T *)in, mean,
+			rstd, gamma, mdy, rows, C, sh.GB, sh.chunk);
+	    },
+	    C, 0, din, dout, mask, in);
 	LAUNCH_CHECK();
 }
 

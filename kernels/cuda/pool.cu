@@ -69,10 +69,31 @@ __global__ void maxpool_bwd(float *din, const float *dout, const int *argmax,
 	}
 }
 
+// Element i of [B, Y, X, C] as (b, y, x, c): 32-bit arithmetic by
+// fastdiv (fc, fx, fy of C, X, Y) where small (i < 2^31): with 64-bit
+// divisions the stem's backward pass took 2 ms on an H200.
+__device__ inline void nhwc_at(size_t i, bool small, fastdiv fc, fastdiv fx,
+			       fastdiv fy, int C, int X, int Y, int *c, int *x,
+			       int *y, size_t *b)
+{
+	if (small) {
+		unsigned p = fc.div((unsigned)i), q = fx.div(p), r = fy.div(q);
+		*c = (int)((unsigned)i - p * C);
+		*x = (int)(p - q * X);
+		*y = (int)(q - r * Y);
+		*b = r;
+	} else {
+		size_t p = i / C;
+		*c = (int)(i % C);
+		*x = (int)(p % X);
+		*y = (int)(p / X % Y);
+		*b = p / ((size_t)X * Y);
+	}
+}
+
 // [B, OH, OW, C] from [B, H, W, C]: the first maximum of the window in
 // row order (maxpool2d_window's rule); argmax (may be NULL) receives its
 // index in the plane, iy * W + ix.
-// Its indices as the backward's (below).
 template <typename T>
 __global__ void maxpool_nhwc(T *out, int *argmax, const T *in, int C, int H,
 			     int W, int OH, int OW, int K, int stride, int pad,
@@ -83,18 +104,7 @@ __global__ void maxpool_nhwc(T *out, int *argmax, const T *in, int C, int H,
 	{
 		int c, ox, oy;
 		size_t b;
-		if (small) {
-			unsigned p = fc.div((unsigned)i), q = fw.div(p), r = fh.div(q);
-			c = (int)((unsigned)i - p * C);
-			ox = (int)(p - q * OW);
-			oy = (int)(q - r * OH);
-			b = r;
-		} else {
-			c = (int)(i % C);
-			size_t p = i / C;
-			ox = (int)(p % OW), oy = (int)(p / OW % OH);
-			b = p / ((size_t)OW * OH);
-		}
+		nhwc_at(i, small, fc, fw, fh, C, OW, OH, &c, &ox, &oy, &b);
 		const T *x = in + b * H * W * C + c;
 		float m = -INFINITY;
 		int at = -1;
@@ -119,9 +129,7 @@ __global__ void maxpool_nhwc(T *out, int *argmax, const T *in, int C, int H,
 	}
 }
 
-// The channels-last backward pass (window_grad); din overwritten.  Its
-// index arithmetic by fastdiv where n < 2^31 (small): with 64-bit
-// divisions the stem's pass took 2 ms on an H200.
+// The channels-last backward pass (window_grad); din overwritten.
 template <typename T>
 __global__ void maxpool_nhwc_bwd(T *din, const T *dout, const int *argmax,
 				 int C, int H, int W, int OH, int OW, int K,
@@ -132,19 +140,7 @@ __global__ void maxpool_nhwc_bwd(T *din, const T *dout, const int *argmax,
 	{
 		int c, ix, iy;
 		size_t b;
-		if (small) {
-			unsigned p = fc.div((unsigned)i), q = fw.div(p);
-			c = (int)((unsigned)i - p * C);
-			ix = (int)(p - q * W);
-			unsigned r = fh.div(q);
-			iy = (int)(q - r * H);
-			b = r;
-		} else {
-			c = (int)(i % C);
-			size_t p = i / C;
-			ix = (int)(p % W), iy = (int)(p / W % H);
-			b = p / ((size_t)W * H);
-		}
+		nhwc_at(i, small, fc, fw, fh, C, W, H, &c, &ix, &iy, &b);
 		din[i] = from_f<T>(window_grad(dout, argmax, b * OH * OW * C + c, C,
 					       iy, ix, W, OH, OW, K, stride, pad));
 	}
