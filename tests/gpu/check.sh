@@ -4,15 +4,18 @@
 # no network.  Builds `make CUDA=1` with the Debian packages that
 # tests/gpu/prepare.sh put in .carry/ (unpacked with dpkg -x into a
 # temporary folder), runs test_cuda, the training step (bench_train,
-# R101 at 512x512, against PyTorch's bf16 autocast), `make test-cuda`
-# (the tools on the GPU against the CPU), the op benchmarks (GEMM,
-# tk-rank's ways) and PyTorch's, the real tools' benchmarks
-# (bench_tools.sh) and PyTorch's on the same GPU, the bf16 training
-# step once more on the NCHW float backbone (TK_TRAIN_NHWC=0) and with
-# --deterministic's algorithms, tk-import on checkpoints the machine's
-# torch 2 writes (tests/gpu/import_torch2.sh), and prints a summary
-# last.  About 4 minutes on an H200; every step is bounded by a timeout,
-# and all of them by the budget.
+# R101 at 512x512, against PyTorch's bf16 autocast; again with every
+# convolution through cuDNN and with --deterministic's algorithms),
+# `make test-cuda` (the tools on the GPU against the CPU), the op
+# benchmarks (GEMM, tk-rank's ways) and PyTorch's, tk-import on
+# checkpoints the machine's torch 2 writes (tests/gpu/import_torch2.sh),
+# the training input on the machine's cores (tests/gpu/feed.sh, on
+# photographs carried in .photos), the real tools' benchmarks
+# (bench_tools.sh) and PyTorch's on the same GPU, the bf16 training step
+# on the NCHW float backbone (TK_TRAIN_NHWC=0), the step and PyTorch's
+# once more, and prints a summary last.  About 5 minutes on an H200
+# (311 s on 2026-11-30); every step is bounded by a timeout, and all of
+# them by the budget.
 #
 #   bash tests/gpu/check.sh            (from the repository root)
 #   TK_CHECK_SKIP_BENCH=1              build and test only
