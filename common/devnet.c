@@ -1,15 +1,12 @@
 /* devnet.c - the inference network on a device: weights copied once,
  * activation memory planned per input size, the backbone on
  * channels-last activations, LFSA and head in float. */
-#define _GNU_SOURCE /* F_SETPIPE_SZ */
 #include "devnet.h"
 
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "extract.h"
 #include "kernels/image.h"
@@ -648,16 +645,4 @@ int tk_devnet_head_start(struct tk_devnet *n, const float *x, int N,
 	dev_download_async(dv, n->desc_host, b.desc, h->out_dim * sizeof(float));
 	dev_mark(dv, NULL);
 	return 0;
-}
-
-void tk_devnet_pipes(void)
-{
-#ifdef F_SETPIPE_SZ
-	for (int fd = 0; fd < 2; fd++) {
-		struct stat st;
-		if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) &&
-		    fcntl(fd, F_GETPIPE_SZ) < (1 << 20))
-			(void)fcntl(fd, F_SETPIPE_SZ, 1 << 20); /* best effort */
-	}
-#endif
 }

@@ -102,9 +102,5 @@ int tk_devnet_head_start(struct tk_devnet *n, const float *x, int N,
 			 int check, char *err, size_t errlen);
 void tk_devnet_head_finish(struct tk_devnet *n, float *desc);
 
-/* Standard input and output, where they are pipes, grown to 1 MiB (from
- * Linux's 64 KiB): the device's frames then move in fewer, larger
- * steps between tk-extract and tk-aggregate. */
-void tk_devnet_pipes(void);
 
 #endif

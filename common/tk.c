@@ -170,6 +170,19 @@ void tk_init(const char *argv0)
 	static char outbuf[1 << 20];
 	if (!isatty(STDOUT_FILENO))
 		setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
+	tk_grow_pipes();
+}
+
+void tk_grow_pipes(void)
+{
+#ifdef F_SETPIPE_SZ
+	for (int fd = 0; fd < 2; fd++) {
+		struct stat st;
+		if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) &&
+		    fcntl(fd, F_GETPIPE_SZ) < TK_PIPE_SIZE)
+			(void)fcntl(fd, F_SETPIPE_SZ, TK_PIPE_SIZE); /* best effort */
+	}
+#endif
 }
 
 /* s with its control characters escaped (\n, \t, \r, \xNN), so that a

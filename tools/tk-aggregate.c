@@ -187,7 +187,6 @@ int main(int argc, char **argv)
 	if (on_dev) {
 		tk_dev_open(&o.dv);
 		tk_devnet_init(&net, &o.dv, NULL, NULL, &h);
-		tk_devnet_pipes();
 	}
 	struct group g = {.dim = h.out_dim};
 	st_init(&g.out);

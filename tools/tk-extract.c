@@ -220,7 +220,6 @@ static void extract_device(struct options *o, struct tk_extractor *e)
 	const struct tk_dev *dv = &o->dv;
 	struct tk_devnet net;
 	tk_devnet_init(&net, dv, &e->backbone, &e->lfsa, NULL);
-	tk_devnet_pipes();
 	/* The host's copy of the weights is not read again. */
 	static const char *const none[] = {NULL};
 	tk_model_release(&e->model, none);
