@@ -185,23 +185,21 @@ struct filter_kind {
 	static size_t &ws(plan &p) { return p.bwd_filter_ws; }
 };
 
-// The first (fastest) result that succeeded, keeps the precision, is not
-// 'skip' and whose scratch fits the bound: the larger of the result's
+// The first (fastest) result that succeeded, keeps the precision and
+// whose scratch fits the bound: the larger of the result's
 // own figure and what cuDNN says the algorithm needs under the result's
 // math type (a heuristic's figure is an estimate; an algorithm whose
 // size cuDNN refuses is passed over); under tk::deterministic() also one
 // cuDNN calls deterministic.  Leaves the descriptor's math type changed.
 template <typename K>
 const typename K::perf *pick(plan &p, cudnnHandle_t h,
-			     const typename K::perf *r, int n, size_t *ws,
-			     int skip = -1)
+			     const typename K::perf *r, int n, size_t *ws)
 {
 	size_t lim = tk::workspace_limit();
 	bool det = tk::deterministic();
 	for (int i = 0; i < n; i++) {
 		if (r[i].status != CUDNN_STATUS_SUCCESS || !math_ok(r[i].mathType) ||
-		    (det && r[i].determinism != CUDNN_DETERMINISTIC) ||
-		    (int)r[i].algo == skip)
+		    (det && r[i].determinism != CUDNN_DETERMINISTIC))
 			continue;
 		size_t need;
 		CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, r[i].mathType));
@@ -291,7 +289,8 @@ void find_bwd(plan &p, cudnnHandle_t h)
 // may refuse at the call an algorithm that its search or heuristics gave
 // for the very shape (cuDNN 9.19 on an H200 did, CUDNN_STATUS_BAD_PARAM
 // from a bf16 channels-last forward in a validation run): then the
-// heuristics' best of the others that the call takes, kept for the plan.
+// heuristics' best of the others (an algorithm under another math type
+// is another) that the call takes, kept for the plan.
 // Another error, or every algorithm refused: the first status, fatal,
 // naming 'what' (the cuDNN function).
 template <typename K, typename Call>
@@ -309,9 +308,16 @@ void call_or_next(const char *what, plan &p, cudnnHandle_t h, Call call)
 	int n = 0;
 	CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, search_math()));
 	K::heur(p, h, &n, r);
+	// the refused (algorithm, math type) pairs marked so in r
+	auto refuse = [&](typename K::algo_t a, cudnnMathType_t m) {
+		for (int i = 0; i < n; i++)
+			if (r[i].algo == a && r[i].mathType == m)
+				r[i].status = CUDNN_STATUS_NOT_SUPPORTED;
+	};
+	refuse(K::algo(p), K::math(p));
 	for (int refused = (int)K::algo(p);;) {
 		size_t bytes = 0;
-		const typename K::perf *next = pick<K>(p, h, r, n, &bytes, refused);
+		const typename K::perf *next = pick<K>(p, h, r, n, &bytes);
 		char why[64];
 		snprintf(why, sizeof why, "algo %d refused at the call (%d), now ",
 			 refused, (int)first);
@@ -329,11 +335,9 @@ void call_or_next(const char *what, plan &p, cudnnHandle_t h, Call call)
 		if (!tk::dnn_refused(st))
 			tk_cuda_fail("cuDNN", what, cudnnGetErrorString(st), __FILE__,
 				     __LINE__);
-		// that one refused too: mark it, and on to the next
-		for (int i = 0; i < n; i++)
-			if (r[i].algo == next->algo)
-				r[i].status = CUDNN_STATUS_NOT_SUPPORTED;
-		refused = (int)next->algo;
+		// that one refused too: on to the next
+		refuse(K::algo(p), K::math(p));
+		refused = (int)K::algo(p);
 	}
 	char named[160];
 	snprintf(named, sizeof named, "%s (%s %s, every algorithm refused)", what,
