@@ -295,10 +295,10 @@ __global__ void bn_bwd(float *din, int add, const float *dout,
 const int CL_BLOCKS = 512;
 
 struct cl_shape {
-	int V, GB;
+	int GB;
 	long chunk;
 	dim3 grid;
-	cl_shape(long rows, int C, int V_) : V(V_)
+	cl_shape(long rows, int C, int V)
 	{
 		int G = C / V;
 		GB = 1;
@@ -310,7 +310,7 @@ struct cl_shape {
 		long steps = (rows + R - 1) / R; // row steps of R in all
 		if (want > steps)
 			want = steps > 0 ? steps : 1;
-		chunk = (steps + want - 1) / want * R;
+		chunk = steps ? (steps + want - 1) / want * R : R;
 		grid = dim3(gx, (unsigned)((rows + chunk - 1) / chunk));
 	}
 };
@@ -460,6 +460,10 @@ void launch_sums(double *sums, const void *x, const void *dout,
 		 const void *mask, const float *mean, const float *rstd,
 		 long rows, int C, tk_stream s)
 {
+	if (rows <= 0) { // no rows: sums of nothing
+		CUDA_CHECK(cudaMemsetAsync(sums, 0, 2 * (size_t)C * sizeof *sums, s));
+		return;
+	}
 	tk::by_width<T>(
 	    [&](auto, auto v) {
 		    cl_shape sh(rows, C, v());
