@@ -79,6 +79,10 @@ void *partials(size_t bytes);
 // tk_cuda_set_deterministic: cuDNN's algorithms from its heuristics,
 // deterministic ones only.
 bool deterministic();
+// The ways a convolution may go (tk_cuda_set_conv_path, else
+// TK_CONV_PATH): 0 the fastest, 2 no GEMMs (dnn), 3 the direct kernel
+// only (direct).
+int conv_path();
 // A device array of n zeros (grows; for absent biases).
 const float *zeros(size_t n);
 

@@ -31,6 +31,7 @@ struct context {
 	size_t zeros_n = 0;
 	enum tk_precision precision = TK_FP32;
 	bool deterministic = false;
+	int conv_path = -1; // unset: TK_CONV_PATH's
 	char name[512] = "";
 };
 context ctx;
@@ -91,6 +92,19 @@ void *partials(size_t bytes)
 	return grown(&ctx.part, &ctx.part_bytes, bytes);
 }
 
+int conv_path()
+{
+	if (ctx.conv_path < 0) {
+		const char *e = getenv("TK_CONV_PATH");
+		ctx.conv_path = 0;
+		if (e && !strcmp(e, "dnn"))
+			ctx.conv_path = 2;
+		else if (e && !strcmp(e, "direct"))
+			ctx.conv_path = 3;
+	}
+	return ctx.conv_path;
+}
+
 bool deterministic()
 {
 	return ctx.deterministic;
@@ -119,6 +133,11 @@ const float *zeros(size_t n)
 } // namespace tk
 
 extern "C" {
+
+void tk_cuda_set_conv_path(int path)
+{
+	ctx.conv_path = path;
+}
 
 int tk_cuda_device_count(void)
 {

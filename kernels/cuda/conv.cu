@@ -358,16 +358,12 @@ __global__ void bias_relu(float *out, const float *bias, int relu,
 	}
 }
 
-// The plan of d with its forward algorithm found and set, and its
-// scratch in *ws.
-plan &forward_plan(const struct conv2d_dims &d, bool act, cudnnHandle_t h,
-		   void **ws)
+// The plan of d with its forward algorithm found.
+plan &forward_plan(const struct conv2d_dims &d, bool act, cudnnHandle_t h)
 {
 	plan &p = get_plan(d, act);
 	if (!p.fwd_found)
 		find_fwd(p, h);
-	CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.fwd_math));
-	*ws = p.fwd_ws ? tk::workspace(p.fwd_ws) : nullptr;
 	return p;
 }
 
@@ -377,7 +373,8 @@ void forward_call(plan &p, cudnnHandle_t h, const void *in, const void *weight,
 {
 	float one = 1.0f;
 	call_or_next<fwd_kind>(
-	    "cudnnConvolutionForward", p, h, [&](cudnnConvolutionFwdAlgo_t a, void *ws, size_t bytes) {
+	    "cudnnConvolutionForward", p, h,
+	    [&](cudnnConvolutionFwdAlgo_t a, void *ws, size_t bytes) {
 		    return cudnnConvolutionForward(h, &one, p.x, in, p.w, weight, p.conv,
 						   a, ws, bytes, &beta, p.y, out);
 	    });
@@ -394,13 +391,15 @@ void backward(plan &p, void *din, int din_add, void *dweight, int dw_add,
 	float one = 1.0f, zero = 0.0f;
 	if (din)
 		call_or_next<data_kind>(
-		    "cudnnConvolutionBackwardData", p, h, [&](cudnnConvolutionBwdDataAlgo_t a, void *ws, size_t bytes) {
+		    "cudnnConvolutionBackwardData", p, h,
+		    [&](cudnnConvolutionBwdDataAlgo_t a, void *ws, size_t bytes) {
 			    return cudnnConvolutionBackwardData(
 				h, &one, p.w, weight, p.y, dout, p.conv, a, ws, bytes,
 				din_add ? &one : &zero, p.x, din);
 		    });
 	call_or_next<filter_kind>(
-	    "cudnnConvolutionBackwardFilter", p, h, [&](cudnnConvolutionBwdFilterAlgo_t a, void *ws, size_t bytes) {
+	    "cudnnConvolutionBackwardFilter", p, h,
+	    [&](cudnnConvolutionBwdFilterAlgo_t a, void *ws, size_t bytes) {
 		    return cudnnConvolutionBackwardFilter(
 			h, &one, p.x, in, p.y, dout, p.conv, a, ws, bytes,
 			dw_add ? &one : &zero, p.w, dweight);
@@ -416,12 +415,7 @@ void backward(plan &p, void *din, int din_add, void *dweight, int dw_add,
 
 bool act_gemm(const struct conv2d_dims &d)
 {
-	static int dnn = -1;
-	if (dnn < 0) {
-		const char *e = getenv("TK_CONV_PATH");
-		dnn = e && !strcmp(e, "dnn");
-	}
-	return !dnn && d.K == 1 && d.stride == 1 && d.pad == 0;
+	return tk::conv_path() != 2 && d.K == 1 && d.stride == 1 && d.pad == 0;
 }
 
 // Column-major C (m x n) = alpha op(A) op(B) + beta C, of the activation
@@ -457,16 +451,19 @@ void conv2d_forward_cuda(float *out, float *work, const float *in,
 	if (!n)
 		return;
 	cudnnHandle_t h = tk::dnn(s);
-	void *ws;
-	plan &p = forward_plan(d, false, h, &ws);
-	float one = 1.0f;
+	plan &p = forward_plan(d, false, h);
 	if (relu && residual != out) {
 		// y = relu(conv(x) + alpha2 z + bias); z must not alias y.
 		const float *z = residual ? residual : out;
-		float a2 = residual ? 1.0f : 0.0f;
-		CUDNN_CHECK(cudnnConvolutionBiasActivationForward(
-		    h, &one, p.x, in, p.w, weight, p.conv, p.fwd, ws, p.fwd_ws, &a2,
-		    p.y, z, p.b, bias ? bias : tk::zeros(d.OC), p.relu, p.y, out));
+		float one = 1.0f, a2 = residual ? 1.0f : 0.0f;
+		const float *b = bias ? bias : tk::zeros(d.OC);
+		call_or_next<fwd_kind>(
+		    "cudnnConvolutionBiasActivationForward", p, h,
+		    [&](cudnnConvolutionFwdAlgo_t a, void *ws, size_t bytes) {
+			    return cudnnConvolutionBiasActivationForward(
+				h, &one, p.x, in, p.w, weight, p.conv, a, ws, bytes, &a2,
+				p.y, z, p.b, b, p.relu, p.y, out);
+		    });
 		return;
 	}
 	// In place onto the residual, or a copy of it first.
@@ -509,10 +506,7 @@ void conv2d_act_forward_cuda(void *out, const void *in, const void *weight,
 		return;
 	}
 	cudnnHandle_t h = tk::dnn(s);
-	plan &p = get_plan(d, true);
-	if (!p.fwd_found)
-		find_fwd(p, h);
-	forward_call(p, h, in, weight, 0.0f, out);
+	forward_call(forward_plan(d, true, h), h, in, weight, 0.0f, out);
 }
 
 void conv2d_act_backward_cuda(void *din, int din_add, void *dweight,

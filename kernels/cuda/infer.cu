@@ -422,16 +422,7 @@ void run_direct(const tk_cuda_conv *c, O *out, const T *in, const O *res,
 
 } // namespace
 
-// TK_CONV_PATH=dnn|direct (or tk_cuda_set_conv_path): no GEMMs, or the
-// direct kernel only; for tests and benchmarks.
-static int conv_path = -1;
-
 extern "C" {
-
-void tk_cuda_set_conv_path(int path)
-{
-	conv_path = path;
-}
 
 size_t tk_cuda_act_size(void)
 {
@@ -507,11 +498,7 @@ void conv2d_nhwc_forward_cuda(const struct tk_cuda_conv *c, void *out,
 	if (oh <= 0 || ow <= 0)
 		return;
 	bool f32 = out_f32 || !c->bf;
-	if (conv_path < 0) {
-		const char *e = getenv("TK_CONV_PATH");
-		conv_path = !e ? 0 : !strcmp(e, "dnn") ? 2 : !strcmp(e, "direct") ? 3 : 0;
-	}
-	int force = conv_path;
+	int force = tk::conv_path(); // TK_CONV_PATH: for tests and benchmarks
 	if (c->aligned && c->gemm_shape && force < 2 &&
 	    run_lt(c, out, f32, in, residual, relu, (long)H * W, s))
 		return;
